@@ -1,0 +1,62 @@
+"""The `fgbg` command line, and the error handling every stage script shares.
+
+    fgbg synth data [--out data] [--bg 20] [--fg 20] [--full]   write the built-in sources
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from fgbg.config import ConfigError
+from fgbg.sources import SourceError
+
+# Errors whose message already names the file or key and the fix: shown without a traceback.
+USER_ERRORS = (ConfigError, SourceError, FileNotFoundError, KeyError, ValueError, FloatingPointError, RuntimeError)
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
+    """Run `main` with logging set up; a user error exits 2 with its message, no traceback."""
+    setup_logging()
+    try:
+        main(argv)
+    except USER_ERRORS as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from fgbg.synth import write_default_data
+
+    n_bg, n_fg = (100, 100) if args.full else (args.bg, args.fg)
+    write_default_data(args.out, n_bg=n_bg, n_fg=n_fg, seed=args.seed)
+
+
+def _main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="fgbg", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    synth = sub.add_parser("synth", help="write the built-in default sources")
+    synth.add_argument("what", choices=["data"])
+    synth.add_argument("--out", default="data", help="folder to write bg/, bg_depth/, fg/ into (default: data)")
+    synth.add_argument("--bg", type=int, default=20, help="number of backgrounds (default 20, matches data.dvc)")
+    synth.add_argument("--fg", type=int, default=20, help="number of foregrounds (default 20, matches data.dvc)")
+    synth.add_argument("--full", action="store_true", help="the original scale: 100 bg x 100 fg")
+    synth.add_argument("--seed", type=int, default=0, help="generator seed (default 0, matches data.dvc)")
+    args = parser.parse_args(argv)
+    if args.command == "synth":
+        _synth(args)
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(_main, argv)
+
+
+if __name__ == "__main__":
+    main()

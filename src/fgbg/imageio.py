@@ -1,0 +1,89 @@
+"""Atomic file writes and image encode/decode with errors that name the file.
+
+Every output is written to a temporary file beside its target and renamed into place,
+so a killed stage never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _to_pil(array: np.ndarray) -> Image.Image:
+    if array.dtype == np.uint16:
+        return Image.fromarray(array)  # 16-bit greyscale
+    if array.dtype != np.uint8:
+        raise TypeError(f"cannot encode an image of dtype {array.dtype}; use uint8 or uint16")
+    return Image.fromarray(array)
+
+
+def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
+    """PNG (lossless; uint8 grey/RGB/RGBA or uint16 grey) or JPEG bytes of an array."""
+    buf = io.BytesIO()
+    img = _to_pil(array)
+    if fmt == "png":
+        img.save(buf, format="PNG", compress_level=1)
+    elif fmt == "jpeg":
+        img.save(buf, format="JPEG", quality=quality)
+    else:
+        raise ValueError(f"unknown image format {fmt!r}; valid: png, jpeg")
+    return buf.getvalue()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img)
+
+
+def atomic_save_image(path: str | Path, array: np.ndarray) -> None:
+    """Save `array` as PNG at `path` atomically; the same array always gives the same bytes."""
+    buf = io.BytesIO()
+    _to_pil(array).save(buf, format="PNG", compress_level=6)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
+    """Read an image file, converted to `mode` when given; unreadable files name the path."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if mode is not None and img.mode != mode:
+                img = img.convert(mode)
+            return np.asarray(img)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise ValueError(f"{path}: cannot read this image ({e}); replace or delete the file") from e

@@ -1,0 +1,49 @@
+"""Metrics per image (each returns a tensor of N values); average them for a report.
+
+Mask (prediction = logits > 0, i.e. probability > 0.5):
+  iou = |P & T| / |P | T|, dice = 2 |P & T| / (|P| + |T|), both 1 when P and T are empty;
+  pixel_acc = share of pixels where P == T.
+Depth (pred and target in [0, 1]):
+  rmse, mae; abs_rel = mean |p - t| / t and delta1 = share with max(p/t, t/p) < 1.25,
+  with p and t clamped to at least DEPTH_EPS so that depth 0 (nearest) stays finite;
+  ssim (Gaussian window 11, data range 1).
+"""
+
+from __future__ import annotations
+
+import torch
+from pytorch_msssim import ssim as _ssim
+
+from fgbg.losses import ssim_window
+
+DEPTH_EPS = 1e-3
+
+
+def mask_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """logits, target: N, 1, H, W (target 0/1)."""
+    p = logits > 0
+    t = target > 0.5
+    inter = (p & t).sum(dim=(1, 2, 3)).double()
+    union = (p | t).sum(dim=(1, 2, 3)).double()
+    total = p.sum(dim=(1, 2, 3)).double() + t.sum(dim=(1, 2, 3)).double()
+    ones = torch.ones_like(inter)
+    return {
+        "iou": torch.where(union > 0, inter / union.clamp(min=1), ones),
+        "dice": torch.where(total > 0, 2 * inter / total.clamp(min=1), ones),
+        "pixel_acc": (p == t).double().mean(dim=(1, 2, 3)),
+    }
+
+
+def depth_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """pred, target: N, 1, H, W in [0, 1]."""
+    pred, target = pred.double(), target.double()
+    err = pred - target
+    p, t = pred.clamp(min=DEPTH_EPS), target.clamp(min=DEPTH_EPS)
+    win = ssim_window(*pred.shape[-2:])
+    return {
+        "rmse": torch.sqrt((err**2).mean(dim=(1, 2, 3))),
+        "mae": err.abs().mean(dim=(1, 2, 3)),
+        "abs_rel": ((p - t).abs() / t).mean(dim=(1, 2, 3)),
+        "delta1": (torch.maximum(p / t, t / p) < 1.25).double().mean(dim=(1, 2, 3)),
+        "ssim": _ssim(pred.float(), target.float(), data_range=1.0, win_size=win, size_average=False).double(),
+    }

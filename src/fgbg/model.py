@@ -1,0 +1,78 @@
+"""The network: a UNet with 6 input channels (bg, fg_bg) and two heads (mask logits, depth).
+
+Models are built by name through `MODELS`; `width` and `levels` set the size. The
+`unet` preset `width=64, levels=4` reproduces the original 64-to-1024-channel UNet
+(about 31M parameters); the default in params.yaml is small enough for a CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fgbg.config import ModelConfig
+from fgbg.registry import Registry
+
+MODELS: Registry = Registry("model")
+
+
+def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """Encoder-decoder with skip connections; `levels` poolings, channels double per level."""
+
+    def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3) -> None:
+        super().__init__()
+        chans = [width * 2**i for i in range(levels + 1)]
+        self.levels = levels
+        self.encoders = nn.ModuleList()
+        c_prev = in_channels
+        for c in chans[:-1]:
+            self.encoders.append(_double_conv(c_prev, c))
+            c_prev = c
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = _double_conv(chans[-2], chans[-1])
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for c_hi, c_lo in zip(reversed(chans[1:]), reversed(chans[:-1])):
+            self.ups.append(nn.ConvTranspose2d(c_hi, c_lo, 2, stride=2))
+            self.decoders.append(_double_conv(2 * c_lo, c_lo))
+        self.mask_head = nn.Conv2d(width, 1, 1)
+        self.depth_head = nn.Conv2d(width, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: N, 6, H, W with H and W divisible by 2**levels. Returns (mask logits, depth in [0, 1])."""
+        skips = []
+        for enc in self.encoders:
+            x = enc(x)  # N, C, H', W'
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
+            x = dec(torch.cat([up(x), skip], dim=1))  # N, C, H', W'
+        mask_logits = self.mask_head(x)  # N, 1, H, W
+        depth = torch.sigmoid(self.depth_head(x))  # N, 1, H, W
+        return mask_logits, depth
+
+
+@MODELS.register("unet")
+def _unet(cfg: ModelConfig) -> nn.Module:
+    return UNet(in_channels=6, width=cfg.width, levels=cfg.levels)
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The model named by `cfg.name`, sized by `cfg`."""
+    return MODELS.get(cfg.name, "model.name")(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

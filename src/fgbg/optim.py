@@ -1,0 +1,59 @@
+"""Optimisers and learning-rate schedulers, chosen by name in params.yaml."""
+
+from __future__ import annotations
+
+import torch
+
+from fgbg.config import Params
+from fgbg.registry import Registry
+
+OPTIMIZERS: Registry = Registry("optimizer")
+SCHEDULERS: Registry = Registry("scheduler")
+
+
+@OPTIMIZERS.register("adam")
+def _adam(model_params, p: Params) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model_params, lr=p.lr, weight_decay=p.train.weight_decay)
+
+
+@OPTIMIZERS.register("adamw")
+def _adamw(model_params, p: Params) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model_params, lr=p.lr, weight_decay=p.train.weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(model_params, p: Params) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model_params, lr=p.lr, momentum=0.9, weight_decay=p.train.weight_decay)
+
+
+@SCHEDULERS.register("plateau")
+def _plateau(opt, p: Params, steps_per_epoch: int):
+    """Stepped once per epoch with the validation loss."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=p.train.plateau_factor, patience=p.train.plateau_patience, threshold=1e-4
+    )
+
+
+@SCHEDULERS.register("onecycle")
+def _onecycle(opt, p: Params, steps_per_epoch: int):
+    """Stepped every batch; peaks at `lr`."""
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=p.epochs * steps_per_epoch)
+
+
+@SCHEDULERS.register("cosine")
+def _cosine(opt, p: Params, steps_per_epoch: int):
+    """Stepped every batch, from `lr` down to 0."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.epochs * steps_per_epoch)
+
+
+@SCHEDULERS.register("none")
+def _none(opt, p: Params, steps_per_epoch: int):
+    return None
+
+
+def build_optimizer(model: torch.nn.Module, p: Params) -> torch.optim.Optimizer:
+    return OPTIMIZERS.get(p.train.optimizer, "train.optimizer")(model.parameters(), p)
+
+
+def build_scheduler(opt: torch.optim.Optimizer, p: Params, steps_per_epoch: int):
+    return SCHEDULERS.get(p.train.scheduler, "train.scheduler")(opt, p, steps_per_epoch)

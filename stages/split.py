@@ -1,0 +1,29 @@
+"""Stage split: dataset/composed index -> dataset/split.json (grouped train/val)."""
+
+import argparse
+import logging
+
+import pandas as pd
+
+from fgbg.cli import run
+from fgbg.config import load_params
+from fgbg.imageio import atomic_write_json
+from fgbg.split import split_index
+from fgbg.store import INDEX
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--dataset", required=True, help="composed dataset folder")
+    ap.add_argument("--out", required=True, help="split JSON to write")
+    args = ap.parse_args(argv)
+    s = load_params(args.params).split
+    index = pd.read_csv(f"{args.dataset}/{INDEX}", usecols=["sample", "bg", "fg"])
+    split = split_index(index, group_by=s.group_by, val_fraction=s.val_fraction, seed=s.seed)
+    logging.getLogger("split").info("split by %s: %s", s.group_by, split["sizes"])
+    atomic_write_json(args.out, split)
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,27 @@
+"""Stage train: dataset + stats + split -> models/{best,last}.pt, dvclive/, metrics/train.json."""
+
+import argparse
+
+from fgbg.cli import run
+from fgbg.config import load_params
+from fgbg.train import train_model
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--stats", required=True)
+    ap.add_argument("--split", required=True)
+    ap.add_argument("--models", required=True, help="folder for best.pt and last.pt")
+    ap.add_argument("--live", required=True, help="DVCLive folder")
+    ap.add_argument("--metrics", required=True, help="final training metrics JSON")
+    args = ap.parse_args(argv)
+    train_model(
+        params=load_params(args.params), dataset_dir=args.dataset, stats_path=args.stats, split_path=args.split,
+        model_dir=args.models, live_dir=args.live, metrics_path=args.metrics,
+    )
+
+
+if __name__ == "__main__":
+    run(main)

@@ -29,8 +29,8 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 @dataclass(frozen=True)
 class ComposeConfig:
-    bg_size: int = 96
-    fg_size: int = 48
+    bg_size: int = 64
+    fg_size: int = 32
     positions: int = 4
     seed: int = 0
     mask_threshold: int = 128
@@ -115,7 +115,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class Params:
     lr: float = 3e-3
-    epochs: int = 8
+    epochs: int = 10
     batch_size: int = 16
     compose: ComposeConfig = field(default_factory=ComposeConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -180,9 +180,9 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     for key in data:
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" Did you mean {prefix}{close[0]!r}?" if close else ""
+            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
             raise ConfigError(
-                f"params: unknown key {prefix}{key!r}. Allowed keys"
+                f"params: unknown key '{prefix}{key}'. Allowed keys"
                 f"{' in ' + where if where else ''}: {', '.join(names)}.{hint}"
             )
     kwargs = {k: _convert(hints[k], v, prefix + k) for k, v in data.items()}

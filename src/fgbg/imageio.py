@@ -66,7 +66,7 @@ def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95) -> byte
 
 def decode_image(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img)
+        return np.array(img)
 
 
 def atomic_save_image(path: str | Path, array: np.ndarray) -> None:

@@ -75,7 +75,9 @@ def replace_dir(tmp: Path, final: Path) -> None:
 
 def temp_dir_beside(final: Path) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is not
+    return tmp
 
 
 class Dataset:
@@ -112,7 +114,7 @@ class Dataset:
         fg_bg = decode_image(blob[:n_img])
         mask = decode_image(blob[n_img : n_img + n_mask]) > 127
         depth = decode_image(blob[n_img + n_mask :]).astype(np.float32) / 65535.0
-        return np.asarray(self.bg[bg_idx]), fg_bg, mask, depth
+        return np.array(self.bg[bg_idx]), fg_bg, mask, depth
 
     def close(self) -> None:
         for fd in self._fds.values():

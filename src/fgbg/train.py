@@ -78,9 +78,10 @@ def run_epoch(model, loader, heads: Heads, epoch: int, optimizer=None, batch_sch
             mask = mask.to(heads.device, non_blocking=True)
             depth = depth.to(heads.device, non_blocking=True)
             logits, depth_pred, loss, terms = heads.forward(model, x, mask, depth)
-            if not math.isfinite(float(loss)):
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
                 raise FloatingPointError(
-                    f"loss is {float(loss)} at epoch {epoch}, step {step} ({'train' if training else 'val'}); "
+                    f"loss is {loss_value} at epoch {epoch}, step {step} ({'train' if training else 'val'}); "
                     f"terms: {terms}. The last good checkpoint is kept; lower lr or change the loss weights"
                 )
             if training:
@@ -91,7 +92,7 @@ def run_epoch(model, loader, heads: Heads, epoch: int, optimizer=None, batch_sch
                     batch_scheduler.step()
             bs = x.shape[0]
             n += bs
-            sums["loss"] += float(loss) * bs
+            sums["loss"] += loss_value * bs
             for k, v in terms.items():
                 sums[k] += v * bs
             if not training:

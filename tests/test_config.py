@@ -1,0 +1,74 @@
+"""Params loading: the real params.yaml loads, and bad keys and values name the fix."""
+
+import pytest
+
+from fgbg.config import ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
+from tests.conftest import ROOT
+
+
+def test_project_params_load_with_their_documented_values():
+    p = load_params(ROOT / "params.yaml")
+    assert isinstance(p, Params)
+    assert p.lr == 0.003 and p.split.group_by == "fg" and p.split.val_fraction == 0.3
+    assert p.train.mask_loss == {"bce": 1.0, "dice": 1.0}
+
+
+def test_every_params_yaml_line_with_a_value_has_a_comment():
+    for line in (ROOT / "params.yaml").read_text().splitlines():
+        s = line.strip()
+        if s and not s.startswith("#") and not s.endswith(":"):
+            assert "#" in s, f"params.yaml line without a comment: {line!r}"
+
+
+def test_unknown_key_names_the_key_the_allowed_ones_and_a_suggestion():
+    with pytest.raises(ConfigError) as e:
+        from_dict(Params, {"train": {"optimiser": "adam"}})
+    msg = str(e.value)
+    assert "train.optimiser" in msg and "optimizer" in msg and "Did you mean" in msg
+
+
+def test_unknown_top_level_key():
+    with pytest.raises(ConfigError, match="unknown key 'learning_rate'"):
+        from_dict(Params, {"learning_rate": 0.1})
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"lr": "fast"}, "lr"),
+        ({"epochs": 2.5}, "epochs"),
+        ({"epochs": True}, "epochs"),
+        ({"lr": -1.0}, "lr"),
+        ({"split": {"group_by": "colour"}}, "split.group_by"),
+        ({"split": {"val_fraction": 1.0}}, "split.val_fraction"),
+        ({"compose": {"fg_size": 200}}, "compose.fg_size"),
+        ({"train": {"mask_loss": {"dice": -1}}}, "train.mask_loss.dice"),
+        ({"train": {"mask_loss": []}}, "train.mask_loss"),
+    ],
+)
+def test_bad_values_name_the_key(data, key):
+    with pytest.raises(ConfigError) as e:
+        from_dict(Params, data)
+    assert key in str(e.value)
+
+
+def test_ints_are_accepted_for_floats_and_configs_are_frozen():
+    p = from_dict(Params, {"lr": 1, "model": {"width": 8}})
+    assert p.lr == 1.0 and isinstance(p.lr, float)
+    assert p.model == ModelConfig(width=8)
+    with pytest.raises(Exception):
+        p.lr = 2.0
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="no params file"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("lr: [1,\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_defaults_in_code_match_params_yaml():
+    assert load_params(ROOT / "params.yaml") == Params()
+    assert TrainConfig().depth_loss == {"l1": 1.0, "ssim": 0.5}

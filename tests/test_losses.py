@@ -1,0 +1,52 @@
+"""Losses on hand-checked tensors, and the registry's errors."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fgbg.losses import LOSSES, HeadLoss
+
+
+def test_dice_loss_by_hand():
+    prob = torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    target = torch.tensor([1.0, 0.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    # 1 - (2 * 1 + 1) / (2 + 1 + 1) = 0.25 with the smoothing eps = 1
+    assert LOSSES.get("dice")(prob, target).item() == pytest.approx(0.25)
+
+
+def test_l1_rmse_grad_by_hand():
+    pred = torch.tensor([[0.0, 1.0], [0.0, 0.0]]).view(1, 1, 2, 2)
+    target = torch.zeros(1, 1, 2, 2)
+    assert LOSSES.get("l1")(pred, target).item() == pytest.approx(0.25)
+    assert LOSSES.get("rmse")(pred, target).item() == pytest.approx(0.5, abs=1e-5)
+    # horizontal differences: [1, 0] -> mean 0.5; vertical: [0, -1] -> mean |.| 0.5
+    assert LOSSES.get("grad")(pred, target).item() == pytest.approx(1.0)
+
+
+def test_bce_matches_the_formula():
+    logits = torch.tensor([2.0, -1.0]).view(1, 1, 1, 2)
+    target = torch.tensor([1.0, 0.0]).view(1, 1, 1, 2)
+    expected = -(torch.log(torch.sigmoid(torch.tensor(2.0))) + torch.log(1 - torch.sigmoid(torch.tensor(-1.0)))) / 2
+    assert LOSSES.get("bce")(logits, target).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_ssim_loss_zero_for_identical():
+    a = torch.rand(1, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    assert LOSSES.get("ssim")(a, a).item() == pytest.approx(0.0, abs=1e-5)
+
+
+def test_head_loss_weights_terms_and_uses_logits_only_for_bce():
+    logits = torch.tensor([3.0, -3.0, 3.0, -3.0]).view(1, 1, 2, 2)
+    target = torch.tensor([1.0, 0.0, 0.0, 0.0]).view(1, 1, 2, 2)
+    total, terms = HeadLoss("mask", {"bce": 2.0, "dice": 0.5})(logits, target)
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    dice = LOSSES.get("dice")(torch.sigmoid(logits), target)
+    assert total.item() == pytest.approx(2 * bce.item() + 0.5 * dice.item(), rel=1e-5)
+    assert set(terms) == {"mask_bce", "mask_dice"}
+
+
+def test_unknown_loss_lists_valid_names_and_bce_refused_for_depth():
+    with pytest.raises(KeyError, match="train.mask_loss.*valid names: bce, dice, grad, l1, rmse, ssim"):
+        HeadLoss("mask", {"focal": 1.0})
+    with pytest.raises(KeyError, match="only suits the mask head"):
+        HeadLoss("depth", {"bce": 1.0})

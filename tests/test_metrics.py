@@ -1,0 +1,55 @@
+"""Metrics on tiny hand-checked tensors."""
+
+import math
+
+import pytest
+import torch
+
+from fgbg.metrics import depth_metrics, mask_metrics
+
+
+def t(rows):
+    return torch.tensor(rows, dtype=torch.float32)[None, None]  # 1, 1, H, W
+
+
+def test_mask_metrics_on_a_4x4_mask_by_hand():
+    target = t([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])  # 4 pixels
+    pred = t([[1, 1, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])  # 4 pixels, 3 shared
+    logits = pred * 4 - 2  # > 0 exactly where pred is 1
+    m = mask_metrics(logits, target)
+    assert m["iou"].item() == pytest.approx(3 / 5)  # intersection 3, union 5
+    assert m["dice"].item() == pytest.approx(2 * 3 / 8)
+    assert m["pixel_acc"].item() == pytest.approx(14 / 16)  # 2 pixels differ
+
+
+def test_mask_metrics_are_per_image_and_empty_masks_score_one():
+    target = torch.zeros(2, 1, 2, 2)
+    target[1, 0, 0, 0] = 1
+    logits = -torch.ones(2, 1, 2, 2)
+    m = mask_metrics(logits, target)
+    assert m["iou"].tolist() == [1.0, 0.0]
+    assert m["dice"].tolist() == [1.0, 0.0]
+    assert m["pixel_acc"].tolist() == [1.0, 0.75]
+
+
+def test_depth_metrics_by_hand():
+    target = t([[0.5, 0.5], [0.5, 0.5]])
+    pred = t([[0.5, 0.5], [0.5, 0.9]])  # one pixel off by 0.4
+    m = depth_metrics(pred, target)
+    assert m["mae"].item() == pytest.approx(0.1)
+    assert m["rmse"].item() == pytest.approx(math.sqrt(0.16 / 4))
+    assert m["abs_rel"].item() == pytest.approx((0.4 / 0.5) / 4)
+    assert m["delta1"].item() == pytest.approx(3 / 4)  # 0.9 / 0.5 = 1.8 >= 1.25
+
+
+def test_depth_ssim_is_one_for_identical_and_lower_otherwise():
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 1, 16, 16, generator=g)
+    assert depth_metrics(a, a)["ssim"].tolist() == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert (depth_metrics(1 - a, a)["ssim"] < 0.5).all()
+
+
+def test_depth_zero_is_clamped_not_infinite():
+    zeros = torch.zeros(1, 1, 4, 4)
+    m = depth_metrics(zeros, zeros)
+    assert m["abs_rel"].item() == 0.0 and m["delta1"].item() == 1.0

@@ -1,0 +1,40 @@
+"""The UNet: shapes, a backward pass, the original preset's size, determinism."""
+
+import pytest
+import torch
+
+from fgbg.config import ModelConfig
+from fgbg.model import UNet, build_model, count_parameters
+
+
+def test_output_shapes_and_ranges():
+    model = build_model(ModelConfig(width=4, levels=2))
+    logits, depth = model(torch.randn(3, 6, 16, 16))
+    assert logits.shape == (3, 1, 16, 16) and depth.shape == (3, 1, 16, 16)
+    assert depth.min() >= 0 and depth.max() <= 1
+
+
+def test_backward_reaches_every_parameter():
+    model = UNet(width=4, levels=2)
+    logits, depth = model(torch.randn(2, 6, 8, 8))
+    (logits.mean() + depth.mean()).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_original_preset_has_about_31m_parameters():
+    n = count_parameters(UNet(width=64, levels=4))
+    assert 30_500_000 < n < 31_500_000, n
+
+
+def test_same_seed_same_model():
+    x = torch.randn(1, 6, 8, 8)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        outs.append(UNet(width=4, levels=1).eval()(x)[0])
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(KeyError, match="model.name.*valid names: unet"):
+        build_model(ModelConfig(name="resnet"))

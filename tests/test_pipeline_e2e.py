@@ -1,0 +1,114 @@
+"""End to end: the real `dvc repro`, `dvc exp run -S`, the queue, metrics and plots diff.
+
+The project (dvc.yaml, stages, src) is copied into a temporary git repo with tiny params and
+tiny generated sources, and driven with the same commands a user types.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "epochs": 2, "batch_size": 8,
+    "compose": {"bg_size": 16, "fg_size": 8, "positions": 1, "shard_size": 8},
+    "model": {"width": 4, "levels": 2},
+    "train": {"threads": 1},
+    "evaluate": {"grid_samples": 2},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    return {k: _merge(base[k], over[k]) if isinstance(over.get(k), dict) else over.get(k, base[k]) for k in base}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("e2e") / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    for name in ("stages", "src", "dataset"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "composed", "*.json", "*.egg-info"))
+    params = _merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, "git", "config", "user.email", "test@fgbg")
+    sh(repo, "git", "config", "user.name", "fgbg test")
+    sh(repo, "dvc", "init", "-q")
+    sh(repo, "dvc", "config", "core.analytics", "false")
+    sh(repo, sys.executable, "-m", "fgbg.cli", "synth", "data", "--bg", "4", "--fg", "4")
+    sh(repo, "dvc", "add", "-q", "data")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "tiny project")
+    return repo
+
+
+def sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DVC_EXP_NAME", None)
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r.stdout + r.stderr
+
+
+def porcelain(repo: Path) -> list[str]:
+    return sh(repo, "git", "status", "--porcelain", "-uall").splitlines()
+
+
+def test_repro_runs_every_stage_and_leaves_only_tracked_outputs(repo):
+    out = sh(repo, "dvc", "repro")
+    for stage in ("compose", "stats", "split", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in out
+    ev = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert 0 <= ev["mask"]["iou"] <= 1 and 0 <= ev["depth"]["rmse"] <= 1
+    assert (repo / "plots" / "samples.png").is_file() and (repo / "models" / "best.pt").is_file()
+    changed = {line[3:] for line in porcelain(repo)}
+    allowed = ("dvc.lock", "metrics/", "dvclive/", "plots/")
+    assert changed and all(p.startswith(allowed) for p in changed), changed
+    assert "dvc.yaml" not in changed  # DVCLive must not rewrite it
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-qm", "baseline run")
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "repro")
+    assert porcelain(repo) == []
+
+
+def test_exp_run_with_a_param_then_compare(repo):
+    out = sh(repo, "dvc", "exp", "run", "-S", "lr=0.01")
+    assert "Running stage 'train'" in out and "Running stage 'compose'" not in out  # only what lr feeds
+    rows = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
+    exps = [e for row in rows for e in (row.get("experiments") or [])]
+    lrs = [r["data"]["params"]["params.yaml"]["data"]["lr"] for e in exps for r in e["revs"]]
+    assert 0.01 in lrs
+    diff = sh(repo, "dvc", "metrics", "diff", "--all")
+    assert "iou" in diff and "rmse" in diff
+    sh(repo, "dvc", "plots", "diff", "HEAD", "-o", "plots_html")
+    html = (repo / "plots_html" / "index.html").read_text()
+    assert "samples.png" in html and "val_iou" in html
+
+
+def test_queued_experiment_runs_with_queue_start(repo):
+    sh(repo, "git", "checkout", "-q", "--", ".")
+    sh(repo, "dvc", "exp", "run", "--queue", "-S", "lr=0.02")
+    sh(repo, "dvc", "queue", "start")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        status = sh(repo, "dvc", "queue", "status")
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert "Success" in status, status
+    rows = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
+    exps = [r for row in rows for e in (row.get("experiments") or []) for r in e["revs"]]
+    done = [r for r in exps if r["data"]["params"]["params.yaml"]["data"]["lr"] == 0.02]
+    assert done and done[0]["data"]["metrics"]["metrics/eval.json"]["data"]["mask"]["iou"] >= 0

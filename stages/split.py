@@ -19,7 +19,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="split JSON to write")
     args = ap.parse_args(argv)
     s = load_params(args.params).split
-    index = pd.read_csv(f"{args.dataset}/{INDEX}", usecols=["sample", "bg", "fg"])
+    index = pd.read_parquet(f"{args.dataset}/{INDEX}", columns=["sample", "bg", "fg"])
     split = split_index(index, group_by=s.group_by, val_fraction=s.val_fraction, seed=s.seed)
     logging.getLogger("split").info("split by %s: %s", s.group_by, split["sizes"])
     atomic_write_json(args.out, split)

@@ -5,9 +5,11 @@ from pathlib import Path
 import pytest
 
 from fgbg.compose import compose_dataset
+from fgbg.config import ComposeConfig
 from fgbg.synth import write_default_data
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY_COMPOSE = ComposeConfig(bg_size=16, fg_size=8, positions=2, shard_size=10, workers=1)
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +22,5 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(tiny_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dataset") / "composed"
-    compose_dataset(data_dir=tiny_data, out_dir=out, bg_size=16, fg_size=8, positions=2,
-                    seed=0, mask_threshold=128, shard_size=10)
+    compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     return out

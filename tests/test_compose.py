@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from fgbg.compose import compose_sample, ground_plane_prior, placements
+from fgbg.compose import GRID, compose_sample, ground_plane_prior, placements
+from fgbg.config import ComposeConfig
 from fgbg.sources import load_sources
 
 
@@ -47,11 +48,30 @@ def test_ground_plane_prior_by_hand():
 
 def test_placements_cover_every_fg_flip_bg_and_stay_inside(tiny_data):
     src = load_sources(tiny_data, bg_size=16, fg_size=8)
-    df = placements(src, positions=3, seed=0)
+    cfg = ComposeConfig(bg_size=16, fg_size=8, positions=3)
+    df = placements(src, cfg)
     assert len(df) == 4 * 2 * 3 * 3
     assert df.groupby(["fg", "flip", "bg"]).size().eq(3).all()
     for row in df.itertuples():
-        h, w = src.fg[row.fg_idx].shape[:2]
-        assert 0 <= row.x <= 16 - w and 0 <= row.y <= 16 - h
-    assert df.equals(placements(src, positions=3, seed=0))
-    assert not df[["x", "y"]].equals(placements(src, positions=3, seed=1)[["x", "y"]])
+        assert (row.h, row.w) == src.fg[row.fg_idx].shape[:2]
+        assert 0 <= row.x <= 16 - row.w and 0 <= row.y <= 16 - row.h
+    assert df.equals(placements(src, cfg))
+    other = placements(src, ComposeConfig(bg_size=16, fg_size=8, positions=3, seed=1))
+    assert not df[["x", "y"]].equals(other[["x", "y"]])
+
+
+def test_grid_layout_is_the_original_5_by_4_grid(tiny_data):
+    src = load_sources(tiny_data, bg_size=16, fg_size=8)
+    df = placements(src, ComposeConfig(bg_size=16, fg_size=8, positions=20, layout="grid"))
+    one = df[(df.fg_idx == 0) & (df.flip == 0) & (df.bg_idx == 0)]
+    w, h = one.w.iloc[0], one.h.iloc[0]
+    assert sorted(set(one.x)) == sorted({round(f * (16 - w)) for f in np.linspace(0, 1, GRID[0])})
+    assert sorted(set(one.y)) == sorted({round(f * (16 - h)) for f in np.linspace(0, 1, GRID[1])})
+    assert len(one) == 20 and one[["x", "y"]].drop_duplicates().shape[0] == 20
+
+
+def test_random_scale_stays_in_range_and_inside(tiny_data):
+    src = load_sources(tiny_data, bg_size=16, fg_size=8)
+    df = placements(src, ComposeConfig(bg_size=16, fg_size=8, positions=4, scale_range=(0.5, 1.5)))
+    assert df.scale.between(0.5, 1.5).all() and df.scale.nunique() > 10
+    assert (df.x + df.w <= 16).all() and (df.y + df.h <= 16).all()

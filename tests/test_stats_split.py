@@ -61,3 +61,21 @@ def test_split_by_fg_and_bg_sees_only_unseen_sources():
 def test_split_needs_two_groups():
     with pytest.raises(ValueError, match="cannot split 1 group"):
         split_index(_index(n_fg=1), group_by="fg", val_fraction=0.3, seed=0)
+
+
+def test_stats_are_exact_for_jpeg_and_scaled_placements(tiny_data, tmp_path):
+    import dataclasses
+
+    from fgbg.compose import compose_dataset
+    from tests.conftest import TINY_COMPOSE
+
+    cfg = dataclasses.replace(TINY_COMPOSE, fg_bg_format="jpeg", scale_range=(0.5, 1.5))
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "c", cfg=cfg)
+    ds = Dataset(tmp_path / "c")
+    got = dataset_stats(ds)
+    reads = [ds.read(i) for i in range(len(ds))]
+    fg_bg = np.stack([r[1] for r in reads]).astype(np.float64) / 255
+    depth = np.stack([r[3] for r in reads]).astype(np.float64)
+    assert got["fg_bg"]["mean"] == pytest.approx(fg_bg.mean(axis=(0, 1, 2)), abs=1e-9)
+    assert got["fg_bg"]["std"] == pytest.approx(fg_bg.std(axis=(0, 1, 2)), abs=1e-9)
+    assert got["depth"]["std"][0] == pytest.approx(depth.std(), abs=1e-9)

@@ -1,10 +1,23 @@
-"""The composed dataset: reads give back what was composed; composing is deterministic."""
+"""The composed dataset: reads rebuild what was composed; composing is deterministic,
+parallel- and part-independent, resumable after a kill, and exportable."""
+
+import dataclasses
 
 import numpy as np
+import pytest
 
-from fgbg.compose import compose_dataset, compose_sample, ground_plane_prior
+from fgbg.compose import _compose_shard, compose_dataset, compose_sample, ground_plane_prior, placed_fg
+from fgbg.export import export_dataset
 from fgbg.sources import load_sources
 from fgbg.store import SHARDS, Dataset
+from tests.conftest import TINY_COMPOSE
+
+
+def _same_files(a, b):
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for f in files:
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
 
 
 def test_read_returns_the_composed_sample(tiny_data, tiny_dataset):
@@ -13,29 +26,80 @@ def test_read_returns_the_composed_sample(tiny_data, tiny_dataset):
     src = load_sources(tiny_data, 16, 8)
     for i in (0, 5, len(ds) - 1):  # first, middle, last (last shard)
         row = ds.index.iloc[i]
-        fg = src.fg[row.fg_idx][:, ::-1] if row.flip else src.fg[row.fg_idx]
+        fg = placed_fg(src.fg[row.fg_idx], row.flip, row.h, row.w)
         depth_src = src.bg_depth[row.bg_idx] if src.bg_depth[row.bg_idx] is not None else ground_plane_prior(16)
         fg_bg, mask, depth = compose_sample(src.bg[row.bg_idx], depth_src, fg, row.x, row.y)
         bg, r_fg_bg, r_mask, r_depth = ds.read(i)
         assert (bg == src.bg[row.bg_idx]).all()
-        assert (r_fg_bg == fg_bg).all() and (r_mask == mask).all()
-        assert np.abs(r_depth - depth).max() <= 0.5 / 65535 + 1e-7  # 16-bit quantisation
+        assert (r_fg_bg == fg_bg).all() and (r_mask == mask).all() and (r_depth == depth).all()
     assert ds.index["shard"].nunique() == 5  # 48 samples at 10 per shard
+    assert len(list((tiny_dataset / SHARDS).iterdir())) == 5
 
 
-def test_composing_twice_gives_identical_bytes(tiny_data, tiny_dataset, tmp_path):
-    again = tmp_path / "composed"
-    compose_dataset(data_dir=tiny_data, out_dir=again, bg_size=16, fg_size=8, positions=2,
-                    seed=0, mask_threshold=128, shard_size=10)
-    for f in sorted((tiny_dataset / SHARDS).iterdir()) + [tiny_dataset / "index.csv"]:
-        assert f.read_bytes() == (again / f.relative_to(tiny_dataset)).read_bytes(), f.name
+def test_composing_again_in_parallel_gives_identical_bytes(tiny_data, tiny_dataset, tmp_path):
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=dataclasses.replace(TINY_COMPOSE, workers=2))
+    _same_files(tiny_dataset, tmp_path / "composed")
+
+
+def test_parts_made_separately_form_the_same_dataset(tiny_data, tiny_dataset, tmp_path):
+    out = tmp_path / "composed"
+    assert compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE, part=(0, 2)) is None
+    assert not out.exists()  # not complete yet
+    assert compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE, part=(1, 2)) is not None
+    _same_files(tiny_dataset, out)
+
+
+def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, tiny_dataset, tmp_path, monkeypatch):
+    import fgbg.compose as compose
+
+    out = tmp_path / "composed"
+    calls = []
+
+    def dies_on_third(k):
+        calls.append(k)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if killed mid-run
+        return _compose_shard(k)
+
+    monkeypatch.setattr(compose, "_compose_shard", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
+    work = tmp_path / "composed.partial"
+    assert not out.exists() and len(list((work / SHARDS).glob("*.bin"))) == 2
+    assert not list(work.rglob("*.tmp"))
+    monkeypatch.setattr(compose, "_compose_shard", _compose_shard)
+    compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
+    _same_files(tiny_dataset, out)
+    assert not work.exists()
+
+
+def test_jpeg_fg_bg_is_smaller_and_close(tiny_data, tiny_dataset, tmp_path):
+    out = tmp_path / "jpeg"
+    compose_dataset(data_dir=tiny_data, out_dir=out, cfg=dataclasses.replace(TINY_COMPOSE, fg_bg_format="jpeg", jpeg_quality=90))
+    png, jpg = Dataset(tiny_dataset), Dataset(out)
+    for i in (0, 7):
+        a, b = png.read(i), jpg.read(i)
+        assert (a[2] == b[2]).all() and (a[3] == b[3]).all()  # mask and depth are lossless
+        assert np.abs(a[1].astype(int) - b[1].astype(int)).mean() < 8
+
+
+def test_export_writes_named_plain_files(tiny_dataset, tmp_path):
+    assert export_dataset(tiny_dataset, tmp_path / "export", limit=3) == 3
+    ds = Dataset(tiny_dataset)
+    row = ds.index.iloc[0]
+    name = f"{row.fg}_{row.bg}_x{row.x}_y{row.y}"
+    from PIL import Image
+
+    depth = np.asarray(Image.open(tmp_path / "export" / "depth" / f"{name}.png"))
+    assert depth.dtype == np.uint16
+    assert np.abs(depth / 65535 - ds.read(0)[3]).max() <= 1 / 65535
+    mask = np.asarray(Image.open(tmp_path / "export" / "mask" / f"{name}.png"))
+    assert set(np.unique(mask)) <= {0, 255} and ((mask > 0) == ds.read(0)[2]).all()
+    assert len(list((tmp_path / "export" / "fg_bg").iterdir())) == 3
 
 
 def test_a_failed_compose_leaves_nothing_behind(tmp_path):
     (tmp_path / "data" / "bg").mkdir(parents=True)
-    try:
-        compose_dataset(data_dir=tmp_path / "data", out_dir=tmp_path / "out", bg_size=16, fg_size=8,
-                        positions=1, seed=0, mask_threshold=128, shard_size=4)
-    except ValueError:
-        pass
+    with pytest.raises(ValueError):
+        compose_dataset(data_dir=tmp_path / "data", out_dir=tmp_path / "out", cfg=TINY_COMPOSE)
     assert list(tmp_path.iterdir()) == [tmp_path / "data"]

@@ -1,6 +1,7 @@
 """The `fgbg` command line, and the error handling every stage script shares.
 
     fgbg synth data [--out data] [--bg 20] [--fg 20] [--full]   write the built-in sources
+    fgbg export [--dataset dataset/composed] [--out export] [--limit N]   plain image files
 """
 
 from __future__ import annotations
@@ -32,6 +33,23 @@ def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None)
         raise SystemExit(2) from None
 
 
+def parse_part(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--part {text!r}: expected i/n, for example 0/4") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--part {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def _export(args: argparse.Namespace) -> None:
+    from fgbg.export import export_dataset
+
+    export_dataset(args.dataset, args.out, limit=args.limit)
+
+
 def _synth(args: argparse.Namespace) -> None:
     from fgbg.synth import write_default_data
 
@@ -49,9 +67,12 @@ def _main(argv: list[str] | None = None) -> None:
     synth.add_argument("--fg", type=int, default=20, help="number of foregrounds (default 20, matches data.dvc)")
     synth.add_argument("--full", action="store_true", help="the original scale: 100 bg x 100 fg")
     synth.add_argument("--seed", type=int, default=0, help="generator seed (default 0, matches data.dvc)")
+    export = sub.add_parser("export", help="write plain image files of a composed dataset")
+    export.add_argument("--dataset", default="dataset/composed", help="composed dataset folder")
+    export.add_argument("--out", default="export", help="folder for fg_bg/, mask/, depth/ (default: export)")
+    export.add_argument("--limit", type=int, default=None, help="only the first N samples")
     args = parser.parse_args(argv)
-    if args.command == "synth":
-        _synth(args)
+    {"synth": _synth, "export": _export}[args.command](args)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,13 +28,35 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 
 @dataclass(frozen=True)
+class TeacherConfig:
+    model: str = ""
+    output: Literal["inverse_depth", "depth"] = "inverse_depth"
+    input_size: int = 256
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    batch: int = 32
+
+    def __post_init__(self) -> None:
+        _require(self.input_size >= 0, "compose.teacher.input_size", self.input_size, "an int >= 0 (0 = bg_size)")
+        _require(self.batch >= 1, "compose.teacher.batch", self.batch, "an int >= 1")
+        _require(all(v > 0 for v in self.std), "compose.teacher.std", self.std, "three numbers > 0")
+
+
+@dataclass(frozen=True)
 class ComposeConfig:
     bg_size: int = 64
     fg_size: int = 32
     positions: int = 4
+    layout: Literal["random", "grid"] = "random"
+    scale_range: tuple[float, float] = (1.0, 1.0)
     seed: int = 0
     mask_threshold: int = 128
-    shard_size: int = 512
+    fg_bg_format: Literal["png", "jpeg"] = "png"
+    jpeg_quality: int = 90
+    depth: Literal["geometry", "teacher"] = "geometry"
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    shard_size: int = 1000
+    workers: int = 2
 
     def __post_init__(self) -> None:
         _require(self.bg_size >= 8, "compose.bg_size", self.bg_size, "an int >= 8")
@@ -44,10 +66,26 @@ class ComposeConfig:
         )
         _require(self.positions >= 1, "compose.positions", self.positions, "an int >= 1")
         _require(
+            self.layout != "grid" or self.positions == 20,
+            "compose.positions", self.positions, "20 with layout: grid (the original fixed 5 x 4 grid)",
+        )
+        lo, hi = self.scale_range
+        _require(
+            0 < lo <= hi and hi * self.fg_size <= self.bg_size,
+            "compose.scale_range", list(self.scale_range),
+            f"[min, max] with 0 < min <= max and max * fg_size <= bg_size ({self.bg_size})",
+        )
+        _require(
             1 <= self.mask_threshold <= 255,
             "compose.mask_threshold", self.mask_threshold, "an int in [1, 255] (alpha level)",
         )
+        _require(1 <= self.jpeg_quality <= 100, "compose.jpeg_quality", self.jpeg_quality, "an int in [1, 100]")
+        _require(
+            self.depth != "teacher" or bool(self.teacher.model),
+            "compose.teacher.model", self.teacher.model, "the path of an ONNX depth model when depth: teacher",
+        )
         _require(self.shard_size >= 1, "compose.shard_size", self.shard_size, "an int >= 1")
+        _require(self.workers >= 1, "compose.workers", self.workers, "an int >= 1 (processes)")
 
 
 @dataclass(frozen=True)
@@ -68,6 +106,7 @@ class ModelConfig:
     name: str = "unet"
     width: int = 16
     levels: int = 3
+    half_output: bool = False
 
     def __post_init__(self) -> None:
         _require(self.width >= 1, "model.width", self.width, "an int >= 1")
@@ -75,14 +114,40 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    hflip: float = 0.5
+    affine: float = 0.0
+    color: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("hflip", "affine", "color"):
+            v = getattr(self, name)
+            _require(0 <= v <= 1, f"train.augment.{name}", v, "a probability in [0, 1]")
+
+
+BEST_METRICS = {"loss": "min", "rmse": "min", "iou": "max", "dice": "max"}
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    momentum: float = 0.9
     scheduler: str = "plateau"
     plateau_patience: int = 1
     plateau_factor: float = 0.5
+    plateau_threshold: float = 1e-4
+    grad_clip: float = 0.0
     mask_loss: dict[str, float] = field(default_factory=lambda: {"bce": 1.0, "dice": 1.0})
     depth_loss: dict[str, float] = field(default_factory=lambda: {"l1": 1.0, "ssim": 0.5})
+    best_metric: Literal["loss", "rmse", "iou", "dice"] = "loss"
+    resize_schedule: tuple[tuple[int, int], ...] = ()
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    deterministic: bool = False
+    image_every: int = 5
     seed: int = 0
     workers: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -90,16 +155,23 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _require(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a float >= 0")
+        _require(0 <= self.momentum < 1, "train.momentum", self.momentum, "a float in [0, 1)")
         _require(
             0 < self.plateau_factor < 1,
             "train.plateau_factor", self.plateau_factor, "a float in (0, 1)",
         )
         _require(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
+        _require(self.plateau_threshold >= 0, "train.plateau_threshold", self.plateau_threshold, ">= 0")
+        _require(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, "a float >= 0 (0 = off)")
         for name in ("mask_loss", "depth_loss"):
             terms = getattr(self, name)
             _require(bool(terms), f"train.{name}", terms, "at least one loss with a weight")
             for loss, w in terms.items():
                 _require(w >= 0, f"train.{name}.{loss}", w, "a weight >= 0")
+        for size, epochs in self.resize_schedule:
+            _require(size >= 8 and epochs >= 1, "train.resize_schedule", [list(p) for p in self.resize_schedule],
+                     "a list of [size >= 8, epochs >= 1] pairs")
+        _require(self.image_every >= 0, "train.image_every", self.image_every, "an int >= 0 (0 = never)")
         _require(self.workers >= 0, "train.workers", self.workers, "an int >= 0")
         _require(self.threads >= 0, "train.threads", self.threads, "an int >= 0 (0 = torch default)")
 
@@ -127,6 +199,10 @@ class Params:
         _require(self.lr > 0, "lr", self.lr, "a float > 0")
         _require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
+        step = 2**self.model.levels
+        for size in [self.compose.bg_size] + [s for s, _ in self.train.resize_schedule]:
+            _require(size % step == 0, "compose.bg_size / train.resize_schedule", size,
+                     f"sizes divisible by 2**model.levels = {step}")
 
 
 def _type_name(tp: Any) -> str:
@@ -150,6 +226,14 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
             except ConfigError:
                 continue
         raise ConfigError(f"params: {key} = {value!r} has the wrong type; expected {tp}")
+    if origin is tuple and len(get_args(tp)) == 2 and get_args(tp)[1] is Ellipsis:
+        _require(isinstance(value, (list, tuple)), key, value, "a list")
+        return tuple(_convert(get_args(tp)[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is tuple:
+        args = get_args(tp)
+        ok = isinstance(value, (list, tuple)) and len(value) == len(args)
+        _require(ok, key, value, f"a list of {len(args)} values")
+        return tuple(_convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
     if origin is dict:
         _, vt = get_args(tp)
         _require(isinstance(value, dict), key, value, "a mapping of name: value")
@@ -161,6 +245,9 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         _require(ok, key, value, "a number")
         return float(value)
+    if tp is bool:
+        _require(isinstance(value, bool), key, value, "true or false")
+        return value
     if tp is int:
         _require(isinstance(value, int) and not isinstance(value, bool), key, value, "an int")
         return value

@@ -1,26 +1,33 @@
-"""Reading and checking the raw sources in `data/`: bg, optional bg_depth, and RGBA fg.
+"""Reading and checking the raw sources in `data/`: bg, fg, optional fg_mask and bg_depth.
 
+Each kind is a folder (`data/bg/`) or a zip archive read in place (`data/bg.zip`), or both.
 Size rules (one each, stated here and in the README):
 - bg: scaled so its shorter side is `bg_size` (Lanczos), then centre-cropped to a square.
   `bg_depth/<stem>.png` (16-bit, 0 = nearest, 65535 = farthest) gets the same scale and
   crop (bilinear). Without it, depth comes from the ground-plane prior in `compose`.
 - fg: scaled so its longer side is `fg_size`, keeping aspect (Lanczos on premultiplied
-  alpha, so edges do not darken).
-Validation collects every problem before failing, each with the file and the fix.
+  alpha, so edges do not darken). `fg_mask/<stem>.png` (greyscale, same size) replaces
+  the fg's alpha.
+Modes are converted: palette, greyscale, CMYK and 16-bit images to RGB(A). Validation
+collects every problem before failing, each with the file and the fix.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
 
 log = logging.getLogger(__name__)
 
-BG_SUFFIXES = (".jpg", ".jpeg", ".png")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MAX_PIXELS = 40_000_000  # larger sources are refused as absurd (or decompression bombs)
+MIN_SIDE = 8
 MISSING_DATA_HELP = (
     "generate the built-in default with `fgbg synth data` (or `make data`), pull it with "
     "`dvc pull`, or bring your own images: data/bg/*.jpg|png and data/fg/*.png (RGBA), then "
@@ -41,14 +48,67 @@ class Sources:
     fg: list[np.ndarray]  # each h, w, 4 uint8 with max(h, w) == fg_size
 
 
-def _open(path: Path, problems: list[str]) -> Image.Image | None:
+@dataclass(frozen=True)
+class Entry:
+    """One source file, from a folder or a zip archive; `label` names it in errors."""
+
+    stem: str
+    label: str
+    data: bytes
+
+
+def _entries(data_dir: Path, kind: str, suffixes: tuple[str, ...], problems: list[str]) -> list[Entry]:
+    """The files of `data_dir/kind/` and `data_dir/kind.zip`, sorted by stem."""
+    found: list[Entry] = []
+    folder, archive = data_dir / kind, data_dir / f"{kind}.zip"
+    if folder.is_dir():
+        for p in sorted(folder.iterdir()):
+            if p.suffix.lower() in suffixes and not p.name.startswith("."):
+                found.append(Entry(p.stem, str(p), p.read_bytes()))
+    if archive.is_file():
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                    name = PurePosixPath(info.filename)
+                    if info.is_dir() or name.suffix.lower() not in suffixes or name.name.startswith("."):
+                        continue
+                    if name.is_absolute() or ".." in name.parts or ":" in info.filename:
+                        problems.append(f"{archive}:{info.filename}: entry path leaves the archive; refused. "
+                                        "Re-create the archive with relative paths")
+                        continue
+                    found.append(Entry(name.stem, f"{archive}:{info.filename}", zf.read(info)))
+        except zipfile.BadZipFile as e:
+            problems.append(f"{archive}: not a readable zip archive ({e}); re-create it")
+    stems = [e.stem for e in found]
+    for stem in sorted({s for s in stems if stems.count(s) > 1}):
+        labels = ", ".join(e.label for e in found if e.stem == stem)
+        problems.append(f"{kind}: the name {stem!r} is used more than once ({labels}); rename all but one")
+    return sorted(found, key=lambda e: e.stem)
+
+
+def _open(entry: Entry, problems: list[str]) -> Image.Image | None:
     try:
-        img = Image.open(path)
+        img = Image.open(io.BytesIO(entry.data))
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            problems.append(f"{entry.label}: absurd size {w}x{h} (over {MAX_PIXELS:,} pixels); downscale it")
+            return None
+        if min(w, h) < MIN_SIDE:
+            problems.append(f"{entry.label}: only {w}x{h} pixels; use images at least {MIN_SIDE} px on each side")
+            return None
         img.load()
         return img
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        problems.append(f"{path}: cannot read this image ({e}); replace or delete it")
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+        problems.append(f"{entry.label}: cannot read this image ({e}); replace or delete it")
         return None
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """RGB from any mode: 16-bit greyscale is scaled down, palette/CMYK/grey converted."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        img = Image.fromarray(np.clip(arr / 257.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return img.convert("RGB")
 
 
 def _square(img: Image.Image, size: int, resample: int) -> Image.Image:
@@ -60,36 +120,48 @@ def _square(img: Image.Image, size: int, resample: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def _load_bg(path: Path, size: int, problems: list[str]) -> np.ndarray | None:
-    img = _open(path, problems)
+def _load_bg(entry: Entry, size: int, problems: list[str]) -> np.ndarray | None:
+    img = _open(entry, problems)
     if img is None:
         return None
-    return np.asarray(_square(img.convert("RGB"), size, Image.Resampling.LANCZOS))
+    return np.asarray(_square(_to_rgb(img), size, Image.Resampling.LANCZOS))
 
 
-def _load_depth(path: Path, size: int, problems: list[str]) -> np.ndarray | None:
-    img = _open(path, problems)
+def _load_depth(entry: Entry, size: int, problems: list[str]) -> np.ndarray | None:
+    img = _open(entry, problems)
     if img is None:
         return None
     arr = np.asarray(img)
     if arr.ndim != 2 or arr.dtype not in (np.uint16, np.int32, np.uint8):
-        problems.append(f"{path}: bg depth must be a 1-channel 16-bit PNG, got mode {img.mode}; re-save it as 16-bit greyscale")
+        problems.append(f"{entry.label}: bg depth must be 1-channel 16-bit, got mode {img.mode}; "
+                        "save it as 16-bit greyscale PNG (0 = nearest, 65535 = farthest)")
         return None
     scale = 255.0 if arr.dtype == np.uint8 else 65535.0
     f = Image.fromarray(arr.astype(np.float32) / scale, mode="F")
     return np.clip(np.asarray(_square(f, size, Image.Resampling.BILINEAR)), 0, 1).astype(np.float32)
 
 
-def _load_fg(path: Path, size: int, problems: list[str]) -> np.ndarray | None:
-    img = _open(path, problems)
+def _load_fg(entry: Entry, mask: Entry | None, size: int, problems: list[str]) -> np.ndarray | None:
+    img = _open(entry, problems)
     if img is None:
         return None
-    if "A" not in img.getbands() and "transparency" not in img.info:
-        problems.append(f"{path}: foreground has no alpha channel; save it as an RGBA PNG with a transparent background")
+    has_alpha = "A" in img.getbands() or "transparency" in img.info
+    rgba = _to_rgb(img).convert("RGBA") if not has_alpha else img.convert("RGBA")
+    if mask is not None:
+        m = _open(mask, problems)
+        if m is None:
+            return None
+        if m.size != rgba.size:
+            problems.append(f"{mask.label}: mask is {m.size[0]}x{m.size[1]} but its fg is "
+                            f"{rgba.size[0]}x{rgba.size[1]}; make them the same size")
+            return None
+        rgba.putalpha(_to_rgb(m).convert("L"))
+    elif not has_alpha:
+        problems.append(f"{entry.label}: foreground has no alpha channel; save it as an RGBA PNG with a "
+                        f"transparent background, or add fg_mask/{entry.stem}.png")
         return None
-    rgba = img.convert("RGBA")
     if rgba.getchannel("A").getextrema()[1] == 0:
-        problems.append(f"{path}: foreground alpha is empty (fully transparent); cut the object out again")
+        problems.append(f"{entry.label}: foreground alpha is empty (fully transparent); cut the object out again")
         return None
     w, h = rgba.size
     scale = size / max(w, h)
@@ -99,41 +171,35 @@ def _load_fg(path: Path, size: int, problems: list[str]) -> np.ndarray | None:
     return np.asarray(rgba)
 
 
-def _list(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith("."))
-
-
 def load_sources(data_dir: str | Path, bg_size: int, fg_size: int) -> Sources:
     """All sources in `data_dir`, resized by the rules above; every problem is reported at once."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise SourceError(f"{data_dir}/: no source folder here; {MISSING_DATA_HELP}")
     problems: list[str] = []
-    for sub in ("bg", "fg"):
-        if not (data_dir / sub).is_dir() or not _list(data_dir / sub, BG_SUFFIXES):
-            problems.append(f"{data_dir / sub}/: no images; {MISSING_DATA_HELP}")
-    if problems:
-        raise SourceError("\n".join(problems))
-    bg_paths = _list(data_dir / "bg", BG_SUFFIXES)
-    fg_paths = _list(data_dir / "fg", (".png",))
-    for kind, paths in (("bg", bg_paths), ("fg", fg_paths)):
-        stems = [p.stem for p in paths]
-        for stem in sorted({s for s in stems if stems.count(s) > 1}):
-            problems.append(f"{data_dir / kind}/: two files named {stem!r} with different suffixes; rename one")
-    bgs, depths = [], []
-    for p in bg_paths:
-        bgs.append(_load_bg(p, bg_size, problems))
-        dpath = data_dir / "bg_depth" / f"{p.stem}.png"
-        depths.append(_load_depth(dpath, bg_size, problems) if dpath.is_file() else None)
-    fgs = [_load_fg(p, fg_size, problems) for p in fg_paths]
+    bg_entries = _entries(data_dir, "bg", IMAGE_SUFFIXES, problems)
+    fg_entries = _entries(data_dir, "fg", (".png",), problems)
+    depth_entries = {e.stem: e for e in _entries(data_dir, "bg_depth", (".png",), problems)}
+    mask_entries = {e.stem: e for e in _entries(data_dir, "fg_mask", (".png",), problems)}
+    for kind, entries in (("bg", bg_entries), ("fg", fg_entries)):
+        if not entries:
+            problems.append(f"{data_dir / kind}/ (or {kind}.zip): no images; {MISSING_DATA_HELP}")
+    for kind, extra, known in (("bg_depth", depth_entries, bg_entries), ("fg_mask", mask_entries, fg_entries)):
+        for stem in sorted(set(extra) - {e.stem for e in known}):
+            problems.append(f"{extra[stem].label}: no {kind.split('_')[0]} named {stem!r} to go with it; "
+                            "rename or delete it")
+    bgs = [_load_bg(e, bg_size, problems) for e in bg_entries]
+    depths = [_load_depth(depth_entries[e.stem], bg_size, problems) if e.stem in depth_entries else None
+              for e in bg_entries]
+    fgs = [_load_fg(e, mask_entries.get(e.stem), fg_size, problems) for e in fg_entries]
     if problems:
         raise SourceError(f"{len(problems)} problem(s) with the sources:\n" + "\n".join(problems))
     log.info("loaded %d bg (%d with exact depth) and %d fg from %s",
              len(bgs), sum(d is not None for d in depths), len(fgs), data_dir)
     return Sources(
-        bg_names=[p.stem for p in bg_paths],
+        bg_names=[e.stem for e in bg_entries],
         bg=np.stack(bgs),
         bg_depth=depths,
-        fg_names=[p.stem for p in fg_paths],
+        fg_names=[e.stem for e in fg_entries],
         fg=fgs,
     )

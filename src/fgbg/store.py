@@ -1,20 +1,26 @@
-"""The composed dataset on disk: a few shard files, an index, and the bg images.
+"""The composed dataset on disk: shard files, a parquet index, and the bg arrays.
 
-Layout of a composed folder:
-    index.csv          one row per placement: sample, bg, fg, bg_idx, fg_idx, flip, x, y,
-                       shard, offset, fg_bg_len, mask_len, depth_len
-    shards/NNNNN.bin   records back to back; a record is fg_bg PNG | mask PNG | depth PNG
-    bg.npy             N_bg, S, S, 3 uint8: the resized bg every placement refers to
-A record is read with one positioned read at `offset`, so any sample is reachable at
-random without touching the others. mask PNGs hold 0/255; depth PNGs are 16-bit with
-depth = value / 65535.
+A composed folder:
+    index.parquet      one row per placement: sample, bg, fg, bg_idx, fg_idx, flip, x, y,
+                       scale, h, w, obj_depth, shard, offset, patch_len, mask_len,
+                       depth_len, and per-sample sums that `stats` adds up
+    shards/NNNNN.bin   records back to back
+    bg.npy             N_bg, S, S, 3 uint8: the resized backgrounds
+    bg_depth.npy       N_bg, S, S float32: their depth
+    meta.json          format version and the composition params
+
+A placement changes the bg only inside the fg's h x w box, so a record holds just that:
+    patch  the fg_bg pixels of the box, PNG (lossless) or JPEG (`fg_bg_format`)
+    mask   the box's mask bits, np.packbits (lossless)
+    depth  empty for geometry depth (bg depth, and `obj_depth` under the mask: exact),
+           else the whole depth map as a 16-bit PNG (teacher depth)
+`read(i)` rebuilds the full fg_bg, mask and depth with one positioned read.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,66 +28,39 @@ import pandas as pd
 
 from fgbg.imageio import decode_image, encode_image
 
-KINDS = ("fg_bg", "mask", "depth")
-INDEX = "index.csv"
+FORMAT_VERSION = 2
+INDEX = "index.parquet"
 BG = "bg.npy"
+BG_DEPTH = "bg_depth.npy"
+META = "meta.json"
 SHARDS = "shards"
+SUM_COLUMNS = ["fg_bg_sum_r", "fg_bg_sum_g", "fg_bg_sum_b", "fg_bg_sq_r", "fg_bg_sq_g", "fg_bg_sq_b",
+               "mask_sum", "depth_sum", "depth_sq"]
 
 
-def encode_record(fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray) -> list[bytes]:
-    """fg_bg H, W, 3 uint8; mask H, W bool; depth H, W float in [0, 1] -> three PNG blobs."""
+def shard_name(k: int) -> str:
+    return f"{k:05d}.bin"
+
+
+def encode_record(patch: np.ndarray, obj: np.ndarray, depth: np.ndarray | None, fmt: str, quality: int) -> list[bytes]:
+    """patch h, w, 3 uint8; obj h, w bool; depth S, S in [0, 1] or None -> [patch, mask, depth] blobs."""
     return [
-        encode_image(fg_bg),
-        encode_image(mask.astype(np.uint8) * 255),
-        encode_image(np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16)),
+        encode_image(patch, fmt, quality),
+        np.packbits(obj, axis=None).tobytes(),
+        b"" if depth is None else encode_image(np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16)),
     ]
 
 
-class ShardWriter:
-    """Appends records to numbered shard files of at most `shard_size` records each."""
-
-    def __init__(self, root: Path, shard_size: int) -> None:
-        self.dir = root / SHARDS
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.shard_size = shard_size
-        self.shard, self.count, self.offset = -1, shard_size, 0
-        self.file = None
-
-    def add(self, blobs: list[bytes]) -> dict[str, int]:
-        if self.count >= self.shard_size:
-            self.close()
-            self.shard, self.count, self.offset = self.shard + 1, 0, 0
-            self.file = open(self.dir / f"{self.shard:05d}.bin", "wb")
-        row = {"shard": self.shard, "offset": self.offset}
-        for kind, blob in zip(KINDS, blobs):
-            self.file.write(blob)
-            row[f"{kind}_len"] = len(blob)
-            self.offset += len(blob)
-        self.count += 1
-        return row
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+def decode_patch(blob: bytes) -> np.ndarray:
+    return decode_image(blob)
 
 
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move a finished folder into place, replacing any old one."""
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-
-
-def temp_dir_beside(final: Path) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-    tmp.chmod(0o755)  # mkdtemp makes it private; the dataset is not
-    return tmp
+def decode_mask(blob: bytes, h: int, w: int) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(blob, np.uint8), count=h * w).reshape(h, w).astype(bool)
 
 
 class Dataset:
-    """Random access to a composed folder: `read(i)` -> (fg_bg, mask, depth) arrays."""
+    """Random access to a composed folder: `read(i)` -> (bg, fg_bg, mask, depth) arrays."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -89,9 +68,17 @@ class Dataset:
             raise FileNotFoundError(
                 f"{self.root}: no composed dataset here ({INDEX} is missing); run `dvc repro compose`"
             )
-        self.index = pd.read_csv(self.root / INDEX)
+        meta = json.loads((self.root / META).read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{self.root}: dataset format {meta.get('format_version')}, this fgbg reads "
+                             f"{FORMAT_VERSION}; compose it again with `dvc repro compose`")
+        self.meta = meta
+        self.index = pd.read_parquet(self.root / INDEX)
         self.bg = np.load(self.root / BG, mmap_mode="r")
-        self._cols = self.index[["shard", "offset", "fg_bg_len", "mask_len", "depth_len", "bg_idx"]].to_numpy()
+        self.bg_depth = np.load(self.root / BG_DEPTH, mmap_mode="r")
+        cols = ["shard", "offset", "patch_len", "mask_len", "depth_len", "bg_idx", "x", "y", "h", "w"]
+        self._cols = self.index[cols].to_numpy(np.int64)
+        self._obj_depth = self.index["obj_depth"].to_numpy(np.float32)
         self._fds: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -104,17 +91,24 @@ class Dataset:
 
     def _fd(self, shard: int) -> int:
         if shard not in self._fds:
-            self._fds[shard] = os.open(self.root / SHARDS / f"{shard:05d}.bin", os.O_RDONLY)
+            self._fds[shard] = os.open(self.root / SHARDS / shard_name(shard), os.O_RDONLY)
         return self._fds[shard]
 
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(bg H, W, 3 uint8; fg_bg H, W, 3 uint8; mask H, W bool; depth H, W float32 in [0, 1])."""
-        shard, offset, n_img, n_mask, n_depth, bg_idx = (int(v) for v in self._cols[i])
-        blob = os.pread(self._fd(shard), n_img + n_mask + n_depth, offset)
-        fg_bg = decode_image(blob[:n_img])
-        mask = decode_image(blob[n_img : n_img + n_mask]) > 127
-        depth = decode_image(blob[n_img + n_mask :]).astype(np.float32) / 65535.0
-        return np.array(self.bg[bg_idx]), fg_bg, mask, depth
+        """(bg S, S, 3 uint8; fg_bg S, S, 3 uint8; mask S, S bool; depth S, S float32 in [0, 1])."""
+        shard, offset, n_patch, n_mask, n_depth, b, x, y, h, w = self._cols[i]
+        blob = os.pread(self._fd(int(shard)), int(n_patch + n_mask + n_depth), int(offset))
+        bg = np.array(self.bg[b])
+        fg_bg = bg.copy()
+        fg_bg[y : y + h, x : x + w] = decode_patch(blob[:n_patch])
+        mask = np.zeros(bg.shape[:2], bool)
+        mask[y : y + h, x : x + w] = decode_mask(blob[n_patch : n_patch + n_mask], int(h), int(w))
+        if n_depth:
+            depth = decode_image(blob[n_patch + n_mask :]).astype(np.float32) / 65535.0
+        else:
+            depth = np.array(self.bg_depth[b])
+            depth[mask] = self._obj_depth[i]
+        return bg, fg_bg, mask, depth
 
     def close(self) -> None:
         for fd in self._fds.values():

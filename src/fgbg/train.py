@@ -149,16 +149,14 @@ def train_model(
             for k, v in va.items():
                 live.log_metric(f"val/{k}", v)
             live.log_metric("lr", lr)
-            live.log_metric("epoch_time_s", time.perf_counter() - t0)
-            live.log_metric("train_samples_per_s", len(split["train"]) / t_train)
-            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr,
-                       "train_samples_per_s": len(split["train"]) / t_train, "parameters": n_params}
+            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "parameters": n_params}
             save_checkpoint(model_dir / "last.pt", model, p.model, stats, epoch=epoch, val=va)
             if va["loss"] < best_loss:
                 best_loss, best_epoch = va["loss"], epoch
                 save_checkpoint(model_dir / "best.pt", model, p.model, stats, epoch=epoch, val=va)
-            log.info("epoch %d: train loss %.4f, val loss %.4f, val iou %.4f, val rmse %.4f, lr %.2g",
-                     epoch, tr["loss"], va["loss"], va["iou"], va["rmse"], lr)
+            log.info("epoch %d: train loss %.4f, val loss %.4f, val iou %.4f, val rmse %.4f, lr %.2g; "
+                     "%.1f s, %.0f train samples/s", epoch, tr["loss"], va["loss"], va["iou"], va["rmse"], lr,
+                     time.perf_counter() - t0, len(split["train"]) / t_train)
             live.next_step()
     summary["best_epoch"] = best_epoch
     atomic_write_json(metrics_path, summary)

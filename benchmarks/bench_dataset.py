@@ -1,0 +1,168 @@
+"""Dataset building at the original scale, against the original recipe in the same run.
+
+    python benchmarks/bench_dataset.py [--scale full|small] [--workdir DIR] [--workers 2]
+
+full: 100 bg x 100 fg x 2 flips x 20 positions = 400,000 samples at 192 / 96 px.
+Baseline (the original notebook's way): PIL paste of fg onto bg, one JPEG file per fg_bg
+and one per mask (pasted onto black), no depth, one process; run on a 10% slice.
+Measures compose samples/s, size and file count, `dvc add` / `dvc status` time, stats time
+and random-access read rate, and prints each against the baseline as a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fgbg.compose import compose_dataset, placements
+from fgbg.config import ComposeConfig
+from fgbg.sources import load_sources
+from fgbg.stats import dataset_stats
+from fgbg.store import Dataset
+from fgbg.synth import write_default_data
+
+SCALES = {"full": (100, 100, 192, 96, 20), "small": (20, 20, 192, 96, 5)}
+
+
+def du(path: Path) -> tuple[int, int]:
+    files = [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files), len(files)
+
+
+def baseline_compose(data: Path, out: Path, cfg: ComposeConfig, fraction: float) -> tuple[float, int]:
+    """The original recipe on every 1/fraction-th placement; returns (seconds, samples)."""
+    src = load_sources(data, cfg.bg_size, cfg.fg_size)
+    plan = placements(src, cfg)
+    plan = plan.iloc[:: round(1 / fraction)]
+    (out / "fg_bg").mkdir(parents=True)
+    (out / "mask").mkdir()
+    bgs = [Image.fromarray(b) for b in src.bg]
+    fgs = {(i, f): Image.fromarray(np.ascontiguousarray(fg[:, ::-1]) if f else fg) for i, fg in enumerate(src.fg) for f in (0, 1)}
+    black = Image.new("RGB", bgs[0].size)
+    t0 = time.perf_counter()
+    for r in plan.itertuples():
+        fg = fgs[(r.fg_idx, r.flip)]
+        img = bgs[r.bg_idx].copy()
+        img.paste(fg, (r.x, r.y), fg)
+        name = f"{r.fg}_{r.flip}_{r.bg}_{r.x}_{r.y}"
+        img.save(out / "fg_bg" / f"{name}.jpg", quality=cfg.jpeg_quality)
+        mask = black.copy()
+        mask.paste(Image.new("RGB", fg.size, (255, 255, 255)), (r.x, r.y), fg.getchannel("A"))
+        mask.save(out / "mask" / f"{name}.jpg", quality=cfg.jpeg_quality)
+    return time.perf_counter() - t0, len(plan)
+
+
+def dvc_times(target: Path) -> tuple[float, float]:
+    """Seconds for `dvc add` then `dvc status` of `target` in a fresh DVC repo around it."""
+    dvc = shutil.which("dvc", path=str(Path(sys.executable).parent)) or "dvc"
+    repo = target.parent
+    shutil.rmtree(repo / ".dvc", ignore_errors=True)
+    subprocess.run([dvc, "init", "--no-scm", "-q", "-f"], cwd=repo, check=True)
+    t0 = time.perf_counter()
+    subprocess.run([dvc, "add", "-q", target.name], cwd=repo, check=True)
+    t1 = time.perf_counter()
+    subprocess.run([dvc, "status", "-q"], cwd=repo, check=True)
+    t2 = time.perf_counter()
+    shutil.rmtree(repo / ".dvc")
+    (repo / f"{target.name}.dvc").unlink()
+    return t1 - t0, t2 - t1
+
+
+def read_rate(ds: Dataset, n: int) -> float:
+    idx = np.random.default_rng(0).integers(0, len(ds), n)
+    t0 = time.perf_counter()
+    for i in idx:
+        ds.read(int(i))
+    return n / (time.perf_counter() - t0)
+
+
+def baseline_read_rate(out: Path, n: int) -> float:
+    names = sorted(p.stem for p in (out / "fg_bg").iterdir())
+    idx = np.random.default_rng(0).integers(0, len(names), n)
+    t0 = time.perf_counter()
+    for i in idx:
+        for kind in ("fg_bg", "mask"):
+            with Image.open(out / kind / f"{names[i]}.jpg") as img:
+                np.asarray(img)
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", choices=SCALES, default="full")
+    ap.add_argument("--workdir", default="/tmp/fgbg-bench")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--fg-bg-format", choices=["jpeg", "png"], default="jpeg")
+    ap.add_argument("--baseline-fraction", type=float, default=0.1)
+    ap.add_argument("--out", default=None, help="also write the results as JSON here")
+    args = ap.parse_args()
+    n_bg, n_fg, bg_size, fg_size, positions = SCALES[args.scale]
+    work = Path(args.workdir)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    write_default_data(work / "data", n_bg=n_bg, n_fg=n_fg)
+    cfg = ComposeConfig(bg_size=bg_size, fg_size=fg_size, positions=positions, fg_bg_format=args.fg_bg_format,
+                        jpeg_quality=90, workers=args.workers)
+    res: dict = {"scale": args.scale, "workers": args.workers, "cpus": os.cpu_count(), "fg_bg_format": args.fg_bg_format}
+
+    t0 = time.perf_counter()
+    index = compose_dataset(data_dir=work / "data", out_dir=work / "ours" / "composed", cfg=cfg)
+    res["compose_s"] = time.perf_counter() - t0
+    res["samples"] = len(index)
+    res["compose_samples_per_s"] = len(index) / res["compose_s"]
+    res["bytes"], res["files"] = du(work / "ours" / "composed")
+
+    one = dataclasses.replace(cfg, workers=1)
+    t0 = time.perf_counter()
+    compose_dataset(data_dir=work / "data", out_dir=work / "one" / "composed", cfg=one, part=(0, 10))
+    part_s = time.perf_counter() - t0
+    part_samples = sum(min(cfg.shard_size, len(index) - k * cfg.shard_size)
+                       for k in range(0, -(-len(index) // cfg.shard_size), 10))
+    res["compose_1_worker_samples_per_s"] = part_samples / part_s
+
+    base_s, base_n = baseline_compose(work / "data", work / "base" / "files", cfg, args.baseline_fraction)
+    res["baseline_samples"] = base_n
+    res["baseline_samples_per_s"] = base_n / base_s
+    b_bytes, b_files = du(work / "base" / "files")
+    res["baseline_bytes_full_est"] = b_bytes / args.baseline_fraction
+    res["baseline_files_full_est"] = b_files / args.baseline_fraction
+
+    res["dvc_add_s"], res["dvc_status_s"] = dvc_times(work / "ours" / "composed")
+    res["baseline_slice_dvc_add_s"], res["baseline_slice_dvc_status_s"] = dvc_times(work / "base" / "files")
+
+    ds = Dataset(work / "ours" / "composed")
+    t0 = time.perf_counter()
+    dataset_stats(ds)
+    res["stats_s"] = time.perf_counter() - t0
+    res["read_samples_per_s_1_core"] = read_rate(ds, 20000)
+    res["baseline_read_samples_per_s_1_core"] = baseline_read_rate(work / "base" / "files", 20000)
+
+    print(json.dumps(res, indent=2))
+    print(f"compose: {res['samples']} samples in {res['compose_s']:.0f} s = {res['compose_samples_per_s']:.0f}/s "
+          f"({args.workers} workers), {res['compose_1_worker_samples_per_s']:.0f}/s on 1 worker; baseline "
+          f"{res['baseline_samples_per_s']:.0f}/s (1 process, no depth). ratio 1 worker / baseline = "
+          f"{res['compose_1_worker_samples_per_s'] / res['baseline_samples_per_s']:.2f}")
+    print(f"size: {res['bytes'] / 1e9:.2f} GB in {res['files']} files; baseline (est. full) "
+          f"{res['baseline_bytes_full_est'] / 1e9:.2f} GB in {res['baseline_files_full_est']:.0f} files, without depth")
+    print(f"dvc add / status: {res['dvc_add_s']:.1f} s / {res['dvc_status_s']:.1f} s; baseline 10% slice "
+          f"{res['baseline_slice_dvc_add_s']:.1f} s / {res['baseline_slice_dvc_status_s']:.1f} s")
+    print(f"stats: {res['stats_s']:.1f} s over {res['samples']} samples")
+    print(f"random reads (fg_bg + mask + depth): {res['read_samples_per_s_1_core']:.0f}/s on 1 core; baseline "
+          f"(fg_bg + mask files) {res['baseline_read_samples_per_s_1_core']:.0f}/s; ratio "
+          f"{res['read_samples_per_s_1_core'] / res['baseline_read_samples_per_s_1_core']:.2f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(res, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

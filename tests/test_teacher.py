@@ -1,0 +1,55 @@
+"""Teacher depth from an ONNX model that the test builds: depth = min-max of mean intensity."""
+
+import dataclasses
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from fgbg.compose import compose_dataset
+from fgbg.config import ComposeConfig, ConfigError, TeacherConfig, from_dict
+from fgbg.stats import dataset_stats
+from fgbg.store import Dataset
+from tests.conftest import TINY_COMPOSE
+
+
+@pytest.fixture(scope="module")
+def mean_model(tmp_path_factory):
+    """N, 3, H, W -> N, 1, H, W: the mean over channels (a 'depth' that is brightness)."""
+    node = helper.make_node("ReduceMean", ["image"], ["depth"], axes=[1], keepdims=1)
+    graph = helper.make_graph(
+        [node], "mean_depth",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("depth", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = tmp_path_factory.mktemp("onnx") / "mean.onnx"
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("output", ["depth", "inverse_depth"])
+def test_teacher_depth_follows_the_documented_rule(tiny_data, mean_model, tmp_path, output):
+    teacher = TeacherConfig(model=str(mean_model), output=output, input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)
+    cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher)
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
+    ds = Dataset(tmp_path / "composed")
+    for i in (0, 13, len(ds) - 1):
+        _, fg_bg, _, depth = ds.read(i)
+        v = fg_bg.astype(np.float32).mean(axis=2) / 255
+        v = (v - v.min()) / (v.max() - v.min())
+        expected = v if output == "depth" else 1 - v
+        assert np.abs(depth - expected).max() < 1e-4  # 16-bit storage and float32 rounding
+    stats = dataset_stats(ds)
+    depths = np.stack([ds.read(i)[3] for i in range(len(ds))]).astype(np.float64)
+    assert stats["depth"]["mean"][0] == pytest.approx(depths.mean(), abs=1e-9)
+    assert stats["depth"]["std"][0] == pytest.approx(depths.std(), abs=1e-9)
+
+
+def test_teacher_needs_a_model_path_and_the_file(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match="compose.teacher.model"):
+        from_dict(ComposeConfig, {"depth": "teacher"}, "compose")
+    cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=TeacherConfig(model=str(tmp_path / "no.onnx")))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)

@@ -14,12 +14,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-# The built-in sources; `dvc status data.dvc` then confirms they hash to what data.dvc records.
+# The built-in sources; they hash to exactly what data.dvc records (tests/test_synth.py checks it).
 data: venv
 	@if [ -d data ]; then echo "data/ exists; leaving it as is"; else $(BIN)/fgbg synth data --out data; fi
 
 repro: venv data
 	$(BIN)/dvc repro
+	$(BIN)/fgbg report
 
 test: venv
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""Stage evaluate: models/best.pt on the val split -> metrics/eval.json, plots/samples.png."""
+"""Stage evaluate: models/best.pt on the val split -> metrics/eval*.json, plots/ (grids, per-source tables)."""
 
 import argparse
 
@@ -13,13 +13,15 @@ def main(argv=None) -> None:
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--dataset", required=True)
     ap.add_argument("--split", required=True)
-    ap.add_argument("--metrics", required=True)
-    ap.add_argument("--grid", required=True, help="sample grid PNG to write")
+    ap.add_argument("--metrics", required=True, help="averaged metrics JSON")
+    ap.add_argument("--by-source", required=True, help="per fg / bg / class metrics and worst samples JSON")
+    ap.add_argument("--plots", required=True, help="folder for samples.png, worst.png, per_fg.csv, per_bg.csv")
     args = ap.parse_args(argv)
     p = load_params(args.params)
     evaluate_model(
         checkpoint=args.checkpoint, dataset_dir=args.dataset, split_path=args.split, metrics_path=args.metrics,
-        grid_path=args.grid, grid_samples=p.evaluate.grid_samples, batch_size=p.batch_size, device=p.train.device,
+        plots_dir=args.plots, by_source_path=args.by_source, grid_samples=p.evaluate.grid_samples,
+        batch_size=p.batch_size, device=p.train.device,
     )
 
 

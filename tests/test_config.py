@@ -1,5 +1,7 @@
 """Params loading: the real params.yaml loads, and bad keys and values name the fix."""
 
+import dataclasses
+
 import pytest
 
 from fgbg.config import ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
@@ -56,7 +58,7 @@ def test_ints_are_accepted_for_floats_and_configs_are_frozen():
     p = from_dict(Params, {"lr": 1, "model": {"width": 8}})
     assert p.lr == 1.0 and isinstance(p.lr, float)
     assert p.model == ModelConfig(width=8)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         p.lr = 2.0
 
 

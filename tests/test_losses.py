@@ -50,3 +50,11 @@ def test_unknown_loss_lists_valid_names_and_bce_refused_for_depth():
         HeadLoss("mask", {"focal": 1.0})
     with pytest.raises(KeyError, match="only suits the mask head"):
         HeadLoss("depth", {"bce": 1.0})
+
+
+def test_ssim_of_two_constant_images_by_hand():
+    # constant images: SSIM = (2ab + C1) / (a^2 + b^2 + C1), C1 = (0.01 * 1)^2; the contrast term is 1
+    a = torch.full((1, 1, 16, 16), 0.5)
+    b = torch.full((1, 1, 16, 16), 0.25)
+    expected = (2 * 0.5 * 0.25 + 1e-4) / (0.25 + 0.0625 + 1e-4)
+    assert LOSSES.get("ssim")(a, b).item() == pytest.approx(1 - expected, abs=1e-5)

@@ -53,3 +53,19 @@ def test_depth_zero_is_clamped_not_infinite():
     zeros = torch.zeros(1, 1, 4, 4)
     m = depth_metrics(zeros, zeros)
     assert m["abs_rel"].item() == 0.0 and m["delta1"].item() == 1.0
+
+
+def test_precision_recall_and_depth_extras_by_hand():
+    target = t([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])  # 4 pixels
+    pred = t([[1, 1, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]])  # 4 pixels, 3 shared
+    m = mask_metrics(pred * 4 - 2, target)
+    assert m["precision"].item() == pytest.approx(3 / 4) and m["recall"].item() == pytest.approx(3 / 4)
+    empty = mask_metrics(-torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2))
+    assert empty["precision"].item() == 1.0 and empty["recall"].item() == 1.0
+    depth_t = t([[0.5, 0.5], [0.5, 0.5]])
+    depth_p = t([[0.5, 0.7], [0.9, 1.0]])  # ratios 1, 1.4, 1.8, 2.0
+    d = depth_metrics(depth_p, depth_t)
+    assert d["sq_rel"].item() == pytest.approx((0 + 0.04 + 0.16 + 0.25) / 0.5 / 4)
+    assert d["delta1"].item() == pytest.approx(1 / 4)  # only 1.0 < 1.25
+    assert d["delta2"].item() == pytest.approx(2 / 4)  # 1.4 < 1.5625
+    assert d["delta3"].item() == pytest.approx(3 / 4)  # 1.8 < 1.953125; 2.0 is not

@@ -1,20 +1,32 @@
-"""Training and evaluation on a tiny dataset: outputs, determinism, and the NaN guard."""
+"""Training and evaluation on a tiny dataset: outputs, determinism, resume, faults, precision."""
 
 import json
+import logging
 
 import pytest
 import torch
 
-from fgbg.checkpoint import load_checkpoint
-from fgbg.config import from_dict, Params
+import fgbg.train as train_mod
+from fgbg.checkpoint import load_checkpoint, read_checkpoint
+from fgbg.config import Params, from_dict
 from fgbg.evaluate import evaluate_model
 from fgbg.imageio import atomic_write_json
+from fgbg.model import build_model
 from fgbg.split import split_index
 from fgbg.stats import dataset_stats
+from fgbg.steps import Heads, StepState, train_step
 from fgbg.store import Dataset
-from fgbg.train import Heads, run_epoch, train_model
+from fgbg.train import epoch_size, train_model
 
-TINY = {"epochs": 2, "batch_size": 8, "model": {"width": 4, "levels": 2}, "train": {"threads": 1}}
+TINY = {"epochs": 2, "batch_size": 8, "compose": {"bg_size": 16, "fg_size": 8},
+        "model": {"width": 4, "levels": 2}, "train": {"threads": 1, "image_every": 1}}
+
+
+def merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge(base.get(k, {}), v) if isinstance(v, dict) else v
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -27,47 +39,134 @@ def prepared(tiny_dataset, tmp_path_factory):
 
 
 def _train(tiny_dataset, prepared, out, **overrides):
-    params = from_dict(Params, {**TINY, **overrides})
+    params = from_dict(Params, merge(TINY, overrides))
     return train_model(params=params, dataset_dir=tiny_dataset, stats_path=prepared / "stats.json",
                        split_path=prepared / "split.json", model_dir=out / "models", live_dir=out / "live",
                        metrics_path=out / "train.json")
+
+
+def _weights(path):
+    return read_checkpoint(path)["model"]
+
+
+def _same(a, b):
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_train_then_evaluate_writes_every_output(tiny_dataset, prepared, tmp_path):
     summary = _train(tiny_dataset, prepared, tmp_path)
     assert (tmp_path / "models" / "best.pt").is_file() and (tmp_path / "models" / "last.pt").is_file()
     assert json.loads((tmp_path / "train.json").read_text())["epoch"] == 1 == summary["epoch"]
-    assert (tmp_path / "live" / "plots" / "metrics" / "val" / "iou.tsv").is_file()
+    live = tmp_path / "live" / "plots"
+    assert (live / "metrics" / "val" / "iou.tsv").is_file() and (live / "metrics" / "time" / "epoch_s.tsv").is_file()
+    assert (live / "images" / "predictions" / "epoch_002.png").is_file()
     model, ckpt = load_checkpoint(tmp_path / "models" / "last.pt")
     assert ckpt["epoch"] == 1 and set(ckpt["stats"]) == {"bg", "fg_bg"}
     result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
                             split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
-                            grid_path=tmp_path / "grid.png", grid_samples=2, batch_size=4)
+                            plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by_source.json",
+                            grid_samples=2, batch_size=4)
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved == result and 0 <= saved["mask"]["iou"] <= 1 and 0 <= saved["depth"]["rmse"] <= 1
-    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(saved["mask"]) == {"iou", "dice", "pixel_acc", "precision", "recall"}
+    assert set(saved["depth"]) == {"rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim"}
+    by = json.loads((tmp_path / "by_source.json").read_text())
+    split = json.loads((prepared / "split.json").read_text())
+    assert sorted(by["fg"]) == split["val_fg"] and len(by["worst"]) == 10
+    assert by["worst"][0]["iou"] - by["worst"][0]["rmse"] <= by["worst"][-1]["iou"] - by["worst"][-1]["rmse"]
+    for name in ("samples.png", "worst.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "plots" / "per_fg.csv").read_text().startswith("fg,iou,rmse")
 
 
 def test_training_is_deterministic_under_a_seed(tiny_dataset, prepared, tmp_path):
     a = _train(tiny_dataset, prepared, tmp_path / "a")
     b = _train(tiny_dataset, prepared, tmp_path / "b")
     assert a["val"] == b["val"]
-    wa = load_checkpoint(tmp_path / "a" / "models" / "last.pt")[1]["model"]
-    wb = load_checkpoint(tmp_path / "b" / "models" / "last.pt")[1]["model"]
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert _same(_weights(tmp_path / "a" / "models" / "last.pt"), _weights(tmp_path / "b" / "models" / "last.pt"))
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tiny_dataset, prepared, tmp_path, monkeypatch, caplog):
+    over = {"epochs": 3, "train": {"augment": {"hflip": 0.5, "color": 0.5}, "deterministic": True}}
+    _train(tiny_dataset, prepared, tmp_path / "whole", **over)
+    real_step, calls = train_mod.train_epoch, []
+
+    def killed_in_epoch_1(model, loader, heads, opt, scaler, state, p, epoch, *a, **kw):
+        calls.append(epoch)
+        if epoch == 1:
+            it = iter(loader)
+            next(it)  # a batch of epoch 1 is drawn, then the process dies
+            raise KeyboardInterrupt
+        return real_step(model, loader, heads, opt, scaler, state, p, epoch, *a, **kw)
+
+    monkeypatch.setattr(train_mod, "train_epoch", killed_in_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_dataset, prepared, tmp_path / "killed", **over)
+    assert read_checkpoint(tmp_path / "killed" / "models" / "last.pt")["epoch"] == 0
+    monkeypatch.setattr(train_mod, "train_epoch", real_step)
+    with caplog.at_level(logging.INFO):
+        _train(tiny_dataset, prepared, tmp_path / "killed", **over)
+    assert "resumed from" in caplog.text
+    whole, resumed = tmp_path / "whole" / "models", tmp_path / "killed" / "models"
+    assert _same(_weights(whole / "last.pt"), _weights(resumed / "last.pt"))
+    assert _same(_weights(whole / "best.pt"), _weights(resumed / "best.pt"))
+    assert len((tmp_path / "killed" / "live" / "plots" / "metrics" / "val" / "iou.tsv").read_text().splitlines()) == 4
+
+
+def test_a_checkpoint_of_other_params_is_not_resumed(tiny_dataset, prepared, tmp_path, caplog):
+    _train(tiny_dataset, prepared, tmp_path, epochs=3)
+    ckpt = read_checkpoint(tmp_path / "models" / "last.pt")
+    ckpt["epoch"] = 0  # as if it had stopped early
+    torch.save(ckpt, tmp_path / "models" / "last.pt")
+    with caplog.at_level(logging.INFO):
+        _train(tiny_dataset, prepared, tmp_path, epochs=3, lr=0.01)
+    assert "made with other params or data; training starts afresh" in caplog.text
+    assert "resumed from" not in caplog.text
+
+
+def test_oom_halves_the_micro_batch_and_goes_on(caplog):
+    params = from_dict(Params, TINY)
+    model = build_model(params.model)
+    real_forward = model.forward
+
+    def small_only(x):
+        if x.shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(x)
+
+    model.forward = small_only
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    state = StepState()
+    batch = (torch.randn(8, 6, 16, 16), torch.zeros(8, 1, 16, 16), torch.rand(8, 1, 16, 16))
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    with caplog.at_level(logging.WARNING):
+        loss, terms = train_step(model, batch, Heads(params, torch.device("cpu")), opt, scaler, state, 0.0, 0, 0)
+    assert state.accum == 4 and "splitting each batch of 8 into 4 micro-batches" in caplog.text
+    assert loss > 0 and set(terms) == {"mask_bce", "mask_dice", "depth_l1", "depth_ssim"}
 
 
 def test_a_nan_loss_stops_with_the_step_and_terms():
     params = from_dict(Params, TINY)
-    from fgbg.model import build_model
-
     model = build_model(params.model)
-    batch = [(torch.full((2, 6, 8, 8), float("nan")), torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8))]
-    with pytest.raises(FloatingPointError, match=r"epoch 0, step 0.*mask_bce"):
-        run_epoch(model, batch, Heads(params, torch.device("cpu")), 0, torch.optim.SGD(model.parameters(), lr=0.1))
+    batch = (torch.full((2, 6, 8, 8), float("nan")), torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8))
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    with pytest.raises(FloatingPointError, match=r"epoch 3, step 7.*mask_bce"):
+        train_step(model, batch, Heads(params, torch.device("cpu")), torch.optim.SGD(model.parameters(), lr=0.1),
+                   scaler, StepState(), 0.0, 3, 7)
 
 
-def test_a_checkpoint_of_another_format_is_refused(tmp_path):
-    torch.save({"format_version": 999}, tmp_path / "old.pt")
-    with pytest.raises(ValueError, match="checkpoint format 999"):
-        load_checkpoint(tmp_path / "old.pt")
+@pytest.mark.parametrize("over", [
+    {"train": {"precision": "bf16"}},  # autocast as on a GPU, runnable on CPU
+    {"train": {"precision": "fp16"}},  # fp16 with a GradScaler
+    {"model": {"half_output": True}, "train": {"resize_schedule": [[8, 1]], "scheduler": "onecycle",
+                                                "optimizer": "adamw", "grad_clip": 1.0}},
+    {"train": {"scheduler": "cosine", "optimizer": "sgd", "best_metric": "iou", "augment": {"affine": 1.0}}},
+])
+def test_training_variants_run_and_learn_something(tiny_dataset, prepared, tmp_path, over):
+    summary = _train(tiny_dataset, prepared, tmp_path, **over)
+    assert summary["val"]["loss"] < 10 and 0 <= summary["val"]["iou"] <= 1
+
+
+def test_progressive_resizing_schedule():
+    p = from_dict(Params, merge(TINY, {"train": {"resize_schedule": [[8, 2], [12, 1]]}, "model": {"levels": 2}}))
+    assert [epoch_size(p, e) for e in range(5)] == [8, 8, 12, 16, 16]

@@ -1,13 +1,17 @@
 """Model checkpoints: written atomically, loaded with `weights_only=True`.
 
 A checkpoint is a plain dict: format version, model config, the normalisation stats the
-model was trained with, the weights, and bookkeeping (epoch, metrics). Everything a
-later `evaluate` or `predict` needs travels inside it.
+model was trained with, the weights, and bookkeeping (epoch, metrics). `last.pt` also
+carries what resuming needs: optimizer, scheduler and grad-scaler state, the RNG state,
+and a fingerprint of the params and data it was made with. Everything a later
+`evaluate` or `predict` needs travels inside it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +24,14 @@ from fgbg.model import build_model
 FORMAT_VERSION = 1
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under DistributedDataParallel and torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
 def save_checkpoint(path: str | Path, model: torch.nn.Module, model_cfg: ModelConfig, stats: dict, **extra: Any) -> None:
-    state = {k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}
+    state = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
     payload = {
         "format_version": FORMAT_VERSION,
         "model_config": dataclasses.asdict(model_cfg),
@@ -33,12 +43,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, model_cfg: ModelCo
         torch.save(payload, tmp)
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return getattr(model, "module", model)
-
-
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode on `device`, the checkpoint dict)."""
+def read_checkpoint(path: str | Path) -> dict:
+    """The checkpoint dict, checked for format; a missing or foreign file says what to do."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint here; train one with `dvc repro train`")
@@ -49,6 +55,20 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
             f"{path}: checkpoint format {version!r}, this fgbg reads format {FORMAT_VERSION}; "
             "retrain with `dvc repro train` or use the fgbg version that wrote it"
         )
+    return ckpt
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode on `device`, the checkpoint dict)."""
+    ckpt = read_checkpoint(path)
     model = build_model(ModelConfig(**ckpt["model_config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt
+
+
+def fingerprint(params: dict, *files: str | Path) -> str:
+    """A hash of the training params and the bytes of the data files a run depends on."""
+    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(Path(f).read_bytes())
+    return h.hexdigest()

@@ -2,6 +2,9 @@
 
     fgbg synth data [--out data] [--bg 20] [--fg 20] [--full]   write the built-in sources
     fgbg export [--dataset dataset/composed] [--out export] [--limit N]   plain image files
+    fgbg predict BG FG_BG -o OUT [--checkpoint models/best.pt]   mask and depth of your pairs
+    fgbg onnx [--checkpoint models/best.pt] [--out models/model.onnx]   export, checked against PyTorch
+    fgbg report [--readme README.md]   regenerate the README's Results section from metrics/
 """
 
 from __future__ import annotations
@@ -50,6 +53,27 @@ def _export(args: argparse.Namespace) -> None:
     export_dataset(args.dataset, args.out, limit=args.limit)
 
 
+def _predict(args: argparse.Namespace) -> None:
+    from fgbg.predict import predict_paths
+
+    predict_paths(args.checkpoint, args.bg, args.fg_bg, args.out, device=args.device)
+
+
+def _onnx(args: argparse.Namespace) -> None:
+    import json
+
+    from fgbg.predict import export_onnx
+
+    print(json.dumps(export_onnx(args.checkpoint, args.out), indent=2))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from fgbg.report import update_readme
+
+    changed = update_readme(args.readme, args.metrics, args.by_source)
+    logging.getLogger("fgbg.report").info("%s %s", args.readme, "updated" if changed else "already up to date")
+
+
 def _synth(args: argparse.Namespace) -> None:
     from fgbg.synth import write_default_data
 
@@ -71,8 +95,22 @@ def _main(argv: list[str] | None = None) -> None:
     export.add_argument("--dataset", default="dataset/composed", help="composed dataset folder")
     export.add_argument("--out", default="export", help="folder for fg_bg/, mask/, depth/ (default: export)")
     export.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    predict = sub.add_parser("predict", help="predict mask and depth for (bg, fg_bg) image pairs")
+    predict.add_argument("bg", help="a bg image, or a folder of them")
+    predict.add_argument("fg_bg", help="the same scene with the object, or a folder (paired by file name)")
+    predict.add_argument("-o", "--out", required=True, help="folder for <name>_mask.png, _depth.png, _depth_preview.png")
+    predict.add_argument("--checkpoint", default="models/best.pt")
+    predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    onnx = sub.add_parser("onnx", help="export a checkpoint to ONNX and check it against PyTorch")
+    onnx.add_argument("--checkpoint", default="models/best.pt")
+    onnx.add_argument("--out", default="models/model.onnx")
+    report = sub.add_parser("report", help="regenerate the README's Results section from the metric files")
+    report.add_argument("--readme", default="README.md")
+    report.add_argument("--metrics", default="metrics/eval.json")
+    report.add_argument("--by-source", default="metrics/eval_by_source.json")
     args = parser.parse_args(argv)
-    {"synth": _synth, "export": _export}[args.command](args)
+    commands = {"synth": _synth, "export": _export, "predict": _predict, "onnx": _onnx, "report": _report}
+    commands[args.command](args)
 
 
 def main(argv: list[str] | None = None) -> None:

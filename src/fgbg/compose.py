@@ -25,6 +25,7 @@ import logging
 import math
 import multiprocessing as mp
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from fgbg.config import ComposeConfig
-from fgbg.imageio import atomic_path, atomic_write_json, decode_image
+from fgbg.imageio import atomic_path, atomic_write_json, decode_image, encode_image
 from fgbg.sources import Sources, load_sources
-from fgbg.store import BG, BG_DEPTH, FORMAT_VERSION, INDEX, META, SHARDS, SUM_COLUMNS, encode_record, shard_name
+from fgbg.store import (
+    BG, BG_DEPTH, FORMAT_VERSION, INDEX, META, SHARDS, SUM_COLUMNS, decode_depth, encode_depth, shard_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,23 +58,34 @@ def ground_plane_prior(size: int, horizon: float = PRIOR_HORIZON, near: float = 
     return np.broadcast_to(np.clip(d, near, 1.0)[:, None], (size, size)).astype(np.float32)
 
 
-def compose_patch(
-    bg: np.ndarray, bg_depth: np.ndarray, fg: np.ndarray, x: int, y: int, mask_threshold: int = 128
-) -> tuple[np.ndarray, np.ndarray, np.float32]:
-    """The fg's box only: (fg_bg patch h, w, 3 uint8; mask h, w bool; object depth, NaN if no mask)."""
-    h, w = fg.shape[:2]
-    if x < 0 or y < 0 or y + h > bg.shape[0] or x + w > bg.shape[1]:
-        raise ValueError(f"fg of {w}x{h} at ({x}, {y}) does not fit inside a bg of {bg.shape[1]}x{bg.shape[0]}")
+@dataclass(frozen=True)
+class PreparedFg:
+    """What every placement of one fg (flipped, resized) shares, computed once."""
+
+    premul: np.ndarray  # h, w, 3 float32: rgb * alpha
+    keep: np.ndarray  # h, w, 1 float32: 1 - alpha
+    obj: np.ndarray  # h, w bool: alpha >= threshold
+    bottom: int  # the lowest row with an object pixel, -1 if none
+    foot: np.ndarray  # w bool: the object pixels of that row
+
+
+def prepare_fg(fg: np.ndarray, mask_threshold: int) -> PreparedFg:
     alpha = fg[..., 3:4].astype(np.float32) / 255.0  # h, w, 1
-    box = bg[y : y + h, x : x + w].astype(np.float32)
-    patch = np.round(box * (1 - alpha) + fg[..., :3] * alpha).astype(np.uint8)
     obj = fg[..., 3] >= mask_threshold
     rows = np.nonzero(obj.any(axis=1))[0]
-    if not len(rows):
-        return patch, obj, np.float32(np.nan)
-    bottom = rows[-1]
-    foot = bg_depth[y + bottom, x : x + w][obj[bottom]]
-    return patch, obj, np.float32(np.median(foot))
+    bottom = int(rows[-1]) if len(rows) else -1
+    return PreparedFg(fg[..., :3] * alpha, 1 - alpha, obj, bottom, obj[bottom] if len(rows) else obj[0])
+
+
+def compose_patch(bg: np.ndarray, bg_depth: np.ndarray, fg: PreparedFg, x: int, y: int) -> tuple[np.ndarray, np.float32]:
+    """The fg's box only: (fg_bg patch h, w, 3 uint8; object depth, NaN if the mask is empty)."""
+    h, w = fg.obj.shape
+    if x < 0 or y < 0 or y + h > bg.shape[0] or x + w > bg.shape[1]:
+        raise ValueError(f"fg of {w}x{h} at ({x}, {y}) does not fit inside a bg of {bg.shape[1]}x{bg.shape[0]}")
+    patch = np.round(bg[y : y + h, x : x + w] * fg.keep + fg.premul).astype(np.uint8)
+    if fg.bottom < 0:
+        return patch, np.float32(np.nan)
+    return patch, np.float32(np.median(bg_depth[y + fg.bottom, x : x + w][fg.foot]))
 
 
 def compose_sample(
@@ -81,12 +95,13 @@ def compose_sample(
 
     Returns (fg_bg S, S, 3 uint8; mask S, S bool; depth S, S float32).
     """
-    patch, obj, obj_depth = compose_patch(bg, bg_depth, fg, x, y, mask_threshold)
-    h, w = obj.shape
+    prepared = prepare_fg(fg, mask_threshold)
+    patch, obj_depth = compose_patch(bg, bg_depth, prepared, x, y)
+    h, w = prepared.obj.shape
     fg_bg = bg.copy()
     fg_bg[y : y + h, x : x + w] = patch
     mask = np.zeros(bg.shape[:2], bool)
-    mask[y : y + h, x : x + w] = obj
+    mask[y : y + h, x : x + w] = prepared.obj
     depth = np.array(bg_depth, dtype=np.float32)
     depth[mask] = obj_depth
     return fg_bg, mask, depth
@@ -138,12 +153,11 @@ def placements(sources: Sources, cfg: ComposeConfig) -> pd.DataFrame:
 _STATE: dict = {}  # set before the worker pool forks; read by _compose_shard
 
 
-def _sums(bg: np.ndarray, bg_sums: np.ndarray, patch: np.ndarray, x: int, y: int) -> np.ndarray:
-    """[sum r, g, b, sum of squares r, g, b] of the whole fg_bg, from the bg's and the box's."""
-    h, w = patch.shape[:2]
-    box = bg[y : y + h, x : x + w].reshape(-1, 3).astype(np.int64)
-    p = patch.reshape(-1, 3).astype(np.int64)
-    return bg_sums + np.concatenate([p.sum(0) - box.sum(0), (p * p).sum(0) - (box * box).sum(0)])
+def _rgb_sums(img: np.ndarray) -> np.ndarray:
+    """[sum r, g, b, sum of squares r, g, b] of an h, w, 3 uint8 image, exact (float64 BLAS)."""
+    f = img.reshape(-1, 3).astype(np.float64)
+    ones = np.ones(f.shape[0])
+    return np.concatenate([ones @ f, ones @ (f * f)])
 
 
 def _compose_shard(k: int) -> int:
@@ -157,6 +171,7 @@ def _compose_shard(k: int) -> int:
         from fgbg.teacher import Teacher
 
         teacher = s.setdefault("teacher", Teacher(cfg.teacher, threads=s["threads"]))
+    prepared: dict[tuple, tuple[PreparedFg, bytes]] = {}
     out_rows = []
     offset = 0
     step = cfg.teacher.batch if teacher else len(plan)
@@ -165,29 +180,37 @@ def _compose_shard(k: int) -> int:
             chunk = list(plan.iloc[start : start + step].itertuples())
             parts = []
             for r in chunk:
-                fg = placed_fg(src.fg[r.fg_idx], r.flip, r.h, r.w)
-                parts.append(compose_patch(src.bg[r.bg_idx], depths[r.bg_idx], fg, r.x, r.y, cfg.mask_threshold))
+                key = (r.fg_idx, r.flip, r.h, r.w)
+                if key not in prepared:
+                    if len(prepared) > 64:
+                        prepared.clear()
+                    fg = prepare_fg(placed_fg(src.fg[r.fg_idx], r.flip, r.h, r.w), cfg.mask_threshold)
+                    prepared[key] = (fg, np.packbits(fg.obj, axis=None).tobytes())
+                parts.append((*compose_patch(src.bg[r.bg_idx], depths[r.bg_idx], prepared[key][0], r.x, r.y),
+                              *prepared[key]))
             teacher_depth = [None] * len(chunk)
             if teacher:
                 full = np.stack([src.bg[r.bg_idx] for r in chunk])
-                for img, r, (patch, _, _) in zip(full, chunk, parts):
+                for img, r, (patch, *_) in zip(full, chunk, parts):
                     img[r.y : r.y + r.h, r.x : r.x + r.w] = patch
                 teacher_depth = list(teacher.predict(full))
-            for r, (patch, obj, obj_depth), tdepth in zip(chunk, parts, teacher_depth):
-                blobs = encode_record(patch, obj, tdepth, cfg.fg_bg_format, cfg.jpeg_quality)
+            for r, (patch, obj_depth, fg, mask_bits), tdepth in zip(chunk, parts, teacher_depth):
+                blobs = [encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality), mask_bits, encode_depth(tdepth)]
                 stored = decode_image(blobs[0]) if cfg.fg_bg_format == "jpeg" else patch
-                rgb = _sums(src.bg[r.bg_idx], s["bg_sums"][r.bg_idx], stored, r.x, r.y)
+                box = src.bg[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w]
+                rgb = s["bg_sums"][r.bg_idx] + _rgb_sums(stored) - _rgb_sums(box)
+                n_obj = int(fg.obj.sum())
                 if tdepth is None:
-                    under = depths[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w][obj].astype(np.float64)
+                    under = depths[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w][fg.obj].astype(np.float64)
                     od = 0.0 if np.isnan(obj_depth) else float(obj_depth)
-                    d_sum = s["depth_sums"][r.bg_idx][0] - under.sum() + od * obj.sum()
-                    d_sq = s["depth_sums"][r.bg_idx][1] - (under * under).sum() + od * od * obj.sum()
+                    d_sum = s["depth_sums"][r.bg_idx][0] - under.sum() + od * n_obj
+                    d_sq = s["depth_sums"][r.bg_idx][1] - (under * under).sum() + od * od * n_obj
                 else:
-                    q = (np.round(np.clip(tdepth, 0, 1) * 65535) / 65535.0).astype(np.float32).astype(np.float64)
+                    q = decode_depth(blobs[2]).astype(np.float64)
                     d_sum, d_sq = q.sum(), (q * q).sum()
                 for blob in blobs:
                     f.write(blob)
-                out_rows.append([offset, *map(len, blobs), obj_depth, *rgb, int(obj.sum()), d_sum, d_sq])
+                out_rows.append([offset, *map(len, blobs), obj_depth, *rgb.astype(np.int64), n_obj, d_sum, d_sq])
                 offset += sum(map(len, blobs))
     cols = ["offset", "patch_len", "mask_len", "depth_len", "obj_depth", *SUM_COLUMNS]
     rows = pd.DataFrame(out_rows, columns=cols)

@@ -199,7 +199,7 @@ class Params:
         _require(self.lr > 0, "lr", self.lr, "a float > 0")
         _require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
-        step = 2**self.model.levels
+        step = 2 ** (4 if self.model.name == "unet_original" else self.model.levels)
         for size in [self.compose.bg_size] + [s for s, _ in self.train.resize_schedule]:
             _require(size % step == 0, "compose.bg_size / train.resize_schedule", size,
                      f"sizes divisible by 2**model.levels = {step}")

@@ -1,4 +1,4 @@
-"""DistributedDataParallel plumbing for `torchrun`: rank, device, reductions.
+"""Where a process runs: its device, and DistributedDataParallel plumbing for `torchrun`.
 
 Under `torchrun --nproc_per_node=N` (WORLD_SIZE > 1) each process joins a process group
 (NCCL on CUDA, gloo on CPU) and trains on its share of the data; only rank 0 logs and
@@ -27,6 +27,14 @@ class Dist:
     @property
     def active(self) -> bool:
         return self.world > 1
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("params: train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(f"cuda:{local_rank}") if name == "cuda" else torch.device("cpu")
 
 
 def setup(device_type: str) -> Dist:

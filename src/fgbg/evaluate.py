@@ -1,92 +1,104 @@
-"""Evaluation of a checkpoint on the validation split: metric JSON and a sample grid."""
+"""Evaluation of a checkpoint on the validation split.
+
+Writes
+- metrics/eval.json: every metric (fgbg.metrics) per image, averaged over the split;
+- metrics/eval_by_source.json: the same averaged per fg, per bg and per fg class (the
+  fg name up to its first "_", e.g. cat_003 -> cat), and the 10 worst samples;
+- plots/per_fg.csv, plots/per_bg.csv: IoU and RMSE per source, for bar charts;
+- plots/samples.png: evenly spaced samples (bg, fg_bg, mask, mask_pred, depth,
+  depth_pred, |depth error|); plots/worst.png: the 10 worst the same way.
+"Worst" ranks by (1 - IoU) + RMSE, so a sample is bad when either head fails.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from fgbg.checkpoint import load_checkpoint  # noqa: E402
-from fgbg.data import PairDataset  # noqa: E402
-from fgbg.imageio import atomic_path, atomic_write_json  # noqa: E402
-from fgbg.metrics import depth_metrics, mask_metrics  # noqa: E402
-from fgbg.store import Dataset  # noqa: E402
-from fgbg.train import pick_device  # noqa: E402
+from fgbg.checkpoint import load_checkpoint
+from fgbg.data import PairDataset
+from fgbg.imageio import atomic_path, atomic_write_json
+from fgbg.metrics import depth_metrics, mask_metrics
+from fgbg.plots import sample_rows, save_grid
+from fgbg.steps import upsample_like
+from fgbg.store import Dataset
+from fgbg.distributed import pick_device
 
 log = logging.getLogger(__name__)
 
-MASK_KEYS = ("iou", "dice", "pixel_acc")
-DEPTH_KEYS = ("rmse", "mae", "abs_rel", "delta1", "ssim")
+MASK_KEYS = ("iou", "dice", "pixel_acc", "precision", "recall")
+DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")
+WORST = 10
 
 
 @torch.no_grad()
-def predict_batch(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x: N, 6, H, W -> (mask logits N, 1, H, W; depth N, 1, H, W), float32."""
+def predict_batch(model, x: torch.Tensor, like: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: N, 6, H, W -> (mask logits, depth), float32 N, 1, H, W (upsampled from a half-size output)."""
     logits, depth = model(x)
-    return logits.float(), depth.float()
+    ref = like if like is not None else x[:, :1]
+    return upsample_like(logits.float(), ref), upsample_like(depth.float(), ref)
 
 
-def sample_grid(path: str | Path, rows: list[tuple[np.ndarray, ...]]) -> None:
-    """A PNG grid, one row per sample: bg, fg_bg, mask, mask_pred, depth, depth_pred."""
-    titles = ("bg", "fg_bg", "mask", "mask_pred", "depth", "depth_pred")
-    fig, axes = plt.subplots(len(rows), len(titles), figsize=(1.6 * len(titles), 1.6 * len(rows)), squeeze=False)
-    for r, images in enumerate(rows):
-        for c, (img, title) in enumerate(zip(images, titles)):
-            ax = axes[r][c]
-            grey = img.ndim == 2
-            ax.imshow(img, cmap="gray" if title.startswith("mask") else "magma_r", vmin=0, vmax=1) if grey else ax.imshow(img)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(title, fontsize=8)
-    fig.tight_layout(pad=0.2)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+def _per_image(model, ds: PairDataset, dev, batch_size: int) -> pd.DataFrame:
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
+    cols: dict[str, list] = {}
+    for x, mask, depth in tqdm(loader, desc="evaluate", unit="batch"):
+        logits, depth_pred = predict_batch(model, x.to(dev))
+        for k, v in {**mask_metrics(logits.cpu(), mask), **depth_metrics(depth_pred.cpu(), depth)}.items():
+            cols.setdefault(k, []).extend(v.tolist())
+    return pd.DataFrame(cols)
+
+
+def _means(df: pd.DataFrame) -> dict:
+    return {"mask": {k: float(df[k].mean()) for k in MASK_KEYS}, "depth": {k: float(df[k].mean()) for k in DEPTH_KEYS}}
+
+
+def _grid(path: Path, model, ds: PairDataset, positions, dev, labels: list[str] | None = None) -> None:
+    x, mask, depth = (torch.stack(t) for t in zip(*(ds[int(k)] for k in positions)))
+    logits, depth_pred = predict_batch(model, x.to(dev))
+    save_grid(path, sample_rows(x, mask, depth, logits.cpu(), depth_pred.cpu(), ds.stats), row_labels=labels)
 
 
 def evaluate_model(
     *, checkpoint: str | Path, dataset_dir: str | Path, split_path: str | Path, metrics_path: str | Path,
-    grid_path: str | Path, grid_samples: int, batch_size: int, device: str = "auto",
+    plots_dir: str | Path, by_source_path: str | Path, grid_samples: int, batch_size: int, device: str = "auto",
 ) -> dict:
-    """Per-image metrics on the val split, averaged, into `metrics_path`; a grid into `grid_path`."""
+    """Per-image metrics on the val split: averages, per-source breakdowns, grids (see module doc)."""
     dev = pick_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)
     split = json.loads(Path(split_path).read_text())
     store = Dataset(dataset_dir)
     ds = PairDataset(store, split["val"], ckpt["stats"])
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
-    sums: dict[str, float] = defaultdict(float)
-    for x, mask, depth in tqdm(loader, desc="evaluate", unit="batch"):
-        logits, depth_pred = predict_batch(model, x.to(dev))
-        for k, v in {**mask_metrics(logits.cpu(), mask), **depth_metrics(depth_pred.cpu(), depth)}.items():
-            sums[k] += float(v.sum())
-    n = len(ds)
-    result = {
-        "mask": {k: sums[k] / n for k in MASK_KEYS},
-        "depth": {k: sums[k] / n for k in DEPTH_KEYS},
-        "samples": n,
-        "checkpoint_epoch": int(ckpt.get("epoch", -1)),
-    }
+    df = _per_image(model, ds, dev, batch_size)
+    info = store.index.iloc[split["val"]][["sample", "fg", "bg", "flip", "x", "y"]].reset_index(drop=True)
+    df = pd.concat([info, df], axis=1)
+    df["fg_class"] = df["fg"].str.split("_").str[0]
+    result = {**_means(df), "samples": len(df), "checkpoint_epoch": int(ckpt.get("epoch", -1))}
     atomic_write_json(metrics_path, result)
-    picks = np.linspace(0, n - 1, min(grid_samples, n)).round().astype(int)
-    rows = []
-    for k in picks:
-        bg, fg_bg, mask, depth = store.read(ds.ids[k])
-        x, _, _ = ds[k]
-        logits, depth_pred = predict_batch(model, x[None].to(dev))
-        rows.append((bg, fg_bg, mask.astype(np.float32), (logits[0, 0] > 0).float().cpu().numpy(),
-                     depth, depth_pred[0, 0].cpu().numpy()))
-    sample_grid(grid_path, rows)
+
+    df["badness"] = (1 - df["iou"]) + df["rmse"]
+    worst = df.sort_values("badness", ascending=False, kind="stable").head(WORST)
+    by_source = {
+        group: {str(name): {**_means(g), "samples": len(g)} for name, g in df.groupby(group, sort=True)}
+        for group in ("fg_class", "fg", "bg")
+    }
+    by_source["worst"] = worst[["sample", "fg", "bg", "flip", "x", "y", "iou", "rmse"]].to_dict(orient="records")
+    atomic_write_json(by_source_path, by_source)
+    plots_dir = Path(plots_dir)
+    for group in ("fg", "bg"):
+        table = df.groupby(group, sort=True)[["iou", "rmse"]].mean().reset_index()
+        with atomic_path(plots_dir / f"per_{group}.csv") as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6f")
+    picks = np.linspace(0, len(ds) - 1, min(grid_samples, len(ds))).round().astype(int)
+    _grid(plots_dir / "samples.png", model, ds, picks, dev)
+    labels = [f"{r.fg} on {r.bg}: IoU {r.iou:.2f}, RMSE {r.rmse:.3f}" for r in worst.itertuples()]
+    _grid(plots_dir / "worst.png", model, ds, worst.index.to_numpy(), dev, labels)
     store.close()
-    log.info("eval on %d val samples: iou %.4f, rmse %.4f", n, result["mask"]["iou"], result["depth"]["rmse"])
+    log.info("eval on %d val samples: iou %.4f, rmse %.4f", len(df), result["mask"]["iou"], result["depth"]["rmse"])
     return result

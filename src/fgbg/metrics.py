@@ -2,11 +2,13 @@
 
 Mask (prediction = logits > 0, i.e. probability > 0.5):
   iou = |P & T| / |P | T|, dice = 2 |P & T| / (|P| + |T|), both 1 when P and T are empty;
-  pixel_acc = share of pixels where P == T.
+  pixel_acc = share of pixels where P == T;
+  precision = |P & T| / |P| (1 when P is empty), recall = |P & T| / |T| (1 when T is empty).
 Depth (pred and target in [0, 1]):
-  rmse, mae; abs_rel = mean |p - t| / t and delta1 = share with max(p/t, t/p) < 1.25,
-  with p and t clamped to at least DEPTH_EPS so that depth 0 (nearest) stays finite;
-  ssim (Gaussian window 11, data range 1).
+  rmse, mae; abs_rel = mean |p - t| / t, sq_rel = mean (p - t)^2 / t, and delta1, delta2,
+  delta3 = share with max(p/t, t/p) < 1.25, 1.25^2, 1.25^3, with p and t clamped to at
+  least DEPTH_EPS so that depth 0 (nearest) stays finite; ssim (Gaussian window 11,
+  sigma 1.5, data range 1).
 """
 
 from __future__ import annotations
@@ -26,11 +28,15 @@ def mask_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.
     inter = (p & t).sum(dim=(1, 2, 3)).double()
     union = (p | t).sum(dim=(1, 2, 3)).double()
     total = p.sum(dim=(1, 2, 3)).double() + t.sum(dim=(1, 2, 3)).double()
+    n_p = p.sum(dim=(1, 2, 3)).double()
+    n_t = t.sum(dim=(1, 2, 3)).double()
     ones = torch.ones_like(inter)
     return {
         "iou": torch.where(union > 0, inter / union.clamp(min=1), ones),
         "dice": torch.where(total > 0, 2 * inter / total.clamp(min=1), ones),
         "pixel_acc": (p == t).double().mean(dim=(1, 2, 3)),
+        "precision": torch.where(n_p > 0, inter / n_p.clamp(min=1), ones),
+        "recall": torch.where(n_t > 0, inter / n_t.clamp(min=1), ones),
     }
 
 
@@ -40,10 +46,14 @@ def depth_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.T
     err = pred - target
     p, t = pred.clamp(min=DEPTH_EPS), target.clamp(min=DEPTH_EPS)
     win = ssim_window(*pred.shape[-2:])
+    ratio = torch.maximum(p / t, t / p)
     return {
         "rmse": torch.sqrt((err**2).mean(dim=(1, 2, 3))),
         "mae": err.abs().mean(dim=(1, 2, 3)),
         "abs_rel": ((p - t).abs() / t).mean(dim=(1, 2, 3)),
-        "delta1": (torch.maximum(p / t, t / p) < 1.25).double().mean(dim=(1, 2, 3)),
+        "sq_rel": ((p - t) ** 2 / t).mean(dim=(1, 2, 3)),
+        "delta1": (ratio < 1.25).double().mean(dim=(1, 2, 3)),
+        "delta2": (ratio < 1.25**2).double().mean(dim=(1, 2, 3)),
+        "delta3": (ratio < 1.25**3).double().mean(dim=(1, 2, 3)),
         "ssim": _ssim(pred.float(), target.float(), data_range=1.0, win_size=win, size_average=False).double(),
     }

@@ -1,8 +1,9 @@
 """The network: a UNet with 6 input channels (bg, fg_bg) and two heads (mask logits, depth).
 
 Models are built by name through `MODELS`; `width` and `levels` set the size. The
-`unet` preset `width=64, levels=4` reproduces the original 64-to-1024-channel UNet
-(about 31M parameters); the default in params.yaml is small enough for a CPU.
+`unet_original` preset (width 64, levels 4, half-size output) reproduces the original
+64-to-1024-channel UNet (about 31M parameters, outputs at 96 px for 192 px inputs); the
+default in params.yaml is small enough for a CPU.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
 class UNet(nn.Module):
     """Encoder-decoder with skip connections; `levels` poolings, channels double per level."""
 
-    def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3) -> None:
+    def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3, half_output: bool = False) -> None:
         super().__init__()
         chans = [width * 2**i for i in range(levels + 1)]
         self.levels = levels
@@ -43,14 +44,21 @@ class UNet(nn.Module):
         self.bottleneck = _double_conv(chans[-2], chans[-1])
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
-        for c_hi, c_lo in zip(reversed(chans[1:]), reversed(chans[:-1])):
+        ups = list(zip(reversed(chans[1:]), reversed(chans[:-1])))
+        if half_output:  # stop one level short: outputs at half the input size, as the original
+            ups = ups[:-1]
+        for c_hi, c_lo in ups:
             self.ups.append(nn.ConvTranspose2d(c_hi, c_lo, 2, stride=2))
             self.decoders.append(_double_conv(2 * c_lo, c_lo))
-        self.mask_head = nn.Conv2d(width, 1, 1)
-        self.depth_head = nn.Conv2d(width, 1, 1)
+        c_out = ups[-1][1] if ups else chans[-1]
+        self.mask_head = nn.Conv2d(c_out, 1, 1)
+        self.depth_head = nn.Conv2d(c_out, 1, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: N, 6, H, W with H and W divisible by 2**levels. Returns (mask logits, depth in [0, 1])."""
+        """x: N, 6, H, W with H and W divisible by 2**levels.
+
+        Returns (mask logits, depth in [0, 1]), each N, 1, H, W (H/2, W/2 with half_output).
+        """
         skips = []
         for enc in self.encoders:
             x = enc(x)  # N, C, H', W'
@@ -66,7 +74,13 @@ class UNet(nn.Module):
 
 @MODELS.register("unet")
 def _unet(cfg: ModelConfig) -> nn.Module:
-    return UNet(in_channels=6, width=cfg.width, levels=cfg.levels)
+    return UNet(in_channels=6, width=cfg.width, levels=cfg.levels, half_output=cfg.half_output)
+
+
+@MODELS.register("unet_original")
+def _unet_original(cfg: ModelConfig) -> nn.Module:
+    """The original: 64 to 1024 channels; width, levels and half_output in params are ignored."""
+    return UNet(in_channels=6, width=64, levels=4, half_output=True)
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

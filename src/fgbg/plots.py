@@ -10,11 +10,33 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fgbg.imageio import atomic_write_bytes  # noqa: E402
 
 SAMPLE_COLUMNS = ("bg", "fg_bg", "mask", "mask_pred", "depth", "depth_pred", "depth_error")
+
+
+def denormalise(x: torch.Tensor, stats: dict) -> tuple[np.ndarray, np.ndarray]:
+    """6, H, W model input -> (bg, fg_bg) as H, W, 3 uint8."""
+    out = []
+    for part, kind in ((x[:3], "bg"), (x[3:], "fg_bg")):
+        m = torch.tensor(stats[kind]["mean"])[:, None, None]
+        s = torch.tensor(stats[kind]["std"])[:, None, None]
+        img = ((part * s + m).clamp(0, 1) * 255).round().byte()  # 3, H, W
+        out.append(img.permute(1, 2, 0).numpy())
+    return out[0], out[1]
+
+
+def sample_rows(x, mask, depth, logits, depth_pred, stats) -> list[tuple[np.ndarray, ...]]:
+    """Grid rows (bg, fg_bg, mask, mask_pred, depth, depth_pred, |error|) from batch tensors."""
+    rows = []
+    for i in range(x.shape[0]):
+        bg, fg_bg = denormalise(x[i], stats)
+        d, dp = depth[i, 0].numpy(), depth_pred[i, 0].float().numpy()
+        rows.append((bg, fg_bg, mask[i, 0].numpy(), (logits[i, 0] > 0).float().numpy(), d, dp, np.abs(dp - d)))
+    return rows
 
 
 def _cmap(title: str) -> str:

@@ -42,13 +42,15 @@ def shard_name(k: int) -> str:
     return f"{k:05d}.bin"
 
 
-def encode_record(patch: np.ndarray, obj: np.ndarray, depth: np.ndarray | None, fmt: str, quality: int) -> list[bytes]:
-    """patch h, w, 3 uint8; obj h, w bool; depth S, S in [0, 1] or None -> [patch, mask, depth] blobs."""
-    return [
-        encode_image(patch, fmt, quality),
-        np.packbits(obj, axis=None).tobytes(),
-        b"" if depth is None else encode_image(np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16)),
-    ]
+def encode_depth(depth: np.ndarray | None) -> bytes:
+    """S, S depth in [0, 1] -> 16-bit PNG bytes (value = round(depth * 65535)); None -> b""."""
+    if depth is None:
+        return b""
+    return encode_image(np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16))
+
+
+def decode_depth(blob: bytes) -> np.ndarray:
+    return decode_image(blob).astype(np.float32) / 65535.0
 
 
 def decode_patch(blob: bytes) -> np.ndarray:
@@ -104,7 +106,7 @@ class Dataset:
         mask = np.zeros(bg.shape[:2], bool)
         mask[y : y + h, x : x + w] = decode_mask(blob[n_patch : n_patch + n_mask], int(h), int(w))
         if n_depth:
-            depth = decode_image(blob[n_patch + n_mask :]).astype(np.float32) / 65535.0
+            depth = decode_depth(blob[n_patch + n_mask :])
         else:
             depth = np.array(self.bg_depth[b])
             depth[mask] = self._obj_depth[i]

@@ -1,45 +1,41 @@
-"""Training: the UNet on the train split, validated on the grouped val split every epoch.
+"""Training: the model on the train split, validated on the grouped val split every epoch.
 
 Per epoch it logs train/val losses and metrics, the learning rate, epoch time and
-samples/s to DVCLive, writes `last.pt`, and `best.pt` when the val loss improves.
-A NaN or inf loss stops the run with the step and the loss terms; the last good
-checkpoint stays. On CUDA it uses bf16 autocast, channels-last and cudnn benchmark mode.
+samples/s to DVCLive (prediction grids every `image_every` epochs), writes `last.pt`,
+and `best.pt` when `best_metric` improves. `last.pt` is resumed after a crash when it
+was made with the same params and data and did not finish; otherwise the run starts
+afresh and says why. One process, or DistributedDataParallel under `torchrun`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
+import os
 import random
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from dvclive import Live
-from tqdm import tqdm
 
-from fgbg.checkpoint import save_checkpoint
-from fgbg.config import Params
+from fgbg import distributed
+from fgbg.distributed import pick_device
+from fgbg.augment import Augment
+from fgbg.checkpoint import fingerprint, read_checkpoint, save_checkpoint, unwrap
+from fgbg.config import BEST_METRICS, Params
 from fgbg.data import PairDataset
 from fgbg.imageio import atomic_write_json
-from fgbg.losses import HeadLoss
-from fgbg.metrics import depth_metrics, mask_metrics
 from fgbg.model import build_model, count_parameters
 from fgbg.optim import build_optimizer, build_scheduler
+from fgbg.plots import grid_image, sample_rows
+from fgbg.steps import Heads, StepState, train_epoch, upsample_like, validate
 from fgbg.store import Dataset
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("params: train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -48,65 +44,64 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class Heads:
-    """The two heads' losses, and the forward pass under autocast where it applies."""
-
-    def __init__(self, p: Params, device: torch.device) -> None:
-        self.mask_loss = HeadLoss("mask", p.train.mask_loss)
-        self.depth_loss = HeadLoss("depth", p.train.depth_loss)
-        self.device = device
-        self.amp = device.type == "cuda"
-
-    def forward(self, model, x, mask, depth):
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits, depth_pred = model(x)  # N, 1, H, W each
-        lm, terms = self.mask_loss(logits.float(), mask)
-        ld, dterms = self.depth_loss(depth_pred.float(), depth)
-        return logits.float(), depth_pred.float(), lm + ld, {**terms, **dterms}
+def epoch_size(p: Params, epoch: int) -> int:
+    """The training image size of `epoch` under the progressive-resizing schedule."""
+    start = 0
+    for size, n in p.train.resize_schedule:
+        if epoch < start + n:
+            return size
+        start += n
+    return p.compose.bg_size
 
 
-def run_epoch(model, loader, heads: Heads, epoch: int, optimizer=None, batch_scheduler=None) -> dict[str, float]:
-    """One pass over `loader`; trains when an optimizer is given, else also measures metrics."""
-    training = optimizer is not None
-    model.train(training)
-    sums: dict[str, float] = defaultdict(float)
-    n = 0
-    desc = f"epoch {epoch} {'train' if training else 'val'}"
-    with torch.set_grad_enabled(training):
-        for step, (x, mask, depth) in enumerate(tqdm(loader, desc=desc, unit="batch", leave=False)):
-            x = x.to(heads.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            mask = mask.to(heads.device, non_blocking=True)
-            depth = depth.to(heads.device, non_blocking=True)
-            logits, depth_pred, loss, terms = heads.forward(model, x, mask, depth)
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(
-                    f"loss is {loss_value} at epoch {epoch}, step {step} ({'train' if training else 'val'}); "
-                    f"terms: {terms}. The last good checkpoint is kept; lower lr or change the loss weights"
-                )
-            if training:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if batch_scheduler is not None:
-                    batch_scheduler.step()
-            bs = x.shape[0]
-            n += bs
-            sums["loss"] += loss_value * bs
-            for k, v in terms.items():
-                sums[k] += v * bs
-            if not training:
-                for k, v in {**mask_metrics(logits, mask), **depth_metrics(depth_pred, depth)}.items():
-                    sums[k] += float(v.sum())
-    return {k: v / max(n, 1) for k, v in sums.items()}
+def _training_identity(p: Params) -> dict:
+    """The params a checkpoint must share to be resumed (not workers, device, threads)."""
+    t = dataclasses.asdict(p.train)
+    for k in ("workers", "device", "threads", "image_every"):
+        t.pop(k)
+    return {"lr": p.lr, "epochs": p.epochs, "batch_size": p.batch_size, "model": dataclasses.asdict(p.model), "train": t}
 
 
-def _loader(ds, p: Params, shuffle: bool, device: torch.device) -> torch.utils.data.DataLoader:
-    g = torch.Generator().manual_seed(p.train.seed)
-    return torch.utils.data.DataLoader(
-        ds, batch_size=p.batch_size, shuffle=shuffle, num_workers=p.train.workers,
-        pin_memory=device.type == "cuda", generator=g, persistent_workers=p.train.workers > 0,
-    )
+def _resumable(path: Path, fp: str, epochs: int, main: bool) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        ckpt = read_checkpoint(path)
+    except (ValueError, RuntimeError, OSError) as e:
+        reason = f"it cannot be read ({e})"
+    else:
+        if ckpt.get("fingerprint") != fp:
+            reason = "it was made with other params or data"
+        elif ckpt["epoch"] >= epochs - 1:
+            reason = "that run finished"
+        else:
+            return ckpt
+    if main:
+        log.warning("not resuming from %s: %s; training starts afresh", path, reason)
+    return None
+
+
+def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed.Dist, device: torch.device):
+    augment = Augment(p.train.augment)
+    train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=p.train.seed)
+    val_ds = PairDataset(store, split["val"], stats)
+    val_ds = torch.utils.data.Subset(val_ds, range(d.rank, len(val_ds), d.world))  # disjoint shares
+    sampler = torch.utils.data.DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=p.train.seed) if d.active else None
+    kw = dict(batch_size=p.batch_size, num_workers=p.train.workers, pin_memory=device.type == "cuda")
+    gen = torch.Generator()
+    train_dl = torch.utils.data.DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)
+    val_dl = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
+    return train_ds, train_dl, val_dl, sampler, gen
+
+
+def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
+    x, mask, depth = next(iter(val_dl))
+    model.eval()
+    with torch.no_grad():
+        logits, depth_pred, _, _ = heads.forward(model, *heads.to_device(x[:n], mask[:n], depth[:n]))
+    rows = sample_rows(x[:n], mask[:n], depth[:n], upsample_like(logits, mask[:n]).cpu(),
+                       upsample_like(depth_pred, depth[:n]).cpu(), val_dl.dataset.dataset.stats)
+    return grid_image(rows)
 
 
 def train_model(
@@ -115,50 +110,114 @@ def train_model(
 ) -> dict:
     """Train and write `model_dir/{best,last}.pt`, DVCLive logs and the final metrics JSON."""
     p = params
-    seed_everything(p.train.seed)
+    device_type = "cuda" if p.train.device != "cpu" and torch.cuda.is_available() else "cpu"
+    d = distributed.setup(device_type)
+    device = pick_device(p.train.device, d.local_rank)
+    seed_everything(p.train.seed + d.rank)
     if p.train.threads:
         torch.set_num_threads(p.train.threads)
-    device = pick_device(p.train.device)
-    torch.backends.cudnn.benchmark = device.type == "cuda"
+    if p.train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not p.train.deterministic
     stats = json.loads(Path(stats_path).read_text())
     split = json.loads(Path(split_path).read_text())
     store = Dataset(dataset_dir)
-    train_dl = _loader(PairDataset(store, split["train"], stats), p, True, device)
-    val_dl = _loader(PairDataset(store, split["val"], stats), p, False, device)
-    model = build_model(p.model).to(device).to(memory_format=torch.channels_last)
-    n_params = count_parameters(model)
-    log.info("model %s: %d parameters; device %s; %d train / %d val samples",
-             p.model.name, n_params, device, len(split["train"]), len(split["val"]))
+    train_ds, train_dl, val_dl, sampler, gen = _loaders(p, store, split, stats, d, device)
+
+    model = build_model(p.model).to(device)
+    if p.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     heads = Heads(p, device)
     opt = build_optimizer(model, p)
     sched = build_scheduler(opt, p, len(train_dl))
     per_batch = sched is not None and p.train.scheduler != "plateau"
+    scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
     model_dir = Path(model_dir)
-    best_loss, best_epoch, summary = math.inf, -1, {}
-    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        for epoch in range(p.epochs):
+    fp = fingerprint(_training_identity(p), stats_path, split_path)
+    mode = BEST_METRICS[p.train.best_metric]
+    best, best_epoch, start, state = (math.inf if mode == "min" else -math.inf), -1, 0, StepState()
+    ckpt = _resumable(model_dir / "last.pt", fp, p.epochs, d.main)
+    if ckpt is not None:
+        unwrap(model).load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"])
+        best, best_epoch, start, state.accum = ckpt["best"], ckpt["best_epoch"], ckpt["epoch"] + 1, ckpt["accum"]
+        if d.main:
+            log.info("resumed from %s, which ended after epoch %d", model_dir / "last.pt", ckpt["epoch"])
+    elif d.main:
+        for name in ("last.pt", "best.pt"):
+            (model_dir / name).unlink(missing_ok=True)
+    if d.active:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if p.train.compile:
+        model = torch.compile(model)
+    n_params = count_parameters(unwrap(model))
+    if d.main:
+        log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples",
+                 p.model.name, n_params, device, d.world, heads.dtype or "fp32", len(split["train"]), len(split["val"]))
+
+    summary: dict = {}
+    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=ckpt is not None) if d.main else None
+    try:
+        for epoch in range(start, p.epochs):
             t0 = time.perf_counter()
-            tr = run_epoch(model, train_dl, heads, epoch, opt, sched if per_batch else None)
+            train_ds.set_epoch(epoch)
+            gen.manual_seed(p.train.seed * 100_003 + epoch)  # the epoch's order, also when resumed
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            size = epoch_size(p, epoch)
+            tr = distributed.all_sum(train_epoch(model, train_dl, heads, opt, scaler, state, p, epoch, size,
+                                                 sched if per_batch else None, show=d.main), d)
             t_train = time.perf_counter() - t0
-            va = run_epoch(model, val_dl, heads, epoch)
+            va = distributed.all_sum(validate(model, val_dl, heads, epoch, show=d.main), d)
+            tr = {k: v / tr["n"] for k, v in tr.items() if k != "n"}
+            va = {k: v / va["n"] for k, v in va.items() if k != "n"}
             if sched is not None and not per_batch:
                 sched.step(va["loss"])
             lr = opt.param_groups[0]["lr"]
-            for k, v in tr.items():
-                live.log_metric(f"train/{k}", v)
-            for k, v in va.items():
-                live.log_metric(f"val/{k}", v)
-            live.log_metric("lr", lr)
-            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "parameters": n_params}
-            save_checkpoint(model_dir / "last.pt", model, p.model, stats, epoch=epoch, val=va)
-            if va["loss"] < best_loss:
-                best_loss, best_epoch = va["loss"], epoch
-                save_checkpoint(model_dir / "best.pt", model, p.model, stats, epoch=epoch, val=va)
-            log.info("epoch %d: train loss %.4f, val loss %.4f, val iou %.4f, val rmse %.4f, lr %.2g; "
-                     "%.1f s, %.0f train samples/s", epoch, tr["loss"], va["loss"], va["iou"], va["rmse"], lr,
-                     time.perf_counter() - t0, len(split["train"]) / t_train)
-            live.next_step()
-    summary["best_epoch"] = best_epoch
-    atomic_write_json(metrics_path, summary)
-    store.close()
+            score = va[p.train.best_metric]
+            improved = score < best if mode == "min" else score > best
+            if improved:
+                best, best_epoch = score, epoch
+            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "best_epoch": best_epoch,
+                       f"best_val_{p.train.best_metric}": best, "parameters": n_params, "image_size": size,
+                       "micro_batches": state.accum}
+            if d.main:
+                extra = dict(epoch=epoch, val=va, fingerprint=fp, optimizer=opt.state_dict(),
+                             scheduler=sched.state_dict() if sched is not None else {}, scaler=scaler.state_dict(),
+                             rng=torch.get_rng_state(), best=best, best_epoch=best_epoch, accum=state.accum,
+                             input_size=p.compose.bg_size)
+                if improved:
+                    save_checkpoint(model_dir / "best.pt", model, p.model, stats, **extra)
+                save_checkpoint(model_dir / "last.pt", model, p.model, stats, **extra)
+                _log_epoch(live, tr, va, lr, size, time.perf_counter() - t0, len(split["train"]) / t_train)
+                if p.train.image_every and (epoch + 1) % p.train.image_every == 0:
+                    live.log_image(f"predictions/epoch_{epoch + 1:03d}.png", _prediction_grid(model, val_dl, heads))
+                live.next_step()
+                log.info("epoch %d (%d px): train loss %.4f, val loss %.4f, iou %.4f, rmse %.4f, lr %.2g; %.1f s, "
+                         "%.0f train samples/s", epoch, size, tr["loss"], va["loss"], va["iou"], va["rmse"], lr,
+                         time.perf_counter() - t0, len(split["train"]) / t_train)
+            distributed.barrier(d)
+    finally:
+        if live is not None:
+            live.end()
+        store.close()
+        distributed.teardown(d)
+    if d.main:
+        atomic_write_json(metrics_path, summary)
     return summary
+
+
+def _log_epoch(live: Live, tr: dict, va: dict, lr: float, size: int, epoch_s: float, samples_per_s: float) -> None:
+    for k, v in tr.items():
+        live.log_metric(f"train/{k}", v)
+    for k, v in va.items():
+        live.log_metric(f"val/{k}", v)
+    live.log_metric("lr", lr)
+    live.log_metric("image_size", size)
+    live.log_metric("time/epoch_s", epoch_s)
+    live.log_metric("time/train_samples_per_s", samples_per_s)

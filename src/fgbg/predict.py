@@ -1,0 +1,130 @@
+"""`fgbg predict`: a trained model on your own (bg, fg_bg) pairs, and ONNX export.
+
+A pair is two images of the same size. Both are resized (bilinear) to the model's input
+size (the bg_size it was trained at), and the outputs are resized back to the pair's size
+(mask logits and depth bilinear). For each pair it writes
+    <stem>_mask.png           0 / 255
+    <stem>_depth.png          16-bit, depth = value / 65535 (0 = nearest, 1 = farthest)
+    <stem>_depth_preview.png  colour-mapped depth (magma, near = bright)
+Folders are paired by file stem; a bg without a fg_bg (or the reverse) is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from matplotlib import colormaps  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from fgbg.checkpoint import read_checkpoint, unwrap  # noqa: E402
+from fgbg.config import ModelConfig  # noqa: E402
+from fgbg.data import model_input  # noqa: E402
+from fgbg.imageio import atomic_path, atomic_save_image, read_image  # noqa: E402
+from fgbg.model import build_model  # noqa: E402
+from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
+from fgbg.distributed import pick_device  # noqa: E402
+
+log = logging.getLogger(__name__)
+ONNX_TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| accepted for mask logits and depth
+
+
+def load_model(checkpoint: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """The model of a checkpoint; a checkpoint of another model version says so."""
+    ckpt = read_checkpoint(checkpoint)
+    if "input_size" not in ckpt:
+        raise ValueError(f"{checkpoint}: checkpoint has no input_size (made by an older fgbg); retrain with `dvc repro train`")
+    try:
+        cfg = ModelConfig(**ckpt["model_config"])
+        model = build_model(cfg)
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, KeyError, RuntimeError) as e:
+        raise ValueError(f"{checkpoint}: these weights do not fit this fgbg's {ckpt['model_config'].get('name')!r} "
+                         f"model ({str(e).splitlines()[0]}); retrain with `dvc repro train`") from None
+    return model.to(device).eval(), ckpt
+
+
+@torch.no_grad()
+def predict_pair(model, ckpt: dict, bg: np.ndarray, fg_bg: np.ndarray, device) -> tuple[np.ndarray, np.ndarray]:
+    """bg, fg_bg: H, W, 3 uint8 of one size -> (mask H, W bool, depth H, W float32 in [0, 1])."""
+    h, w = bg.shape[:2]
+    x = model_input(bg, fg_bg, ckpt["stats"])[None]  # 1, 6, H, W
+    s = ckpt["input_size"]
+    x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True).to(device)
+    logits, depth = model(x)
+    logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
+    depth = F.interpolate(depth.float(), size=(h, w), mode="bilinear", align_corners=False)
+    return (logits[0, 0] > 0).cpu().numpy(), depth[0, 0].clamp(0, 1).cpu().numpy()
+
+
+def write_outputs(out: Path, stem: str, mask: np.ndarray, depth: np.ndarray) -> None:
+    atomic_save_image(out / f"{stem}_mask.png", mask.astype(np.uint8) * 255)
+    atomic_save_image(out / f"{stem}_depth.png", np.round(depth * 65535).astype(np.uint16))
+    preview = (colormaps["magma_r"](depth)[..., :3] * 255).round().astype(np.uint8)
+    atomic_save_image(out / f"{stem}_depth_preview.png", preview)
+
+
+def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
+    if bg.is_file() and fg_bg.is_file():
+        return [(fg_bg.stem, bg, fg_bg)]
+    if bg.is_dir() and fg_bg.is_dir():
+        def listing(d: Path) -> dict[str, Path]:
+            return {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+        a, b = listing(bg), listing(fg_bg)
+        lonely = [f"{bg}/{s}" for s in sorted(set(a) - set(b))] + [f"{fg_bg}/{s}" for s in sorted(set(b) - set(a))]
+        if lonely:
+            raise ValueError(f"no partner with the same name for: {', '.join(lonely)}; "
+                             "name each bg and its fg_bg alike (street1.jpg and street1.png)")
+        if not a:
+            raise ValueError(f"{bg}: no .jpg or .png images to predict on")
+        return [(s, a[s], b[s]) for s in sorted(a)]
+    raise ValueError(f"give two image files or two folders, got {bg} and {fg_bg}")
+
+
+def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out: str | Path, device: str = "auto") -> int:
+    """Predict every pair (see module doc) into `out`; returns the number of pairs."""
+    dev = pick_device(device)
+    model, ckpt = load_model(checkpoint, dev)
+    pairs = _pairs(Path(bg), Path(fg_bg))
+    out = Path(out)
+    for stem, bg_path, fg_bg_path in tqdm(pairs, desc="predict", unit="pair", disable=len(pairs) == 1):
+        a, b = read_image(bg_path, "RGB"), read_image(fg_bg_path, "RGB")
+        if a.shape != b.shape:
+            raise ValueError(f"{bg_path} is {a.shape[1]}x{a.shape[0]} but {fg_bg_path} is {b.shape[1]}x{b.shape[0]}; "
+                             "a bg and its fg_bg must be the same size")
+        mask, depth = predict_pair(model, ckpt, a, b, dev)
+        write_outputs(out, stem, mask, depth)
+    log.info("wrote predictions for %d pair(s) into %s", len(pairs), out)
+    return len(pairs)
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
+    """Export to ONNX (opset 17, dynamic batch) and check onnxruntime against PyTorch."""
+    import onnxruntime as ort
+
+    model, ckpt = load_model(checkpoint, torch.device("cpu"))
+    s = ckpt["input_size"]
+    x = torch.randn(2, 6, s, s, generator=torch.Generator().manual_seed(0))
+    with atomic_path(out) as tmp:
+        torch.onnx.export(unwrap(model), (x,), str(tmp), input_names=["x"], output_names=["mask_logits", "depth"],
+                          dynamic_axes={"x": {0: "n"}, "mask_logits": {0: "n"}, "depth": {0: "n"}},
+                          opset_version=17, dynamo=False)
+        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        got = session.run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            want = [t.numpy() for t in model(x)]
+        diffs = [float(np.abs(g - w).max()) for g, w in zip(got, want)]
+        if max(diffs) > ONNX_TOLERANCE:
+            raise ValueError(f"ONNX export of {checkpoint} differs from PyTorch by {max(diffs):.2e} "
+                             f"(> {ONNX_TOLERANCE}); not written")
+    result = {"max_abs_diff_mask_logits": diffs[0], "max_abs_diff_depth": diffs[1], "tolerance": ONNX_TOLERANCE,
+              "input": [None, 6, s, s]}
+    log.info("exported %s: onnxruntime matches PyTorch within %.1e", out, max(diffs))
+    return result

@@ -1,0 +1,53 @@
+"""`fgbg report`: the README's Results section, generated from the metric files.
+
+The section between the two markers below is replaced; everything else in the README is
+left as it is. `make repro` runs it after `dvc repro`, and a test fails when the README
+does not match the committed metrics, so the figures are never typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fgbg.evaluate import DEPTH_KEYS, MASK_KEYS
+from fgbg.imageio import atomic_write_bytes
+
+START = "<!-- results:start: written by `fgbg report` from metrics/; do not edit by hand -->"
+END = "<!-- results:end -->"
+BETTER = {"rmse": "lower", "mae": "lower", "abs_rel": "lower", "sq_rel": "lower"}
+
+
+def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
+    ev = json.loads(Path(eval_path).read_text())
+    by = json.loads(Path(by_source_path).read_text())
+    lines = [
+        f"Validation split of the default run: {ev['samples']} samples whose foregrounds were never seen in "
+        f"training (checkpoint of epoch {ev['checkpoint_epoch'] + 1}).",
+        "",
+        "| head | metric | value | better |",
+        "|---|---|---|---|",
+    ]
+    for head, keys in (("mask", MASK_KEYS), ("depth", DEPTH_KEYS)):
+        for k in keys:
+            lines.append(f"| {head} | `{k}` | {ev[head][k]:.4f} | {BETTER.get(k, 'higher')} |")
+    lines += ["", "Per foreground class:", "", "| class | samples | mask IoU | depth RMSE |", "|---|---|---|---|"]
+    for name, m in by["fg_class"].items():
+        lines.append(f"| {name} | {m['samples']} | {m['mask']['iou']:.4f} | {m['depth']['rmse']:.4f} |")
+    lines += ["", "![validation samples](plots/samples.png)", "",
+              "The 10 worst validation samples, ranked by (1 - IoU) + RMSE:", "", "![worst samples](plots/worst.png)"]
+    return "\n".join(lines)
+
+
+def update_readme(readme: str | Path, eval_path: str | Path, by_source_path: str | Path) -> bool:
+    """Rewrite the results section of `readme`; returns whether it changed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme}: no results markers; add the lines {START!r} and {END!r} where the section goes")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{results_markdown(eval_path, by_source_path)}\n{END}{tail}"
+    if new != text:
+        atomic_write_bytes(readme, new.encode())
+    return new != text

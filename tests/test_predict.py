@@ -1,0 +1,103 @@
+"""`fgbg predict` on pairs of any size and on folders, its errors, ONNX export, the README report."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fgbg.checkpoint import read_checkpoint, save_checkpoint
+from fgbg.cli import main as cli
+from fgbg.config import ModelConfig
+from fgbg.model import build_model
+from fgbg.predict import ONNX_TOLERANCE, export_onnx, predict_paths
+from fgbg.report import END, START, results_markdown, update_readme
+from tests.conftest import ROOT
+
+STATS = {"bg": {"mean": [0.5] * 3, "std": [0.25] * 3}, "fg_bg": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    cfg = ModelConfig(width=4, levels=2)
+    save_checkpoint(path, build_model(cfg).eval(), cfg, STATS, epoch=0, input_size=16)
+    return path
+
+
+def _img(path, w, h, seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)
+
+
+def test_predict_one_pair_of_any_size(ckpt, tmp_path):
+    _img(tmp_path / "bg.png", 37, 23)
+    _img(tmp_path / "scene.jpg", 37, 23, seed=1)
+    assert predict_paths(ckpt, tmp_path / "bg.png", tmp_path / "scene.jpg", tmp_path / "out", device="cpu") == 1
+    mask = np.asarray(Image.open(tmp_path / "out" / "scene_mask.png"))
+    depth = Image.open(tmp_path / "out" / "scene_depth.png")
+    preview = Image.open(tmp_path / "out" / "scene_depth_preview.png")
+    assert mask.shape == (23, 37) and set(np.unique(mask)) <= {0, 255}
+    assert depth.size == (37, 23) and np.asarray(depth).dtype == np.uint16
+    assert preview.mode == "RGB" and preview.size == (37, 23)
+
+
+def test_predict_folders_paired_by_name_and_the_errors(ckpt, tmp_path):
+    for stem in ("a", "b"):
+        _img(tmp_path / "bg" / f"{stem}.png", 20, 20)
+        _img(tmp_path / "fg_bg" / f"{stem}.png", 20, 20, seed=2)
+    cli(["predict", str(tmp_path / "bg"), str(tmp_path / "fg_bg"), "-o", str(tmp_path / "out"), "--checkpoint", str(ckpt)])
+    assert sorted(p.name for p in (tmp_path / "out").glob("*_mask.png")) == ["a_mask.png", "b_mask.png"]
+    _img(tmp_path / "bg" / "c.png", 20, 20)
+    with pytest.raises(ValueError, match=r"no partner with the same name for: .*bg/c"):
+        predict_paths(ckpt, tmp_path / "bg", tmp_path / "fg_bg", tmp_path / "out")
+    _img(tmp_path / "x.png", 20, 20)
+    _img(tmp_path / "y.png", 21, 20)
+    with pytest.raises(ValueError, match="must be the same size"):
+        predict_paths(ckpt, tmp_path / "x.png", tmp_path / "y.png", tmp_path / "out")
+
+
+def test_a_checkpoint_of_another_model_version_is_refused(ckpt, tmp_path, capsys):
+    other = read_checkpoint(ckpt)
+    other["model_config"]["width"] = 8  # weights of width 4 do not fit
+    torch.save(other, tmp_path / "other.pt")
+    _img(tmp_path / "a.png", 16, 16)
+    with pytest.raises(SystemExit) as e:
+        cli(["predict", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "-o", str(tmp_path), "--checkpoint", str(tmp_path / "other.pt")])
+    assert e.value.code == 2
+    assert "do not fit" in capsys.readouterr().err
+
+
+def test_onnx_export_matches_pytorch(ckpt, tmp_path):
+    import onnxruntime as ort
+
+    result = export_onnx(ckpt, tmp_path / "model.onnx")
+    assert max(result["max_abs_diff_mask_logits"], result["max_abs_diff_depth"]) <= ONNX_TOLERANCE
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    outs = session.run(None, {"x": np.zeros((3, 6, 16, 16), np.float32)})  # another batch size
+    assert outs[0].shape == (3, 1, 16, 16) and outs[1].shape == (3, 1, 16, 16)
+
+
+def test_readme_results_match_the_committed_metrics():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split(START, 1)[1].split(END, 1)[0].strip()
+    assert section == results_markdown(ROOT / "metrics" / "eval.json", ROOT / "metrics" / "eval_by_source.json"), (
+        "README results are stale: run `fgbg report`")
+    iou = json.loads((ROOT / "metrics" / "eval.json").read_text())["mask"]["iou"]
+    assert f"| mask | `iou` | {iou:.4f} |" in section
+
+
+def test_update_readme_replaces_only_the_section(tmp_path):
+    ev = {"samples": 2, "checkpoint_epoch": 0, "mask": {k: 0.5 for k in ("iou", "dice", "pixel_acc", "precision", "recall")},
+          "depth": {k: 0.1 for k in ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")}}
+    by = {"fg_class": {"cat": {"samples": 2, "mask": {"iou": 0.5}, "depth": {"rmse": 0.1}}}}
+    (tmp_path / "e.json").write_text(json.dumps(ev))
+    (tmp_path / "b.json").write_text(json.dumps(by))
+    (tmp_path / "R.md").write_text(f"# top\n{START}\nold\n{END}\nbottom\n")
+    assert update_readme(tmp_path / "R.md", tmp_path / "e.json", tmp_path / "b.json")
+    text = (tmp_path / "R.md").read_text()
+    assert text.startswith("# top\n") and text.endswith("bottom\n") and "old" not in text
+    assert "| cat | 2 | 0.5000 | 0.1000 |" in text
+    assert not update_readme(tmp_path / "R.md", tmp_path / "e.json", tmp_path / "b.json")

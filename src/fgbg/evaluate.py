@@ -97,7 +97,7 @@ def evaluate_model(
             table.to_csv(tmp, index=False, float_format="%.6f")
     picks = np.linspace(0, len(ds) - 1, min(grid_samples, len(ds))).round().astype(int)
     _grid(plots_dir / "samples.png", model, ds, picks, dev)
-    labels = [f"{r.fg} on {r.bg}: IoU {r.iou:.2f}, RMSE {r.rmse:.3f}" for r in worst.itertuples()]
+    labels = [f"{r.fg}\n{r.bg}\nIoU {r.iou:.2f}\nRMSE {r.rmse:.3f}" for r in worst.itertuples()]
     _grid(plots_dir / "worst.png", model, ds, worst.index.to_numpy(), dev, labels)
     store.close()
     log.info("eval on %d val samples: iou %.4f, rmse %.4f", len(df), result["mask"]["iou"], result["depth"]["rmse"])

@@ -16,7 +16,9 @@ import math
 import os
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -81,7 +83,15 @@ def _resumable(path: Path, fp: str, epochs: int, main: bool) -> dict | None:
     return None
 
 
-def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed.Dist, device: torch.device):
+class Loaders(NamedTuple):
+    train_ds: PairDataset
+    train: torch.utils.data.DataLoader
+    val: torch.utils.data.DataLoader
+    sampler: torch.utils.data.DistributedSampler | None
+    generator: torch.Generator
+
+
+def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed.Dist, device: torch.device) -> Loaders:
     augment = Augment(p.train.augment)
     train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=p.train.seed)
     val_ds = PairDataset(store, split["val"], stats)
@@ -91,7 +101,27 @@ def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed
     gen = torch.Generator()
     train_dl = torch.utils.data.DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)
     val_dl = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
-    return train_ds, train_dl, val_dl, sampler, gen
+    return Loaders(train_ds, train_dl, val_dl, sampler, gen)
+
+
+def _epoch(t: "Trainer", model, loaders: Loaders, d: distributed.Dist, epoch: int) -> tuple[dict, dict, int, float]:
+    """Train and validate one epoch: (train means, val means, image size, training seconds)."""
+    p = t.p
+    t0 = time.perf_counter()
+    loaders.train_ds.set_epoch(epoch)
+    loaders.generator.manual_seed(p.train.seed * 100_003 + epoch)  # the epoch's order, also when resumed
+    if loaders.sampler is not None:
+        loaders.sampler.set_epoch(epoch)
+    size = epoch_size(p, epoch)
+    tr = distributed.all_sum(train_epoch(model, loaders.train, t.heads, t.opt, t.scaler, t.state, p, epoch, size,
+                                         t.sched if t.per_batch else None, show=d.main), d)
+    t_train = time.perf_counter() - t0
+    va = distributed.all_sum(validate(model, loaders.val, t.heads, epoch, show=d.main), d)
+    tr = {k: v / tr["n"] for k, v in tr.items() if k != "n"}
+    va = {k: v / va["n"] for k, v in va.items() if k != "n"}
+    if t.sched is not None and not t.per_batch:
+        t.sched.step(va["loss"])
+    return tr, va, size, t_train
 
 
 def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
@@ -104,12 +134,8 @@ def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
     return grid_image(rows)
 
 
-def train_model(
-    *, params: Params, dataset_dir: str | Path, stats_path: str | Path, split_path: str | Path,
-    model_dir: str | Path, live_dir: str | Path, metrics_path: str | Path,
-) -> dict:
-    """Train and write `model_dir/{best,last}.pt`, DVCLive logs and the final metrics JSON."""
-    p = params
+def _runtime(p: Params) -> tuple[distributed.Dist, torch.device]:
+    """Join torchrun's process group if any; seeds, threads and determinism for this process."""
     device_type = "cuda" if p.train.device != "cpu" and torch.cuda.is_available() else "cpu"
     d = distributed.setup(device_type)
     device = pick_device(p.train.device, d.local_rank)
@@ -120,83 +146,113 @@ def train_model(
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
     torch.backends.cudnn.benchmark = device.type == "cuda" and not p.train.deterministic
-    stats = json.loads(Path(stats_path).read_text())
-    split = json.loads(Path(split_path).read_text())
-    store = Dataset(dataset_dir)
-    train_ds, train_dl, val_dl, sampler, gen = _loaders(p, store, split, stats, d, device)
+    return d, device
 
+
+@dataclass
+class Trainer:
+    """The model, its optimisation state and the best score so far; what `last.pt` holds."""
+
+    p: Params
+    model: torch.nn.Module
+    heads: Heads
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: torch.amp.GradScaler
+    fingerprint: str
+    state: StepState = field(default_factory=StepState)
+    start: int = 0
+    best: float = math.inf
+    best_epoch: int = -1
+
+    @property
+    def per_batch(self) -> bool:
+        return self.sched is not None and self.p.train.scheduler != "plateau"
+
+    def improved(self, score: float) -> bool:
+        """Whether `score` beats the best so far (any score beats none)."""
+        if self.best_epoch < 0:
+            return True
+        return score < self.best if BEST_METRICS[self.p.train.best_metric] == "min" else score > self.best
+
+    def restore(self, ckpt: dict) -> None:
+        unwrap(self.model).load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        if self.sched is not None:
+            self.sched.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"])
+        self.best, self.best_epoch, self.start, self.state.accum = (
+            ckpt["best"], ckpt["best_epoch"], ckpt["epoch"] + 1, ckpt["accum"])
+
+    def resume_state(self, epoch: int, val: dict) -> dict:
+        return dict(epoch=epoch, val=val, fingerprint=self.fingerprint, optimizer=self.opt.state_dict(),
+                    scheduler=self.sched.state_dict() if self.sched is not None else {},
+                    scaler=self.scaler.state_dict(), rng=torch.get_rng_state(), best=self.best,
+                    best_epoch=self.best_epoch, accum=self.state.accum, input_size=self.p.compose.bg_size)
+
+
+def _trainer(p: Params, device: torch.device, steps_per_epoch: int, fp: str) -> Trainer:
     model = build_model(p.model).to(device)
     if p.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     heads = Heads(p, device)
     opt = build_optimizer(model, p)
-    sched = build_scheduler(opt, p, len(train_dl))
-    per_batch = sched is not None and p.train.scheduler != "plateau"
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
+    return Trainer(p, model, heads, opt, build_scheduler(opt, p, steps_per_epoch), scaler, fp)
+
+
+def train_model(
+    *, params: Params, dataset_dir: str | Path, stats_path: str | Path, split_path: str | Path,
+    model_dir: str | Path, live_dir: str | Path, metrics_path: str | Path,
+) -> dict:
+    """Train and write `model_dir/{best,last}.pt`, DVCLive logs and the final metrics JSON."""
+    p = params
+    d, device = _runtime(p)
+    stats = json.loads(Path(stats_path).read_text())
+    split = json.loads(Path(split_path).read_text())
+    store = Dataset(dataset_dir)
+    loaders = _loaders(p, store, split, stats, d, device)
+    t = _trainer(p, device, len(loaders.train), fingerprint(_training_identity(p), stats_path, split_path))
     model_dir = Path(model_dir)
-    fp = fingerprint(_training_identity(p), stats_path, split_path)
-    mode = BEST_METRICS[p.train.best_metric]
-    best, best_epoch, start, state = (math.inf if mode == "min" else -math.inf), -1, 0, StepState()
-    ckpt = _resumable(model_dir / "last.pt", fp, p.epochs, d.main)
+    ckpt = _resumable(model_dir / "last.pt", t.fingerprint, p.epochs, d.main)
     if ckpt is not None:
-        unwrap(model).load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if sched is not None:
-            sched.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng"])
-        best, best_epoch, start, state.accum = ckpt["best"], ckpt["best_epoch"], ckpt["epoch"] + 1, ckpt["accum"]
+        t.restore(ckpt)
         if d.main:
             log.info("resumed from %s, which ended after epoch %d", model_dir / "last.pt", ckpt["epoch"])
     elif d.main:
         for name in ("last.pt", "best.pt"):
             (model_dir / name).unlink(missing_ok=True)
+    model = t.model
     if d.active:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if p.train.compile:
         model = torch.compile(model)
     n_params = count_parameters(unwrap(model))
     if d.main:
-        log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples",
-                 p.model.name, n_params, device, d.world, heads.dtype or "fp32", len(split["train"]), len(split["val"]))
-
+        log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples", p.model.name,
+                 n_params, device, d.world, t.heads.dtype or "fp32", len(split["train"]), len(split["val"]))
     summary: dict = {}
     live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=ckpt is not None) if d.main else None
     try:
-        for epoch in range(start, p.epochs):
+        for epoch in range(t.start, p.epochs):
             t0 = time.perf_counter()
-            train_ds.set_epoch(epoch)
-            gen.manual_seed(p.train.seed * 100_003 + epoch)  # the epoch's order, also when resumed
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            size = epoch_size(p, epoch)
-            tr = distributed.all_sum(train_epoch(model, train_dl, heads, opt, scaler, state, p, epoch, size,
-                                                 sched if per_batch else None, show=d.main), d)
-            t_train = time.perf_counter() - t0
-            va = distributed.all_sum(validate(model, val_dl, heads, epoch, show=d.main), d)
-            tr = {k: v / tr["n"] for k, v in tr.items() if k != "n"}
-            va = {k: v / va["n"] for k, v in va.items() if k != "n"}
-            if sched is not None and not per_batch:
-                sched.step(va["loss"])
-            lr = opt.param_groups[0]["lr"]
-            score = va[p.train.best_metric]
-            improved = score < best if mode == "min" else score > best
+            tr, va, size, t_train = _epoch(t, model, loaders, d, epoch)
+            lr = t.opt.param_groups[0]["lr"]
+            improved = t.improved(va[p.train.best_metric])
             if improved:
-                best, best_epoch = score, epoch
-            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "best_epoch": best_epoch,
-                       f"best_val_{p.train.best_metric}": best, "parameters": n_params, "image_size": size,
-                       "micro_batches": state.accum}
+                t.best, t.best_epoch = va[p.train.best_metric], epoch
+            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "best_epoch": t.best_epoch,
+                       f"best_val_{p.train.best_metric}": t.best, "parameters": n_params, "image_size": size,
+                       "micro_batches": t.state.accum}
             if d.main:
-                extra = dict(epoch=epoch, val=va, fingerprint=fp, optimizer=opt.state_dict(),
-                             scheduler=sched.state_dict() if sched is not None else {}, scaler=scaler.state_dict(),
-                             rng=torch.get_rng_state(), best=best, best_epoch=best_epoch, accum=state.accum,
-                             input_size=p.compose.bg_size)
+                extra = t.resume_state(epoch, va)
                 if improved:
                     save_checkpoint(model_dir / "best.pt", model, p.model, stats, **extra)
                 save_checkpoint(model_dir / "last.pt", model, p.model, stats, **extra)
                 _log_epoch(live, tr, va, lr, size, time.perf_counter() - t0, len(split["train"]) / t_train)
                 if p.train.image_every and (epoch + 1) % p.train.image_every == 0:
-                    live.log_image(f"predictions/epoch_{epoch + 1:03d}.png", _prediction_grid(model, val_dl, heads))
+                    live.log_image(f"predictions/epoch_{epoch + 1:03d}.png", _prediction_grid(model, loaders.val, t.heads))
                 live.next_step()
                 log.info("epoch %d (%d px): train loss %.4f, val loss %.4f, iou %.4f, rmse %.4f, lr %.2g; %.1f s, "
                          "%.0f train samples/s", epoch, size, tr["loss"], va["loss"], va["iou"], va["rmse"], lr,

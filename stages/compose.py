@@ -5,6 +5,7 @@ for i = 0 .. n-1 anywhere, gather every `dataset/composed.partial/` into one, th
 once more without --part to finish the dataset.
 """
 
+import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 import dataclasses
 

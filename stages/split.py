@@ -1,5 +1,6 @@
 """Stage split: dataset/composed index -> dataset/split.json (grouped train/val)."""
 
+import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 import logging
 

@@ -1,5 +1,6 @@
 """Stage stats: dataset/composed -> dataset/stats.json (per-channel mean/std)."""
 
+import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 
 from fgbg.cli import run

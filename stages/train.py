@@ -1,5 +1,6 @@
 """Stage train: dataset + stats + split -> models/{best,last}.pt, dvclive/, metrics/train.json."""
 
+import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 
 from fgbg.cli import run

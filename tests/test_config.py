@@ -74,3 +74,16 @@ def test_missing_file_and_bad_yaml(tmp_path):
 def test_defaults_in_code_match_params_yaml():
     assert load_params(ROOT / "params.yaml") == Params()
     assert TrainConfig().depth_loss == {"l1": 1.0, "ssim": 0.5}
+
+
+def test_stages_import_the_src_beside_them(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "src" / "fgbg", tmp_path / "src" / "fgbg", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "stages").mkdir()
+    shutil.copy(ROOT / "stages" / "_src.py", tmp_path / "stages" / "_src.py")
+    (tmp_path / "stages" / "probe.py").write_text("import _src  # noqa\nimport fgbg\nprint(fgbg.__file__)\n")
+    out = subprocess.run([sys.executable, str(tmp_path / "stages" / "probe.py")], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(tmp_path / "src" / "fgbg" / "__init__.py")

@@ -87,3 +87,15 @@ def test_stages_import_the_src_beside_them(tmp_path):
     (tmp_path / "stages" / "probe.py").write_text("import _src  # noqa\nimport fgbg\nprint(fgbg.__file__)\n")
     out = subprocess.run([sys.executable, str(tmp_path / "stages" / "probe.py")], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == str(tmp_path / "src" / "fgbg" / "__init__.py")
+
+
+def test_a_stage_with_a_bad_key_exits_2_with_the_message_and_no_traceback(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "params.yaml").write_text("split:\n  group_by: fg\n  val_fraktion: 0.2\n")
+    r = subprocess.run([sys.executable, str(ROOT / "stages" / "split.py"), "--params", str(tmp_path / "params.yaml"),
+                        "--dataset", str(tmp_path), "--out", str(tmp_path / "split.json")], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "error:" in r.stderr and "split.val_fraktion" in r.stderr and "Did you mean 'split.val_fraction'" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "split.json").exists()

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from fgbg.config import ModelConfig
+from fgbg.errors import InputError
 from fgbg.imageio import atomic_path
 from fgbg.model import build_model
 
@@ -51,7 +52,7 @@ def read_checkpoint(path: str | Path) -> dict:
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     version = ckpt.get("format_version") if isinstance(ckpt, dict) else None
     if version != FORMAT_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{path}: checkpoint format {version!r}, this fgbg reads format {FORMAT_VERSION}; "
             "retrain with `dvc repro train` or use the fgbg version that wrote it"
         )

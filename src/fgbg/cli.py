@@ -14,11 +14,11 @@ import logging
 import sys
 from typing import Callable
 
-from fgbg.config import ConfigError
-from fgbg.sources import SourceError
+from fgbg.errors import FgbgError
 
 # Errors whose message already names the file or key and the fix: shown without a traceback.
-USER_ERRORS = (ConfigError, SourceError, FileNotFoundError, KeyError, ValueError, FloatingPointError, RuntimeError)
+# Anything else is a bug and keeps its traceback.
+USER_ERRORS = (FgbgError, FileNotFoundError, FloatingPointError)
 
 
 def setup_logging() -> None:
@@ -31,8 +31,7 @@ def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None)
     try:
         main(argv)
     except USER_ERRORS as e:
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

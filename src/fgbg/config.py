@@ -17,9 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A params value is missing, unknown, mistyped or out of range."""
+from fgbg.errors import ConfigError
 
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:

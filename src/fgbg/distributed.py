@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from fgbg.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -31,7 +33,7 @@ class Dist:
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("params: train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+        raise ConfigError("params: train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(f"cuda:{local_rank}") if name == "cuda" else torch.device("cpu")

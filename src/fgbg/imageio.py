@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from fgbg.errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -69,7 +71,7 @@ def decode_image(data: bytes) -> np.ndarray:
     """Bytes from `encode_image` -> the array (RGB order, uint8 or uint16)."""
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ValueError("corrupt image record; compose the dataset again (`dvc repro compose --force`)")
+        raise InputError("corrupt image record; compose the dataset again (`dvc repro compose --force`)")
     if img.ndim == 3:
         img = np.ascontiguousarray(img[..., [2, 1, 0, 3][: img.shape[2]]])
     return img
@@ -92,4 +94,4 @@ def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
                 img = img.convert(mode)
             return np.array(img)
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise ValueError(f"{path}: cannot read this image ({e}); replace or delete the file") from e
+        raise InputError(f"{path}: cannot read this image ({e}); replace or delete the file") from e

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ssim as _ssim
 
+from fgbg.errors import ChoiceError
 from fgbg.registry import Registry
 
 LOSSES: Registry = Registry("loss")
@@ -71,7 +72,7 @@ class HeadLoss:
         for name in weights:
             LOSSES.get(name, f"train.{head}_loss")
             if name in TAKES_LOGITS and head != "mask":
-                raise KeyError(f"params: train.{head}_loss: {name!r} needs logits and only suits the mask head")
+                raise ChoiceError(f"params: train.{head}_loss: {name!r} needs logits and only suits the mask head")
         self.head = head
         self.weights = dict(weights)
 

@@ -30,6 +30,7 @@ from fgbg.imageio import atomic_path, atomic_save_image, read_image  # noqa: E40
 from fgbg.model import build_model  # noqa: E402
 from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
 from fgbg.distributed import pick_device  # noqa: E402
+from fgbg.errors import InputError  # noqa: E402
 
 log = logging.getLogger(__name__)
 ONNX_TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| accepted for mask logits and depth
@@ -39,13 +40,13 @@ def load_model(checkpoint: str | Path, device: torch.device) -> tuple[torch.nn.M
     """The model of a checkpoint; a checkpoint of another model version says so."""
     ckpt = read_checkpoint(checkpoint)
     if "input_size" not in ckpt:
-        raise ValueError(f"{checkpoint}: checkpoint has no input_size (made by an older fgbg); retrain with `dvc repro train`")
+        raise InputError(f"{checkpoint}: checkpoint has no input_size (made by an older fgbg); retrain with `dvc repro train`")
     try:
         cfg = ModelConfig(**ckpt["model_config"])
         model = build_model(cfg)
         model.load_state_dict(ckpt["model"])
     except (TypeError, KeyError, RuntimeError) as e:
-        raise ValueError(f"{checkpoint}: these weights do not fit this fgbg's {ckpt['model_config'].get('name')!r} "
+        raise InputError(f"{checkpoint}: these weights do not fit this fgbg's {ckpt['model_config'].get('name')!r} "
                          f"model ({str(e).splitlines()[0]}); retrain with `dvc repro train`") from None
     return model.to(device).eval(), ckpt
 
@@ -80,12 +81,12 @@ def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
         a, b = listing(bg), listing(fg_bg)
         lonely = [f"{bg}/{s}" for s in sorted(set(a) - set(b))] + [f"{fg_bg}/{s}" for s in sorted(set(b) - set(a))]
         if lonely:
-            raise ValueError(f"no partner with the same name for: {', '.join(lonely)}; "
+            raise InputError(f"no partner with the same name for: {', '.join(lonely)}; "
                              "name each bg and its fg_bg alike (street1.jpg and street1.png)")
         if not a:
-            raise ValueError(f"{bg}: no .jpg or .png images to predict on")
+            raise InputError(f"{bg}: no .jpg or .png images to predict on")
         return [(s, a[s], b[s]) for s in sorted(a)]
-    raise ValueError(f"give two image files or two folders, got {bg} and {fg_bg}")
+    raise InputError(f"give two image files or two folders, got {bg} and {fg_bg}")
 
 
 def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out: str | Path, device: str = "auto") -> int:
@@ -97,7 +98,7 @@ def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out
     for stem, bg_path, fg_bg_path in tqdm(pairs, desc="predict", unit="pair", disable=len(pairs) == 1):
         a, b = read_image(bg_path, "RGB"), read_image(fg_bg_path, "RGB")
         if a.shape != b.shape:
-            raise ValueError(f"{bg_path} is {a.shape[1]}x{a.shape[0]} but {fg_bg_path} is {b.shape[1]}x{b.shape[0]}; "
+            raise InputError(f"{bg_path} is {a.shape[1]}x{a.shape[0]} but {fg_bg_path} is {b.shape[1]}x{b.shape[0]}; "
                              "a bg and its fg_bg must be the same size")
         mask, depth = predict_pair(model, ckpt, a, b, dev)
         write_outputs(out, stem, mask, depth)
@@ -122,7 +123,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
             want = [t.numpy() for t in model(x)]
         diffs = [float(np.abs(g - w).max()) for g, w in zip(got, want)]
         if max(diffs) > ONNX_TOLERANCE:
-            raise ValueError(f"ONNX export of {checkpoint} differs from PyTorch by {max(diffs):.2e} "
+            raise InputError(f"ONNX export of {checkpoint} differs from PyTorch by {max(diffs):.2e} "
                              f"(> {ONNX_TOLERANCE}); not written")
     result = {"max_abs_diff_mask_logits": diffs[0], "max_abs_diff_depth": diffs[1], "tolerance": ONNX_TOLERANCE,
               "input": [None, 6, s, s]}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from fgbg.errors import ChoiceError
+
 
 class Registry:
     """Maps names to callables; an unknown name is an error that lists the valid ones."""
@@ -25,7 +27,7 @@ class Registry:
         """The entry `name`; `param` (a params.yaml key) is named in the error when unknown."""
         if name not in self._items:
             where = f"params: {param} = {name!r}: " if param else ""
-            raise KeyError(
+            raise ChoiceError(
                 f"{where}unknown {self.kind} {name!r}; valid names: {', '.join(sorted(self._items))}"
             )
         return self._items[name]

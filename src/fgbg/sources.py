@@ -23,6 +23,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
+from fgbg.errors import SourceError
+
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -33,10 +35,6 @@ MISSING_DATA_HELP = (
     "`dvc pull`, or bring your own images: data/bg/*.jpg|png and data/fg/*.png (RGBA), then "
     "`dvc add data`"
 )
-
-
-class SourceError(ValueError):
-    """One or more source files are missing or unusable; the message lists each."""
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from fgbg.errors import InputError
+
 
 def _val_groups(names: list[str], val_fraction: float, seed: int) -> set[str]:
     unique = sorted(set(names))
     if len(unique) < 2:
-        raise ValueError(f"cannot split {len(unique)} group(s) into train and val; add sources or use split.group_by: sample")
+        raise InputError(f"cannot split {len(unique)} group(s) into train and val; add sources or use split.group_by: sample")
     n_val = min(max(1, round(val_fraction * len(unique))), len(unique) - 1)
     order = np.random.default_rng(seed).permutation(len(unique))
     return {unique[i] for i in order[:n_val]}
@@ -45,7 +47,7 @@ def split_index(index: pd.DataFrame, *, group_by: str, val_fraction: float, seed
         else:
             val, train = in_fg & in_bg, ~in_fg & ~in_bg
     else:
-        raise ValueError(f"split.group_by = {group_by!r}; valid: sample, fg, bg, fg_and_bg")
+        raise InputError(f"split.group_by = {group_by!r}; valid: sample, fg, bg, fg_and_bg")
     out = {
         "group_by": group_by,
         "train": index.loc[train, "sample"].astype(int).tolist(),

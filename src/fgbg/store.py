@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fgbg.errors import InputError
 from fgbg.imageio import decode_image, encode_image
 
 FORMAT_VERSION = 2
@@ -72,7 +73,7 @@ class Dataset:
             )
         meta = json.loads((self.root / META).read_text())
         if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{self.root}: dataset format {meta.get('format_version')}, this fgbg reads "
+            raise InputError(f"{self.root}: dataset format {meta.get('format_version')}, this fgbg reads "
                              f"{FORMAT_VERSION}; compose it again with `dvc repro compose`")
         self.meta = meta
         self.index = pd.read_parquet(self.root / INDEX)

@@ -170,3 +170,11 @@ def test_training_variants_run_and_learn_something(tiny_dataset, prepared, tmp_p
 def test_progressive_resizing_schedule():
     p = from_dict(Params, merge(TINY, {"train": {"resize_schedule": [[8, 2], [12, 1]]}, "model": {"levels": 2}}))
     assert [epoch_size(p, e) for e in range(5)] == [8, 8, 12, 16, 16]
+
+
+def test_auto_loader_workers():
+    from fgbg.train import loader_workers
+
+    assert loader_workers(-1, torch.device("cpu")) == 0
+    assert 1 <= loader_workers(-1, torch.device("cuda")) <= 8
+    assert loader_workers(3, torch.device("cpu")) == 3

@@ -147,7 +147,7 @@ class TrainConfig:
     deterministic: bool = False
     image_every: int = 5
     seed: int = 0
-    workers: int = 0
+    workers: int = -1
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = 0
 
@@ -170,7 +170,7 @@ class TrainConfig:
             _require(size >= 8 and epochs >= 1, "train.resize_schedule", [list(p) for p in self.resize_schedule],
                      "a list of [size >= 8, epochs >= 1] pairs")
         _require(self.image_every >= 0, "train.image_every", self.image_every, "an int >= 0 (0 = never)")
-        _require(self.workers >= 0, "train.workers", self.workers, "an int >= 0")
+        _require(self.workers >= -1, "train.workers", self.workers, "an int >= 0, or -1 for auto")
         _require(self.threads >= 0, "train.threads", self.threads, "an int >= 0 (0 = torch default)")
 
 

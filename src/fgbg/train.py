@@ -83,6 +83,14 @@ def _resumable(path: Path, fp: str, epochs: int, main: bool) -> dict | None:
     return None
 
 
+def loader_workers(workers: int, device: torch.device) -> int:
+    """DataLoader processes: as given, or for -1 none on CPU (the model needs every core)
+    and up to 8 with CUDA, so that decoding keeps the GPU fed."""
+    if workers >= 0:
+        return workers
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+
+
 class Loaders(NamedTuple):
     train_ds: PairDataset
     train: torch.utils.data.DataLoader
@@ -97,7 +105,7 @@ def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed
     val_ds = PairDataset(store, split["val"], stats)
     val_ds = torch.utils.data.Subset(val_ds, range(d.rank, len(val_ds), d.world))  # disjoint shares
     sampler = torch.utils.data.DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=p.train.seed) if d.active else None
-    kw = dict(batch_size=p.batch_size, num_workers=p.train.workers, pin_memory=device.type == "cuda")
+    kw = dict(batch_size=p.batch_size, num_workers=loader_workers(p.train.workers, device), pin_memory=device.type == "cuda")
     gen = torch.Generator()
     train_dl = torch.utils.data.DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)
     val_dl = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)

@@ -33,7 +33,7 @@ from fgbg.distributed import pick_device  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
 
 log = logging.getLogger(__name__)
-ONNX_TOLERANCE = 1e-4  # max |onnxruntime - PyTorch| accepted for mask logits and depth
+ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-4  # accepted: |onnxruntime - PyTorch| <= ATOL + RTOL * |PyTorch|
 
 
 def load_model(checkpoint: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -107,7 +107,8 @@ def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
-    """Export to ONNX (opset 17, dynamic batch) and check onnxruntime against PyTorch."""
+    """Export to ONNX (opset 17, dynamic batch) and check onnxruntime against PyTorch on a
+    random batch: every output within ONNX_ATOL + ONNX_RTOL * |PyTorch| (numpy.allclose)."""
     import onnxruntime as ort
 
     model, ckpt = load_model(checkpoint, torch.device("cpu"))
@@ -122,10 +123,11 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
         with torch.no_grad():
             want = [t.numpy() for t in model(x)]
         diffs = [float(np.abs(g - w).max()) for g, w in zip(got, want)]
-        if max(diffs) > ONNX_TOLERANCE:
-            raise InputError(f"ONNX export of {checkpoint} differs from PyTorch by {max(diffs):.2e} "
-                             f"(> {ONNX_TOLERANCE}); not written")
-    result = {"max_abs_diff_mask_logits": diffs[0], "max_abs_diff_depth": diffs[1], "tolerance": ONNX_TOLERANCE,
-              "input": [None, 6, s, s]}
-    log.info("exported %s: onnxruntime matches PyTorch within %.1e", out, max(diffs))
+        within = all(np.allclose(g, w, rtol=ONNX_RTOL, atol=ONNX_ATOL) for g, w in zip(got, want))
+        if not within:
+            raise InputError(f"ONNX export of {checkpoint} differs from PyTorch by up to {max(diffs):.2e}, beyond "
+                             f"atol {ONNX_ATOL} + rtol {ONNX_RTOL}; not written")
+    result = {"max_abs_diff_mask_logits": diffs[0], "max_abs_diff_depth": diffs[1], "atol": ONNX_ATOL,
+              "rtol": ONNX_RTOL, "input": [None, 6, s, s]}
+    log.info("exported %s: onnxruntime matches PyTorch (max difference %.1e)", out, max(diffs))
     return result

@@ -112,3 +112,8 @@ def test_queued_experiment_runs_with_queue_start(repo):
     exps = [r for row in rows for e in (row.get("experiments") or []) for r in e["revs"]]
     done = [r for r in exps if r["data"]["params"]["params.yaml"]["data"]["lr"] == 0.02]
     assert done and done[0]["data"]["metrics"]["metrics/eval.json"]["data"]["mask"]["iou"] >= 0
+    names = [r["name"] for r in exps if r.get("name")]
+    assert len(names) >= 2, names
+    sh(repo, "dvc", "plots", "diff", names[0], names[1], "-o", "exp_compare")
+    html = (repo / "exp_compare" / "index.html").read_text()
+    assert names[0] in html and names[1] in html and "val_rmse" in html

@@ -17,10 +17,11 @@ def main(argv=None) -> None:
     ap.add_argument("--models", required=True, help="folder for best.pt and last.pt")
     ap.add_argument("--live", required=True, help="DVCLive folder")
     ap.add_argument("--metrics", required=True, help="final training metrics JSON")
+    ap.add_argument("--timing", default=None, help="DVCLive folder for epoch times and samples/s (not versioned)")
     args = ap.parse_args(argv)
     train_model(
         params=load_params(args.params), dataset_dir=args.dataset, stats_path=args.stats, split_path=args.split,
-        model_dir=args.models, live_dir=args.live, metrics_path=args.metrics,
+        model_dir=args.models, live_dir=args.live, metrics_path=args.metrics, timing_dir=args.timing,
     )
 
 

@@ -42,7 +42,7 @@ def _train(tiny_dataset, prepared, out, **overrides):
     params = from_dict(Params, merge(TINY, overrides))
     return train_model(params=params, dataset_dir=tiny_dataset, stats_path=prepared / "stats.json",
                        split_path=prepared / "split.json", model_dir=out / "models", live_dir=out / "live",
-                       metrics_path=out / "train.json")
+                       metrics_path=out / "train.json", timing_dir=out / "timing")
 
 
 def _weights(path):
@@ -58,7 +58,9 @@ def test_train_then_evaluate_writes_every_output(tiny_dataset, prepared, tmp_pat
     assert (tmp_path / "models" / "best.pt").is_file() and (tmp_path / "models" / "last.pt").is_file()
     assert json.loads((tmp_path / "train.json").read_text())["epoch"] == 1 == summary["epoch"]
     live = tmp_path / "live" / "plots"
-    assert (live / "metrics" / "val" / "iou.tsv").is_file() and (live / "metrics" / "time" / "epoch_s.tsv").is_file()
+    assert (live / "metrics" / "val" / "iou.tsv").is_file() and not (live / "metrics" / "epoch_s.tsv").exists()
+    timing = (tmp_path / "timing" / "plots" / "metrics" / "train_samples_per_s.tsv").read_text().splitlines()
+    assert len(timing) == 3 and float(timing[-1].split("\t")[-1]) > 0  # header + 2 epochs
     assert (live / "images" / "predictions" / "epoch_002.png").is_file()
     model, ckpt = load_checkpoint(tmp_path / "models" / "last.pt")
     assert ckpt["epoch"] == 1 and set(ckpt["stats"]) == {"bg", "fg_bg"}

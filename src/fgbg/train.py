@@ -212,9 +212,14 @@ def _trainer(p: Params, device: torch.device, steps_per_epoch: int, fp: str) -> 
 
 def train_model(
     *, params: Params, dataset_dir: str | Path, stats_path: str | Path, split_path: str | Path,
-    model_dir: str | Path, live_dir: str | Path, metrics_path: str | Path,
+    model_dir: str | Path, live_dir: str | Path, metrics_path: str | Path, timing_dir: str | Path | None = None,
 ) -> dict:
-    """Train and write `model_dir/{best,last}.pt`, DVCLive logs and the final metrics JSON."""
+    """Train and write `model_dir/{best,last}.pt`, DVCLive logs and the final metrics JSON.
+
+    Epoch times and samples/s go to a second DVCLive folder, `timing_dir`: they measure the
+    machine, not the experiment, so they stay out of git and dvc.lock, and a rerun of the
+    same params on the same machine leaves `git status` clean.
+    """
     p = params
     d, device = _runtime(p)
     stats = json.loads(Path(stats_path).read_text())
@@ -241,7 +246,8 @@ def train_model(
         log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples", p.model.name,
                  n_params, device, d.world, t.heads.dtype or "fp32", len(split["train"]), len(split["val"]))
     summary: dict = {}
-    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None, resume=ckpt is not None) if d.main else None
+    lives = [Live(dir=str(path), dvcyaml=False, save_dvc_exp=False, report=None, resume=ckpt is not None)
+             for path in (live_dir, timing_dir) if path is not None and d.main]
     try:
         for epoch in range(t.start, p.epochs):
             t0 = time.perf_counter()
@@ -258,16 +264,20 @@ def train_model(
                 if improved:
                     save_checkpoint(model_dir / "best.pt", model, p.model, stats, **extra)
                 save_checkpoint(model_dir / "last.pt", model, p.model, stats, **extra)
-                _log_epoch(live, tr, va, lr, size, time.perf_counter() - t0, len(split["train"]) / t_train)
+                _log_epoch(lives[0], tr, va, lr, size)
                 if p.train.image_every and (epoch + 1) % p.train.image_every == 0:
-                    live.log_image(f"predictions/epoch_{epoch + 1:03d}.png", _prediction_grid(model, loaders.val, t.heads))
-                live.next_step()
+                    lives[0].log_image(f"predictions/epoch_{epoch + 1:03d}.png", _prediction_grid(model, loaders.val, t.heads))
+                if len(lives) > 1:
+                    lives[1].log_metric("epoch_s", time.perf_counter() - t0)
+                    lives[1].log_metric("train_samples_per_s", len(split["train"]) / t_train)
+                for live in lives:
+                    live.next_step()
                 log.info("epoch %d (%d px): train loss %.4f, val loss %.4f, iou %.4f, rmse %.4f, lr %.2g; %.1f s, "
                          "%.0f train samples/s", epoch, size, tr["loss"], va["loss"], va["iou"], va["rmse"], lr,
                          time.perf_counter() - t0, len(split["train"]) / t_train)
             distributed.barrier(d)
     finally:
-        if live is not None:
+        for live in lives:
             live.end()
         store.close()
         distributed.teardown(d)
@@ -276,12 +286,10 @@ def train_model(
     return summary
 
 
-def _log_epoch(live: Live, tr: dict, va: dict, lr: float, size: int, epoch_s: float, samples_per_s: float) -> None:
+def _log_epoch(live: Live, tr: dict, va: dict, lr: float, size: int) -> None:
     for k, v in tr.items():
         live.log_metric(f"train/{k}", v)
     for k, v in va.items():
         live.log_metric(f"val/{k}", v)
     live.log_metric("lr", lr)
     live.log_metric("image_size", size)
-    live.log_metric("time/epoch_s", epoch_s)
-    live.log_metric("time/train_samples_per_s", samples_per_s)

@@ -180,3 +180,15 @@ def test_auto_loader_workers():
     assert loader_workers(-1, torch.device("cpu")) == 0
     assert 1 <= loader_workers(-1, torch.device("cuda")) <= 8
     assert loader_workers(3, torch.device("cpu")) == 3
+
+
+def test_equal_checkpoints_are_equal_bytes(tmp_path):
+    from fgbg.checkpoint import save_checkpoint
+    from fgbg.config import ModelConfig
+
+    stats = {"bg": {"mean": [0.5] * 3, "std": [0.2] * 3}, "fg_bg": {"mean": [0.5] * 3, "std": [0.2] * 3}}
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(width=2, levels=1))
+    save_checkpoint(tmp_path / "a.pt", model, ModelConfig(width=2, levels=1), stats, epoch=3)
+    save_checkpoint(tmp_path / "b.pt", model, ModelConfig(width=2, levels=1), stats, epoch=3)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()  # so dvc.lock is stable

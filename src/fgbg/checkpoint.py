@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import torch
 
 from fgbg.config import ModelConfig
 from fgbg.errors import InputError
-from fgbg.imageio import atomic_path
+from fgbg.imageio import atomic_write_bytes
 from fgbg.model import build_model
 
 FORMAT_VERSION = 1
@@ -40,8 +41,9 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, model_cfg: ModelCo
         "model": state,
         **extra,
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    buf = io.BytesIO()  # saved through a buffer: torch.save names the archive after a file's name,
+    torch.save(payload, buf)  # and the random temporary name would make equal checkpoints differ
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def read_checkpoint(path: str | Path) -> dict:

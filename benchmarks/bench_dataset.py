@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fgbg.compose import compose_dataset, placements
+from fgbg.build import compose_dataset
+from fgbg.compose import placements
 from fgbg.config import ComposeConfig
 from fgbg.sources import load_sources
 from fgbg.stats import dataset_stats

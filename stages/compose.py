@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 
 from fgbg.cli import parse_part, run
-from fgbg.compose import compose_dataset
+from fgbg.build import compose_dataset
 from fgbg.config import load_params
 
 

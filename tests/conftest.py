@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from fgbg.compose import compose_dataset
+from fgbg.build import compose_dataset
 from fgbg.config import ComposeConfig
 from fgbg.synth import write_default_data
 

@@ -66,7 +66,7 @@ def test_split_needs_two_groups():
 def test_stats_are_exact_for_jpeg_and_scaled_placements(tiny_data, tmp_path):
     import dataclasses
 
-    from fgbg.compose import compose_dataset
+    from fgbg.build import compose_dataset
     from tests.conftest import TINY_COMPOSE
 
     cfg = dataclasses.replace(TINY_COMPOSE, fg_bg_format="jpeg", scale_range=(0.5, 1.5))

@@ -6,7 +6,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from fgbg.compose import _compose_shard, compose_dataset, compose_sample, ground_plane_prior, placed_fg
+from fgbg.build import _compose_shard, compose_dataset
+from fgbg.compose import compose_sample, ground_plane_prior, placed_fg
 from fgbg.export import export_dataset
 from fgbg.sources import load_sources
 from fgbg.store import SHARDS, Dataset
@@ -50,7 +51,7 @@ def test_parts_made_separately_form_the_same_dataset(tiny_data, tiny_dataset, tm
 
 
 def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, tiny_dataset, tmp_path, monkeypatch):
-    import fgbg.compose as compose
+    import fgbg.build as build
 
     out = tmp_path / "composed"
     calls = []
@@ -61,13 +62,13 @@ def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, 
             raise KeyboardInterrupt  # as if killed mid-run
         return _compose_shard(k)
 
-    monkeypatch.setattr(compose, "_compose_shard", dies_on_third)
+    monkeypatch.setattr(build, "_compose_shard", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     work = tmp_path / "composed.partial"
     assert not out.exists() and len(list((work / SHARDS).glob("*.bin"))) == 2
     assert not list(work.rglob("*.tmp"))
-    monkeypatch.setattr(compose, "_compose_shard", _compose_shard)
+    monkeypatch.setattr(build, "_compose_shard", _compose_shard)
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     _same_files(tiny_dataset, out)
     assert not work.exists()

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from fgbg.compose import compose_dataset
+from fgbg.build import compose_dataset
 from fgbg.config import ComposeConfig, ConfigError, TeacherConfig, from_dict
 from fgbg.stats import dataset_stats
 from fgbg.store import Dataset

@@ -44,6 +44,11 @@ def _rgb_sums(img: np.ndarray) -> np.ndarray:
     return np.concatenate([ones @ f, ones @ (f * f)])
 
 
+def _rows_path(work: Path, k: int) -> Path:
+    """Shard k's index rows; written after the shard, so its presence marks the shard done."""
+    return work / "rows" / f"{k:05d}.parquet"
+
+
 def _compose_shard(k: int) -> int:
     s = _STATE
     cfg: ComposeConfig = s["cfg"]
@@ -99,7 +104,7 @@ def _compose_shard(k: int) -> int:
     cols = ["offset", "patch_len", "mask_len", "depth_len", "obj_depth", *SUM_COLUMNS]
     rows = pd.DataFrame(out_rows, columns=cols)
     rows.insert(0, "shard", k)
-    with atomic_path(s["work"] / "rows" / f"{k:05d}.parquet") as tmp:
+    with atomic_path(_rows_path(s["work"], k)) as tmp:
         rows.to_parquet(tmp, index=False)
     return k
 
@@ -145,7 +150,7 @@ def compose_dataset(
     plan = placements(sources, cfg)
     n_shards = math.ceil(len(plan) / cfg.shard_size)
     mine = [k for k in range(n_shards) if part is None or k % part[1] == part[0]]
-    todo = [k for k in mine if not (work / "rows" / f"{k:05d}.parquet").is_file()]
+    todo = [k for k in mine if not _rows_path(work, k).is_file()]
     depths = np.stack([d if d is not None else ground_plane_prior(cfg.bg_size) for d in sources.bg_depth])
     bg64 = sources.bg.reshape(len(sources.bg), -1, 3).astype(np.int64)
     d64 = depths.reshape(len(depths), -1).astype(np.float64)
@@ -169,7 +174,7 @@ def compose_dataset(
             bar.update()
     bar.close()
     _STATE.clear()
-    missing = [k for k in range(n_shards) if not (work / "rows" / f"{k:05d}.parquet").is_file()]
+    missing = [k for k in range(n_shards) if not _rows_path(work, k).is_file()]
     if missing:
         log.info("part done; %d of %d shards still missing in %s: run the other parts, then compose "
                  "without --part to finish", len(missing), n_shards, work)
@@ -179,7 +184,7 @@ def compose_dataset(
 
 def _finish(work: Path, out_dir: Path, plan: pd.DataFrame, sources: Sources, depths: np.ndarray,
             cfg: ComposeConfig, n_shards: int) -> pd.DataFrame:
-    rows = pd.concat([pd.read_parquet(work / "rows" / f"{k:05d}.parquet") for k in range(n_shards)], ignore_index=True)
+    rows = pd.concat([pd.read_parquet(_rows_path(work, k)) for k in range(n_shards)], ignore_index=True)
     index = pd.concat([plan, rows], axis=1)
     index.to_parquet(work / INDEX, index=False)
     np.save(work / BG, sources.bg)

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fgbg.imageio import atomic_write_bytes, encode_image
-from fgbg.store import Dataset
+from fgbg.store import Dataset, encode_depth
 
 
 def sample_name(row) -> str:
@@ -32,6 +32,6 @@ def export_dataset(dataset_dir: str | Path, out: str | Path, limit: int | None =
         name = sample_name(row)
         atomic_write_bytes(out / "fg_bg" / f"{name}.{ext}", encode_image(fg_bg, fmt, ds.meta["compose"]["jpeg_quality"]))
         atomic_write_bytes(out / "mask" / f"{name}.png", encode_image(mask.astype(np.uint8) * 255))
-        atomic_write_bytes(out / "depth" / f"{name}.png", encode_image(np.round(depth * 65535).astype(np.uint16)))
+        atomic_write_bytes(out / "depth" / f"{name}.png", encode_depth(depth))
     ds.close()
     return n

@@ -46,6 +46,11 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def depth_to_uint16(depth: np.ndarray) -> np.ndarray:
+    """Depth in [0, 1] -> the 16-bit form every depth PNG uses: round(depth * 65535)."""
+    return np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16)
+
+
 def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
     """PNG (lossless; uint8 grey/RGB/RGBA or uint16 grey) or JPEG bytes of an array.
 

@@ -26,7 +26,7 @@ from tqdm import tqdm  # noqa: E402
 from fgbg.checkpoint import read_checkpoint, unwrap  # noqa: E402
 from fgbg.config import ModelConfig  # noqa: E402
 from fgbg.data import model_input  # noqa: E402
-from fgbg.imageio import atomic_path, atomic_save_image, read_image  # noqa: E402
+from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, read_image  # noqa: E402
 from fgbg.model import build_model  # noqa: E402
 from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
 from fgbg.distributed import pick_device  # noqa: E402
@@ -66,7 +66,7 @@ def predict_pair(model, ckpt: dict, bg: np.ndarray, fg_bg: np.ndarray, device) -
 
 def write_outputs(out: Path, stem: str, mask: np.ndarray, depth: np.ndarray) -> None:
     atomic_save_image(out / f"{stem}_mask.png", mask.astype(np.uint8) * 255)
-    atomic_save_image(out / f"{stem}_depth.png", np.round(depth * 65535).astype(np.uint16))
+    atomic_save_image(out / f"{stem}_depth.png", depth_to_uint16(depth))
     preview = (colormaps["magma_r"](depth)[..., :3] * 255).round().astype(np.uint8)
     atomic_save_image(out / f"{stem}_depth_preview.png", preview)
 

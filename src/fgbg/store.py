@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fgbg.errors import InputError
-from fgbg.imageio import decode_image, encode_image
+from fgbg.imageio import decode_image, depth_to_uint16, encode_image
 
 FORMAT_VERSION = 2
 INDEX = "index.parquet"
@@ -47,15 +47,11 @@ def encode_depth(depth: np.ndarray | None) -> bytes:
     """S, S depth in [0, 1] -> 16-bit PNG bytes (value = round(depth * 65535)); None -> b""."""
     if depth is None:
         return b""
-    return encode_image(np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16))
+    return encode_image(depth_to_uint16(depth))
 
 
 def decode_depth(blob: bytes) -> np.ndarray:
     return decode_image(blob).astype(np.float32) / 65535.0
-
-
-def decode_patch(blob: bytes) -> np.ndarray:
-    return decode_image(blob)
 
 
 def decode_mask(blob: bytes, h: int, w: int) -> np.ndarray:
@@ -103,7 +99,7 @@ class Dataset:
         blob = os.pread(self._fd(int(shard)), int(n_patch + n_mask + n_depth), int(offset))
         bg = np.array(self.bg[b])
         fg_bg = bg.copy()
-        fg_bg[y : y + h, x : x + w] = decode_patch(blob[:n_patch])
+        fg_bg[y : y + h, x : x + w] = decode_image(blob[:n_patch])
         mask = np.zeros(bg.shape[:2], bool)
         mask[y : y + h, x : x + w] = decode_mask(blob[n_patch : n_patch + n_mask], int(h), int(w))
         if n_depth:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fgbg.imageio import atomic_save_image
+from fgbg.imageio import atomic_save_image, depth_to_uint16
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def write_default_data(
     for i in range(n_bg):
         rgb, depth = render_scene(np.random.default_rng([seed, 0, i]), bg_size)
         atomic_save_image(out / "bg" / f"scene_{i:03d}.png", rgb)
-        atomic_save_image(out / "bg_depth" / f"scene_{i:03d}.png", np.round(depth * 65535).astype(np.uint16))
+        atomic_save_image(out / "bg_depth" / f"scene_{i:03d}.png", depth_to_uint16(depth))
     for i in range(n_fg):
         kind = FG_CLASSES[i % len(FG_CLASSES)]
         rgba = render_sprite(np.random.default_rng([seed, 1, i]), kind, fg_size)

@@ -22,7 +22,7 @@ from fgbg.augment import Augment
 from fgbg.config import AugmentConfig, ModelConfig, load_params
 from fgbg.data import PairDataset
 from fgbg.model import build_model
-from fgbg.steps import autocast_dtype
+from fgbg.runtime import autocast_dtype
 from fgbg.store import Dataset
 
 

@@ -9,9 +9,20 @@ import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 import dataclasses
 
-from fgbg.cli import parse_part, run
+from fgbg.errors import run
 from fgbg.build import compose_dataset
 from fgbg.config import load_params
+
+
+def parse_part(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--part {text!r}: expected i/n, for example 0/4") from None
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"--part {text!r}: need 0 <= i < n")
+    return i, n
 
 
 def main(argv=None) -> None:

@@ -1,4 +1,4 @@
-"""Stage split: dataset/composed index -> dataset/split.json (grouped train/val)."""
+"""Stage split: dataset/composed index -> dataset/split.json (grouped train/val/test)."""
 
 import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
@@ -6,7 +6,7 @@ import logging
 
 import pandas as pd
 
-from fgbg.cli import run
+from fgbg.errors import run
 from fgbg.config import load_params
 from fgbg.imageio import atomic_write_json
 from fgbg.split import split_index
@@ -21,7 +21,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     s = load_params(args.params).split
     index = pd.read_parquet(f"{args.dataset}/{INDEX}", columns=["sample", "bg", "fg"])
-    split = split_index(index, group_by=s.group_by, val_fraction=s.val_fraction, seed=s.seed)
+    split = split_index(index, group_by=s.group_by, val_fraction=s.val_fraction, test_fraction=s.test_fraction,
+                        seed=s.seed)
     logging.getLogger("split").info("split by %s: %s", s.group_by, split["sizes"])
     atomic_write_json(args.out, split)
 

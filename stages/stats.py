@@ -1,9 +1,11 @@
-"""Stage stats: dataset/composed -> dataset/stats.json (per-channel mean/std)."""
+"""Stage stats: dataset/composed + the train side of dataset/split.json -> dataset/stats.json (per-channel mean/std)."""
 
 import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
+import json
+from pathlib import Path
 
-from fgbg.cli import run
+from fgbg.errors import run
 from fgbg.imageio import atomic_write_json
 from fgbg.stats import dataset_stats
 from fgbg.store import Dataset
@@ -12,9 +14,11 @@ from fgbg.store import Dataset
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dataset", required=True, help="composed dataset folder")
+    ap.add_argument("--split", required=True, help="split JSON; only its train samples count")
     ap.add_argument("--out", required=True, help="stats JSON to write")
     args = ap.parse_args(argv)
-    atomic_write_json(args.out, dataset_stats(Dataset(args.dataset)))
+    train_ids = json.loads(Path(args.split).read_text())["train"]
+    atomic_write_json(args.out, dataset_stats(Dataset(args.dataset), train_ids))
 
 
 if __name__ == "__main__":

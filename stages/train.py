@@ -3,7 +3,7 @@
 import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 
-from fgbg.cli import run
+from fgbg.errors import run
 from fgbg.config import load_params
 from fgbg.train import train_model
 

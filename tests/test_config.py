@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 def test_project_params_load_with_their_documented_values():
     p = load_params(ROOT / "params.yaml")
     assert isinstance(p, Params)
-    assert p.lr == 0.003 and p.split.group_by == "fg" and p.split.val_fraction == 0.3
+    assert p.lr == 0.003 and p.split.group_by == "fg" and p.split.val_fraction == 0.2 and p.split.test_fraction == 0.2
     assert p.train.mask_loss == {"bce": 1.0, "dice": 1.0}
 
 
@@ -43,6 +43,7 @@ def test_unknown_top_level_key():
         ({"lr": -1.0}, "lr"),
         ({"split": {"group_by": "colour"}}, "split.group_by"),
         ({"split": {"val_fraction": 1.0}}, "split.val_fraction"),
+        ({"split": {"val_fraction": 0.5, "test_fraction": 0.5}}, "split.test_fraction"),
         ({"compose": {"fg_size": 200}}, "compose.fg_size"),
         ({"train": {"mask_loss": {"dice": -1}}}, "train.mask_loss.dice"),
         ({"train": {"mask_loss": []}}, "train.mask_loss"),
@@ -99,3 +100,24 @@ def test_a_stage_with_a_bad_key_exits_2_with_the_message_and_no_traceback(tmp_pa
     assert r.returncode == 2
     assert "error:" in r.stderr and "split.val_fraktion" in r.stderr and "Did you mean 'split.val_fraction'" in r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "split.json").exists()
+
+
+@pytest.mark.parametrize("text, value", [
+    ("lr: 1e-05", 1e-5),  # what `dvc exp run -S lr=1e-5` writes
+    ("lr: 3e-4", 3e-4),
+    ("lr: 1.0e-3", 1e-3),
+    ("lr: .5", 0.5),
+    ("lr: 2", 2.0),
+])
+def test_params_are_read_as_yaml_1_2_like_dvc_writes_them(tmp_path, text, value):
+    path = tmp_path / "params.yaml"
+    path.write_text(text + "\n")
+    p = load_params(path)
+    assert p.lr == value and isinstance(p.lr, float)
+
+
+def test_yaml_1_1_booleans_stay_strings_so_they_are_refused(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("train:\n  channels_last: yes\n")  # YAML 1.2 has only true/false
+    with pytest.raises(ConfigError, match="train.channels_last = 'yes'"):
+        load_params(path)

@@ -32,6 +32,20 @@ def test_dataset_stats_match_numpy(tiny_dataset):
     assert got["samples"] == len(ds)
 
 
+def test_stats_count_only_the_given_samples(tiny_dataset):
+    ds = Dataset(tiny_dataset)
+    ids = [1, 4, 5, 11]
+    got = dataset_stats(ds, ids)
+    reads = [ds.read(i) for i in ids]
+    for k, kind in enumerate(("bg", "fg_bg")):
+        arr = np.stack([r[k] for r in reads]).astype(np.float64) / 255
+        assert got[kind]["mean"] == pytest.approx(arr.mean(axis=(0, 1, 2)), abs=1e-9)
+        assert got[kind]["std"] == pytest.approx(arr.std(axis=(0, 1, 2)), abs=1e-9)
+    depths = np.stack([r[3] for r in reads]).astype(np.float64)
+    assert got["depth"]["mean"][0] == pytest.approx(depths.mean(), abs=1e-9) and got["samples"] == 4
+    assert got["fg_bg"]["mean"] != dataset_stats(ds)["fg_bg"]["mean"]
+
+
 def _index(n_fg=10, n_bg=5):
     rows = [(f"fg{f}", f"bg{b}") for f in range(n_fg) for b in range(n_bg)]
     df = pd.DataFrame(rows, columns=["fg", "bg"])
@@ -41,26 +55,44 @@ def _index(n_fg=10, n_bg=5):
 
 def test_split_by_fg_is_disjoint_grouped_and_deterministic():
     idx = _index()
-    s = split_index(idx, group_by="fg", val_fraction=0.3, seed=0)
-    assert len(s["val_fg"]) == 3 and s["sizes"] == {"train": 35, "val": 15, "unused": 0}
-    assert not set(s["train"]) & set(s["val"])
-    val_fg = set(idx.loc[s["val"], "fg"])
-    assert val_fg == set(s["val_fg"]) and not val_fg & set(idx.loc[s["train"], "fg"])
-    assert s == split_index(idx, group_by="fg", val_fraction=0.3, seed=0)
-    assert s["val_fg"] != split_index(idx, group_by="fg", val_fraction=0.3, seed=3)["val_fg"]
+    s = split_index(idx, group_by="fg", val_fraction=0.3, test_fraction=0.2, seed=0)
+    # 10 fgs x 5 bgs: 2 fgs to test (10 samples), 3 to val (15), 5 to train (25)
+    assert len(s["test_fg"]) == 2 and len(s["val_fg"]) == 3
+    assert s["sizes"] == {"train": 25, "val": 15, "test": 10, "unused": 0}
+    sides = [set(idx.loc[s[side], "fg"]) for side in ("train", "val", "test")]
+    assert sides[1] == set(s["val_fg"]) and sides[2] == set(s["test_fg"])
+    assert not sides[0] & sides[1] and not sides[0] & sides[2] and not sides[1] & sides[2]
+    assert s["unseen"] == "foregrounds never seen in training"
+    assert s == split_index(idx, group_by="fg", val_fraction=0.3, test_fraction=0.2, seed=0)
+    assert s["val_fg"] != split_index(idx, group_by="fg", val_fraction=0.3, test_fraction=0.2, seed=3)["val_fg"]
 
 
 def test_split_by_fg_and_bg_sees_only_unseen_sources():
     idx = _index()
-    s = split_index(idx, group_by="fg_and_bg", val_fraction=0.2, seed=0)
-    val, train = idx.loc[s["val"]], idx.loc[s["train"]]
-    assert not set(val["fg"]) & set(train["fg"]) and not set(val["bg"]) & set(train["bg"])
-    assert s["sizes"] == {"train": 8 * 4, "val": 2 * 1, "unused": 50 - 32 - 2}
+    s = split_index(idx, group_by="fg_and_bg", val_fraction=0.2, test_fraction=0.2, seed=0)
+    train = idx.loc[s["train"]]
+    for side in ("val", "test"):
+        held = idx.loc[s[side]]
+        assert not set(held["fg"]) & set(train["fg"]) and not set(held["bg"]) & set(train["bg"])
+    # fg: 2 test, 2 val, 6 train; bg: 1 test, 1 val, 3 train
+    assert s["sizes"] == {"train": 6 * 3, "val": 2 * 1, "test": 2 * 1, "unused": 50 - 18 - 2 - 2}
 
 
-def test_split_needs_two_groups():
-    with pytest.raises(ValueError, match="cannot split 1 group"):
-        split_index(_index(n_fg=1), group_by="fg", val_fraction=0.3, seed=0)
+def test_split_by_bg_and_by_sample_say_what_is_unseen():
+    idx = _index()
+    by_bg = split_index(idx, group_by="bg", val_fraction=0.2, test_fraction=0.2, seed=0)
+    assert by_bg["sizes"] == {"train": 30, "val": 10, "test": 10, "unused": 0} and by_bg["val_fg"] == []
+    assert by_bg["unseen"] == "backgrounds never seen in training"
+    by_sample = split_index(idx, group_by="sample", val_fraction=0.2, test_fraction=0.2, seed=0)
+    assert by_sample["sizes"] == {"train": 30, "val": 10, "test": 10, "unused": 0}
+    assert "also seen in training" in by_sample["unseen"]
+
+
+def test_split_needs_three_groups_and_one_left_to_train():
+    with pytest.raises(ValueError, match="cannot split 2 group"):
+        split_index(_index(n_fg=2), group_by="fg", val_fraction=0.3, test_fraction=0.3, seed=0)
+    with pytest.raises(ValueError, match="leave no group of 3 for training"):
+        split_index(_index(n_fg=3), group_by="fg", val_fraction=0.6, test_fraction=0.3, seed=0)
 
 
 def test_stats_are_exact_for_jpeg_and_scaled_placements(tiny_data, tmp_path):

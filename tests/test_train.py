@@ -34,7 +34,7 @@ def prepared(tiny_dataset, tmp_path_factory):
     d = tmp_path_factory.mktemp("prep")
     ds = Dataset(tiny_dataset)
     atomic_write_json(d / "stats.json", dataset_stats(ds))
-    atomic_write_json(d / "split.json", split_index(ds.index, group_by="fg", val_fraction=0.3, seed=0))
+    atomic_write_json(d / "split.json", split_index(ds.index, group_by="fg", val_fraction=0.25, test_fraction=0.25, seed=0))
     return d
 
 

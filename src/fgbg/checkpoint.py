@@ -62,10 +62,16 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode on `device`, the checkpoint dict)."""
+    """(model in eval mode on `device`, the checkpoint dict); weights of another model version say so."""
     ckpt = read_checkpoint(path)
-    model = build_model(ModelConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    if "input_size" not in ckpt:
+        raise InputError(f"{path}: checkpoint has no input_size (made by an older fgbg); retrain with `dvc repro train`")
+    try:
+        model = build_model(ModelConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, KeyError, RuntimeError) as e:
+        raise InputError(f"{path}: these weights do not fit this fgbg's {ckpt['model_config'].get('name')!r} "
+                         f"model ({str(e).splitlines()[0]}); retrain with `dvc repro train`") from None
     return model.to(device).eval(), ckpt
 
 

@@ -1,4 +1,4 @@
-"""The `fgbg` command line, and the error handling every stage script shares.
+"""The `fgbg` command line (its error handling is `fgbg.errors.run`, shared with the stages).
 
     fgbg synth data [--out data] [--bg 20] [--fg 20] [--full]   write the built-in sources
     fgbg export [--dataset dataset/composed] [--out export] [--limit N]   plain image files
@@ -11,39 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from typing import Callable
 
-from fgbg.errors import FgbgError
-
-# Errors whose message already names the file or key and the fix: shown without a traceback.
-# Anything else is a bug and keeps its traceback.
-USER_ERRORS = (FgbgError, FileNotFoundError, FloatingPointError)
-
-
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-
-
-def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
-    """Run `main` with logging set up; a user error exits 2 with its message, no traceback."""
-    setup_logging()
-    try:
-        main(argv)
-    except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
-def parse_part(text: str) -> tuple[int, int]:
-    """'i/n' -> (i, n) with 0 <= i < n."""
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--part {text!r}: expected i/n, for example 0/4") from None
-    if not 0 <= i < n:
-        raise argparse.ArgumentTypeError(f"--part {text!r}: need 0 <= i < n")
-    return i, n
+from fgbg.errors import run
 
 
 def _export(args: argparse.Namespace) -> None:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from fgbg.errors import ConfigError
 
@@ -89,14 +90,16 @@ class ComposeConfig:
 @dataclass(frozen=True)
 class SplitConfig:
     group_by: Literal["sample", "fg", "bg", "fg_and_bg"] = "fg"
-    val_fraction: float = 0.3
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _require(
-            0.0 < self.val_fraction < 1.0,
-            "split.val_fraction", self.val_fraction, "a float strictly between 0 and 1",
-        )
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _require(0.0 < value < 1.0, f"split.{name}", value, "a float strictly between 0 and 1")
+        _require(self.val_fraction + self.test_fraction < 1.0, "split.test_fraction", self.test_fraction,
+                 f"a float below 1 - val_fraction ({1 - self.val_fraction:g}), so that some groups are left to train on")
 
 
 @dataclass(frozen=True)
@@ -274,14 +277,19 @@ def from_dict(cls: type, data: Any, where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file read as DVC writes it: YAML 1.2, so `1e-05` and `.5` are floats and `yes` is a string."""
+    return YAML(typ="safe", pure=True).load(Path(path).read_text())
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Params from a YAML file; a missing file or bad key names the fix."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no params file here; run from the project root, or pass --params")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
+        data = read_yaml(path)
+    except YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e}); fix the syntax at the line shown") from e
     try:
         return from_dict(Params, data)

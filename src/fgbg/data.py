@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
-from fgbg.augment import Augment
+from fgbg.runtime import model_input
 from fgbg.store import Dataset
 
-
-def normalise(img: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
-    """H, W, 3 uint8 -> 3, H, W float32, (x / 255 - mean) / std per channel."""
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0  # 3, H, W
-    m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
-    s = torch.tensor(std, dtype=torch.float32)[:, None, None]
-    return (x - m) / s
-
-
-def model_input(bg: np.ndarray, fg_bg: np.ndarray, stats: dict) -> torch.Tensor:
-    """6, H, W: bg then fg_bg, each normalised by its own stats."""
-    return torch.cat([
-        normalise(bg, stats["bg"]["mean"], stats["bg"]["std"]),
-        normalise(fg_bg, stats["fg_bg"]["mean"], stats["fg_bg"]["std"]),
-    ])
+# (bg, fg_bg, mask, depth, seed) -> the same four transformed, e.g. fgbg.augment.Augment. Taken as
+# a callable, so that evaluation, which reads samples as they are, does not import augmentation.
+Transform = Callable[..., tuple]
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:
@@ -37,7 +27,7 @@ class PairDataset(torch.utils.data.Dataset):
     augmented the same way (see fgbg.augment).
     """
 
-    def __init__(self, store: Dataset, ids: list[int], stats: dict, augment: Augment | None = None, seed: int = 0) -> None:
+    def __init__(self, store: Dataset, ids: list[int], stats: dict, augment: Transform | None = None, seed: int = 0) -> None:
         self.store = store
         self.ids = list(ids)
         self.stats = {k: stats[k] for k in ("bg", "fg_bg")}

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from fgbg.errors import ConfigError
-
 
 @dataclass(frozen=True)
 class Dist:
@@ -29,14 +27,6 @@ class Dist:
     @property
     def active(self) -> bool:
         return self.world > 1
-
-
-def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("params: train.device = 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(f"cuda:{local_rank}") if name == "cuda" else torch.device("cpu")
 
 
 def setup(device_type: str) -> Dist:

@@ -1,5 +1,14 @@
-"""The errors fgbg raises for bad input. Each message names the file or param, what is
-wrong and the fix, so the command line shows it without a traceback (see fgbg.cli.run)."""
+"""The errors fgbg raises for bad input, and `run`, which every entry point goes through.
+
+Each message names the file or param, what is wrong and the fix, so `run` shows it as one
+`error:` line without a traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Callable
 
 
 class FgbgError(Exception):
@@ -23,3 +32,21 @@ class ChoiceError(FgbgError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0]) if self.args else ""
+
+
+# Errors whose message already names the file or key and the fix: shown without a traceback.
+USER_ERRORS = (FgbgError, FileNotFoundError, FloatingPointError)
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
+    """Run `main` with logging set up; a user error exits 2 with its message, no traceback."""
+    setup_logging()
+    try:
+        main(argv)
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -26,23 +26,14 @@ from fgbg.data import PairDataset
 from fgbg.imageio import atomic_path, atomic_write_json
 from fgbg.metrics import depth_metrics, mask_metrics
 from fgbg.plots import sample_rows, save_grid
-from fgbg.steps import upsample_like
+from fgbg.runtime import pick_device, predict_batch
 from fgbg.store import Dataset
-from fgbg.distributed import pick_device
 
 log = logging.getLogger(__name__)
 
 MASK_KEYS = ("iou", "dice", "pixel_acc", "precision", "recall")
 DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")
 WORST = 10
-
-
-@torch.no_grad()
-def predict_batch(model, x: torch.Tensor, like: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """x: N, 6, H, W -> (mask logits, depth), float32 N, 1, H, W (upsampled from a half-size output)."""
-    logits, depth = model(x)
-    ref = like if like is not None else x[:, :1]
-    return upsample_like(logits.float(), ref), upsample_like(depth.float(), ref)
 
 
 def _per_image(model, ds: PairDataset, dev, batch_size: int) -> pd.DataFrame:

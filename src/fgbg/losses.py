@@ -12,16 +12,11 @@ import torch.nn.functional as F
 from pytorch_msssim import ssim as _ssim
 
 from fgbg.errors import ChoiceError
+from fgbg.metrics import ssim_window
 from fgbg.registry import Registry
 
 LOSSES: Registry = Registry("loss")
 TAKES_LOGITS = {"bce"}
-
-
-def ssim_window(h: int, w: int) -> int:
-    """The SSIM window: 11 as usual, shrunk to the largest odd size that fits tiny images."""
-    win = min(11, h, w)
-    return win if win % 2 == 1 else win - 1
 
 
 @LOSSES.register("bce")

@@ -16,9 +16,13 @@ from __future__ import annotations
 import torch
 from pytorch_msssim import ssim as _ssim
 
-from fgbg.losses import ssim_window
-
 DEPTH_EPS = 1e-3
+
+
+def ssim_window(h: int, w: int) -> int:
+    """The SSIM window: 11 as usual, shrunk to the largest odd size that fits tiny images."""
+    win = min(11, h, w)
+    return win if win % 2 == 1 else win - 1
 
 
 def mask_metrics(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 Models are built by name through `MODELS`; `width` and `levels` set the size. The
 `unet_original` preset (width 64, levels 4, half-size output) reproduces the original
-64-to-1024-channel UNet (about 31M parameters, outputs at 96 px for 192 px inputs); the
+64-to-1024-channel UNet (30,895,874 parameters, outputs at 96 px for 192 px inputs); the
 default in params.yaml is small enough for a CPU.
 """
 

@@ -23,14 +23,15 @@ def _adamw(model_params, p: Params) -> torch.optim.Optimizer:
 
 @OPTIMIZERS.register("sgd")
 def _sgd(model_params, p: Params) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model_params, lr=p.lr, momentum=0.9, weight_decay=p.train.weight_decay)
+    return torch.optim.SGD(model_params, lr=p.lr, momentum=p.train.momentum, weight_decay=p.train.weight_decay)
 
 
 @SCHEDULERS.register("plateau")
 def _plateau(opt, p: Params, steps_per_epoch: int):
     """Stepped once per epoch with the validation loss."""
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=p.train.plateau_factor, patience=p.train.plateau_patience, threshold=1e-4
+        opt, mode="min", factor=p.train.plateau_factor, patience=p.train.plateau_patience,
+        threshold=p.train.plateau_threshold,
     )
 
 

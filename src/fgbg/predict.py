@@ -23,32 +23,14 @@ import torch.nn.functional as F  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from fgbg.checkpoint import read_checkpoint, unwrap  # noqa: E402
-from fgbg.config import ModelConfig  # noqa: E402
-from fgbg.data import model_input  # noqa: E402
+from fgbg.checkpoint import load_checkpoint, unwrap  # noqa: E402
 from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, read_image  # noqa: E402
-from fgbg.model import build_model  # noqa: E402
 from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
-from fgbg.distributed import pick_device  # noqa: E402
+from fgbg.runtime import model_input, pick_device  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
 
 log = logging.getLogger(__name__)
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-4  # accepted: |onnxruntime - PyTorch| <= ATOL + RTOL * |PyTorch|
-
-
-def load_model(checkpoint: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """The model of a checkpoint; a checkpoint of another model version says so."""
-    ckpt = read_checkpoint(checkpoint)
-    if "input_size" not in ckpt:
-        raise InputError(f"{checkpoint}: checkpoint has no input_size (made by an older fgbg); retrain with `dvc repro train`")
-    try:
-        cfg = ModelConfig(**ckpt["model_config"])
-        model = build_model(cfg)
-        model.load_state_dict(ckpt["model"])
-    except (TypeError, KeyError, RuntimeError) as e:
-        raise InputError(f"{checkpoint}: these weights do not fit this fgbg's {ckpt['model_config'].get('name')!r} "
-                         f"model ({str(e).splitlines()[0]}); retrain with `dvc repro train`") from None
-    return model.to(device).eval(), ckpt
 
 
 @torch.no_grad()
@@ -92,7 +74,7 @@ def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
 def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out: str | Path, device: str = "auto") -> int:
     """Predict every pair (see module doc) into `out`; returns the number of pairs."""
     dev = pick_device(device)
-    model, ckpt = load_model(checkpoint, dev)
+    model, ckpt = load_checkpoint(checkpoint, dev)
     pairs = _pairs(Path(bg), Path(fg_bg))
     out = Path(out)
     for stem, bg_path, fg_bg_path in tqdm(pairs, desc="predict", unit="pair", disable=len(pairs) == 1):
@@ -111,7 +93,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
     random batch: every output within ONNX_ATOL + ONNX_RTOL * |PyTorch| (numpy.allclose)."""
     import onnxruntime as ort
 
-    model, ckpt = load_model(checkpoint, torch.device("cpu"))
+    model, ckpt = load_checkpoint(checkpoint, torch.device("cpu"))
     s = ckpt["input_size"]
     x = torch.randn(2, 6, s, s, generator=torch.Generator().manual_seed(0))
     with atomic_path(out) as tmp:

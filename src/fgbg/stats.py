@@ -1,4 +1,7 @@
-"""Per-channel mean and std of bg, fg_bg, mask and depth over the whole dataset.
+"""Per-channel mean and std of bg, fg_bg, mask and depth over the train split.
+
+Only the train split counts: val and test stand for data the model has never seen, so
+nothing about them, their normalisation included, may shape the model.
 
 Values are in [0, 1] (images / 255, mask 0 or 1, depth as stored). `compose` records, for
 each sample, the exact sums and sums of squares of its stored fg_bg (integers), mask
@@ -38,9 +41,10 @@ class RunningMoments:
         return {"mean": mean.tolist(), "std": np.sqrt(var).tolist()}
 
 
-def dataset_stats(dataset: Dataset) -> dict:
-    """{kind: {"mean": [...], "std": [...]}} for bg, fg_bg, mask, depth, and the sample count."""
-    idx = dataset.index
+def dataset_stats(dataset: Dataset, ids: list[int] | None = None) -> dict:
+    """{kind: {"mean": [...], "std": [...]}} for bg, fg_bg, mask, depth over samples `ids` (all by
+    default), and the sample count."""
+    idx = dataset.index if ids is None else dataset.index.iloc[list(ids)]
     pixels = int(dataset.bg.shape[1] * dataset.bg.shape[2])
     n = len(idx)
     counts = np.bincount(idx["bg_idx"].to_numpy(), minlength=len(dataset.bg)).astype(np.float64)

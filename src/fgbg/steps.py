@@ -24,17 +24,9 @@ from tqdm import tqdm
 from fgbg.config import Params
 from fgbg.losses import HeadLoss
 from fgbg.metrics import depth_metrics, mask_metrics
+from fgbg.runtime import autocast_dtype, forward, upsample_like
 
 log = logging.getLogger(__name__)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for `precision` on `device`, or None for fp32."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def resize_targets(mask, depth, size: int):
@@ -50,12 +42,6 @@ def resize_batch(x, mask, depth, size: int):
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return (x, *resize_targets(mask, depth, size))
-
-
-def upsample_like(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    if pred.shape[-2:] == target.shape[-2:]:
-        return pred
-    return F.interpolate(pred, size=target.shape[-2:], mode="bilinear", align_corners=False)
 
 
 @dataclass
@@ -83,9 +69,7 @@ class Heads:
 
     def forward(self, model, x, mask, depth):
         """(mask logits, depth, loss, {term: value}); targets are pooled to a half-size output."""
-        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            logits, depth_pred = model(x)  # N, 1, h, w each
-        logits, depth_pred = logits.float(), depth_pred.float()
+        logits, depth_pred = forward(model, x, self.dtype)  # N, 1, h, w each
         mask, depth = resize_targets(mask, depth, logits.shape[-1])
         lm, terms = self.mask_loss(logits, mask)
         ld, dterms = self.depth_loss(depth_pred, depth)

@@ -25,7 +25,6 @@ import torch
 from dvclive import Live
 
 from fgbg import distributed
-from fgbg.distributed import pick_device
 from fgbg.augment import Augment
 from fgbg.checkpoint import fingerprint, read_checkpoint, save_checkpoint, unwrap
 from fgbg.config import BEST_METRICS, Params
@@ -34,7 +33,8 @@ from fgbg.imageio import atomic_write_json
 from fgbg.model import build_model, count_parameters
 from fgbg.optim import build_optimizer, build_scheduler
 from fgbg.plots import grid_image, sample_rows
-from fgbg.steps import Heads, StepState, train_epoch, upsample_like, validate
+from fgbg.runtime import pick_device, upsample_like
+from fgbg.steps import Heads, StepState, train_epoch, validate
 from fgbg.store import Dataset
 
 log = logging.getLogger(__name__)

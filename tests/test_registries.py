@@ -1,0 +1,140 @@
+"""Every registry entry carries every param it is given (segmentation_models.pytorch's
+tests/test_models.py does the same over its whole registry).
+
+For each optimizer, scheduler, loss and model, each of its params is set to a value other
+than the default, the object is built, and the object must carry that value. A param that
+is checked and then ignored fails here.
+"""
+
+import pytest
+import torch
+
+from fgbg.config import ModelConfig, Params, from_dict
+from fgbg.losses import LOSSES, HeadLoss
+from fgbg.model import MODELS, build_model, count_parameters
+from fgbg.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
+
+DEFAULTS = Params()
+# Non-default values: each differs from params.yaml's default.
+LR, WEIGHT_DECAY, MOMENTUM = 0.0123, 0.0456, 0.5
+OPTIMIZER_PARAMS = {"lr": LR, "train": {"weight_decay": WEIGHT_DECAY, "momentum": MOMENTUM}}
+EXPECTED_GROUP = {  # what each optimizer's param group must hold
+    "adam": {"lr": LR, "weight_decay": WEIGHT_DECAY},
+    "adamw": {"lr": LR, "weight_decay": WEIGHT_DECAY},
+    "sgd": {"lr": LR, "weight_decay": WEIGHT_DECAY, "momentum": MOMENTUM},
+}
+
+
+def params(over: dict) -> Params:
+    return from_dict(Params, over)
+
+
+def test_the_non_default_values_really_differ_from_the_defaults():
+    t = DEFAULTS.train
+    assert (DEFAULTS.lr, t.weight_decay, t.momentum) != (LR, WEIGHT_DECAY, MOMENTUM)
+    assert t.momentum != MOMENTUM and t.plateau_threshold != 0.05 and t.plateau_factor != 0.25
+
+
+def test_every_optimizer_is_covered():
+    assert sorted(EXPECTED_GROUP) == OPTIMIZERS.names()
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_optimizer_carries_its_params(name):
+    p = params({**OPTIMIZER_PARAMS, "train": {**OPTIMIZER_PARAMS["train"], "optimizer": name}})
+    opt = build_optimizer(torch.nn.Linear(2, 2), p)
+    group = opt.param_groups[0]
+    for key, value in EXPECTED_GROUP[name].items():
+        assert group[key] == value, f"{name}: {key} = {group[key]}, params say {value}"
+
+
+SCHEDULER_PARAMS = {
+    "plateau": {"train": {"plateau_patience": 3, "plateau_factor": 0.25, "plateau_threshold": 0.05}},
+    "onecycle": {"lr": LR, "epochs": 3},
+    "cosine": {"epochs": 3},
+    "none": {},
+}
+STEPS_PER_EPOCH = 7
+
+
+def scheduler_state(name: str, sched) -> dict:
+    if name == "plateau":
+        return {"plateau_patience": sched.patience, "plateau_factor": sched.factor, "plateau_threshold": sched.threshold}
+    if name == "onecycle":
+        return {"lr": max(g["max_lr"] for g in sched.optimizer.param_groups), "steps": sched.total_steps}
+    if name == "cosine":
+        return {"steps": sched.T_max}
+    return {"scheduler": sched}
+
+
+EXPECTED_SCHEDULER = {
+    "plateau": {"plateau_patience": 3, "plateau_factor": 0.25, "plateau_threshold": 0.05},
+    "onecycle": {"lr": LR, "steps": 3 * STEPS_PER_EPOCH},
+    "cosine": {"steps": 3 * STEPS_PER_EPOCH},
+    "none": {"scheduler": None},
+}
+
+
+def test_every_scheduler_is_covered():
+    assert sorted(SCHEDULER_PARAMS) == SCHEDULERS.names() == sorted(EXPECTED_SCHEDULER)
+
+
+@pytest.mark.parametrize("name", SCHEDULERS.names())
+def test_scheduler_carries_its_params(name):
+    over = SCHEDULER_PARAMS[name]
+    p = params({**over, "train": {**over.get("train", {}), "scheduler": name}})
+    opt = build_optimizer(torch.nn.Linear(2, 2), p)
+    assert scheduler_state(name, build_scheduler(opt, p, STEPS_PER_EPOCH)) == EXPECTED_SCHEDULER[name]
+
+
+@pytest.mark.parametrize("name", LOSSES.names())
+def test_loss_weight_scales_its_term(name):
+    head = "mask" if name == "bce" else "depth"
+    gen = torch.Generator().manual_seed(0)
+    raw = torch.rand(2, 1, 12, 12, generator=gen)
+    target = (torch.rand(2, 1, 12, 12, generator=gen) > 0.5).float()
+    one, terms = HeadLoss(head, {name: 1.0})(raw, target)
+    scaled, _ = HeadLoss(head, {name: 2.5})(raw, target)
+    assert one.item() > 0 and terms[f"{head}_{name}"] == pytest.approx(one.item())
+    assert scaled.item() == pytest.approx(2.5 * one.item(), rel=1e-6)
+
+
+MODEL_PARAMS = {"width": 6, "levels": 2, "half_output": True}
+
+
+def test_the_model_params_differ_from_the_defaults():
+    assert all(getattr(ModelConfig(), k) != v for k, v in MODEL_PARAMS.items())
+
+
+@pytest.mark.parametrize("key", sorted(MODEL_PARAMS))
+def test_unet_carries_each_of_its_params(key):
+    model = build_model(ModelConfig(name="unet", **{key: MODEL_PARAMS[key]}))
+    width = model.encoders[0][0].out_channels
+    levels = len(model.encoders)
+    logits, depth = model(torch.zeros(1, 6, 16, 16))
+    built = {"width": width, "levels": levels, "half_output": logits.shape[-1] == 8}
+    assert built[key] == MODEL_PARAMS[key]
+    assert depth.shape == logits.shape
+
+
+def test_unet_original_preset_is_the_original_network():
+    """64 to 1024 channels, 4 poolings, outputs at half the input (96 px for 192 px)."""
+    model = build_model(ModelConfig(name="unet_original"))
+    assert model.encoders[0][0].out_channels == 64 and model.bottleneck[0].out_channels == 1024
+    assert len(model.encoders) == 4
+    logits, _ = model(torch.zeros(1, 6, 32, 32))
+    assert logits.shape[-1] == 16
+    # By hand: a double conv a->b has 9ab + 9bb weights and 4b BatchNorm params; encoders 6-64-128-256-512,
+    # bottleneck 512-1024, three up-steps (2x2 transposed conv 4hl + l, then a double conv 2l->l) to 128,
+    # and two 1x1 heads of 128 + 1 params.
+    def double(a, b):
+        return 9 * a * b + 9 * b * b + 4 * b
+
+    encoders = double(6, 64) + double(64, 128) + double(128, 256) + double(256, 512)
+    ups = sum(4 * h * lo + lo + double(2 * lo, lo) for h, lo in ((1024, 512), (512, 256), (256, 128)))
+    expected = encoders + double(512, 1024) + ups + 2 * 129
+    assert expected == 30_895_874 and count_parameters(model) == expected
+
+
+def test_every_model_is_covered():
+    assert MODELS.names() == ["unet", "unet_original"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fgbg.compose import GRID, compose_sample, ground_plane_prior, placements
+from fgbg.compose import compose_sample, ground_plane_prior, placements
 from fgbg.config import ComposeConfig
 from fgbg.sources import load_sources
 
@@ -60,14 +60,45 @@ def test_placements_cover_every_fg_flip_bg_and_stay_inside(tiny_data):
     assert not df[["x", "y"]].equals(other[["x", "y"]])
 
 
-def test_grid_layout_is_the_original_5_by_4_grid(tiny_data):
-    src = load_sources(tiny_data, bg_size=16, fg_size=8)
-    df = placements(src, ComposeConfig(bg_size=16, fg_size=8, positions=20, layout="grid"))
+def test_grid_layout_is_the_original_grid_at_192_96(tiny_data):
+    """The original pasted at x = 28 i (i = 0..4), y = 28 j (j = 4..1), cropping at the border."""
+    src = load_sources(tiny_data, bg_size=192, fg_size=96)
+    df = placements(src, ComposeConfig(bg_size=192, fg_size=96, positions=20, layout="grid"))
     one = df[(df.fg_idx == 0) & (df.flip == 0) & (df.bg_idx == 0)]
-    w, h = one.w.iloc[0], one.h.iloc[0]
-    assert sorted(set(one.x)) == sorted({round(f * (16 - w)) for f in np.linspace(0, 1, GRID[0])})
-    assert sorted(set(one.y)) == sorted({round(f * (16 - h)) for f in np.linspace(0, 1, GRID[1])})
-    assert len(one) == 20 and one[["x", "y"]].drop_duplicates().shape[0] == 20
+    want = [(x, y) for y in (112, 84, 56, 28) for x in (0, 28, 56, 84, 112)]
+    assert list(zip(one.x, one.y)) == want
+    fh, fw = src.fg[0].shape[:2]
+    assert max(fh, fw) == 96
+    for row in one.itertuples():  # the visible box: the fg, cropped 16 px past x or y = 112 + 96 - 192
+        assert (row.w, row.h) == (min(fw, 192 - row.x), min(fh, 192 - row.y))
+
+
+def test_grid_layout_scales_with_the_bg(tiny_data):
+    src = load_sources(tiny_data, bg_size=64, fg_size=32)
+    df = placements(src, ComposeConfig(bg_size=64, fg_size=32, positions=20, layout="grid"))
+    one = df[(df.fg_idx == 0) & (df.flip == 0) & (df.bg_idx == 0)]
+    assert sorted(set(one.x)) == [0, 9, 19, 28, 37] and sorted(set(one.y)) == [9, 19, 28, 37]  # 28 i / 3, rounded
+
+
+def test_a_cropped_grid_placement_composes_the_visible_part(tiny_data, tmp_path):
+    import dataclasses
+
+    from fgbg.build import compose_dataset
+    from fgbg.compose import placed_fg
+    from fgbg.store import Dataset
+    from tests.conftest import TINY_COMPOSE
+
+    cfg = dataclasses.replace(TINY_COMPOSE, bg_size=32, fg_size=16, positions=20, layout="grid", shard_size=50)
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "c", cfg=cfg)
+    ds = Dataset(tmp_path / "c")
+    src = load_sources(tiny_data, bg_size=32, fg_size=16)
+    row = ds.index[(ds.index.x == 19) & (ds.index.y == 19)].iloc[0]  # 112 * 32 / 192 = 18.7 -> 19
+    fg = placed_fg(src.fg[row.fg_idx], row.flip, *src.fg[row.fg_idx].shape[:2])
+    assert (row.w, row.h) == (min(fg.shape[1], 13), min(fg.shape[0], 13))  # 32 - 19 = 13 px visible
+    _, fg_bg, mask, _ = ds.read(int(row["sample"]))
+    assert row.w == 13 or row.h == 13  # cropped on at least one side
+    obj = fg[: row.h, : row.w, 3] >= 128
+    assert (mask[19 : 19 + row.h, 19 : 19 + row.w] == obj).all() and mask.sum() == obj.sum()
 
 
 def test_random_scale_stays_in_range_and_inside(tiny_data):

@@ -99,8 +99,12 @@ def test_readme_results_match_the_committed_metrics():
 
 
 def test_update_readme_replaces_only_the_section(tmp_path):
-    ev = {"samples": 2, "checkpoint_epoch": 0, "mask": {k: 0.5 for k in ("iou", "dice", "pixel_acc", "precision", "recall")},
-          "depth": {k: 0.1 for k in ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")}}
+    mask_keys = ("iou", "dice", "pixel_acc", "precision", "recall")
+    depth_keys = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")
+    ev = {"split": "test", "unseen": "backgrounds never seen in training", "samples": 2, "checkpoint_epoch": 0,
+          "mask": {k: 0.5 for k in mask_keys}, "depth": {k: 0.1 for k in depth_keys},
+          "baseline": {"mask": {k: 0.25 for k in mask_keys}, "depth": {k: 0.3 for k in depth_keys},
+                       "mask_rule": "|fg_bg - bg| > 7", "depth_rule": "the bg depth"}}
     by = {"fg_class": {"cat": {"samples": 2, "mask": {"iou": 0.5}, "depth": {"rmse": 0.1}}}}
     (tmp_path / "e.json").write_text(json.dumps(ev))
     (tmp_path / "b.json").write_text(json.dumps(by))
@@ -109,4 +113,70 @@ def test_update_readme_replaces_only_the_section(tmp_path):
     text = (tmp_path / "R.md").read_text()
     assert text.startswith("# top\n") and text.endswith("bottom\n") and "old" not in text
     assert "| cat | 2 | 0.5000 | 0.1000 |" in text
+    assert "Test split of the default run: 2 samples, backgrounds never seen in training" in text
+    assert "| mask | `iou` | 0.5000 | 0.2500 | higher |" in text and "| depth | `rmse` | 0.1000 | 0.3000 | lower |" in text
     assert not update_readme(tmp_path / "R.md", tmp_path / "e.json", tmp_path / "b.json")
+
+
+def test_predict_on_a_dataset_sample_gives_evaluates_mask(ckpt, tiny_dataset, tmp_path):
+    """The same pixels through `fgbg predict` (image files) and through evaluate (the store)."""
+    from fgbg.checkpoint import load_checkpoint
+    from fgbg.data import PairDataset
+    from fgbg.runtime import predict_batch
+    from fgbg.store import Dataset
+
+    store = Dataset(tiny_dataset)
+    model, meta = load_checkpoint(ckpt)
+    for i in (0, 5):
+        bg, fg_bg, _, _ = store.read(i)
+        Image.fromarray(bg).save(tmp_path / f"bg{i}.png")
+        Image.fromarray(fg_bg).save(tmp_path / f"s{i}.png")
+        predict_paths(ckpt, tmp_path / f"bg{i}.png", tmp_path / f"s{i}.png", tmp_path / "out", device="cpu")
+        logits, _ = predict_batch(model, PairDataset(store, [i], meta["stats"])[0][0][None])
+        got = np.asarray(Image.open(tmp_path / "out" / f"s{i}_mask.png")) > 0
+        assert got.shape == (16, 16) and (got == (logits[0, 0] > 0).numpy()).all()
+
+
+class _Recorder(torch.nn.Module):
+    """A stand-in model: mask logits = fg_bg red - bg red (normalised), depth 0.5; records input shapes."""
+
+    levels = 2
+
+    def __init__(self):
+        super().__init__()
+        self.shapes = []
+
+    def forward(self, x):
+        self.shapes.append(tuple(x.shape))
+        logits = x[:, 3:4] - x[:, 0:1]  # N, 1, H, W
+        return logits, torch.full_like(logits, 0.5)
+
+
+def test_a_non_square_pair_keeps_its_aspect_ratio(tmp_path):
+    from fgbg.predict import predict_pair
+
+    model = _Recorder()
+    bg = np.full((240, 320, 3), 100, np.uint8)
+    fg_bg = bg.copy()
+    fg_bg[60:180, 40:100] = 200  # a tall object on the left: 120 x 60 px
+    mask, depth = predict_pair(model, {"stats": STATS, "input_size": 16}, bg, fg_bg, "cpu")
+    # shorter side 240 -> 16, so 320 -> 21, padded to 24 (a multiple of 2**levels); not squashed to 16 x 16
+    assert model.shapes == [(1, 6, 16, 24)]
+    assert mask.shape == depth.shape == (240, 320)
+    rows, cols = np.nonzero(mask)
+    # the stand-in marks every model pixel the object touches, and bilinear enlarging spreads that by
+    # half a pixel: edges within 1.5 model pixels (23 px)
+    assert abs(rows.min() - 60) <= 23 and abs(rows.max() - 179) <= 23
+    assert abs(cols.min() - 40) <= 23 and abs(cols.max() - 99) <= 23
+    assert not mask[:, 120:].any()  # nothing from the padding on the right
+
+
+def test_an_exif_rotated_pair_gives_a_mask_of_the_displayed_orientation(ckpt, tmp_path):
+    """A camera stores a portrait photo as landscape pixels with EXIF orientation 6 (rotate 90 clockwise)."""
+    stored = np.zeros((20, 40, 3), np.uint8)  # 40 wide, 20 tall as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for name in ("bg", "fg_bg"):
+        Image.fromarray(stored).save(tmp_path / f"{name}.jpg", exif=exif)
+    predict_paths(ckpt, tmp_path / "bg.jpg", tmp_path / "fg_bg.jpg", tmp_path / "out", device="cpu")
+    assert Image.open(tmp_path / "out" / "fg_bg_mask.png").size == (20, 40)  # displayed: 20 wide, 40 tall

@@ -3,6 +3,7 @@
 import json
 import logging
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,16 +70,30 @@ def test_train_then_evaluate_writes_every_output(tiny_dataset, prepared, tmp_pat
                             plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by_source.json",
                             grid_samples=2, batch_size=4)
     saved = json.loads((tmp_path / "eval.json").read_text())
-    assert saved == result and 0 <= saved["mask"]["iou"] <= 1 and 0 <= saved["depth"]["rmse"] <= 1
-    assert set(saved["mask"]) == {"iou", "dice", "pixel_acc", "precision", "recall"}
-    assert set(saved["depth"]) == {"rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim"}
-    by = json.loads((tmp_path / "by_source.json").read_text())
     split = json.loads((prepared / "split.json").read_text())
-    assert sorted(by["fg"]) == split["val_fg"] and len(by["worst"]) == 10
+    assert saved == result and saved["split"] == "test" and saved["samples"] == len(split["test"])
+    assert saved["unseen"] == "foregrounds never seen in training"
+    assert set(saved["mask"]) == set(saved["baseline"]["mask"]) == {"iou", "dice", "pixel_acc", "precision", "recall"}
+    assert set(saved["depth"]) == set(saved["baseline"]["depth"]) == {
+        "rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim"}
+    assert saved["baseline"]["depth"]["rmse"] == pytest.approx(_bg_depth_rmse(tiny_dataset, split["test"]), abs=1e-12)
+    by = json.loads((tmp_path / "by_source.json").read_text())
+    assert sorted(by["fg"]) == split["test_fg"] and len(by["worst"]) == 10
     assert by["worst"][0]["iou"] - by["worst"][0]["rmse"] <= by["worst"][-1]["iou"] - by["worst"][-1]["rmse"]
     for name in ("samples.png", "worst.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "plots" / "per_fg.csv").read_text().startswith("fg,iou,rmse")
+
+
+def _bg_depth_rmse(dataset, ids):
+    """Mean per-image RMSE of the bg depth against the depth target, straight from the store."""
+    ds = Dataset(dataset)
+    errors = []
+    for i in ids:
+        _, _, _, depth = ds.read(i)
+        bg_depth = ds.bg_depth[ds.index["bg_idx"][i]].astype(np.float64)
+        errors.append(np.sqrt(np.mean((bg_depth - depth) ** 2)))
+    return float(np.mean(errors))
 
 
 def test_training_is_deterministic_under_a_seed(tiny_dataset, prepared, tmp_path):
@@ -157,16 +172,51 @@ def test_a_nan_loss_stops_with_the_step_and_terms():
                    scaler, StepState(), 0.0, 3, 7)
 
 
-@pytest.mark.parametrize("over", [
-    {"train": {"precision": "bf16"}},  # autocast as on a GPU, runnable on CPU
-    {"train": {"precision": "fp16"}},  # fp16 with a GradScaler
-    {"model": {"half_output": True}, "train": {"resize_schedule": [[8, 1]], "scheduler": "onecycle",
-                                                "optimizer": "adamw", "grad_clip": 1.0}},
-    {"train": {"scheduler": "cosine", "optimizer": "sgd", "best_metric": "iou", "augment": {"affine": 1.0}}},
+LEARN = {"epochs": 6, "batch_size": 4, "lr": 0.01}  # 36 steps: enough for the loss to fall on the tiny data
+
+
+def _losses(out, phase):
+    rows = (out / "live" / "plots" / "metrics" / phase / "loss.tsv").read_text().splitlines()[1:]
+    return [float(r.split("\t")[-1]) for r in rows]
+
+
+@pytest.mark.parametrize("over, dtype, out_size", [
+    ({}, torch.float32, 16),
+    ({"train": {"precision": "bf16"}}, torch.bfloat16, 16),  # autocast as on a GPU, runnable on CPU
+    ({"train": {"precision": "fp16"}}, torch.float16, 16),  # fp16 with a GradScaler
+    ({"model": {"half_output": True}, "train": {"resize_schedule": [[8, 1]], "scheduler": "onecycle",
+                                                "optimizer": "adamw", "grad_clip": 1.0}}, torch.float32, 8),
+    ({"train": {"scheduler": "cosine", "optimizer": "sgd", "best_metric": "iou", "augment": {"affine": 1.0}}},
+     torch.float32, 16),
 ])
-def test_training_variants_run_and_learn_something(tiny_dataset, prepared, tmp_path, over):
-    summary = _train(tiny_dataset, prepared, tmp_path, **over)
-    assert summary["val"]["loss"] < 10 and 0 <= summary["val"]["iou"] <= 1
+def test_training_variants_learn_in_the_precision_and_shape_under_test(tiny_dataset, prepared, tmp_path, monkeypatch,
+                                                                       over, dtype, out_size):
+    seen = []  # (training?, logits dtype, logits size) of every forward pass
+    real_build = train_mod.build_model
+
+    def recording_build(cfg):
+        model = real_build(cfg)
+        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, out[0].dtype, out[0].shape[-1])))
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", recording_build)
+    _train(tiny_dataset, prepared, tmp_path, **merge(LEARN, over))
+    train_passes = [(d, size) for training, d, size in seen if training]
+    assert {d for d, _ in train_passes} == {dtype}, "autocast did not run in the dtype under test"
+    # half_output: outputs at half the input; the resize schedule trains epoch 0 at 8 px (output 4 px)
+    sizes = {size for _, size in train_passes}
+    assert sizes == ({4, 8} if out_size == 8 else {16})
+    assert {size for training, _, size in seen if not training} == {out_size}  # val: whole 16 px images
+    train_loss, val_loss = _losses(tmp_path, "train"), _losses(tmp_path, "val")
+    assert train_loss[-1] < 0.85 * train_loss[0], train_loss  # lr = 1e-12 stays within 1%
+    assert val_loss[-1] < val_loss[0], val_loss
+
+
+def test_a_model_that_cannot_learn_fails_the_learning_check(tiny_dataset, prepared, tmp_path):
+    """The check above is able to fail: at lr = 1e-12 the loss stays where it started."""
+    _train(tiny_dataset, prepared, tmp_path, **merge(LEARN, {"lr": 1e-12}))
+    train_loss = _losses(tmp_path, "train")
+    assert not train_loss[-1] < 0.85 * train_loss[0]
 
 
 def test_progressive_resizing_schedule():
@@ -192,3 +242,12 @@ def test_equal_checkpoints_are_equal_bytes(tmp_path):
     save_checkpoint(tmp_path / "a.pt", model, ModelConfig(width=2, levels=1), stats, epoch=3)
     save_checkpoint(tmp_path / "b.pt", model, ModelConfig(width=2, levels=1), stats, epoch=3)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()  # so dvc.lock is stable
+
+
+def test_the_logged_lr_is_the_one_each_epoch_trained_with(tiny_dataset, prepared, tmp_path):
+    # patience 0 and a threshold no val loss can meet: the plateau schedule halves the lr after
+    # epoch 1's validation (epoch 0 is always an improvement), so epoch 2 trains at half the lr
+    over = {"epochs": 3, "lr": 0.002, "train": {"plateau_patience": 0, "plateau_threshold": 0.99}}
+    _train(tiny_dataset, prepared, tmp_path, **over)
+    rows = (tmp_path / "live" / "plots" / "metrics" / "lr.tsv").read_text().splitlines()[1:]
+    assert [float(r.split("\t")[-1]) for r in rows] == [0.002, 0.002, 0.001]

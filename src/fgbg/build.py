@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from fgbg.compose import PreparedFg, compose_patch, ground_plane_prior, placed_fg, placements, prepare_fg
+from fgbg.compose import PreparedFg, compose_patch, ground_plane_prior, placed_fg, placed_size, placements, prepare_fg
 from fgbg.config import ComposeConfig
 from fgbg.imageio import atomic_path, atomic_write_json, decode_image, encode_image
 from fgbg.sources import Sources, load_sources
@@ -69,11 +69,13 @@ def _compose_shard(k: int) -> int:
             chunk = list(plan.iloc[start : start + step].itertuples())
             parts = []
             for r in chunk:
-                key = (r.fg_idx, r.flip, r.h, r.w)
+                full_h, full_w = placed_size(src.fg[r.fg_idx].shape, r.scale)
+                key = (r.fg_idx, r.flip, int(full_h), int(full_w), r.h, r.w)
                 if key not in prepared:
                     if len(prepared) > 64:
                         prepared.clear()
-                    fg = prepare_fg(placed_fg(src.fg[r.fg_idx], r.flip, r.h, r.w), cfg.mask_threshold)
+                    placed = placed_fg(src.fg[r.fg_idx], r.flip, int(full_h), int(full_w))[: r.h, : r.w]  # grid: cropped
+                    fg = prepare_fg(np.ascontiguousarray(placed), cfg.mask_threshold)
                     prepared[key] = (fg, np.packbits(fg.obj, axis=None).tobytes())
                 parts.append((*compose_patch(src.bg[r.bg_idx], depths[r.bg_idx], prepared[key][0], r.x, r.y),
                               *prepared[key]))

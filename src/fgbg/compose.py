@@ -7,7 +7,10 @@ For one placement (bg, fg, flip, x, y, scale):
   depth: it stands on the ground at its lowest opaque row, so it takes the median bg depth
   of the pixels under that row. ("teacher": an ONNX network's depth, see fgbg.teacher.)
 bg depth is exact where `data/bg_depth/` gives it, else the ground-plane prior below.
-Positions are seeded random (the fg wholly inside the bg) or the original 5 x 4 grid.
+Positions are seeded random (the fg wholly inside the bg) or the original 5 x 4 grid:
+x = 28 i for i = 0..4 and y = 28 j for j = 4..1 on a 192 px bg, scaled by bg_size / 192.
+There a 96 px fg at x = 112 runs 16 px past the right edge (and at y = 112 past the bottom),
+and, as in the original, it is cropped there: the index's h and w are the visible box.
 fgbg.build turns these rules into the sharded dataset.
 """
 
@@ -25,7 +28,10 @@ from fgbg.sources import Sources
 
 PRIOR_HORIZON = 0.4  # ground-plane prior: horizon at 40% of the height from the top
 PRIOR_NEAR = 0.05  # ground-plane prior: depth of the bottom row
-GRID = (5, 4)  # the original fixed layout: 5 columns x 4 rows of positions
+GRID_STEP = 28  # the original fixed layout on a 192 px bg: x = 28 i (i = 0..4), y = 28 j (j = 4..1)
+GRID_X = tuple(GRID_STEP * i for i in range(5))
+GRID_Y = tuple(GRID_STEP * j for j in range(4, 0, -1))
+GRID_BG = 192
 
 
 def ground_plane_prior(size: int, horizon: float = PRIOR_HORIZON, near: float = PRIOR_NEAR) -> np.ndarray:
@@ -88,6 +94,19 @@ def compose_sample(
     return fg_bg, mask, depth
 
 
+def placed_size(fg_shape: tuple[int, ...], scale) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) of a fg of `fg_shape` resized by `scale` (a number or an array), at least 1 px."""
+    h = np.maximum(1, np.round(fg_shape[0] * np.asarray(scale))).astype(int)
+    w = np.maximum(1, np.round(fg_shape[1] * np.asarray(scale))).astype(int)
+    return h, w
+
+
+def grid_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The original 20 positions on a `size` px bg, row by row from the bottom row: (x, y)."""
+    x, y = np.meshgrid(GRID_X, GRID_Y)  # 4 rows of 5
+    return np.round(x.ravel() * size / GRID_BG).astype(int), np.round(y.ravel() * size / GRID_BG).astype(int)
+
+
 def placed_fg(fg: np.ndarray, flip: int, h: int, w: int) -> np.ndarray:
     """The fg as placed: mirrored when `flip`, resized to h x w (Lanczos, premultiplied)."""
     out = np.ascontiguousarray(fg[:, ::-1]) if flip else fg
@@ -98,7 +117,8 @@ def placed_fg(fg: np.ndarray, flip: int, h: int, w: int) -> np.ndarray:
 
 
 def placements(sources: Sources, cfg: ComposeConfig) -> pd.DataFrame:
-    """One row per placement, ordered fg, flip, bg, position: x, y, scale and the placed h, w."""
+    """One row per placement, ordered fg, flip, bg, position: x, y, scale and the visible h, w
+    (the placed fg's size, cropped at the bg's border on the grid layout)."""
     size = sources.bg.shape[1]
     lo, hi = cfg.scale_range
     cols: dict[str, list] = {k: [] for k in ("bg_idx", "fg_idx", "flip", "x", "y", "scale", "h", "w")}
@@ -109,14 +129,10 @@ def placements(sources: Sources, cfg: ComposeConfig) -> pd.DataFrame:
             for bi in range(len(sources.bg_names)):
                 rng = np.random.default_rng([cfg.seed, fi, flip, bi])
                 scale = rng.uniform(lo, hi, n) if hi > lo else np.full(n, lo)
-                h = np.maximum(1, np.round(fh * scale)).astype(int)
-                w = np.maximum(1, np.round(fw * scale)).astype(int)
+                h, w = placed_size((fh, fw), scale)
                 if cfg.layout == "grid":
-                    gx = np.linspace(0, 1, GRID[0])
-                    gy = np.linspace(0, 1, GRID[1])
-                    fx, fy = np.meshgrid(gx, gy)  # row-major: 4 rows of 5
-                    x = np.round(fx.ravel() * (size - w)).astype(int)
-                    y = np.round(fy.ravel() * (size - h)).astype(int)
+                    x, y = grid_positions(size)
+                    h, w = np.minimum(h, size - y), np.minimum(w, size - x)  # cropped at the border
                 else:
                     x = np.floor(rng.random(n) * (size - w + 1)).astype(int)
                     y = np.floor(rng.random(n) * (size - h + 1)).astype(int)

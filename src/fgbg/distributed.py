@@ -1,8 +1,13 @@
 """Where a process runs: its device, and DistributedDataParallel plumbing for `torchrun`.
 
 Under `torchrun --nproc_per_node=N` (WORLD_SIZE > 1) each process joins a process group
-(NCCL on CUDA, gloo on CPU) and trains on its share of the data; only rank 0 logs and
-writes. Without torchrun everything here is a no-op.
+and trains on its share of the data; only rank 0 logs, writes and decides (whether to
+resume, from what). Without torchrun everything here is a no-op.
+
+On CUDA the group is device-aware, `cpu:gloo,cuda:nccl`: NCCL carries the gradients and
+refuses CPU tensors, so the small CPU reductions (epoch sums) and broadcasts of Python
+objects go through gloo. A plain NCCL group made every multi-GPU run die at the end of its
+first epoch; a gloo test on CPU cannot show that, hence `backend()` and its test.
 """
 
 from __future__ import annotations
@@ -29,13 +34,18 @@ class Dist:
         return self.world > 1
 
 
+def backend(device_type: str) -> str:
+    """The process-group backend for processes on `device_type`."""
+    return "cpu:gloo,cuda:nccl" if device_type == "cuda" else "gloo"
+
+
 def setup(device_type: str) -> Dist:
     """Join the process group when launched by torchrun; returns this process's place."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend(device_type))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device_type == "cuda":
         torch.cuda.set_device(local)
@@ -50,6 +60,15 @@ def all_sum(values: dict[str, float], d: Dist) -> dict[str, float]:
     t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
     dist.all_reduce(t)
     return dict(zip(keys, t.tolist()))
+
+
+def broadcast(obj, d: Dist):
+    """Rank 0's `obj` on every process (identity for one process)."""
+    if not d.active:
+        return obj
+    box = [obj if d.main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def barrier(d: Dist) -> None:

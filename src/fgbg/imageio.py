@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from fgbg.errors import InputError
 
@@ -90,11 +90,13 @@ def atomic_save_image(path: str | Path, array: np.ndarray) -> None:
 
 
 def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
-    """Read an image file, converted to `mode` when given; unreadable files name the path."""
+    """Read an image file, turned upright by its EXIF orientation (as photo viewers show it) and
+    converted to `mode` when given; unreadable files name the path."""
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
+            img = ImageOps.exif_transpose(img)
             if mode is not None and img.mode != mode:
                 img = img.convert(mode)
             return np.array(img)

@@ -1,8 +1,11 @@
 """`fgbg predict`: a trained model on your own (bg, fg_bg) pairs, and ONNX export.
 
-A pair is two images of the same size. Both are resized (bilinear) to the model's input
-size (the bg_size it was trained at), and the outputs are resized back to the pair's size
-(mask logits and depth bilinear). For each pair it writes
+A pair is two images of the same size, turned upright by their EXIF orientation. They are
+seen as training saw its images: scaled (area when shrinking, bilinear when enlarging) so
+that the shorter side is the model's input size (the bg_size it was trained at), aspect
+kept. The network is fully convolutional, so it runs on the whole non-square image, padded
+(edge pixels repeated) to a multiple of 2**levels and cropped back; the outputs (mask
+logits and depth, bilinear) are then resized to the pair's own size. For each pair it writes
     <stem>_mask.png           0 / 255
     <stem>_depth.png          16-bit, depth = value / 65535 (0 = nearest, 1 = farthest)
     <stem>_depth_preview.png  colour-mapped depth (magma, near = bright)
@@ -17,6 +20,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -26,23 +30,40 @@ from tqdm import tqdm  # noqa: E402
 from fgbg.checkpoint import load_checkpoint, unwrap  # noqa: E402
 from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, read_image  # noqa: E402
 from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
-from fgbg.runtime import model_input, pick_device  # noqa: E402
+from fgbg.runtime import model_input, pick_device, predict_batch  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
 
 log = logging.getLogger(__name__)
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-4  # accepted: |onnxruntime - PyTorch| <= ATOL + RTOL * |PyTorch|
 
 
+def scaled_size(h: int, w: int, shorter: int) -> tuple[int, int]:
+    """(h, w) scaled so that the shorter side is `shorter`, aspect kept."""
+    scale = shorter / min(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """H, W, 3 uint8 to h x w: area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    if img.shape[:2] == (h, w):
+        return img
+    shrink = h * w < img.shape[0] * img.shape[1]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 @torch.no_grad()
 def predict_pair(model, ckpt: dict, bg: np.ndarray, fg_bg: np.ndarray, device) -> tuple[np.ndarray, np.ndarray]:
     """bg, fg_bg: H, W, 3 uint8 of one size -> (mask H, W bool, depth H, W float32 in [0, 1])."""
     h, w = bg.shape[:2]
-    x = model_input(bg, fg_bg, ckpt["stats"])[None]  # 1, 6, H, W
-    s = ckpt["input_size"]
-    x = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False, antialias=True).to(device)
-    logits, depth = model(x)
-    logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
-    depth = F.interpolate(depth.float(), size=(h, w), mode="bilinear", align_corners=False)
+    sh, sw = scaled_size(h, w, ckpt["input_size"])
+    x = model_input(_resize(bg, sh, sw), _resize(fg_bg, sh, sw), ckpt["stats"])[None]  # 1, 6, sh, sw
+    step = 2 ** unwrap(model).levels
+    pad_h, pad_w = -sh % step, -sw % step
+    x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate").to(device)  # 1, 6, sh + pad_h, sw + pad_w
+    logits, depth = predict_batch(model, x)  # 1, 1, sh + pad_h, sw + pad_w each
+    logits, depth = logits[..., :sh, :sw], depth[..., :sh, :sw]
+    logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)
     return (logits[0, 0] > 0).cpu().numpy(), depth[0, 0].clamp(0, 1).cpu().numpy()
 
 

@@ -22,20 +22,22 @@ def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
     ev = json.loads(Path(eval_path).read_text())
     by = json.loads(Path(by_source_path).read_text())
     lines = [
-        f"Validation split of the default run: {ev['samples']} samples whose foregrounds were never seen in "
-        f"training (checkpoint of epoch {ev['checkpoint_epoch'] + 1}).",
+        f"{ev['split'].capitalize()} split of the default run: {ev['samples']} samples, {ev['unseen']} "
+        f"(checkpoint of epoch {ev['checkpoint_epoch'] + 1}, chosen on the val split). Each figure stands beside "
+        "its trivial baseline, scored on the same samples:",
+        f"mask {ev['baseline']['mask_rule']}; depth: {ev['baseline']['depth_rule']}.",
         "",
-        "| head | metric | value | better |",
-        "|---|---|---|---|",
+        "| head | metric | model | baseline | better |",
+        "|---|---|---|---|---|",
     ]
     for head, keys in (("mask", MASK_KEYS), ("depth", DEPTH_KEYS)):
         for k in keys:
-            lines.append(f"| {head} | `{k}` | {ev[head][k]:.4f} | {BETTER.get(k, 'higher')} |")
+            lines.append(f"| {head} | `{k}` | {ev[head][k]:.4f} | {ev['baseline'][head][k]:.4f} | {BETTER.get(k, 'higher')} |")
     lines += ["", "Per foreground class:", "", "| class | samples | mask IoU | depth RMSE |", "|---|---|---|---|"]
     for name, m in by["fg_class"].items():
         lines.append(f"| {name} | {m['samples']} | {m['mask']['iou']:.4f} | {m['depth']['rmse']:.4f} |")
-    lines += ["", "![validation samples](plots/samples.png)", "",
-              "The 10 worst validation samples, ranked by (1 - IoU) + RMSE:", "", "![worst samples](plots/worst.png)"]
+    lines += ["", f"![{ev['split']} samples](plots/samples.png)", "",
+              f"The 10 worst {ev['split']} samples, ranked by (1 - IoU) + RMSE:", "", "![worst samples](plots/worst.png)"]
     return "\n".join(lines)
 
 

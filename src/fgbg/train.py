@@ -64,7 +64,13 @@ def _training_identity(p: Params) -> dict:
     return {"lr": p.lr, "epochs": p.epochs, "batch_size": p.batch_size, "model": dataclasses.asdict(p.model), "train": t}
 
 
-def _resumable(path: Path, fp: str, epochs: int, main: bool) -> dict | None:
+def _resumable(path: Path, fp: str, epochs: int, d: distributed.Dist) -> dict | None:
+    """The checkpoint to resume from, decided by rank 0 and sent to every rank: ranks on
+    machines without shared storage may hold another `last.pt`, or none."""
+    return distributed.broadcast(_read_resumable(path, fp, epochs) if d.main else None, d)
+
+
+def _read_resumable(path: Path, fp: str, epochs: int) -> dict | None:
     if not path.is_file():
         return None
     try:
@@ -78,8 +84,7 @@ def _resumable(path: Path, fp: str, epochs: int, main: bool) -> dict | None:
             reason = "that run finished"
         else:
             return ckpt
-    if main:
-        log.warning("not resuming from %s: %s; training starts afresh", path, reason)
+    log.warning("not resuming from %s: %s; training starts afresh", path, reason)
     return None
 
 
@@ -112,9 +117,19 @@ def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed
     return Loaders(train_ds, train_dl, val_dl, sampler, gen)
 
 
-def _epoch(t: "Trainer", model, loaders: Loaders, d: distributed.Dist, epoch: int) -> tuple[dict, dict, int, float]:
-    """Train and validate one epoch: (train means, val means, image size, training seconds)."""
+class EpochResult(NamedTuple):
+    train: dict  # means over the train split
+    val: dict  # means over the val split
+    samples: dict  # {"train": n, "val": n}, summed over every process
+    size: int  # training image size
+    train_s: float  # seconds spent training
+    lr: float  # the lr the epoch started with: read before the plateau schedule steps on its val loss
+
+
+def _epoch(t: "Trainer", model, loaders: Loaders, d: distributed.Dist, epoch: int) -> EpochResult:
+    """Train and validate one epoch."""
     p = t.p
+    lr = t.opt.param_groups[0]["lr"]
     t0 = time.perf_counter()
     loaders.train_ds.set_epoch(epoch)
     loaders.generator.manual_seed(p.train.seed * 100_003 + epoch)  # the epoch's order, also when resumed
@@ -125,11 +140,12 @@ def _epoch(t: "Trainer", model, loaders: Loaders, d: distributed.Dist, epoch: in
                                          t.sched if t.per_batch else None, show=d.main), d)
     t_train = time.perf_counter() - t0
     va = distributed.all_sum(validate(model, loaders.val, t.heads, epoch, show=d.main), d)
-    tr = {k: v / tr["n"] for k, v in tr.items() if k != "n"}
-    va = {k: v / va["n"] for k, v in va.items() if k != "n"}
+    samples = {"train": int(tr.pop("n")), "val": int(va.pop("n"))}
+    tr = {k: v / samples["train"] for k, v in tr.items()}
+    va = {k: v / samples["val"] for k, v in va.items()}
     if t.sched is not None and not t.per_batch:
         t.sched.step(va["loss"])
-    return tr, va, size, t_train
+    return EpochResult(tr, va, samples, size, t_train, lr)
 
 
 def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
@@ -228,7 +244,7 @@ def train_model(
     loaders = _loaders(p, store, split, stats, d, device)
     t = _trainer(p, device, len(loaders.train), fingerprint(_training_identity(p), stats_path, split_path))
     model_dir = Path(model_dir)
-    ckpt = _resumable(model_dir / "last.pt", t.fingerprint, p.epochs, d.main)
+    ckpt = _resumable(model_dir / "last.pt", t.fingerprint, p.epochs, d)
     if ckpt is not None:
         t.restore(ckpt)
         if d.main:
@@ -251,14 +267,13 @@ def train_model(
     try:
         for epoch in range(t.start, p.epochs):
             t0 = time.perf_counter()
-            tr, va, size, t_train = _epoch(t, model, loaders, d, epoch)
-            lr = t.opt.param_groups[0]["lr"]
+            tr, va, samples, size, t_train, lr = _epoch(t, model, loaders, d, epoch)
             improved = t.improved(va[p.train.best_metric])
             if improved:
                 t.best, t.best_epoch = va[p.train.best_metric], epoch
             summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "best_epoch": t.best_epoch,
                        f"best_val_{p.train.best_metric}": t.best, "parameters": n_params, "image_size": size,
-                       "micro_batches": t.state.accum}
+                       "micro_batches": t.state.accum, "samples": samples}
             if d.main:
                 extra = t.resume_state(epoch, va)
                 if improved:

@@ -2,8 +2,9 @@
 
     python benchmarks/bench_train.py [--dataset dataset/composed] [--steps 30]
 
-1. Model: training samples/s (forward, backward, Adam step) of the default model at the
-   default size, channels-last against plain NCHW fp32 (the baseline). With CUDA also the
+1. Model: training samples/s (forward, the configured losses of both heads, backward,
+   optimiser step: what `train` runs) of the default model at the default size,
+   channels-last against plain NCHW fp32 (the baseline). With CUDA also the
    original UNet (unet_original) at 192 px, bf16 autocast + channels-last against fp32 eager.
 2. Loader: samples/s of the training DataLoader (read, augment, normalise) with 0 and 2
    workers, against the model's samples/s: a ratio above 1 means the loader keeps up.
@@ -14,38 +15,40 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import time
 
 import torch
 
 from fgbg.augment import Augment
-from fgbg.config import AugmentConfig, ModelConfig, load_params
+from fgbg.config import AugmentConfig, ModelConfig, Params, load_params
 from fgbg.data import PairDataset
 from fgbg.model import build_model
-from fgbg.runtime import autocast_dtype
+from fgbg.optim import build_optimizer
+from fgbg.steps import Heads, StepState, train_step
 from fgbg.store import Dataset
 
 
-def model_rate(cfg: ModelConfig, size: int, batch: int, steps: int, device: torch.device,
-               channels_last: bool, dtype: torch.dtype | None) -> float:
+def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.device) -> float:
+    """Training samples/s of `p`'s model, losses, optimiser, precision and memory format."""
     torch.manual_seed(0)
-    model = build_model(cfg).to(device)
-    if channels_last:
+    model = build_model(p.model).to(device)
+    if p.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    x = torch.randn(batch, 6, size, size, device=device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    opt = build_optimizer(model, p)
+    heads = Heads(p, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
+    gen = torch.Generator().manual_seed(0)
+    batch_data = (torch.randn(batch, 6, size, size, generator=gen), (torch.rand(batch, 1, size, size, generator=gen) > 0.8).float(),
+                  torch.rand(batch, 1, size, size, generator=gen))
+    x, mask, depth = heads.to_device(*batch_data)
+    state = StepState()
     for i in range(steps + 3):
         if i == 3:  # warm-up done
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits, depth = model(x)
-        (logits.float().mean() + depth.float().mean()).backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        train_step(model, (x, mask, depth), heads, opt, scaler, state, p.train.grad_clip, 0, i)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - t0)
@@ -74,16 +77,21 @@ def main() -> None:
     cpu = torch.device("cpu")
     res: dict = {"threads": torch.get_num_threads()}
     size, batch = p.compose.bg_size, p.batch_size
-    res["cpu_default_channels_last"] = model_rate(p.model, size, batch, args.steps, cpu, True, None)
-    res["cpu_default_nchw_baseline"] = model_rate(p.model, size, batch, args.steps, cpu, False, None)
+    fp32 = replace(p.train, precision="fp32")
+    res["cpu_default_channels_last"] = model_rate(replace(p, train=replace(fp32, channels_last=True)),
+                                                  size, batch, args.steps, cpu)
+    res["cpu_default_nchw_baseline"] = model_rate(replace(p, train=replace(fp32, channels_last=False)),
+                                                  size, batch, args.steps, cpu)
     print(f"CPU, default model ({p.model.width}x{p.model.levels}) at {size} px, batch {batch}: "
           f"{res['cpu_default_channels_last']:.1f} samples/s channels-last, {res['cpu_default_nchw_baseline']:.1f} NCHW; "
           f"ratio {res['cpu_default_channels_last'] / res['cpu_default_nchw_baseline']:.2f}")
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
-        orig = ModelConfig(name="unet_original")
-        fast = model_rate(orig, 192, 32, args.steps, gpu, True, autocast_dtype("auto", gpu))
-        base = model_rate(orig, 192, 32, args.steps, gpu, False, None)
+        orig = replace(p, model=ModelConfig(name="unet_original"))
+        fast = model_rate(replace(orig, train=replace(p.train, precision="auto", channels_last=True)),
+                          192, 32, args.steps, gpu)
+        base = model_rate(replace(orig, train=replace(p.train, precision="fp32", channels_last=False)),
+                          192, 32, args.steps, gpu)
         res.update(gpu=torch.cuda.get_device_name(), gpu_original_bf16_channels_last=fast, gpu_original_fp32_eager=base)
         print(f"GPU {res['gpu']}, unet_original at 192 px, batch 32: {fast:.0f} samples/s bf16 + channels-last, "
               f"{base:.0f} fp32 eager; ratio {fast / base:.2f}")

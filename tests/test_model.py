@@ -11,7 +11,12 @@ def test_output_shapes_and_ranges():
     model = build_model(ModelConfig(width=4, levels=2))
     logits, depth = model(torch.randn(3, 6, 16, 16))
     assert logits.shape == (3, 1, 16, 16) and depth.shape == (3, 1, 16, 16)
-    assert depth.min() >= 0 and depth.max() <= 1
+
+    with torch.no_grad():  # a depth head of zero weights and bias ln 3 gives sigmoid(ln 3) = 3 / 4 everywhere
+        model.depth_head.weight.zero_()
+        model.depth_head.bias.fill_(float(torch.log(torch.tensor(3.0))))
+    _, depth = model(torch.randn(3, 6, 16, 16))
+    assert torch.allclose(depth, torch.full_like(depth, 0.75))
 
 
 def test_backward_reaches_every_parameter():

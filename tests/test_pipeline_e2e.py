@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.test_train import _bg_depth_rmse
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,10 @@ def test_repro_runs_every_stage_and_leaves_only_tracked_outputs(repo):
     for stage in ("compose", "stats", "split", "train", "evaluate"):
         assert f"Running stage '{stage}'" in out
     ev = json.loads((repo / "metrics" / "eval.json").read_text())
-    assert 0 <= ev["mask"]["iou"] <= 1 and 0 <= ev["depth"]["rmse"] <= 1
+    split = json.loads((repo / "dataset" / "split.json").read_text())
+    assert ev["split"] == "test" and ev["samples"] == len(split["test"]) > 0
+    bg_depth_rmse = _bg_depth_rmse(repo / "dataset" / "composed", split["test"])
+    assert ev["baseline"]["depth"]["rmse"] == pytest.approx(bg_depth_rmse, abs=1e-12)
     assert (repo / "plots" / "samples.png").is_file() and (repo / "models" / "best.pt").is_file()
     changed = {line[3:] for line in porcelain(repo)}
     allowed = ("dvc.lock", "metrics/", "dvclive/", "plots/")
@@ -84,12 +88,14 @@ def test_repro_runs_every_stage_and_leaves_only_tracked_outputs(repo):
 
 
 def test_exp_run_with_a_param_then_compare(repo):
-    out = sh(repo, "dvc", "exp", "run", "-S", "lr=0.01")
+    out = sh(repo, "dvc", "exp", "run", "-S", "lr=1e-5")  # DVC writes `lr: 1e-05`: a float in YAML 1.2 only
     assert "Running stage 'train'" in out and "Running stage 'compose'" not in out  # only what lr feeds
+    assert "lr: 1e-05" in (repo / "params.yaml").read_text()
+    assert json.loads((repo / "metrics" / "train.json").read_text())["lr"] == 1e-5  # it reached the optimizer
     rows = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
     exps = [e for row in rows for e in (row.get("experiments") or [])]
     lrs = [r["data"]["params"]["params.yaml"]["data"]["lr"] for e in exps for r in e["revs"]]
-    assert 0.01 in lrs
+    assert 1e-5 in lrs
     diff = sh(repo, "dvc", "metrics", "diff", "--all")
     assert "iou" in diff and "rmse" in diff
     sh(repo, "dvc", "plots", "diff", "HEAD", "-o", "plots_html")
@@ -111,7 +117,8 @@ def test_queued_experiment_runs_with_queue_start(repo):
     rows = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
     exps = [r for row in rows for e in (row.get("experiments") or []) for r in e["revs"]]
     done = [r for r in exps if r["data"]["params"]["params.yaml"]["data"]["lr"] == 0.02]
-    assert done and done[0]["data"]["metrics"]["metrics/eval.json"]["data"]["mask"]["iou"] >= 0
+    assert done and done[0]["data"]["metrics"]["metrics/train.json"]["data"]["lr"] == 0.02  # the queued run's own lr
+    assert done[0]["data"]["metrics"]["metrics/eval.json"]["data"]["split"] == "test"
     names = [r["name"] for r in exps if r.get("name")]
     assert len(names) >= 2, names
     sh(repo, "dvc", "plots", "diff", names[0], names[1], "-o", "exp_compare")

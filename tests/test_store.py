@@ -2,6 +2,7 @@
 parallel- and part-independent, resumable after a kill, and exportable."""
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +73,39 @@ def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, 
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     _same_files(tiny_dataset, out)
     assert not work.exists()
+
+
+@pytest.mark.parametrize("killed_at", ["rename", "meta.json"])
+def test_a_kill_while_completing_keeps_every_shard(tiny_data, tiny_dataset, tmp_path, monkeypatch, killed_at):
+    """Killed just before `<out>.partial` is renamed to `<out>`, or before meta.json is written:
+    the rerun composes nothing again and gives the same bytes."""
+    import fgbg.build as build
+
+    out = tmp_path / "composed"
+    real_rename, real_write = Path.rename, build.atomic_write_json
+
+    def rename(self, target):
+        if killed_at == "rename" and Path(target) == out:
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    def write(path, obj):
+        if killed_at == "meta.json" and Path(path).name == "meta.json":
+            raise KeyboardInterrupt
+        return real_write(path, obj)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    monkeypatch.setattr(build, "atomic_write_json", write)
+    with pytest.raises(KeyboardInterrupt):
+        compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
+    monkeypatch.setattr(Path, "rename", real_rename)
+    monkeypatch.setattr(build, "atomic_write_json", real_write)
+    composed = []
+    monkeypatch.setattr(build, "_compose_shard", lambda k: composed.append(k) or _compose_shard(k))
+    compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
+    assert composed == []  # nothing composed again
+    _same_files(tiny_dataset, out)
+    assert not (tmp_path / "composed.partial").exists()
 
 
 def test_jpeg_fg_bg_is_smaller_and_close(tiny_data, tiny_dataset, tmp_path):

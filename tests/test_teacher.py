@@ -53,3 +53,20 @@ def test_teacher_needs_a_model_path_and_the_file(tiny_data, tmp_path):
     cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=TeacherConfig(model=str(tmp_path / "no.onnx")))
     with pytest.raises(FileNotFoundError, match="no such file"):
         compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
+
+
+def test_one_onnx_session_serves_every_shard(tiny_data, mean_model, tmp_path, monkeypatch):
+    import fgbg.teacher
+
+    made = []
+    real = fgbg.teacher.Teacher
+
+    def counting(*args, **kwargs):
+        made.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fgbg.teacher, "Teacher", counting)
+    teacher = TeacherConfig(model=str(mean_model), input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)
+    cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher, shard_size=5)
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
+    assert len(Dataset(tmp_path / "composed").index) > 3 * 5 and len(made) == 1

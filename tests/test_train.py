@@ -251,3 +251,23 @@ def test_the_logged_lr_is_the_one_each_epoch_trained_with(tiny_dataset, prepared
     _train(tiny_dataset, prepared, tmp_path, **over)
     rows = (tmp_path / "live" / "plots" / "metrics" / "lr.tsv").read_text().splitlines()[1:]
     assert [float(r.split("\t")[-1]) for r in rows] == [0.002, 0.002, 0.001]
+
+
+def test_colour_jitter_keeps_bg_and_fg_bg_equal_outside_the_object(tiny_dataset):
+    from fgbg.augment import Augment
+    from fgbg.config import AugmentConfig
+
+    ds = Dataset(tiny_dataset)
+    bg, fg_bg, mask, depth = ds.read(3)
+    row = ds.index.iloc[3]
+    outside = np.ones(mask.shape, bool)
+    outside[row.y : row.y + row.h, row.x : row.x + row.w] = False
+    assert (bg[outside] == fg_bg[outside]).all()  # as composed
+    augment = Augment(AugmentConfig(hflip=0.0, color=1.0))
+    changed = 0
+    for seed in range(5):
+        a_bg, a_fg_bg, a_mask, a_depth = augment(bg, fg_bg, mask, depth, seed)
+        changed += int((a_bg != bg).any())
+        assert (a_bg[outside] == a_fg_bg[outside]).all(), f"seed {seed}: the jitter moved bg and fg_bg apart"
+        assert (a_mask == mask).all() and (a_depth == depth).all()
+    assert changed == 5  # the jitter really ran

@@ -4,7 +4,9 @@ Shard k holds placements [k * shard_size, (k + 1) * shard_size) and depends on n
 else, so shards can be made in any order, by several processes (`workers`) or machines
 (`part=(i, n)` makes the shards with k % n == i). They are written atomically into
 `<out>.partial/`; a rerun skips the finished ones, and when all are there the folder is
-completed and renamed to `<out>`. For each sample it also records the exact sums that
+completed and renamed to `<out>`. Completing writes index, bg arrays and then meta.json,
+which records the plan's fingerprint: a run killed after that renames the folder on its
+rerun, and a run killed before it finds every shard still there. For each sample it also records the exact sums that
 fgbg.stats adds up.
 """
 
@@ -59,7 +61,9 @@ def _compose_shard(k: int) -> int:
     if cfg.depth == "teacher":
         from fgbg.teacher import Teacher
 
-        teacher = s.setdefault("teacher", Teacher(cfg.teacher, threads=s["threads"]))
+        if "teacher" not in s:  # one ONNX session per process, not per shard
+            s["teacher"] = Teacher(cfg.teacher, threads=s["threads"])
+        teacher = s["teacher"]
     prepared: dict[tuple, tuple[PreparedFg, bytes]] = {}
     out_rows = []
     offset = 0
@@ -148,7 +152,10 @@ def compose_dataset(
     sources = load_sources(data_dir, cfg.bg_size, cfg.fg_size)
     out_dir = Path(out_dir)
     work = out_dir.with_name(out_dir.name + ".partial")
-    _prepare_work(work, _fingerprint(sources, cfg))
+    fingerprint = _fingerprint(sources, cfg)
+    if _completed(work, fingerprint):  # killed between completing and renaming
+        return _rename(work, out_dir)
+    _prepare_work(work, fingerprint)
     plan = placements(sources, cfg)
     n_shards = math.ceil(len(plan) / cfg.shard_size)
     mine = [k for k in range(n_shards) if part is None or k % part[1] == part[0]]
@@ -181,23 +188,39 @@ def compose_dataset(
         log.info("part done; %d of %d shards still missing in %s: run the other parts, then compose "
                  "without --part to finish", len(missing), n_shards, work)
         return None
-    return _finish(work, out_dir, plan, sources, depths, cfg, n_shards)
+    _finish(work, plan, sources, depths, cfg, n_shards, fingerprint)
+    return _rename(work, out_dir)
 
 
-def _finish(work: Path, out_dir: Path, plan: pd.DataFrame, sources: Sources, depths: np.ndarray,
-            cfg: ComposeConfig, n_shards: int) -> pd.DataFrame:
+def _completed(work: Path, fingerprint: str) -> bool:
+    """Whether `work` was completed (meta.json written last) from this plan."""
+    if not (work / META).is_file():
+        return False
+    return json.loads((work / META).read_text()).get("fingerprint") == fingerprint
+
+
+def _finish(work: Path, plan: pd.DataFrame, sources: Sources, depths: np.ndarray,
+            cfg: ComposeConfig, n_shards: int, fingerprint: str) -> None:
+    """Complete `work`: the index, the bg arrays, then meta.json, which marks it complete."""
     rows = pd.concat([pd.read_parquet(_rows_path(work, k)) for k in range(n_shards)], ignore_index=True)
     index = pd.concat([plan, rows], axis=1)
-    index.to_parquet(work / INDEX, index=False)
-    np.save(work / BG, sources.bg)
-    np.save(work / BG_DEPTH, depths)
+    with atomic_path(work / INDEX) as tmp:
+        index.to_parquet(tmp, index=False)
+    for name, array in ((BG, sources.bg), (BG_DEPTH, depths)):
+        with atomic_path(work / name) as tmp, open(tmp, "wb") as f:
+            np.save(f, array)
     atomic_write_json(work / META, {"format_version": FORMAT_VERSION, "compose": _identity(cfg),
-                                    "samples": len(index), "shards": n_shards})
-    shutil.rmtree(work / "rows")
-    (work / "plan.json").unlink()
+                                    "samples": len(index), "shards": n_shards, "fingerprint": fingerprint})
+
+
+def _rename(work: Path, out_dir: Path) -> pd.DataFrame:
+    """Drop the bookkeeping of a completed `work` and rename it to `out_dir`."""
+    shutil.rmtree(work / "rows", ignore_errors=True)
+    (work / "plan.json").unlink(missing_ok=True)
     work.chmod(0o755)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     work.rename(out_dir)
-    log.info("composed %d samples into %d shards in %s", len(index), n_shards, out_dir)
-    return index
+    meta = json.loads((out_dir / META).read_text())
+    log.info("composed %d samples into %d shards in %s", meta["samples"], meta["shards"], out_dir)
+    return pd.read_parquet(out_dir / INDEX)

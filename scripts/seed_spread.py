@@ -1,0 +1,61 @@
+"""The run-to-run noise of the default run: train and evaluate it under several seeds.
+
+    python scripts/seed_spread.py --seeds 0 1 2 [--out logs/seed_spread]
+
+Each seed trains with params.yaml but `train.seed` (weights init, shuffling, augmentation)
+on the committed dataset, stats and split (`dvc repro split stats` first), then is scored
+on the test split as `evaluate` does. It prints the test metrics per seed and their mean
+and standard deviation (n - 1), and writes them to <out>/spread.json. A change in
+`dvc metrics diff` smaller than about two standard deviations is within this noise.
+"""
+
+import argparse
+import dataclasses
+import json
+import logging
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from fgbg.config import load_params  # noqa: E402
+from fgbg.errors import run  # noqa: E402
+from fgbg.evaluate import evaluate_model  # noqa: E402
+from fgbg.imageio import atomic_write_json  # noqa: E402
+from fgbg.train import train_model  # noqa: E402
+
+KEYS = (("mask", "iou"), ("mask", "dice"), ("depth", "rmse"), ("depth", "mae"))
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--out", default="logs/seed_spread")
+    args = ap.parse_args(argv)
+    base = load_params(args.params)
+    out = Path(args.out)
+    per_seed = {}
+    for seed in args.seeds:
+        p = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=seed))
+        run_dir = out / f"seed_{seed}"
+        train_model(params=p, dataset_dir="dataset/composed", stats_path="dataset/stats.json",
+                    split_path="dataset/split.json", model_dir=run_dir / "models", live_dir=run_dir / "dvclive",
+                    metrics_path=run_dir / "train.json")
+        ev = evaluate_model(checkpoint=run_dir / "models" / "best.pt", dataset_dir="dataset/composed",
+                            split_path="dataset/split.json", metrics_path=run_dir / "eval.json",
+                            plots_dir=run_dir / "plots", by_source_path=run_dir / "eval_by_source.json",
+                            grid_samples=p.evaluate.grid_samples, batch_size=p.batch_size, device=p.train.device)
+        per_seed[seed] = {f"{head}.{k}": ev[head][k] for head, k in KEYS}
+        logging.getLogger("seed_spread").info("seed %d: %s", seed, per_seed[seed])
+    spread = {}
+    for name in per_seed[args.seeds[0]]:
+        values = [m[name] for m in per_seed.values()]
+        spread[name] = {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        print(f"{name}: {spread[name]['mean']:.4f} ± {spread[name]['std']:.4f}  (seeds {args.seeds})")
+    atomic_write_json(out / "spread.json", {"seeds": per_seed, "spread": spread})
+
+
+if __name__ == "__main__":
+    run(main)

@@ -66,7 +66,7 @@ def test_sources_from_zip_archives_and_zip_slip_refused(tmp_path):
     with zipfile.ZipFile(tmp_path / "fg.zip", "w") as zf:
         zf.writestr("cat.png", _png(_opaque(8, 8)))
     src = load_sources(tmp_path, 8, 8)
-    assert src.bg_names == ["street"] and src.fg_names == ["cat"]
+    assert src.bg_names == ["scenes/street"] and src.fg_names == ["cat"]  # named by the path in the archive
     with zipfile.ZipFile(tmp_path / "fg.zip", "a") as zf:
         zf.writestr("../evil.png", _png(_opaque(8, 8)))
     with pytest.raises(SourceError, match=r"fg.zip:../evil.png: entry path leaves the archive; refused"):
@@ -95,7 +95,7 @@ def test_every_problem_is_reported_at_once(tmp_path, monkeypatch):
     msg = str(e.value)
     assert "8 problem(s)" in msg, msg
     assert "the name 'ok' is used more than once" in msg
-    assert "broken.jpg: cannot read" in msg
+    assert "broken.jpg: not an image, or a format that is not supported" in msg and "BytesIO" not in msg
     assert "cut.png: cannot read" in msg  # truncated
     assert "huge.png: absurd size 200x8" in msg
     assert "no_alpha.png: foreground has no alpha" in msg and "fg_mask/no_alpha.png" in msg
@@ -103,3 +103,72 @@ def test_every_problem_is_reported_at_once(tmp_path, monkeypatch):
     assert "tiny.png: only 2x2 pixels" in msg
     assert "orphan.png: no bg named 'orphan'" in msg
     assert MAX_PIXELS == 40_000_000
+
+
+def test_every_image_at_any_depth_and_every_archive_is_read_and_counted(tmp_path, caplog):
+    """The original shipped its foregrounds as three archives; subfolders are common too."""
+    _write(tmp_path / "bg" / "street.png", _png(np.zeros((8, 8, 3), np.uint8)))
+    _write(tmp_path / "fg" / "set1" / "cat.png", _png(_opaque(8, 8)))
+    _write(tmp_path / "fg" / "set2" / "cat.png", _png(_opaque(8, 8)))  # same file name, other folder
+    for name, count in (("fg2.zip", 2), ("deep/fg3.zip", 1)):
+        (tmp_path / "fg" / name).parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(tmp_path / "fg" / name, "w") as zf:
+            for k in range(count):
+                zf.writestr(f"dogs/dog{k}.png", _png(_opaque(8, 8)))
+    with zipfile.ZipFile(tmp_path / "fg.zip", "w") as zf:
+        zf.writestr("person.png", _png(_opaque(8, 8)))
+    _write(tmp_path / "fg_mask" / "set2" / "cat.png", _png(np.full((8, 8), 255, np.uint8)))
+    with caplog.at_level("INFO"):
+        src = load_sources(tmp_path, 8, 8)
+    assert src.fg_names == ["deep/fg3/dogs/dog0", "fg2/dogs/dog0", "fg2/dogs/dog1", "person", "set1/cat", "set2/cat"]
+    assert f"{tmp_path / 'fg' / 'fg2.zip'}: 2 image(s)" in caplog.text
+    assert f"{tmp_path / 'fg'}/: 2 image(s)" in caplog.text and f"{tmp_path / 'fg.zip'}: 1 image(s)" in caplog.text
+
+
+def test_whatever_is_not_read_gets_a_warning_saying_where_it_goes(tmp_path, caplog):
+    _write(tmp_path / "bg" / "street.png", _png(np.zeros((8, 8, 3), np.uint8)))
+    _write(tmp_path / "bg" / "notes.txt", b"shot in March")
+    with zipfile.ZipFile(tmp_path / "fg.zip", "w") as zf:
+        zf.writestr("cat.png", _png(_opaque(8, 8)))
+    with zipfile.ZipFile(tmp_path / "fg2.zip", "w") as zf:  # beside fg.zip: not a source
+        zf.writestr("dog.png", _png(_opaque(8, 8)))
+    _write(tmp_path / "photos" / "x.png", _png(np.zeros((8, 8, 3), np.uint8)))
+    with caplog.at_level("WARNING"):
+        src = load_sources(tmp_path, 8, 8)
+    assert src.fg_names == ["cat"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("fg2.zip: not read; move it into data/fg/" in w for w in warnings), warnings
+    assert any("photos: not read; sources go in data/bg/" in w for w in warnings), warnings
+    assert any("notes.txt: not read" in w for w in warnings), warnings
+    assert len(warnings) == 3
+
+
+def test_a_zip_bomb_is_refused_from_its_header_before_it_is_read(tmp_path, monkeypatch):
+    with zipfile.ZipFile(tmp_path / "bg.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("street.png", _png(np.zeros((8, 8, 3), np.uint8)))
+        zf.writestr("bomb.png", b"\0" * 5000)  # compresses to a few bytes
+    _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
+    monkeypatch.setattr("fgbg.sources.MAX_ENTRY_BYTES", 4000)
+    read = []
+    real_read = zipfile.ZipFile.read
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, info, *a: read.append(info.filename) or real_read(self, info, *a))
+    with pytest.raises(SourceError, match=r"bg.zip:bomb.png: 5,000 bytes uncompressed, more than an image"):
+        load_sources(tmp_path, 8, 8)
+    assert read == ["street.png"]  # the bomb was never decompressed
+
+
+def test_the_entry_limit_is_what_an_image_at_the_pixel_limit_can_take():
+    from fgbg.sources import MAX_ENTRY_BYTES
+
+    assert MAX_ENTRY_BYTES == 40_000_000 * 4 * 2 + 2**20  # RGBA, 16 bits a channel, and 1 MiB of headers
+
+
+def test_sources_are_turned_upright_by_their_exif_orientation(tmp_path):
+    _write(tmp_path / "bg" / "street.png", _png(np.zeros((8, 8, 3), np.uint8)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees clockwise
+    buf = io.BytesIO()
+    Image.fromarray(_opaque(10, 30)).save(buf, format="PNG", exif=exif)  # stored 30 wide, 10 tall
+    _write(tmp_path / "fg" / "cat.png", buf.getvalue())
+    src = load_sources(tmp_path, 8, 6)
+    assert src.fg[0].shape == (6, 2, 4)  # shown 10 wide, 30 tall: longer side 6

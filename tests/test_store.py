@@ -133,6 +133,29 @@ def test_export_writes_named_plain_files(tiny_dataset, tmp_path):
     assert len(list((tmp_path / "export" / "fg_bg").iterdir())) == 3
 
 
+def test_an_export_that_fails_midway_leaves_nothing_behind(tiny_dataset, tmp_path, monkeypatch):
+    from fgbg.errors import InputError
+
+    real_read = Dataset.read
+
+    def damaged(self, i):
+        if i == 3:
+            raise InputError("corrupt image record")
+        return real_read(self, i)
+
+    monkeypatch.setattr(Dataset, "read", damaged)
+    with pytest.raises(InputError):
+        export_dataset(tiny_dataset, tmp_path / "export", limit=10)
+    assert list(tmp_path.iterdir()) == []  # no export/, no export.partial/
+    monkeypatch.setattr(Dataset, "read", real_read)
+    assert export_dataset(tiny_dataset, tmp_path / "export", limit=4) == 4
+    assert export_dataset(tiny_dataset, tmp_path / "export", limit=2) == 2  # a previous export is replaced
+    assert len(list((tmp_path / "export" / "mask").iterdir())) == 2
+    (tmp_path / "export" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds more than an export"):
+        export_dataset(tiny_dataset, tmp_path / "export", limit=2)
+
+
 def test_a_failed_compose_leaves_nothing_behind(tmp_path):
     (tmp_path / "data" / "bg").mkdir(parents=True)
     with pytest.raises(ValueError):

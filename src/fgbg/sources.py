@@ -1,6 +1,15 @@
 """Reading and checking the raw sources in `data/`: bg, fg, optional fg_mask and bg_depth.
 
-Each kind is a folder (`data/bg/`) or a zip archive read in place (`data/bg.zip`), or both.
+Each kind is a folder (`data/bg/`), read at any depth together with every `.zip` archive
+inside it, and/or a zip archive beside it (`data/bg.zip`), read in place. A source is named
+by its path relative to its kind, without the suffix (`data/fg/set1/cat.png` is
+`set1/cat`, entry `a/cat.png` of `data/fg/more.zip` is `more/a/cat`, of `data/fg.zip` is
+`a/cat`), so names stay unique; `bg_depth` and `fg_mask` pair with them by that name. Each
+folder and archive logs its count, and anything else under `data/` gets a warning that
+names it and says where it should go: nothing is dropped without a word.
+Zip entries are checked against the pixel limit by their declared size before they are
+read, so an archive cannot make fgbg read gigabytes. Every image is turned upright by its
+EXIF orientation, as a photo viewer shows it.
 Size rules (one each, stated here and in the README):
 - bg: scaled so its shorter side is `bg_size` (Lanczos), then centre-cropped to a square.
   `bg_depth/<stem>.png` (16-bit, 0 = nearest, 65535 = farthest) gets the same scale and
@@ -21,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fgbg.errors import SourceError
 
@@ -30,6 +39,8 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MAX_PIXELS = 40_000_000  # larger sources are refused as absurd (or decompression bombs)
 MIN_SIDE = 8
+MAX_ENTRY_BYTES = MAX_PIXELS * 8 + 2**20  # the largest a file of MAX_PIXELS can be: 4 channels of 16 bits, + headers
+KINDS = ("bg", "fg", "bg_depth", "fg_mask")
 MISSING_DATA_HELP = (
     "generate the built-in default with `fgbg synth data` (or `make data`), pull it with "
     "`dvc pull`, or bring your own images: data/bg/*.jpg|png and data/fg/*.png (RGBA), then "
@@ -50,41 +61,80 @@ class Sources:
 class Entry:
     """One source file, from a folder or a zip archive; `label` names it in errors."""
 
-    stem: str
+    name: str  # path relative to its kind, without the suffix: unique within the kind
     label: str
     data: bytes
 
 
+def _zip_entries(archive: Path, prefix: str, suffixes: tuple[str, ...], problems: list[str]) -> list[Entry]:
+    """The images in `archive`, named `prefix/<path in the archive>`; sizes checked before reading."""
+    found = []
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                path = PurePosixPath(info.filename)
+                if info.is_dir() or path.suffix.lower() not in suffixes:
+                    continue
+                label = f"{archive}:{info.filename}"
+                if path.is_absolute() or ".." in path.parts or ":" in info.filename:
+                    problems.append(f"{label}: entry path leaves the archive; refused. "
+                                    "Re-create the archive with relative paths")
+                    continue
+                if any(q.startswith(".") for q in path.parts):  # hidden, like __MACOSX/._cat.png
+                    continue
+                if info.file_size > MAX_ENTRY_BYTES:  # the header's size, before anything is read
+                    problems.append(f"{label}: {info.file_size:,} bytes uncompressed, more than an image of "
+                                    f"{MAX_PIXELS:,} pixels can be; refused (a zip bomb, or not an image)")
+                    continue
+                found.append(Entry(str(PurePosixPath(prefix, path.with_suffix(""))), label, zf.read(info)))
+    except zipfile.BadZipFile as e:
+        problems.append(f"{archive}: not a readable zip archive ({e}); re-create it")
+    log.info("%s: %d image(s)", archive, len(found))
+    return found
+
+
 def _entries(data_dir: Path, kind: str, suffixes: tuple[str, ...], problems: list[str]) -> list[Entry]:
-    """The files of `data_dir/kind/` and `data_dir/kind.zip`, sorted by stem."""
+    """The images of `data_dir/kind/` (any depth, and the zips in it) and `data_dir/kind.zip`, by name."""
     found: list[Entry] = []
     folder, archive = data_dir / kind, data_dir / f"{kind}.zip"
-    if folder.is_dir():
-        for p in sorted(folder.iterdir()):
-            if p.suffix.lower() in suffixes and not p.name.startswith("."):
-                found.append(Entry(p.stem, str(p), p.read_bytes()))
     if archive.is_file():
-        try:
-            with zipfile.ZipFile(archive) as zf:
-                for info in sorted(zf.infolist(), key=lambda i: i.filename):
-                    name = PurePosixPath(info.filename)
-                    if info.is_dir() or name.suffix.lower() not in suffixes or name.name.startswith("."):
-                        continue
-                    if name.is_absolute() or ".." in name.parts or ":" in info.filename:
-                        problems.append(f"{archive}:{info.filename}: entry path leaves the archive; refused. "
-                                        "Re-create the archive with relative paths")
-                        continue
-                    found.append(Entry(name.stem, f"{archive}:{info.filename}", zf.read(info)))
-        except zipfile.BadZipFile as e:
-            problems.append(f"{archive}: not a readable zip archive ({e}); re-create it")
-    stems = [e.stem for e in found]
-    for stem in sorted({s for s in stems if stems.count(s) > 1}):
-        labels = ", ".join(e.label for e in found if e.stem == stem)
-        problems.append(f"{kind}: the name {stem!r} is used more than once ({labels}); rename all but one")
-    return sorted(found, key=lambda e: e.stem)
+        found += _zip_entries(archive, "", suffixes, problems)
+    if folder.is_dir():
+        files = [p for p in sorted(folder.rglob("*"))
+                 if p.is_file() and not any(q.startswith(".") for q in p.relative_to(folder).parts)]
+        images = [p for p in files if p.suffix.lower() in suffixes]
+        for p in images:
+            found.append(Entry(p.relative_to(folder).with_suffix("").as_posix(), str(p), p.read_bytes()))
+        log.info("%s/: %d image(s)", folder, len(images))
+        for p in files:
+            if p.suffix.lower() == ".zip":
+                found += _zip_entries(p, p.relative_to(folder).with_suffix("").as_posix(), suffixes, problems)
+            elif p.suffix.lower() not in suffixes:
+                log.warning("%s: not read: %s/ takes %s files and .zip archives of them; convert, move or delete it",
+                            p, folder, " ".join(suffixes))
+    names = [e.name for e in found]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        labels = ", ".join(e.label for e in found if e.name == name)
+        problems.append(f"{kind}: the name {name!r} is used more than once ({labels}); rename all but one")
+    return sorted(found, key=lambda e: e.name)
+
+
+def _warn_unused(data_dir: Path) -> None:
+    """A warning for everything in `data_dir` that no kind reads, with where it should go."""
+    known = set(KINDS) | {f"{kind}.zip" for kind in KINDS}
+    for p in sorted(data_dir.iterdir()):
+        if p.name in known or p.name.startswith("."):
+            continue
+        if p.suffix.lower() == ".zip":
+            kind = next((k for k in ("fg", "bg") if p.name.startswith(k)), "fg or bg")
+            hint = f"move it into data/{kind}/ (archives there are read) or merge it into data/{kind}.zip"
+        else:
+            hint = "sources go in data/bg/ and data/fg/ (any depth, .zip archives too), data/bg_depth/, data/fg_mask/"
+        log.warning("%s: not read; %s", p, hint)
 
 
 def _open(entry: Entry, problems: list[str]) -> Image.Image | None:
+    """The image, upright by its EXIF orientation; None (and a problem) when it cannot be used."""
     try:
         img = Image.open(io.BytesIO(entry.data))
         w, h = img.size
@@ -95,10 +145,13 @@ def _open(entry: Entry, problems: list[str]) -> Image.Image | None:
             problems.append(f"{entry.label}: only {w}x{h} pixels; use images at least {MIN_SIDE} px on each side")
             return None
         img.load()
-        return img
+        return ImageOps.exif_transpose(img)
+    except UnidentifiedImageError:
+        problems.append(f"{entry.label}: not an image, or a format that is not supported; save it as PNG or JPEG, "
+                        "or delete it")
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
         problems.append(f"{entry.label}: cannot read this image ({e}); replace or delete it")
-        return None
+    return None
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -156,7 +209,7 @@ def _load_fg(entry: Entry, mask: Entry | None, size: int, problems: list[str]) -
         rgba.putalpha(_to_rgb(m).convert("L"))
     elif not has_alpha:
         problems.append(f"{entry.label}: foreground has no alpha channel; save it as an RGBA PNG with a "
-                        f"transparent background, or add fg_mask/{entry.stem}.png")
+                        f"transparent background, or add fg_mask/{entry.name}.png")
         return None
     if rgba.getchannel("A").getextrema()[1] == 0:
         problems.append(f"{entry.label}: foreground alpha is empty (fully transparent); cut the object out again")
@@ -177,27 +230,28 @@ def load_sources(data_dir: str | Path, bg_size: int, fg_size: int) -> Sources:
     problems: list[str] = []
     bg_entries = _entries(data_dir, "bg", IMAGE_SUFFIXES, problems)
     fg_entries = _entries(data_dir, "fg", (".png",), problems)
-    depth_entries = {e.stem: e for e in _entries(data_dir, "bg_depth", (".png",), problems)}
-    mask_entries = {e.stem: e for e in _entries(data_dir, "fg_mask", (".png",), problems)}
+    depth_entries = {e.name: e for e in _entries(data_dir, "bg_depth", (".png",), problems)}
+    mask_entries = {e.name: e for e in _entries(data_dir, "fg_mask", (".png",), problems)}
+    _warn_unused(data_dir)
     for kind, entries in (("bg", bg_entries), ("fg", fg_entries)):
         if not entries:
             problems.append(f"{data_dir / kind}/ (or {kind}.zip): no images; {MISSING_DATA_HELP}")
     for kind, extra, known in (("bg_depth", depth_entries, bg_entries), ("fg_mask", mask_entries, fg_entries)):
-        for stem in sorted(set(extra) - {e.stem for e in known}):
-            problems.append(f"{extra[stem].label}: no {kind.split('_')[0]} named {stem!r} to go with it; "
+        for name in sorted(set(extra) - {e.name for e in known}):
+            problems.append(f"{extra[name].label}: no {kind.split('_')[0]} named {name!r} to go with it; "
                             "rename or delete it")
     bgs = [_load_bg(e, bg_size, problems) for e in bg_entries]
-    depths = [_load_depth(depth_entries[e.stem], bg_size, problems) if e.stem in depth_entries else None
+    depths = [_load_depth(depth_entries[e.name], bg_size, problems) if e.name in depth_entries else None
               for e in bg_entries]
-    fgs = [_load_fg(e, mask_entries.get(e.stem), fg_size, problems) for e in fg_entries]
+    fgs = [_load_fg(e, mask_entries.get(e.name), fg_size, problems) for e in fg_entries]
     if problems:
         raise SourceError(f"{len(problems)} problem(s) with the sources:\n" + "\n".join(problems))
     log.info("loaded %d bg (%d with exact depth) and %d fg from %s",
              len(bgs), sum(d is not None for d in depths), len(fgs), data_dir)
     return Sources(
-        bg_names=[e.stem for e in bg_entries],
+        bg_names=[e.name for e in bg_entries],
         bg=np.stack(bgs),
         bg_depth=depths,
-        fg_names=[e.stem for e in fg_entries],
+        fg_names=[e.name for e in fg_entries],
         fg=fgs,
     )

@@ -180,3 +180,65 @@ def test_an_exif_rotated_pair_gives_a_mask_of_the_displayed_orientation(ckpt, tm
         Image.fromarray(stored).save(tmp_path / f"{name}.jpg", exif=exif)
     predict_paths(ckpt, tmp_path / "bg.jpg", tmp_path / "fg_bg.jpg", tmp_path / "out", device="cpu")
     assert Image.open(tmp_path / "out" / "fg_bg_mask.png").size == (20, 40)  # displayed: 20 wide, 40 tall
+
+
+class Payload:
+    """What a malicious pickle would carry: torch's safe loader must refuse to build it."""
+
+    def __reduce__(self):
+        return (print, ("payload ran",))
+
+
+@pytest.mark.parametrize("damage", ["payload", "truncated", "not_a_checkpoint"])
+@pytest.mark.parametrize("command", ["predict", "onnx"])
+def test_a_bad_checkpoint_is_one_clear_error_that_never_suggests_unsafe_loading(ckpt, tmp_path, capsys, damage, command):
+    bad = tmp_path / "bad.pt"
+    if damage == "payload":
+        torch.save({"format_version": 1, "x": Payload()}, bad)
+    elif damage == "truncated":
+        data = ckpt.read_bytes()
+        bad.write_bytes(data[: len(data) // 2])
+    else:
+        bad.write_text("hello")
+    _img(tmp_path / "a.png", 16, 16)
+    args = (["predict", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "-o", str(tmp_path / "out")]
+            if command == "predict" else ["onnx", "--out", str(tmp_path / "m.onnx")])
+    with pytest.raises(SystemExit) as e:
+        cli(args + ["--checkpoint", str(bad)])
+    err = capsys.readouterr()
+    assert e.value.code == 2 and "payload ran" not in err.out
+    lines = err.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {bad}: not an fgbg checkpoint, or damaged"), err.err
+    assert "weights_only" not in err.err and "dvc checkout models" in err.err
+
+
+def test_a_missing_input_says_no_such_file(ckpt, tmp_path, capsys):
+    _img(tmp_path / "a.png", 16, 16)
+    with pytest.raises(SystemExit):
+        cli(["predict", str(tmp_path / "a.png"), str(tmp_path / "nope.png"), "-o", str(tmp_path / "out"),
+             "--checkpoint", str(ckpt)])
+    assert capsys.readouterr().err.strip() == f"error: no such file: {tmp_path / 'nope.png'}"
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_it_is_decoded(ckpt, tmp_path, monkeypatch):
+    _img(tmp_path / "a.png", 40, 30)
+    monkeypatch.setattr("fgbg.imageio.MAX_PIXELS", 1000)
+    with pytest.raises(ValueError, match=r"a.png: absurd size 40x30 \(over 1,000 pixels\)"):
+        predict_paths(ckpt, tmp_path / "a.png", tmp_path / "a.png", tmp_path / "out")
+
+
+def test_atomic_files_get_the_mode_of_an_ordinary_new_file(tmp_path):
+    import os
+
+    from fgbg.imageio import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        (tmp_path / "plain.bin").write_bytes(b"x")
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "b.bin", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644 == (tmp_path / "plain.bin").stat().st_mode & 0o777
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600

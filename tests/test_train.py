@@ -127,7 +127,11 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tiny_dataset, prepar
     whole, resumed = tmp_path / "whole" / "models", tmp_path / "killed" / "models"
     assert _same(_weights(whole / "last.pt"), _weights(resumed / "last.pt"))
     assert _same(_weights(whole / "best.pt"), _weights(resumed / "best.pt"))
-    assert len((tmp_path / "killed" / "live" / "plots" / "metrics" / "val" / "iou.tsv").read_text().splitlines()) == 4
+    whole_live, resumed_live = tmp_path / "whole" / "live", tmp_path / "killed" / "live"
+    files = sorted(p.relative_to(whole_live) for p in whole_live.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(resumed_live) for p in resumed_live.rglob("*") if p.is_file())
+    for f in files:  # the curves and the summary, byte for byte
+        assert (whole_live / f).read_bytes() == (resumed_live / f).read_bytes(), f
 
 
 def test_a_checkpoint_of_other_params_is_not_resumed(tiny_dataset, prepared, tmp_path, caplog):
@@ -271,3 +275,11 @@ def test_colour_jitter_keeps_bg_and_fg_bg_equal_outside_the_object(tiny_dataset)
         assert (a_bg[outside] == a_fg_bg[outside]).all(), f"seed {seed}: the jitter moved bg and fg_bg apart"
         assert (a_mask == mask).all() and (a_depth == depth).all()
     assert changed == 5  # the jitter really ran
+
+
+def test_temporary_files_left_by_a_killed_write_are_removed_at_start(tiny_dataset, prepared, tmp_path):
+    stale = tmp_path / "models" / ".last.pt.k3j2x9.tmp"  # what a kill inside atomic_path leaves
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a checkpoint")
+    _train(tiny_dataset, prepared, tmp_path, epochs=1)
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["best.pt", "last.pt"]

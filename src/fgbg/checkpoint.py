@@ -51,7 +51,13 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint here; train one with `dvc repro train`")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch's own message suggests weights_only=False, which would run a payload
+        raise InputError(
+            f"{path}: not an fgbg checkpoint, or damaged ({type(e).__name__}); it was not loaded. Use a checkpoint "
+            "that fgbg wrote: `dvc checkout models` restores the pipeline's, `dvc repro train` makes a new one"
+        ) from None
     version = ckpt.get("format_version") if isinstance(ckpt, dict) else None
     if version != FORMAT_VERSION:
         raise InputError(

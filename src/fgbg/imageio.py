@@ -1,7 +1,9 @@
 """Atomic file writes and image encode/decode with errors that name the file.
 
-Every output is written to a temporary file beside its target and renamed into place,
-so a killed stage never leaves a half-written file under the final name.
+Every output is written to a temporary file beside its target (`.<name>.<random>.tmp`)
+and renamed into place, so a killed stage never leaves a half-written file under the
+final name; `remove_stale_temps` clears what a kill left. The file gets the mode an
+ordinary new file gets under the umask (mkstemp alone would make it 0600).
 """
 
 from __future__ import annotations
@@ -16,9 +18,19 @@ from typing import Any, Iterator
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fgbg.errors import InputError
+
+
+MAX_PIXELS = 40_000_000  # larger images are refused as absurd (or decompression bombs)
+
+
+def _file_mode() -> int:
+    """The mode `open(path, "w")` gives a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextlib.contextmanager
@@ -27,6 +39,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, _file_mode())
     os.close(fd)
     try:
         yield Path(tmp)
@@ -35,6 +48,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete the temporary files that killed atomic writes left in `folder`; returns how many."""
+    stale = list(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -91,14 +112,23 @@ def atomic_save_image(path: str | Path, array: np.ndarray) -> None:
 
 def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
     """Read an image file, turned upright by its EXIF orientation (as photo viewers show it) and
-    converted to `mode` when given; unreadable files name the path."""
+    converted to `mode` when given; a missing, unreadable or absurdly large file names the path."""
     path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
     try:
         with Image.open(path) as img:
+            w, h = img.size  # from the header: nothing is decoded yet
+            if w * h > MAX_PIXELS:
+                raise InputError(f"{path}: absurd size {w}x{h} (over {MAX_PIXELS:,} pixels); downscale it")
             img.load()
             img = ImageOps.exif_transpose(img)
             if mode is not None and img.mode != mode:
                 img = img.convert(mode)
             return np.array(img)
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image, or a format that is not supported; use PNG or JPEG") from None
+    except InputError:
+        raise
     except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise InputError(f"{path}: cannot read this image ({e}); replace or delete the file") from e
+        raise InputError(f"{path}: cannot read this image ({e}); replace or delete the file") from None

@@ -89,6 +89,9 @@ def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
         if not a:
             raise InputError(f"{bg}: no .jpg or .png images to predict on")
         return [(s, a[s], b[s]) for s in sorted(a)]
+    for path in (bg, fg_bg):
+        if not path.exists():
+            raise InputError(f"no such file: {path}")
     raise InputError(f"give two image files or two folders, got {bg} and {fg_bg}")
 
 

@@ -29,7 +29,7 @@ from fgbg.augment import Augment
 from fgbg.checkpoint import fingerprint, read_checkpoint, save_checkpoint, unwrap
 from fgbg.config import BEST_METRICS, Params
 from fgbg.data import PairDataset
-from fgbg.imageio import atomic_write_json
+from fgbg.imageio import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from fgbg.model import build_model, count_parameters
 from fgbg.optim import build_optimizer, build_scheduler
 from fgbg.plots import grid_image, sample_rows
@@ -244,6 +244,8 @@ def train_model(
     loaders = _loaders(p, store, split, stats, d, device)
     t = _trainer(p, device, len(loaders.train), fingerprint(_training_identity(p), stats_path, split_path))
     model_dir = Path(model_dir)
+    if d.main and remove_stale_temps(model_dir):
+        log.info("removed temporary files that a killed run left in %s", model_dir)
     ckpt = _resumable(model_dir / "last.pt", t.fingerprint, p.epochs, d)
     if ckpt is not None:
         t.restore(ckpt)
@@ -262,7 +264,7 @@ def train_model(
         log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples", p.model.name,
                  n_params, device, d.world, t.heads.dtype or "fp32", len(split["train"]), len(split["val"]))
     summary: dict = {}
-    lives = [Live(dir=str(path), dvcyaml=False, save_dvc_exp=False, report=None, resume=ckpt is not None)
+    lives = [open_live(path, t.start if ckpt is not None else None)
              for path in (live_dir, timing_dir) if path is not None and d.main]
     try:
         for epoch in range(t.start, p.epochs):
@@ -299,6 +301,25 @@ def train_model(
     if d.main:
         atomic_write_json(metrics_path, summary)
     return summary
+
+
+def open_live(path: str | Path, resume_at: int | None) -> Live:
+    """A DVCLive logger at `path`; resumed at step `resume_at` (the next epoch) after a crash.
+
+    The steps logged from `resume_at` on (an epoch logged after its checkpoint, before the
+    kill) are dropped and the step is set, so that a resumed run's files equal an
+    uninterrupted one's. DVCLive's own resume counts from the last step it finds, which
+    repeats step 0 and skips one when a run dies in epoch 1.
+    """
+    live = Live(dir=str(path), dvcyaml=False, save_dvc_exp=False, report=None, resume=resume_at is not None)
+    if resume_at is not None:
+        for tsv in sorted((Path(path) / "plots" / "metrics").rglob("*.tsv")):
+            header, *rows = tsv.read_text().splitlines()
+            step_col = header.split("\t").index("step")
+            kept = [r for r in rows if int(r.split("\t")[step_col]) < resume_at]
+            atomic_write_bytes(tsv, "\n".join([header, *kept, ""]).encode())
+        live.step = resume_at
+    return live
 
 
 def _log_epoch(live: Live, tr: dict, va: dict, lr: float, size: int) -> None:

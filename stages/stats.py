@@ -18,7 +18,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="stats JSON to write")
     args = ap.parse_args(argv)
     train_ids = json.loads(Path(args.split).read_text())["train"]
-    atomic_write_json(args.out, dataset_stats(Dataset(args.dataset), train_ids))
+    store = Dataset(args.dataset)
+    store.check_ids(train_ids, args.split)
+    atomic_write_json(args.out, dataset_stats(store, train_ids))
 
 
 if __name__ == "__main__":

@@ -19,18 +19,19 @@ import logging
 import math
 import multiprocessing as mp
 import shutil
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from fgbg.compose import PreparedFg, compose_patch, ground_plane_prior, placed_fg, placed_size, placements, prepare_fg
 from fgbg.config import ComposeConfig
 from fgbg.imageio import atomic_path, atomic_write_json, decode_image, encode_image
+from fgbg.progress import progress
 from fgbg.sources import Sources, load_sources
 from fgbg.store import (
-    BG, BG_DEPTH, FORMAT_VERSION, INDEX, META, SHARDS, SUM_COLUMNS, decode_depth, encode_depth, shard_name,
+    BG, BG_DEPTH, FORMAT_VERSION, INDEX, META, SHARDS, SUM_COLUMNS, decode_depth, encode_depth, file_records, shard_name,
 )
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,10 @@ def _compose_shard(k: int) -> int:
                     d_sum, d_sq = q.sum(), (q * q).sum()
                 for blob in blobs:
                     f.write(blob)
-                out_rows.append([offset, *map(len, blobs), obj_depth, *rgb.astype(np.int64), n_obj, d_sum, d_sq])
+                crc = zlib.crc32(b"".join(blobs))  # checked on every read (fgbg.store)
+                out_rows.append([offset, *map(len, blobs), crc, obj_depth, *rgb.astype(np.int64), n_obj, d_sum, d_sq])
                 offset += sum(map(len, blobs))
-    cols = ["offset", "patch_len", "mask_len", "depth_len", "obj_depth", *SUM_COLUMNS]
+    cols = ["offset", "patch_len", "mask_len", "depth_len", "crc32", "obj_depth", *SUM_COLUMNS]
     rows = pd.DataFrame(out_rows, columns=cols)
     rows.insert(0, "shard", k)
     with atomic_path(_rows_path(s["work"], k)) as tmp:
@@ -172,7 +174,7 @@ def compose_dataset(
     )
     log.info("composing %d of %d shards (%d samples in all) with %d worker(s)",
              len(todo), n_shards, len(plan), cfg.workers)
-    bar = tqdm(total=len(todo), desc="compose", unit="shard")
+    bar = progress(total=len(todo), desc="compose", unit="shard")
     if cfg.workers > 1 and len(todo) > 1:
         with mp.get_context("fork").Pool(cfg.workers) as pool:
             for _ in pool.imap_unordered(_compose_shard, todo):
@@ -210,7 +212,8 @@ def _finish(work: Path, plan: pd.DataFrame, sources: Sources, depths: np.ndarray
         with atomic_path(work / name) as tmp, open(tmp, "wb") as f:
             np.save(f, array)
     atomic_write_json(work / META, {"format_version": FORMAT_VERSION, "compose": _identity(cfg),
-                                    "samples": len(index), "shards": n_shards, "fingerprint": fingerprint})
+                                    "samples": len(index), "shards": n_shards, "fingerprint": fingerprint,
+                                    "files": file_records(work, n_shards)})
 
 
 def _rename(work: Path, out_dir: Path) -> pd.DataFrame:

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from fgbg.baselines import choose_threshold, difference
 from fgbg.checkpoint import load_checkpoint
@@ -32,6 +31,7 @@ from fgbg.data import PairDataset
 from fgbg.imageio import atomic_path, atomic_write_json
 from fgbg.metrics import depth_metrics, mask_metrics
 from fgbg.plots import sample_rows, save_grid
+from fgbg.progress import progress
 from fgbg.runtime import pick_device, predict_batch
 from fgbg.store import Dataset
 
@@ -45,7 +45,7 @@ WORST = 10
 def _per_image(model, ds: PairDataset, dev, batch_size: int) -> pd.DataFrame:
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
     cols: dict[str, list] = {}
-    for x, mask, depth in tqdm(loader, desc="evaluate", unit="batch"):
+    for x, mask, depth in progress(loader, desc="evaluate", unit="batch"):
         logits, depth_pred = predict_batch(model, x.to(dev))
         for k, v in {**mask_metrics(logits.cpu(), mask), **depth_metrics(depth_pred.cpu(), depth)}.items():
             cols.setdefault(k, []).extend(v.tolist())
@@ -94,6 +94,7 @@ def evaluate_model(
     model, ckpt = load_checkpoint(checkpoint, dev)
     split = json.loads(Path(split_path).read_text())
     store = Dataset(dataset_dir)
+    store.check_ids(split["val"] + split["test"], str(split_path))
     ids = split["test"]
     ds = PairDataset(store, ids, ckpt["stats"])
     df = _per_image(model, ds, dev, batch_size)

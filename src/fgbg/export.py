@@ -12,10 +12,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from fgbg.errors import InputError
 from fgbg.imageio import atomic_write_bytes, encode_image
+from fgbg.progress import progress
 from fgbg.store import Dataset, encode_depth
 
 FOLDERS = ("fg_bg", "mask", "depth")
@@ -39,7 +39,7 @@ def export_dataset(dataset_dir: str | Path, out: str | Path, limit: int | None =
     ext = "jpg" if fmt == "jpeg" else "png"
     n = len(ds) if limit is None else min(limit, len(ds))
     try:
-        for i, row in enumerate(tqdm(ds.index.head(n).itertuples(), total=n, desc="export", unit="sample")):
+        for i, row in enumerate(progress(ds.index.head(n).itertuples(), total=n, desc="export", unit="sample")):
             _, fg_bg, mask, depth = ds.read(i)
             name = sample_name(row)
             atomic_write_bytes(work / "fg_bg" / f"{name}.{ext}", encode_image(fg_bg, fmt, ds.meta["compose"]["jpeg_quality"]))

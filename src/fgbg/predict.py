@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from fgbg.checkpoint import load_checkpoint, unwrap  # noqa: E402
 from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, read_image  # noqa: E402
+from fgbg.progress import progress  # noqa: E402
 from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
 from fgbg.runtime import model_input, pick_device, predict_batch  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
@@ -101,7 +101,7 @@ def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out
     model, ckpt = load_checkpoint(checkpoint, dev)
     pairs = _pairs(Path(bg), Path(fg_bg))
     out = Path(out)
-    for stem, bg_path, fg_bg_path in tqdm(pairs, desc="predict", unit="pair", disable=len(pairs) == 1):
+    for stem, bg_path, fg_bg_path in progress(pairs, desc="predict", unit="pair", disable=len(pairs) == 1):
         a, b = read_image(bg_path, "RGB"), read_image(fg_bg_path, "RGB")
         if a.shape != b.shape:
             raise InputError(f"{bg_path} is {a.shape[1]}x{a.shape[0]} but {fg_bg_path} is {b.shape[1]}x{b.shape[0]}; "

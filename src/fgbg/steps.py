@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from fgbg.config import Params
 from fgbg.losses import HeadLoss
 from fgbg.metrics import depth_metrics, mask_metrics
+from fgbg.progress import progress
 from fgbg.runtime import autocast_dtype, forward, upsample_like
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def train_epoch(model, loader, heads: Heads, opt, scaler, state: StepState, p: P
     """Sums of loss terms (times samples) and the sample count "n" over one training pass."""
     model.train()
     sums: dict[str, float] = defaultdict(float)
-    for step, batch in enumerate(tqdm(loader, desc=f"epoch {epoch} train", unit="batch", leave=False, disable=not show)):
+    for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False, disable=not show)):
         x, mask, depth = resize_batch(*heads.to_device(*batch), size)
         loss, terms = train_step(model, (x, mask, depth), heads, opt, scaler, state, p.train.grad_clip, epoch, step)
         if batch_scheduler is not None:
@@ -145,7 +145,7 @@ def validate(model, loader, heads: Heads, epoch: int, show: bool = True) -> dict
     """Sums of loss terms and per-image metrics (at full resolution) and the count "n"."""
     model.eval()
     sums: dict[str, float] = defaultdict(float)
-    for step, batch in enumerate(tqdm(loader, desc=f"epoch {epoch} val", unit="batch", leave=False, disable=not show)):
+    for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} val", unit="batch", leave=False, disable=not show)):
         x, mask, depth = heads.to_device(*batch)
         logits, depth_pred, loss, terms = heads.forward(model, x, mask, depth)
         _check_finite(loss, terms, epoch, step, "val")

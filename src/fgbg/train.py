@@ -241,6 +241,7 @@ def train_model(
     stats = json.loads(Path(stats_path).read_text())
     split = json.loads(Path(split_path).read_text())
     store = Dataset(dataset_dir)
+    store.check_ids(split["train"] + split["val"], str(split_path))
     loaders = _loaders(p, store, split, stats, d, device)
     t = _trainer(p, device, len(loaders.train), fingerprint(_training_identity(p), stats_path, split_path))
     model_dir = Path(model_dir)

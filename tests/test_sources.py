@@ -73,8 +73,13 @@ def test_sources_from_zip_archives_and_zip_slip_refused(tmp_path):
         load_sources(tmp_path, 8, 8)
 
 
-def test_missing_data_dir_says_how_to_get_it(tmp_path):
-    with pytest.raises(SourceError, match="fgbg synth data"):
+def test_missing_data_dir_says_how_to_get_it_and_dvc_pull_only_with_a_remote(tmp_path):
+    with pytest.raises(SourceError, match="make data") as e:
+        load_sources(tmp_path / "data", 16, 8)
+    assert "dvc pull" not in str(e.value)
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    remote = store\n['remote \"store\"']\n    url = /tmp/store\n")
+    with pytest.raises(SourceError, match="pull them with `dvc pull data.dvc`"):
         load_sources(tmp_path / "data", 16, 8)
 
 

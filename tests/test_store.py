@@ -161,3 +161,26 @@ def test_a_failed_compose_leaves_nothing_behind(tmp_path):
     with pytest.raises(ValueError):
         compose_dataset(data_dir=tmp_path / "data", out_dir=tmp_path / "out", cfg=TINY_COMPOSE)
     assert list(tmp_path.iterdir()) == [tmp_path / "data"]
+
+
+def full_on_shard_3(k):
+    """A shard maker whose disk fills at shard 3 (module level: worker processes pickle it by name)."""
+    import errno
+
+    if k == 3:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return _compose_shard(k)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_full_disk_is_one_clear_error_and_the_rerun_resumes(tiny_data, tiny_dataset, tmp_path, monkeypatch, workers):
+    import fgbg.build as build
+    from fgbg.errors import InputError
+
+    monkeypatch.setattr(build, "_compose_shard", full_on_shard_3)
+    cfg = dataclasses.replace(TINY_COMPOSE, workers=workers)
+    with pytest.raises(InputError, match=r"composed.partial: the disk is full .* finished shard\(s\) of 5 are kept"):
+        compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
+    monkeypatch.setattr(build, "_compose_shard", _compose_shard)
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
+    _same_files(tiny_dataset, tmp_path / "composed")

@@ -283,3 +283,17 @@ def test_temporary_files_left_by_a_killed_write_are_removed_at_start(tiny_datase
     stale.write_bytes(b"half a checkpoint")
     _train(tiny_dataset, prepared, tmp_path, epochs=1)
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_evaluate_says_when_the_dataset_is_not_at_the_training_size(tiny_dataset, prepared, tmp_path, caplog):
+    _train(tiny_dataset, prepared, tmp_path, epochs=1)
+    ckpt = read_checkpoint(tmp_path / "models" / "best.pt")
+    ckpt["input_size"] = 32  # as if trained on a dataset composed at 32 px
+    torch.save(ckpt, tmp_path / "other.pt")
+    with caplog.at_level(logging.WARNING):
+        result = evaluate_model(checkpoint=tmp_path / "other.pt", dataset_dir=tiny_dataset,
+                                split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
+                                plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json",
+                                grid_samples=2, batch_size=4)
+    assert "is composed at 16 px but" in caplog.text and "trained at 32 px: evaluating at 16 px" in caplog.text
+    assert (result["image_size"], result["trained_at"]) == (16, 32)

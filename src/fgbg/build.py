@@ -13,6 +13,7 @@ fgbg.stats adds up.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -27,6 +28,7 @@ import pandas as pd
 
 from fgbg.compose import PreparedFg, compose_patch, ground_plane_prior, placed_fg, placed_size, placements, prepare_fg
 from fgbg.config import ComposeConfig
+from fgbg.errors import InputError
 from fgbg.imageio import atomic_path, atomic_write_json, decode_image, encode_image
 from fgbg.progress import progress
 from fgbg.sources import Sources, load_sources
@@ -175,16 +177,25 @@ def compose_dataset(
     log.info("composing %d of %d shards (%d samples in all) with %d worker(s)",
              len(todo), n_shards, len(plan), cfg.workers)
     bar = progress(total=len(todo), desc="compose", unit="shard")
-    if cfg.workers > 1 and len(todo) > 1:
-        with mp.get_context("fork").Pool(cfg.workers) as pool:
-            for _ in pool.imap_unordered(_compose_shard, todo):
+    try:
+        if cfg.workers > 1 and len(todo) > 1:
+            with mp.get_context("fork").Pool(cfg.workers) as pool:
+                for _ in pool.imap_unordered(_compose_shard, todo):
+                    bar.update()
+        else:
+            for k in todo:
+                _compose_shard(k)
                 bar.update()
-    else:
-        for k in todo:
-            _compose_shard(k)
-            bar.update()
-    bar.close()
-    _STATE.clear()
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        done = sum(_rows_path(work, k).is_file() for k in range(n_shards))
+        raise InputError(f"{work}: the disk is full ({shutil.disk_usage(work).free / 2**20:.0f} MiB free). The "
+                         f"{done} finished shard(s) of {n_shards} are kept there; free some space and run the "
+                         "same command again (`dvc repro compose`): it resumes") from None
+    finally:
+        bar.close()
+        _STATE.clear()
     missing = [k for k in range(n_shards) if not _rows_path(work, k).is_file()]
     if missing:
         log.info("part done; %d of %d shards still missing in %s: run the other parts, then compose "

@@ -95,6 +95,11 @@ def evaluate_model(
     split = json.loads(Path(split_path).read_text())
     store = Dataset(dataset_dir)
     store.check_ids(split["val"] + split["test"], str(split_path))
+    size, trained_at = store.meta["compose"]["bg_size"], ckpt["input_size"]
+    if size != trained_at:
+        log.warning("%s is composed at %d px but %s was trained at %d px: evaluating at %d px as composed (the network "
+                    "is fully convolutional), so these are not the figures of its training size; compose at %d px "
+                    "to get those", dataset_dir, size, checkpoint, trained_at, size, trained_at)
     ids = split["test"]
     ds = PairDataset(store, ids, ckpt["stats"])
     df = _per_image(model, ds, dev, batch_size)
@@ -106,7 +111,7 @@ def evaluate_model(
                 "mask_rule": f"|fg_bg - bg| > {threshold} (largest channel difference, 0-255; threshold chosen on val)",
                 "depth_rule": "the bg depth, as if the object were not there"}
     result = {"split": "test", "unseen": split["unseen"], **_means(df), "baseline": baseline, "samples": len(df),
-              "checkpoint_epoch": int(ckpt.get("epoch", -1))}
+              "checkpoint_epoch": int(ckpt.get("epoch", -1)), "image_size": size, "trained_at": trained_at}
     atomic_write_json(metrics_path, result)
 
     df["badness"] = (1 - df["iou"]) + df["rmse"]

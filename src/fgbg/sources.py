@@ -41,11 +41,15 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MIN_SIDE = 8
 MAX_ENTRY_BYTES = MAX_PIXELS * 8 + 2**20  # the largest a file of MAX_PIXELS can be: 4 channels of 16 bits, + headers
 KINDS = ("bg", "fg", "bg_depth", "fg_mask")
-MISSING_DATA_HELP = (
-    "generate the built-in default with `fgbg synth data` (or `make data`), pull it with "
-    "`dvc pull`, or bring your own images: data/bg/*.jpg|png and data/fg/*.png (RGBA), then "
-    "`dvc add data`"
-)
+
+
+def missing_data_help(data_dir: Path) -> str:
+    """How to get sources; `dvc pull` only where the repository has a DVC remote to pull from."""
+    config = data_dir.resolve().parent / ".dvc" / "config"
+    has_remote = config.is_file() and "[\'remote" in config.read_text().replace('"', "\'")
+    pull = "pull them with `dvc pull data.dvc`, " if has_remote else ""
+    return ("generate the built-in default with `make data` (or `fgbg synth data`), " + pull +
+            "or bring your own images: data/bg/*.jpg|png and data/fg/*.png (RGBA), then `dvc add data`")
 
 
 @dataclass(frozen=True)
@@ -226,7 +230,7 @@ def load_sources(data_dir: str | Path, bg_size: int, fg_size: int) -> Sources:
     """All sources in `data_dir`, resized by the rules above; every problem is reported at once."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise SourceError(f"{data_dir}/: no source folder here; {MISSING_DATA_HELP}")
+        raise SourceError(f"{data_dir}/: no source folder here; {missing_data_help(data_dir)}")
     problems: list[str] = []
     bg_entries = _entries(data_dir, "bg", IMAGE_SUFFIXES, problems)
     fg_entries = _entries(data_dir, "fg", (".png",), problems)
@@ -235,7 +239,7 @@ def load_sources(data_dir: str | Path, bg_size: int, fg_size: int) -> Sources:
     _warn_unused(data_dir)
     for kind, entries in (("bg", bg_entries), ("fg", fg_entries)):
         if not entries:
-            problems.append(f"{data_dir / kind}/ (or {kind}.zip): no images; {MISSING_DATA_HELP}")
+            problems.append(f"{data_dir / kind}/ (or {kind}.zip): no images; {missing_data_help(data_dir)}")
     for kind, extra, known in (("bg_depth", depth_entries, bg_entries), ("fg_mask", mask_entries, fg_entries)):
         for name in sorted(set(extra) - {e.name for e in known}):
             problems.append(f"{extra[name].label}: no {kind.split('_')[0]} named {name!r} to go with it; "

@@ -297,3 +297,32 @@ def test_evaluate_says_when_the_dataset_is_not_at_the_training_size(tiny_dataset
                                 grid_samples=2, batch_size=4)
     assert "is composed at 16 px but" in caplog.text and "trained at 32 px: evaluating at 16 px" in caplog.text
     assert (result["image_size"], result["trained_at"]) == (16, 32)
+
+
+def test_crop_windows_by_hand():
+    from fgbg.data import Crop, crop_window
+
+    box = (100, 120, 40, 30)  # x, y, h, w: foot row 159, centre column 115
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        top, left = crop_window(192, Crop(64, 1.0), box, rng)
+        assert 96 <= top <= 128 and top <= 159 < top + 64  # the foot is inside, and the crop too
+        assert 52 <= left <= 115 < left + 64
+    anywhere = [crop_window(192, Crop(64, 0.0), box, rng) for _ in range(300)]
+    assert min(t for t, _ in anywhere) < 20 and max(t for t, _ in anywhere) > 110  # all over the image
+    assert crop_window(64, Crop(64, 1.0), box, rng) == (0, 0)  # a crop as large as the image is the image
+
+
+def test_training_on_crops_sees_crops_and_validates_on_fixed_ones(tiny_dataset, prepared, tmp_path, monkeypatch):
+    seen = []
+    real_build = train_mod.build_model
+
+    def recording_build(cfg):
+        model = real_build(cfg)
+        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, tuple(inp[0].shape[-2:]))))
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", recording_build)
+    summary = _train(tiny_dataset, prepared, tmp_path, train={"crop": 8, "threads": 1})
+    assert {shape for _, shape in seen} == {(8, 8)} and summary["image_size"] == 8
+    assert read_checkpoint(tmp_path / "models" / "best.pt")["input_size"] == 16  # the native scale

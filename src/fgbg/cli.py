@@ -2,7 +2,7 @@
 
     fgbg synth data [--out data] [--bg 20] [--fg 20] [--full]   write the built-in sources
     fgbg export [--dataset dataset/composed] [--out export] [--limit N]   plain image files
-    fgbg predict BG FG_BG -o OUT [--checkpoint models/best.pt]   mask and depth of your pairs
+    fgbg predict BG FG_BG -o OUT [--checkpoint models/best.pt] [--size N]   mask and depth of your pairs
     fgbg onnx [--checkpoint models/best.pt] [--out models/model.onnx]   export, checked against PyTorch
     fgbg report [--readme README.md]   regenerate the README's Results section from metrics/
 """
@@ -24,7 +24,7 @@ def _export(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from fgbg.predict import predict_paths
 
-    predict_paths(args.checkpoint, args.bg, args.fg_bg, args.out, device=args.device)
+    predict_paths(args.checkpoint, args.bg, args.fg_bg, args.out, device=args.device, size=args.size)
 
 
 def _onnx(args: argparse.Namespace) -> None:
@@ -69,6 +69,8 @@ def _main(argv: list[str] | None = None) -> None:
     predict.add_argument("-o", "--out", required=True, help="folder for <name>_mask.png, _depth.png, _depth_preview.png")
     predict.add_argument("--checkpoint", default="models/best.pt")
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    predict.add_argument("--size", type=int, default=None,
+                         help="scale the shorter side to SIZE px first: less detail, less time (default: native)")
     onnx = sub.add_parser("onnx", help="export a checkpoint to ONNX and check it against PyTorch")
     onnx.add_argument("--checkpoint", default="models/best.pt")
     onnx.add_argument("--out", default="models/model.onnx")

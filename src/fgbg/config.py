@@ -126,6 +126,39 @@ class AugmentConfig:
             _require(0 <= v <= 1, f"train.augment.{name}", v, "a probability in [0, 1]")
 
 
+@dataclass(frozen=True)
+class PerturbConfig:
+    """Capture perturbations of training pairs (fgbg.perturb): probabilities and strengths."""
+
+    shadow: float = 0.0
+    shadow_strength: float = 0.3
+    bg_jitter: float = 0.0
+    bg_jitter_strength: float = 0.15
+    misalign: float = 0.0
+    misalign_degrees: float = 1.0
+    misalign_shift: float = 0.01
+    blur: float = 0.0
+    blur_sigma: float = 0.8
+    noise: float = 0.0
+    noise_sigma: float = 0.03
+    jpeg: float = 0.0
+    jpeg_quality: tuple[int, int] = (70, 95)
+
+    def __post_init__(self) -> None:
+        for name in ("shadow", "bg_jitter", "misalign", "blur", "noise", "jpeg"):
+            v = getattr(self, name)
+            _require(0 <= v <= 1, f"train.perturb.{name}", v, "a probability in [0, 1]")
+        _require(0 <= self.shadow_strength <= 1, "train.perturb.shadow_strength", self.shadow_strength, "a float in [0, 1]")
+        _require(0 <= self.bg_jitter_strength < 1, "train.perturb.bg_jitter_strength", self.bg_jitter_strength,
+                 "a float in [0, 1)")
+        for name in ("misalign_degrees", "misalign_shift", "noise_sigma"):
+            _require(getattr(self, name) >= 0, f"train.perturb.{name}", getattr(self, name), "a float >= 0")
+        _require(self.blur_sigma >= 0.1, "train.perturb.blur_sigma", self.blur_sigma, "a float >= 0.1 (px)")
+        lo, hi = self.jpeg_quality
+        _require(1 <= lo <= hi <= 100, "train.perturb.jpeg_quality", list(self.jpeg_quality),
+                 "[low, high] with 1 <= low <= high <= 100")
+
+
 BEST_METRICS = {"loss": "min", "rmse": "min", "iou": "max", "dice": "max"}
 
 
@@ -143,7 +176,10 @@ class TrainConfig:
     depth_loss: dict[str, float] = field(default_factory=lambda: {"l1": 1.0, "ssim": 0.5})
     best_metric: Literal["loss", "rmse", "iou", "dice"] = "loss"
     resize_schedule: tuple[tuple[int, int], ...] = ()
+    crop: int = 0
+    crop_object: float = 0.8
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    perturb: PerturbConfig = field(default_factory=PerturbConfig)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
     compile: bool = False
@@ -172,6 +208,8 @@ class TrainConfig:
         for size, epochs in self.resize_schedule:
             _require(size >= 8 and epochs >= 1, "train.resize_schedule", [list(p) for p in self.resize_schedule],
                      "a list of [size >= 8, epochs >= 1] pairs")
+        _require(self.crop >= 0, "train.crop", self.crop, "an int >= 0 (0 = whole images)")
+        _require(0 <= self.crop_object <= 1, "train.crop_object", self.crop_object, "a probability in [0, 1]")
         _require(self.image_every >= 0, "train.image_every", self.image_every, "an int >= 0 (0 = never)")
         _require(self.workers >= -1, "train.workers", self.workers, "an int >= 0, or -1 for auto")
         _require(self.threads >= 0, "train.threads", self.threads, "an int >= 0 (0 = torch default)")
@@ -201,9 +239,11 @@ class Params:
         _require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
         step = 2 ** (4 if self.model.name == "unet_original" else self.model.levels)
-        for size in [self.compose.bg_size] + [s for s, _ in self.train.resize_schedule]:
-            _require(size % step == 0, "compose.bg_size / train.resize_schedule", size,
+        for size in [self.compose.bg_size, self.train.crop] + [s for s, _ in self.train.resize_schedule]:
+            _require(size % step == 0, "compose.bg_size / train.crop / train.resize_schedule", size,
                      f"sizes divisible by 2**model.levels = {step}")
+        _require(self.train.crop <= self.compose.bg_size, "train.crop", self.train.crop,
+                 f"at most compose.bg_size = {self.compose.bg_size}")
 
 
 def _type_name(tp: Any) -> str:

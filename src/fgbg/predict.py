@@ -1,11 +1,11 @@
 """`fgbg predict`: a trained model on your own (bg, fg_bg) pairs, and ONNX export.
 
-A pair is two images of the same size, turned upright by their EXIF orientation. They are
-seen as training saw its images: scaled (area when shrinking, bilinear when enlarging) so
-that the shorter side is the model's input size (the bg_size it was trained at), aspect
-kept. The network is fully convolutional, so it runs on the whole non-square image, padded
-(edge pixels repeated) to a multiple of 2**levels and cropped back; the outputs (mask
-logits and depth, bilinear) are then resized to the pair's own size. For each pair it writes
+A pair is two images of the same size, turned upright by their EXIF orientation. The
+network is fully convolutional, so it runs on the whole non-square image at its native
+resolution, padded (edge pixels repeated) to a multiple of 2**levels and cropped back.
+With `size`, the pair is first scaled (area when shrinking, bilinear when enlarging) so
+that its shorter side is `size`, aspect kept, and the outputs (mask logits and depth,
+bilinear) are resized back: less detail, less time and memory. For each pair it writes
     <stem>_mask.png           0 / 255
     <stem>_depth.png          16-bit, depth = value / 65535 (0 = nearest, 1 = farthest)
     <stem>_depth_preview.png  colour-mapped depth (magma, near = bright)
@@ -52,10 +52,13 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict_pair(model, ckpt: dict, bg: np.ndarray, fg_bg: np.ndarray, device) -> tuple[np.ndarray, np.ndarray]:
-    """bg, fg_bg: H, W, 3 uint8 of one size -> (mask H, W bool, depth H, W float32 in [0, 1])."""
+def predict_pair(model, ckpt: dict, bg: np.ndarray, fg_bg: np.ndarray, device,
+                 size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """bg, fg_bg: H, W, 3 uint8 of one size -> (mask H, W bool, depth H, W float32 in [0, 1]).
+
+    At native resolution, or with the shorter side scaled to `size` and the outputs back."""
     h, w = bg.shape[:2]
-    sh, sw = scaled_size(h, w, ckpt["input_size"])
+    sh, sw = scaled_size(h, w, size) if size else (h, w)
     x = model_input(_resize(bg, sh, sw), _resize(fg_bg, sh, sw), ckpt["stats"])[None]  # 1, 6, sh, sw
     step = 2 ** unwrap(model).levels
     pad_h, pad_w = -sh % step, -sw % step
@@ -95,7 +98,8 @@ def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
     raise InputError(f"give two image files or two folders, got {bg} and {fg_bg}")
 
 
-def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out: str | Path, device: str = "auto") -> int:
+def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out: str | Path, device: str = "auto",
+                  size: int | None = None) -> int:
     """Predict every pair (see module doc) into `out`; returns the number of pairs."""
     dev = pick_device(device)
     model, ckpt = load_checkpoint(checkpoint, dev)
@@ -106,7 +110,7 @@ def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out
         if a.shape != b.shape:
             raise InputError(f"{bg_path} is {a.shape[1]}x{a.shape[0]} but {fg_bg_path} is {b.shape[1]}x{b.shape[0]}; "
                              "a bg and its fg_bg must be the same size")
-        mask, depth = predict_pair(model, ckpt, a, b, dev)
+        mask, depth = predict_pair(model, ckpt, a, b, dev, size)
         write_outputs(out, stem, mask, depth)
     log.info("wrote predictions for %d pair(s) into %s", len(pairs), out)
     return len(pairs)

@@ -130,6 +130,11 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.index)
 
+    def box(self, i: int) -> tuple[int, int, int, int]:
+        """(x, y, h, w) of sample i's object box."""
+        x, y, h, w = self._cols[i, -4:]
+        return int(x), int(y), int(h), int(w)
+
     def check_ids(self, ids, source: str) -> None:
         """Every sample id in `ids` (from `source`, say a split file) exists in this dataset."""
         beyond = [i for i in ids if not 0 <= i < len(self)]

@@ -28,10 +28,11 @@ from fgbg import distributed
 from fgbg.augment import Augment
 from fgbg.checkpoint import fingerprint, read_checkpoint, save_checkpoint, unwrap
 from fgbg.config import BEST_METRICS, Params
-from fgbg.data import PairDataset
+from fgbg.data import Crop, PairDataset
 from fgbg.imageio import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from fgbg.model import build_model, count_parameters
 from fgbg.optim import build_optimizer, build_scheduler
+from fgbg.perturb import Perturb
 from fgbg.plots import grid_image, sample_rows
 from fgbg.runtime import pick_device, upsample_like
 from fgbg.steps import Heads, StepState, train_epoch, validate
@@ -47,13 +48,14 @@ def seed_everything(seed: int) -> None:
 
 
 def epoch_size(p: Params, epoch: int) -> int:
-    """The training image size of `epoch` under the progressive-resizing schedule."""
+    """The training image size of `epoch` under the progressive-resizing schedule: after it, the
+    crop size, or the whole image without crops."""
     start = 0
     for size, n in p.train.resize_schedule:
         if epoch < start + n:
             return size
         start += n
-    return p.compose.bg_size
+    return p.train.crop or p.compose.bg_size
 
 
 def _training_identity(p: Params) -> dict:
@@ -106,8 +108,12 @@ class Loaders(NamedTuple):
 
 def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed.Dist, device: torch.device) -> Loaders:
     augment = Augment(p.train.augment)
-    train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=p.train.seed)
-    val_ds = PairDataset(store, split["val"], stats)
+    crop = Crop(p.train.crop, p.train.crop_object) if p.train.crop else None
+    perturb = Perturb(p.train.perturb)
+    train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=p.train.seed,
+                           crop=crop, perturb=perturb if perturb.enabled else None)
+    # validation: the same object-centred crop of each sample every epoch (whole images without crops)
+    val_ds = PairDataset(store, split["val"], stats, crop=crop and Crop(crop.size, 1.0), fixed_crops=True)
     val_ds = torch.utils.data.Subset(val_ds, range(d.rank, len(val_ds), d.world))  # disjoint shares
     sampler = torch.utils.data.DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=p.train.seed) if d.active else None
     kw = dict(batch_size=p.batch_size, num_workers=loader_workers(p.train.workers, device), pin_memory=device.type == "cuda")

@@ -1,0 +1,75 @@
+"""Capture perturbations: each changes what it names, its strength reaches it, and a seed repeats it."""
+
+import numpy as np
+import pytest
+
+from fgbg.config import PerturbConfig
+from fgbg.perturb import Perturb
+
+
+@pytest.fixture
+def pair():
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(60, 180, 48)[None, :, None] + np.linspace(0, 30, 48)[:, None, None]  # 48, 48, 1
+    bg = np.clip(ramp + rng.normal(0, 8, (48, 48, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)  # grey texture
+    fg_bg = bg.copy()
+    mask = np.zeros((48, 48), bool)
+    mask[10:30, 15:30] = True
+    fg_bg[mask] = 230
+    return bg, fg_bg, mask
+
+
+# perturbation -> (which inputs it changes, the strength param that, at zero, makes it a no-op)
+CHANGES = {
+    "shadow": ({"fg_bg"}, {"shadow_strength": 0.0}),
+    "bg_jitter": ({"bg"}, {"bg_jitter_strength": 0.0}),
+    "misalign": ({"bg"}, {"misalign_degrees": 0.0, "misalign_shift": 0.0}),
+    "blur": ({"bg", "fg_bg"}, None),  # blur_sigma: see below
+    "noise": ({"bg", "fg_bg"}, {"noise_sigma": 0.0}),
+    "jpeg": ({"bg", "fg_bg"}, None),  # jpeg_quality: see below
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHANGES))
+def test_each_perturbation_changes_what_it_names(pair, name):
+    bg, fg_bg, mask = pair
+    out_bg, out_fg_bg = Perturb(PerturbConfig(**{name: 1.0}))(bg, fg_bg, mask, seed=3)
+    changed = {k for k, (a, b) in {"bg": (bg, out_bg), "fg_bg": (fg_bg, out_fg_bg)}.items() if (a != b).any()}
+    assert changed == CHANGES[name][0]
+    assert out_bg.dtype == np.uint8 and out_bg.shape == bg.shape
+
+
+def test_a_shadow_never_falls_on_the_object(pair):
+    bg, fg_bg, mask = pair
+    _, out = Perturb(PerturbConfig(shadow=1.0, shadow_strength=1.0))(bg, fg_bg, mask, seed=1)
+    assert (out[mask] == fg_bg[mask]).all() and (out[~mask] <= fg_bg[~mask]).all() and (out != fg_bg).any()
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, off) in CHANGES.items() if off))
+def test_each_strength_reaches_its_perturbation(pair, name):
+    bg, fg_bg, mask = pair
+    off = CHANGES[name][1]
+    out_bg, out_fg_bg = Perturb(PerturbConfig(**{name: 1.0}, **off))(bg, fg_bg, mask, seed=3)
+    assert (out_bg == bg).all() and (out_fg_bg == fg_bg).all()
+
+
+@pytest.mark.parametrize("name, weak, strong", [("jpeg_quality", (95, 95), (20, 20)), ("blur_sigma", 0.6, 2.0)])
+def test_jpeg_quality_and_blur_sigma_set_how_much_changes(pair, name, weak, strong):
+    bg, fg_bg, mask = pair
+    kind = name.split("_")[0]
+
+    def error(value):
+        out_bg, _ = Perturb(PerturbConfig(**{kind: 1.0, name: value}))(bg, fg_bg, mask, seed=3)
+        return np.abs(out_bg.astype(int) - bg).mean()
+
+    assert 0 < error(weak) < error(strong) / 2
+
+
+def test_a_seed_repeats_its_perturbations_and_all_off_is_disabled(pair):
+    bg, fg_bg, mask = pair
+    every = PerturbConfig(shadow=0.5, bg_jitter=0.5, misalign=0.5, blur=0.5, noise=0.5, jpeg=0.5)
+    a = Perturb(every)(bg, fg_bg, mask, seed=11)
+    b = Perturb(every)(bg, fg_bg, mask, seed=11)
+    c = Perturb(every)(bg, fg_bg, mask, seed=12)
+    assert all((x == y).all() for x, y in zip(a, b)) and any((x != y).any() for x, y in zip(a, c))
+    assert not Perturb(PerturbConfig()).enabled

@@ -31,7 +31,7 @@ from fgbg.config import Params, load_params  # noqa: E402
 from fgbg.errors import run  # noqa: E402
 from fgbg.imageio import atomic_write_json  # noqa: E402
 from fgbg.metrics import depth_metrics, mask_metrics  # noqa: E402
-from fgbg.predict import predict_pair  # noqa: E402
+from fgbg.runtime import predict_pair  # noqa: E402
 from fgbg.split import split_index  # noqa: E402
 from fgbg.stats import dataset_stats  # noqa: E402
 from fgbg.store import Dataset  # noqa: E402

@@ -104,7 +104,9 @@ def test_update_readme_replaces_only_the_section(tmp_path):
     ev = {"split": "test", "unseen": "backgrounds never seen in training", "samples": 2, "checkpoint_epoch": 0,
           "mask": {k: 0.5 for k in mask_keys}, "depth": {k: 0.1 for k in depth_keys},
           "baseline": {"mask": {k: 0.25 for k in mask_keys}, "depth": {k: 0.3 for k in depth_keys},
-                       "mask_rule": "|fg_bg - bg| > 7", "depth_rule": "the bg depth"}}
+                       "mask_rule": "|fg_bg - bg| > 7", "depth_rule": "the bg depth"},
+          "test_files": {"mask": {"iou": 0.45}, "depth": {"rmse": 0.12}, "files": "two JPEG files",
+                         "baseline": {"mask": {"iou": 0.2}, "depth": {"rmse": 0.31}}}}
     by = {"fg_class": {"cat": {"samples": 2, "mask": {"iou": 0.5}, "depth": {"rmse": 0.1}}}}
     (tmp_path / "e.json").write_text(json.dumps(ev))
     (tmp_path / "b.json").write_text(json.dumps(by))
@@ -114,6 +116,7 @@ def test_update_readme_replaces_only_the_section(tmp_path):
     assert text.startswith("# top\n") and text.endswith("bottom\n") and "old" not in text
     assert "| cat | 2 | 0.5000 | 0.1000 |" in text
     assert "Test split of the default run: 2 samples, backgrounds never seen in training" in text
+    assert "as a user's files (two JPEG files): mask IoU 0.4500 (baseline 0.2000), depth RMSE 0.1200" in text
     assert "| mask | `iou` | 0.5000 | 0.2500 | higher |" in text and "| depth | `rmse` | 0.1000 | 0.3000 | lower |" in text
     assert not update_readme(tmp_path / "R.md", tmp_path / "e.json", tmp_path / "b.json")
 
@@ -153,7 +156,7 @@ class _Recorder(torch.nn.Module):
 
 
 def test_a_non_square_pair_keeps_its_aspect_ratio(tmp_path):
-    from fgbg.predict import predict_pair
+    from fgbg.runtime import predict_pair
 
     model = _Recorder()
     bg = np.full((240, 320, 3), 100, np.uint8)
@@ -172,7 +175,7 @@ def test_a_non_square_pair_keeps_its_aspect_ratio(tmp_path):
 
 
 def test_predict_runs_at_native_resolution_by_default():
-    from fgbg.predict import predict_pair
+    from fgbg.runtime import predict_pair
 
     model = _Recorder()
     bg = np.full((30, 50, 3), 100, np.uint8)
@@ -251,3 +254,61 @@ def test_atomic_files_get_the_mode_of_an_ordinary_new_file(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644 == (tmp_path / "plain.bin").stat().st_mode & 0o777
     assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600
+
+
+def _write_pairs(root, tiny_dataset, ids):
+    """Dataset samples as a user's labelled pairs: separate JPEG files, PNG masks, 16-bit depth."""
+    from fgbg.imageio import depth_to_uint16
+    from fgbg.store import Dataset
+
+    ds = Dataset(tiny_dataset)
+    for kind in ("bg", "fg_bg", "mask", "depth"):
+        (root / kind).mkdir(parents=True, exist_ok=True)
+    for i in ids:
+        bg, fg_bg, mask, depth = ds.read(i)
+        Image.fromarray(bg).save(root / "bg" / f"s{i}.jpg", quality=90)
+        Image.fromarray(fg_bg).save(root / "fg_bg" / f"s{i}.jpg", quality=90)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / "mask" / f"s{i}.png")
+        Image.fromarray(depth_to_uint16(depth)).save(root / "depth" / f"s{i}.png")
+    return ds
+
+
+def test_score_a_folder_of_labelled_jpeg_pairs(ckpt, tiny_dataset, tmp_path):
+    from fgbg.baselines import difference
+    from fgbg.imageio import read_image
+
+    _write_pairs(tmp_path / "pairs", tiny_dataset, [0, 7, 20])
+    cli(["score", str(tmp_path / "pairs"), "-o", str(tmp_path / "score.json"), "--checkpoint", str(ckpt),
+         "--threshold", "10"])
+    result = json.loads((tmp_path / "score.json").read_text())
+    assert result["pairs"] == 3 and set(result["mask"]) == {"iou", "dice", "pixel_acc", "precision", "recall"}
+    assert "rmse" in result["depth"] and result["baseline"]["mask_rule"] == "|fg_bg - bg| > 10 (given)"
+    ious = []  # the baseline by hand: the difference of the files as read, against the mask files
+    for name in ("s0", "s20", "s7"):
+        pred = difference(read_image(tmp_path / "pairs" / "bg" / f"{name}.jpg"),
+                          read_image(tmp_path / "pairs" / "fg_bg" / f"{name}.jpg")) > 10
+        mask = read_image(tmp_path / "pairs" / "mask" / f"{name}.png") >= 128
+        union = (pred | mask).sum()
+        ious.append((pred & mask).sum() / union if union else 1.0)
+    assert result["baseline"]["mask"]["iou"] == pytest.approx(np.mean(ious), abs=1e-12)
+    assert (tmp_path / "score_worst.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("lonely", "no partner with the same name for: .*mask/s0.png"),
+    ("size", "s0.jpg is 8x8 but its mask is 16x16"),
+    ("unreadable", "fg_bg/s0.jpg: not an image"),
+])
+def test_score_names_the_file_at_fault(ckpt, tiny_dataset, tmp_path, damage, message):
+    from fgbg.scoring import score_folder
+
+    root = tmp_path / "pairs"
+    _write_pairs(root, tiny_dataset, [0])
+    if damage == "lonely":
+        (root / "bg" / "s0.jpg").unlink()
+    elif damage == "size":
+        Image.new("RGB", (8, 8)).save(root / "bg" / "s0.jpg")
+    else:
+        (root / "fg_bg" / "s0.jpg").write_bytes(b"nope")
+    with pytest.raises(ValueError, match=message):
+        score_folder(ckpt, root, tmp_path / "score.json")

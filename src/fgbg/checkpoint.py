@@ -22,14 +22,9 @@ from fgbg.config import ModelConfig
 from fgbg.errors import InputError
 from fgbg.imageio import atomic_write_bytes
 from fgbg.model import build_model
+from fgbg.runtime import unwrap
 
 FORMAT_VERSION = 1
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module under DistributedDataParallel and torch.compile wrappers."""
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, model_cfg: ModelConfig, stats: dict, **extra: Any) -> None:

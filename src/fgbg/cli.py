@@ -3,6 +3,7 @@
     fgbg synth data [--out data] [--bg 20] [--fg 20] [--full]   write the built-in sources
     fgbg export [--dataset dataset/composed] [--out export] [--limit N]   plain image files
     fgbg predict BG FG_BG -o OUT [--checkpoint models/best.pt] [--size N]   mask and depth of your pairs
+    fgbg score PAIRS [--checkpoint models/best.pt] [-o score.json]   metrics and baseline on your labelled pairs
     fgbg onnx [--checkpoint models/best.pt] [--out models/model.onnx]   export, checked against PyTorch
     fgbg report [--readme README.md]   regenerate the README's Results section from metrics/
 """
@@ -25,6 +26,12 @@ def _predict(args: argparse.Namespace) -> None:
     from fgbg.predict import predict_paths
 
     predict_paths(args.checkpoint, args.bg, args.fg_bg, args.out, device=args.device, size=args.size)
+
+
+def _score(args: argparse.Namespace) -> None:
+    from fgbg.scoring import score_folder
+
+    score_folder(args.checkpoint, args.pairs, args.out, device=args.device, threshold=args.threshold, size=args.size)
 
 
 def _onnx(args: argparse.Namespace) -> None:
@@ -71,6 +78,14 @@ def _main(argv: list[str] | None = None) -> None:
     predict.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     predict.add_argument("--size", type=int, default=None,
                          help="scale the shorter side to SIZE px first: less detail, less time (default: native)")
+    score = sub.add_parser("score", help="metrics and the trivial baseline on your labelled pairs")
+    score.add_argument("pairs", help="folder with bg/, fg_bg/, mask/ (0/255) and optional depth/ (16-bit), paired by name")
+    score.add_argument("-o", "--out", default="score.json", help="metrics JSON; the worst pairs go to <out stem>_worst.png")
+    score.add_argument("--checkpoint", default="models/best.pt")
+    score.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    score.add_argument("--threshold", type=int, default=None,
+                       help="the baseline's |fg_bg - bg| threshold (default: the best on these pairs)")
+    score.add_argument("--size", type=int, default=None, help="scale the shorter side to SIZE px first (default: native)")
     onnx = sub.add_parser("onnx", help="export a checkpoint to ONNX and check it against PyTorch")
     onnx.add_argument("--checkpoint", default="models/best.pt")
     onnx.add_argument("--out", default="models/model.onnx")
@@ -79,7 +94,7 @@ def _main(argv: list[str] | None = None) -> None:
     report.add_argument("--metrics", default="metrics/eval.json")
     report.add_argument("--by-source", default="metrics/eval_by_source.json")
     args = parser.parse_args(argv)
-    commands = {"synth": _synth, "export": _export, "predict": _predict, "onnx": _onnx, "report": _report}
+    commands = {"synth": _synth, "export": _export, "predict": _predict, "score": _score, "onnx": _onnx, "report": _report}
     commands[args.command](args)
 
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 
 from fgbg.baselines import choose_threshold, difference
 from fgbg.checkpoint import load_checkpoint
@@ -33,13 +35,13 @@ from fgbg.metrics import depth_metrics, mask_metrics
 from fgbg.plots import sample_rows, save_grid
 from fgbg.progress import progress
 from fgbg.runtime import pick_device, predict_batch
+from fgbg.scoring import LabelledPair, means, score_pairs
 from fgbg.store import Dataset
 
 log = logging.getLogger(__name__)
 
-MASK_KEYS = ("iou", "dice", "pixel_acc", "precision", "recall")
-DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")
 WORST = 10
+FILE_QUALITY = 90  # test_files: each bg and fg_bg saved as its own JPEG, as the original dataset was
 
 
 def _per_image(model, ds: PairDataset, dev, batch_size: int) -> pd.DataFrame:
@@ -74,8 +76,21 @@ def _difference_threshold(store: Dataset, val_ids: list[int]) -> int:
     return choose_threshold(pairs)
 
 
-def _means(df: pd.DataFrame) -> dict:
-    return {"mask": {k: float(df[k].mean()) for k in MASK_KEYS}, "depth": {k: float(df[k].mean()) for k in DEPTH_KEYS}}
+def _test_files(model, ckpt: dict, store: Dataset, ids: list[int], threshold: int, dev) -> dict:
+    """The test split as a user's files: each bg and fg_bg written as its own JPEG, read back and
+    scored through predict's code path, beside the same baselines."""
+    with tempfile.TemporaryDirectory(prefix="fgbg-test-files-") as tmp:
+        pairs = []
+        for i in ids:
+            bg, fg_bg, mask, depth = store.read(i)
+            paths = (Path(tmp) / f"{i}_bg.jpg", Path(tmp) / f"{i}_fg_bg.jpg")
+            for img, path in zip((bg, fg_bg), paths):
+                Image.fromarray(img).save(path, quality=FILE_QUALITY)
+            bg_depth = np.asarray(store.bg_depth[store.index["bg_idx"].iat[i]])
+            pairs.append(LabelledPair(str(i), *paths, mask, depth, bg_depth))
+        df, base, _ = score_pairs(model, ckpt, pairs, dev, threshold)
+    return {**means(df), "baseline": means(base), "samples": len(df),
+            "files": f"bg and fg_bg as separate JPEG files, quality {FILE_QUALITY}, read as `fgbg predict` reads them"}
 
 
 def _grid(path: Path, model, ds: PairDataset, positions, dev, labels: list[str] | None = None) -> None:
@@ -107,17 +122,18 @@ def evaluate_model(
     df = pd.concat([info, df], axis=1)
     df["fg_class"] = df["fg"].str.split("_").str[0]
     threshold = _difference_threshold(store, split["val"])
-    baseline = {**_means(_baseline_per_image(store, ids, threshold, batch_size)),
+    baseline = {**means(_baseline_per_image(store, ids, threshold, batch_size)),
                 "mask_rule": f"|fg_bg - bg| > {threshold} (largest channel difference, 0-255; threshold chosen on val)",
                 "depth_rule": "the bg depth, as if the object were not there"}
-    result = {"split": "test", "unseen": split["unseen"], **_means(df), "baseline": baseline, "samples": len(df),
-              "checkpoint_epoch": int(ckpt.get("epoch", -1)), "image_size": size, "trained_at": trained_at}
+    result = {"split": "test", "unseen": split["unseen"], **means(df), "baseline": baseline, "samples": len(df),
+              "checkpoint_epoch": int(ckpt.get("epoch", -1)), "image_size": size, "trained_at": trained_at,
+              "test_files": _test_files(model, ckpt, store, ids, threshold, dev)}
     atomic_write_json(metrics_path, result)
 
     df["badness"] = (1 - df["iou"]) + df["rmse"]
     worst = df.sort_values("badness", ascending=False, kind="stable").head(WORST)
     by_source = {
-        group: {str(name): {**_means(g), "samples": len(g)} for name, g in df.groupby(group, sort=True)}
+        group: {str(name): {**means(g), "samples": len(g)} for name, g in df.groupby(group, sort=True)}
         for group in ("fg_class", "fg", "bg")
     }
     by_source["worst"] = worst[["sample", "fg", "bg", "flip", "x", "y", "iou", "rmse"]].to_dict(orient="records")

@@ -17,6 +17,8 @@ import torch
 from pytorch_msssim import ssim as _ssim
 
 DEPTH_EPS = 1e-3
+MASK_KEYS = ("iou", "dice", "pixel_acc", "precision", "recall")
+DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")
 
 
 def ssim_window(h: int, w: int) -> int:

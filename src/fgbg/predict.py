@@ -20,54 +20,19 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 
-from fgbg.checkpoint import load_checkpoint, unwrap  # noqa: E402
+from fgbg.checkpoint import load_checkpoint  # noqa: E402
 from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, read_image  # noqa: E402
 from fgbg.progress import progress  # noqa: E402
 from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
-from fgbg.runtime import model_input, pick_device, predict_batch  # noqa: E402
+from fgbg.runtime import pick_device, predict_pair, unwrap  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
 
 log = logging.getLogger(__name__)
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-4  # accepted: |onnxruntime - PyTorch| <= ATOL + RTOL * |PyTorch|
-
-
-def scaled_size(h: int, w: int, shorter: int) -> tuple[int, int]:
-    """(h, w) scaled so that the shorter side is `shorter`, aspect kept."""
-    scale = shorter / min(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
-    """H, W, 3 uint8 to h x w: area averaging when shrinking (no aliasing), bilinear when enlarging."""
-    if img.shape[:2] == (h, w):
-        return img
-    shrink = h * w < img.shape[0] * img.shape[1]
-    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-@torch.no_grad()
-def predict_pair(model, ckpt: dict, bg: np.ndarray, fg_bg: np.ndarray, device,
-                 size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """bg, fg_bg: H, W, 3 uint8 of one size -> (mask H, W bool, depth H, W float32 in [0, 1]).
-
-    At native resolution, or with the shorter side scaled to `size` and the outputs back."""
-    h, w = bg.shape[:2]
-    sh, sw = scaled_size(h, w, size) if size else (h, w)
-    x = model_input(_resize(bg, sh, sw), _resize(fg_bg, sh, sw), ckpt["stats"])[None]  # 1, 6, sh, sw
-    step = 2 ** unwrap(model).levels
-    pad_h, pad_w = -sh % step, -sw % step
-    x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate").to(device)  # 1, 6, sh + pad_h, sw + pad_w
-    logits, depth = predict_batch(model, x)  # 1, 1, sh + pad_h, sw + pad_w each
-    logits, depth = logits[..., :sh, :sw], depth[..., :sh, :sw]
-    logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-    depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)
-    return (logits[0, 0] > 0).cpu().numpy(), depth[0, 0].clamp(0, 1).cpu().numpy()
 
 
 def write_outputs(out: Path, stem: str, mask: np.ndarray, depth: np.ndarray) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fgbg.evaluate import DEPTH_KEYS, MASK_KEYS
+from fgbg.metrics import DEPTH_KEYS, MASK_KEYS
 from fgbg.imageio import atomic_write_bytes
 
 START = "<!-- results:start: written by `fgbg report` from metrics/; do not edit by hand -->"
@@ -33,6 +33,11 @@ def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
     for head, keys in (("mask", MASK_KEYS), ("depth", DEPTH_KEYS)):
         for k in keys:
             lines.append(f"| {head} | `{k}` | {ev[head][k]:.4f} | {ev['baseline'][head][k]:.4f} | {BETTER.get(k, 'higher')} |")
+    files = ev.get("test_files")
+    if files:
+        lines += ["", f"The same test samples as a user's files ({files['files']}): mask IoU {files['mask']['iou']:.4f} "
+                  f"(baseline {files['baseline']['mask']['iou']:.4f}), depth RMSE {files['depth']['rmse']:.4f} "
+                  f"(baseline {files['baseline']['depth']['rmse']:.4f})."]
     lines += ["", "Per foreground class:", "", "| class | samples | mask IoU | depth RMSE |", "|---|---|---|---|"]
     for name, m in by["fg_class"].items():
         lines.append(f"| {name} | {m['samples']} | {m['mask']['iou']:.4f} | {m['depth']['rmse']:.4f} |")

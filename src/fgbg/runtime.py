@@ -3,11 +3,14 @@
 - the device: `auto` is CUDA when visible, else the CPU;
 - the precision: an autocast dtype, or None for fp32;
 - the input: bg and fg_bg, each normalised by the stats it was trained with, as 6 channels;
-- the forward pass under autocast, with float32 outputs resized to the input's size.
+- the forward pass under autocast, with float32 outputs resized to the input's size;
+- a whole (bg, fg_bg) pair of any size and aspect, at native resolution or scaled: what
+  `fgbg predict`, `fgbg score` and evaluate's file round trip all run.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -67,3 +70,42 @@ def predict_batch(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | 
     """x: N, 6, H, W -> (mask logits, depth), float32 N, 1, H, W (upsampled from a half-size output)."""
     logits, depth = forward(model, x, dtype)
     return upsample_like(logits, x[:, :1]), upsample_like(depth, x[:, :1])
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module under DistributedDataParallel and torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def scaled_size(h: int, w: int, shorter: int) -> tuple[int, int]:
+    """(h, w) scaled so that the shorter side is `shorter`, aspect kept."""
+    scale = shorter / min(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """H, W, 3 uint8 to h x w: area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    if img.shape[:2] == (h, w):
+        return img
+    shrink = h * w < img.shape[0] * img.shape[1]
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+@torch.no_grad()
+def predict_pair(model, ckpt: dict, bg: np.ndarray, fg_bg: np.ndarray, device,
+                 size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """bg, fg_bg: H, W, 3 uint8 of one size -> (mask H, W bool, depth H, W float32 in [0, 1]).
+
+    At native resolution, or with the shorter side scaled to `size` and the outputs back."""
+    h, w = bg.shape[:2]
+    sh, sw = scaled_size(h, w, size) if size else (h, w)
+    x = model_input(_resize(bg, sh, sw), _resize(fg_bg, sh, sw), ckpt["stats"])[None]  # 1, 6, sh, sw
+    step = 2 ** unwrap(model).levels
+    pad_h, pad_w = -sh % step, -sw % step
+    x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate").to(device)  # 1, 6, sh + pad_h, sw + pad_w
+    logits, depth = predict_batch(model, x)  # 1, 1, sh + pad_h, sw + pad_w each
+    logits, depth = logits[..., :sh, :sw], depth[..., :sh, :sw]
+    logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+    depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)
+    return (logits[0, 0] > 0).cpu().numpy(), depth[0, 0].clamp(0, 1).cpu().numpy()

@@ -26,7 +26,7 @@ from dvclive import Live
 
 from fgbg import distributed
 from fgbg.augment import Augment
-from fgbg.checkpoint import fingerprint, read_checkpoint, save_checkpoint, unwrap
+from fgbg.checkpoint import fingerprint, read_checkpoint, save_checkpoint
 from fgbg.config import BEST_METRICS, Params
 from fgbg.data import Crop, PairDataset
 from fgbg.imageio import atomic_write_bytes, atomic_write_json, remove_stale_temps
@@ -34,7 +34,7 @@ from fgbg.model import build_model, count_parameters
 from fgbg.optim import build_optimizer, build_scheduler
 from fgbg.perturb import Perturb
 from fgbg.plots import grid_image, sample_rows
-from fgbg.runtime import pick_device, upsample_like
+from fgbg.runtime import pick_device, unwrap, upsample_like
 from fgbg.steps import Heads, StepState, train_epoch, validate
 from fgbg.store import Dataset
 

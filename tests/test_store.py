@@ -119,18 +119,28 @@ def test_jpeg_fg_bg_is_smaller_and_close(tiny_data, tiny_dataset, tmp_path):
 
 
 def test_export_writes_named_plain_files(tiny_dataset, tmp_path):
-    assert export_dataset(tiny_dataset, tmp_path / "export", limit=3) == 3
-    ds = Dataset(tiny_dataset)
-    row = ds.index.iloc[0]
-    name = f"{row.fg}_{row.bg}_x{row.x}_y{row.y}"
     from PIL import Image
 
+    assert export_dataset(tiny_dataset, tmp_path / "export") == 48
+    ds = Dataset(tiny_dataset)
+    row = ds.index.iloc[0]
+    name = f"000000_{row.fg}_{row.bg}_x{row.x}_y{row.y}"
     depth = np.asarray(Image.open(tmp_path / "export" / "depth" / f"{name}.png"))
     assert depth.dtype == np.uint16
     assert np.abs(depth / 65535 - ds.read(0)[3]).max() <= 1 / 65535
     mask = np.asarray(Image.open(tmp_path / "export" / "mask" / f"{name}.png"))
     assert set(np.unique(mask)) <= {0, 255} and ((mask > 0) == ds.read(0)[2]).all()
-    assert len(list((tmp_path / "export" / "fg_bg").iterdir())) == 3
+    assert len(list((tmp_path / "export" / "fg_bg").iterdir())) == 48
+
+
+def test_export_limit_draws_samples_spread_over_the_sources(tiny_dataset, tmp_path):
+    ds = Dataset(tiny_dataset)
+    assert ds.index.head(6)["fg"].nunique() == 1  # the first 6 samples are all one fg
+    export_dataset(tiny_dataset, tmp_path / "a", limit=6, seed=1)
+    names = sorted(p.stem for p in (tmp_path / "a" / "mask").iterdir())
+    assert len(names) == 6 and len({"_".join(n.split("_")[1:3]) for n in names}) >= 3  # several fgs
+    export_dataset(tiny_dataset, tmp_path / "b", limit=6, seed=1)
+    assert names == sorted(p.stem for p in (tmp_path / "b" / "mask").iterdir())  # seeded
 
 
 def test_an_export_that_fails_midway_leaves_nothing_behind(tiny_dataset, tmp_path, monkeypatch):

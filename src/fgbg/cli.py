@@ -1,7 +1,7 @@
 """The `fgbg` command line (its error handling is `fgbg.errors.run`, shared with the stages).
 
     fgbg synth data [--out data] [--bg 20] [--fg 20] [--full]   write the built-in sources
-    fgbg export [--dataset dataset/composed] [--out export] [--limit N]   plain image files
+    fgbg export [--dataset dataset/composed] [--out export] [--limit N [--seed S]]   plain image files
     fgbg predict BG FG_BG -o OUT [--checkpoint models/best.pt] [--size N]   mask and depth of your pairs
     fgbg score PAIRS [--checkpoint models/best.pt] [-o score.json]   metrics and baseline on your labelled pairs
     fgbg onnx [--checkpoint models/best.pt] [--out models/model.onnx]   export, checked against PyTorch
@@ -19,7 +19,7 @@ from fgbg.errors import run
 def _export(args: argparse.Namespace) -> None:
     from fgbg.export import export_dataset
 
-    export_dataset(args.dataset, args.out, limit=args.limit)
+    export_dataset(args.dataset, args.out, limit=args.limit, seed=args.seed)
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -69,7 +69,8 @@ def _main(argv: list[str] | None = None) -> None:
     export = sub.add_parser("export", help="write plain image files of a composed dataset")
     export.add_argument("--dataset", default="dataset/composed", help="composed dataset folder")
     export.add_argument("--out", default="export", help="folder for fg_bg/, mask/, depth/ (default: export)")
-    export.add_argument("--limit", type=int, default=None, help="only the first N samples")
+    export.add_argument("--limit", type=int, default=None, help="only N samples, drawn at random over the sources")
+    export.add_argument("--seed", type=int, default=0, help="seed of the --limit draw (default 0)")
     predict = sub.add_parser("predict", help="predict mask and depth for (bg, fg_bg) image pairs")
     predict.add_argument("bg", help="a bg image, or a folder of them")
     predict.add_argument("fg_bg", help="the same scene with the object, or a folder (paired by file name)")

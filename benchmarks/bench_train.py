@@ -8,6 +8,9 @@
    original UNet (unet_original) at 192 px, bf16 autocast + channels-last against fp32 eager.
 2. Loader: samples/s of the training DataLoader (read, augment, normalise) with 0 and 2
    workers, against the model's samples/s: a ratio above 1 means the loader keeps up.
+   Then on 1 core, on whole images and on `train.crop` crops, with every capture
+   perturbation of fgbg.perturb on (probabilities of BackgroundMattingV2's recipe) against
+   all off.
 Needs a composed dataset (run `dvc repro split` first).
 """
 
@@ -21,10 +24,11 @@ import time
 import torch
 
 from fgbg.augment import Augment
-from fgbg.config import AugmentConfig, ModelConfig, Params, load_params
-from fgbg.data import PairDataset
+from fgbg.config import AugmentConfig, ModelConfig, Params, PerturbConfig, load_params
+from fgbg.data import Crop, PairDataset
 from fgbg.model import build_model
 from fgbg.optim import build_optimizer
+from fgbg.perturb import Perturb
 from fgbg.steps import Heads, StepState, train_step
 from fgbg.store import Dataset
 
@@ -54,8 +58,14 @@ def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.devic
     return steps * batch / (time.perf_counter() - t0)
 
 
-def loader_rate(store: Dataset, stats: dict, batch: int, workers: int, n_batches: int) -> float:
-    ds = PairDataset(store, list(range(len(store))), stats, Augment(AugmentConfig()))
+RECIPE = PerturbConfig(shadow=0.3, bg_jitter=0.8, misalign=0.3, blur=0.3, noise=0.4, jpeg=0.5)  # all on
+
+
+def loader_rate(store: Dataset, stats: dict, batch: int, workers: int, n_batches: int, crop: int = 0,
+                perturb: PerturbConfig | None = None) -> float:
+    """Samples/s of the training loader: read, crop, flip, perturb, normalise."""
+    ds = PairDataset(store, list(range(len(store))), stats, Augment(AugmentConfig()),
+                     crop=Crop(crop, 0.8) if crop else None, perturb=Perturb(perturb) if perturb else None)
     dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
     it = iter(dl)
     next(it)  # worker start-up is not throughput
@@ -103,6 +113,14 @@ def main() -> None:
         res[f"loader_{workers}_workers"] = loader_rate(store, stats, batch, workers, 100)
         print(f"loader, {workers} workers: {res[f'loader_{workers}_workers']:.0f} samples/s; "
               f"{res[f'loader_{workers}_workers'] / res['cpu_default_channels_last']:.1f}x the model's samples/s")
+    side = store.bg.shape[1]
+    for crop in sorted({0, p.train.crop}):
+        where = f"{crop} px crops" if crop else f"whole {side} px images"
+        off = loader_rate(store, stats, batch, 0, 60, crop)
+        on = loader_rate(store, stats, batch, 0, 60, crop, RECIPE)
+        res[f"loader_1_core_{crop or side}_perturb_off"], res[f"loader_1_core_{crop or side}_perturb_on"] = off, on
+        print(f"loader on 1 core, {where}: {on:.0f} samples/s with every capture perturbation on, "
+              f"{off:.0f} with them off; ratio {on / off:.2f}")
     print(json.dumps(res, indent=2))
 
 

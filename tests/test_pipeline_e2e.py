@@ -47,7 +47,7 @@ def repo(tmp_path_factory) -> Path:
     sh(repo, "git", "config", "user.email", "test@fgbg")
     sh(repo, "git", "config", "user.name", "fgbg test")
     sh(repo, "dvc", "init", "-q")
-    sh(repo, "dvc", "config", "core.analytics", "false")
+    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")  # the project's: analytics off, cache links
     sh(repo, sys.executable, "-m", "fgbg.cli", "synth", "data", "--bg", "4", "--fg", "4")
     sh(repo, "dvc", "add", "-q", "data")
     sh(repo, "git", "add", "-A")
@@ -124,3 +124,31 @@ def test_queued_experiment_runs_with_queue_start(repo):
     sh(repo, "dvc", "plots", "diff", names[0], names[1], "-o", "exp_compare")
     html = (repo / "exp_compare" / "index.html").read_text()
     assert names[0] in html and names[1] in html and "val_rmse" in html
+
+
+def test_share_through_a_remote_then_clone_pull_and_predict(repo, tmp_path):
+    """A team's round trip: push to a directory remote, clone afresh, pull, and nothing reruns."""
+    sh(repo, "git", "checkout", "-q", "--", ".")
+    sh(repo, "dvc", "checkout")  # the committed baseline, through the cache's links
+    assert "Data and pipelines are up to date" in sh(repo, "dvc", "status")
+    best = repo / "models" / "best.pt"
+    assert best.is_symlink() or best.stat().st_nlink > 1 or "reflink" in sh(repo, "dvc", "cache", "dir")  # a link
+    sh(repo, "dvc", "remote", "add", "-d", "store", str(tmp_path / "store"))
+    sh(repo, "git", "commit", "-qam", "a directory remote")
+    sh(repo, "dvc", "push")
+    sh(repo, "git", "tag", "fgbg-unet@v0.1.0")
+    clone = tmp_path / "clone"
+    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+    sh(clone, "dvc", "pull")
+    assert (clone / "models" / "best.pt").read_bytes() == best.read_bytes()
+    assert "Data and pipelines are up to date" in sh(clone, "dvc", "repro")
+    assert sh(clone, "git", "status", "--porcelain") == ""
+    from PIL import Image
+
+    for name in ("bg", "scene"):
+        Image.new("RGB", (24, 16), (90, 120, 60)).save(tmp_path / f"{name}.png")
+    sh(clone, sys.executable, "-m", "fgbg.cli", "predict", str(tmp_path / "bg.png"), str(tmp_path / "scene.png"),
+       "-o", str(tmp_path / "out"))
+    assert Image.open(tmp_path / "out" / "scene_mask.png").size == (24, 16)
+    sh(tmp_path, "dvc", "artifacts", "get", str(repo), "fgbg-unet", "--rev", "v0.1.0", "-o", str(tmp_path / "got.pt"))
+    assert (tmp_path / "got.pt").read_bytes() == best.read_bytes()

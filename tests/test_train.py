@@ -2,6 +2,7 @@
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,14 +170,46 @@ def test_oom_halves_the_micro_batch_and_goes_on(caplog):
     assert loss > 0 and set(terms) == {"mask_bce", "mask_dice", "depth_l1", "depth_ssim"}
 
 
-def test_a_nan_loss_stops_with_the_step_and_terms():
+@pytest.mark.parametrize("bad_step, window", [(3, "between steps 0 and 24"), (30, "between steps 25 and 39")])
+def test_a_nan_loss_stops_the_epoch_naming_its_window_of_steps(bad_step, window):
+    from fgbg.steps import CHECK_EVERY, train_epoch
+
+    assert CHECK_EVERY == 25
     params = from_dict(Params, TINY)
     model = build_model(params.model)
-    batch = (torch.full((2, 6, 8, 8), float("nan")), torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8))
+    good = (torch.zeros(2, 6, 8, 8), torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8))
+    nan = (torch.full((2, 6, 8, 8), float("nan")), *good[1:])
+    loader = [nan if step == bad_step else good for step in range(40)]
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    with pytest.raises(FloatingPointError, match=r"epoch 3, step 7.*mask_bce"):
-        train_step(model, batch, Heads(params, torch.device("cpu")), torch.optim.SGD(model.parameters(), lr=0.1),
-                   scaler, StepState(), 0.0, 3, 7)
+    with pytest.raises(FloatingPointError, match=rf"epoch 3, {window} \(train\).*mask_bce"):
+        train_epoch(model, loader, Heads(params, torch.device("cpu")), torch.optim.SGD(model.parameters(), lr=0.1),
+                    scaler, StepState(), params, 3, 8, show=False)
+
+
+def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch):
+    """No Tensor.item / float() / bool() / tolist() per step: each would make the host wait for a GPU."""
+    from fgbg.steps import train_epoch
+
+    params = from_dict(Params, TINY)
+    model = build_model(params.model)
+    batch = (torch.randn(2, 6, 8, 8), (torch.rand(2, 1, 8, 8) > 0.5).float(), torch.rand(2, 1, 8, 8))
+    import sys
+
+    reads = []  # reads made by fgbg's own code (torch's optimisers read their CPU step counters, which costs no sync)
+
+    def counting(name, real):
+        def read(self, *args):
+            caller = sys._getframe(1).f_code.co_filename
+            if f"{Path('src') / 'fgbg'}" in caller:
+                reads.append((name, caller.rsplit("/", 1)[-1], sys._getframe(1).f_lineno))
+            return real(self, *args)
+        return read
+
+    for name in ("item", "__float__", "__bool__", "tolist", "__int__"):
+        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
+    train_epoch(model, [batch] * 50, Heads(params, torch.device("cpu")), torch.optim.Adam(model.parameters()),
+                torch.amp.GradScaler("cpu", enabled=False), StepState(), params, 0, 8, show=False)
+    assert [r[0] for r in reads] == ["__bool__", "__bool__"], reads  # the finiteness flag after steps 24 and 49
 
 
 LEARN = {"epochs": 6, "batch_size": 4, "lr": 0.01}  # 36 steps: enough for the loss to fall on the tiny data

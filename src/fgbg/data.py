@@ -58,9 +58,11 @@ class PairDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, store: Dataset, ids: list[int], stats: dict, augment: Transform | None = None, seed: int = 0,
-                 crop: Crop | None = None, fixed_crops: bool = False, perturb: Perturbation | None = None) -> None:
+                 crop: Crop | None = None, fixed_crops: bool = False, perturb: Perturbation | None = None,
+                 raw: bool = False) -> None:
         """`crop`: square crops (None: whole images); `fixed_crops`: the same crop every epoch (validation);
-        `perturb`: capture perturbations of the inputs (fgbg.perturb.Perturb), after augmentation."""
+        `perturb`: capture perturbations of the inputs (fgbg.perturb.Perturb), after augmentation;
+        `raw`: x as uint8 (bg then fg_bg), normalised later on the device (runtime.normalise_on_device)."""
         self.store = store
         self.ids = list(ids)
         self.stats = {k: stats[k] for k in ("bg", "fg_bg")}
@@ -69,6 +71,7 @@ class PairDataset(torch.utils.data.Dataset):
         self.crop = crop
         self.fixed_crops = fixed_crops
         self.perturb = perturb
+        self.raw = raw
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -88,7 +91,10 @@ class PairDataset(torch.utils.data.Dataset):
             bg, fg_bg, mask, depth = self.augment(bg, fg_bg, mask, depth, sample_seed(self.seed, self.epoch, k))
         if self.perturb is not None:
             bg, fg_bg = self.perturb(bg, fg_bg, mask, sample_seed(self.seed + 1, self.epoch, k))
-        x = model_input(bg, fg_bg, self.stats)  # 6, H, W
+        if self.raw:
+            x = torch.from_numpy(np.concatenate([bg, fg_bg], axis=2)).permute(2, 0, 1).contiguous()  # 6, H, W uint8
+        else:
+            x = model_input(bg, fg_bg, self.stats)  # 6, H, W
         mask_t = torch.from_numpy(np.ascontiguousarray(mask[None], dtype=np.float32))  # 1, H, W
         depth_t = torch.from_numpy(np.ascontiguousarray(depth[None], dtype=np.float32))  # 1, H, W
         return x, mask_t, depth_t

@@ -52,13 +52,16 @@ def setup(device_type: str) -> Dist:
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local)
 
 
-def all_sum(values: dict[str, float], d: Dist) -> dict[str, float]:
-    """Sum each value over all processes (identity for one process)."""
-    if not d.active:
-        return values
+def all_sum(values: dict, d: Dist) -> dict[str, float]:
+    """Each value (a number or a 0-d tensor on any device) summed over all processes, as floats.
+
+    The values travel as one float64 tensor on their own device, and come back to the host
+    in one read: the one sync of an epoch's sums."""
     keys = sorted(values)
-    t = torch.tensor([values[k] for k in keys], dtype=torch.float64)
-    dist.all_reduce(t)
+    device = next((v.device for v in values.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    t = torch.stack([torch.as_tensor(values[k], dtype=torch.float64, device=device) for k in keys])
+    if d.active:
+        dist.all_reduce(t)
     return dict(zip(keys, t.tolist()))
 
 

@@ -71,13 +71,16 @@ class HeadLoss:
         self.head = head
         self.weights = dict(weights)
 
-    def __call__(self, raw: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """raw: mask logits or depth, N, 1, H, W. Returns (weighted total, {term: value})."""
+    def __call__(self, raw: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """raw: mask logits or depth, N, 1, H, W. Returns (weighted total, {term: detached 0-d tensor}).
+
+        The terms stay tensors on the device: turning them into Python floats would make the
+        host wait for the device at every step."""
         prob = torch.sigmoid(raw) if self.head == "mask" else raw
         total = raw.new_zeros((), dtype=torch.float32)
         terms = {}
         for name, w in self.weights.items():
             value = LOSSES.get(name)(raw if name in TAKES_LOGITS else prob, target)
-            terms[f"{self.head}_{name}"] = float(value.detach())
+            terms[f"{self.head}_{name}"] = value.detach()
             total = total + w * value.float()
         return total, terms

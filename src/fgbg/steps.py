@@ -6,15 +6,16 @@
   (inputs bilinear, mask by area then > 0.5, depth by area).
 - CUDA out of memory: the step is retried in twice as many micro-batches (gradient
   accumulation keeps the effective batch), and the run goes on with that split.
-- A NaN or inf loss stops the run with the epoch, step and loss terms.
+- A NaN or inf loss stops the run with the epoch, the window of steps it appeared in and
+  the loss terms.
+- No host-device sync per step: losses, terms and metrics add up on the device, and the
+  finiteness flag is read back every CHECK_EVERY steps; an epoch reads its sums once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
-from collections import defaultdict
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +25,7 @@ from fgbg.config import Params
 from fgbg.losses import HeadLoss
 from fgbg.metrics import depth_metrics, mask_metrics
 from fgbg.progress import progress
-from fgbg.runtime import autocast_dtype, forward, upsample_like
+from fgbg.runtime import autocast_dtype, forward, normalise_on_device, upsample_like
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +55,19 @@ class StepState:
 class Heads:
     """The two heads' losses, and the forward pass under autocast."""
 
-    def __init__(self, p: Params, device: torch.device) -> None:
+    def __init__(self, p: Params, device: torch.device, stats: dict | None = None) -> None:
+        """`stats`: normalise uint8 batches on the device (float batches pass as they are)."""
         self.mask_loss = HeadLoss("mask", p.train.mask_loss)
         self.depth_loss = HeadLoss("depth", p.train.depth_loss)
         self.device = device
         self.dtype = autocast_dtype(p.train.precision, device)
         self.channels_last = p.train.channels_last
+        self.stats = stats
 
     def to_device(self, x, mask, depth):
         x = x.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = normalise_on_device(x, self.stats)  # N, 6, H, W float32
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, mask.to(self.device, non_blocking=True), depth.to(self.device, non_blocking=True)
@@ -76,41 +81,66 @@ class Heads:
         return logits, depth_pred, lm + ld, {**terms, **dterms}
 
 
-def _check_finite(loss: torch.Tensor, terms: dict, epoch: int, step: int, phase: str) -> float:
-    value = float(loss.detach())
-    if not math.isfinite(value):
-        raise FloatingPointError(
-            f"loss is {value} at epoch {epoch}, step {step} ({phase}); terms: {terms}. "
-            "The last good checkpoint is kept; lower lr, set train.grad_clip, or change the loss weights"
-        )
-    return value
+CHECK_EVERY = 25  # steps between reading the finiteness flag back from the device
+
+
+class FiniteCheck:
+    """Whether every loss of a pass was finite, kept on the device and read back every
+    CHECK_EVERY steps and at the end: one host-device sync per window instead of per step.
+    A NaN or inf stops the run naming the epoch and the steps it appeared between."""
+
+    def __init__(self, phase: str, epoch: int) -> None:
+        self.phase, self.epoch = phase, epoch
+        self.bad: torch.Tensor | None = None  # 0-d bool on the device: a non-finite loss since `since`
+        self.since = 0
+        self.terms: dict[str, torch.Tensor] = {}
+
+    def add(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], step: int) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        self.bad = bad if self.bad is None else self.bad | bad
+        self.terms = terms
+        if (step + 1) % CHECK_EVERY == 0:
+            self.check(step)
+
+    def check(self, step: int) -> None:
+        if self.bad is not None and bool(self.bad):  # the one sync of the window
+            terms = {k: float(v) for k, v in self.terms.items()}
+            raise FloatingPointError(
+                f"loss is not finite at epoch {self.epoch}, between steps {self.since} and {step} ({self.phase}); "
+                f"terms at step {step}: {terms}. The last good checkpoint is kept; lower lr, set train.grad_clip, "
+                "or change the loss weights")
+        self.bad, self.since = None, step + 1
 
 
 def train_step(model, batch, heads: Heads, opt, scaler, state: StepState, grad_clip: float, epoch: int, step: int):
-    """One optimiser step over `batch`, split into `state.accum` micro-batches; (loss, terms)."""
+    """One optimiser step over `batch`, split into `state.accum` micro-batches.
+
+    Returns (loss, {term: value}) as detached 0-d tensors on the device, averaged over the
+    batch: no host-device sync here (fgbg.steps.FiniteCheck reads finiteness in windows)."""
     x, mask, depth = batch
     n = x.shape[0]
     while True:
         try:
             opt.zero_grad(set_to_none=True)
-            total, terms_sum = 0.0, defaultdict(float)
+            total, terms_sum = 0.0, {}
             chunks = list(zip(x.tensor_split(state.accum), mask.tensor_split(state.accum), depth.tensor_split(state.accum)))
             chunks = [c for c in chunks if c[0].shape[0]]
             for i, (xc, mc, dc) in enumerate(chunks):
+                share = xc.shape[0] / n  # this micro-batch's weight in the batch mean
+                # DDP: all-reduce gradients only after the last micro-batch
                 sync = contextlib.nullcontext() if i == len(chunks) - 1 or not hasattr(model, "no_sync") else model.no_sync()
                 with sync:
                     _, _, loss, terms = heads.forward(model, xc, mc, dc)
-                    value = _check_finite(loss, terms, epoch, step, "train")
-                    scaler.scale(loss * (xc.shape[0] / n)).backward()
-                total += value * xc.shape[0] / n
+                    scaler.scale(loss * share).backward()
+                total = total + loss.detach().double() * share  # a float64 device tensor: no sync
                 for k, v in terms.items():
-                    terms_sum[k] += v * xc.shape[0] / n
+                    terms_sum[k] = terms_sum.get(k, 0.0) + v.double() * share
             if grad_clip:
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             scaler.step(opt)
             scaler.update()
-            return total, dict(terms_sum)
+            return total, terms_sum
         except torch.cuda.OutOfMemoryError:
             if state.accum >= n:
                 raise
@@ -122,39 +152,47 @@ def train_step(model, batch, heads: Heads, opt, scaler, state: StepState, grad_c
                         "(gradient accumulation keeps the effective batch)", epoch, step, n, state.accum)
 
 
+def _add(sums: dict, values: dict[str, torch.Tensor], weight: float) -> None:
+    """sums[k] += values[k] * weight, in float64 on the values' device."""
+    for k, v in values.items():
+        sums[k] = sums.get(k, 0.0) + v.double() * weight
+
+
 def train_epoch(model, loader, heads: Heads, opt, scaler, state: StepState, p: Params, epoch: int, size: int,
-                batch_scheduler=None, show: bool = True) -> dict[str, float]:
-    """Sums of loss terms (times samples) and the sample count "n" over one training pass."""
+                batch_scheduler=None, show: bool = True) -> dict:
+    """Sums of loss terms (times samples, device tensors) and the sample count "n" over one training pass."""
     model.train()
-    sums: dict[str, float] = defaultdict(float)
+    sums: dict = {}
+    n = 0
+    finite = FiniteCheck("train", epoch)
+    step = -1
     for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False, disable=not show)):
         x, mask, depth = resize_batch(*heads.to_device(*batch), size)
         loss, terms = train_step(model, (x, mask, depth), heads, opt, scaler, state, p.train.grad_clip, epoch, step)
         if batch_scheduler is not None:
             batch_scheduler.step()
-        bs = x.shape[0]
-        sums["n"] += bs
-        sums["loss"] += loss * bs
-        for k, v in terms.items():
-            sums[k] += v * bs
-    return dict(sums)
+        finite.add(loss, terms, step)
+        n += x.shape[0]  # a shape: known on the host
+        _add(sums, {"loss": loss, **terms}, x.shape[0])
+    finite.check(step)
+    return {**sums, "n": n}
 
 
 @torch.no_grad()
-def validate(model, loader, heads: Heads, epoch: int, show: bool = True) -> dict[str, float]:
-    """Sums of loss terms and per-image metrics (at full resolution) and the count "n"."""
+def validate(model, loader, heads: Heads, epoch: int, show: bool = True) -> dict:
+    """Sums of loss terms and per-image metrics (at full resolution; device tensors) and the count "n"."""
     model.eval()
-    sums: dict[str, float] = defaultdict(float)
+    sums: dict = {}
+    n = 0
+    finite = FiniteCheck("val", epoch)
+    step = -1
     for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} val", unit="batch", leave=False, disable=not show)):
         x, mask, depth = heads.to_device(*batch)
         logits, depth_pred, loss, terms = heads.forward(model, x, mask, depth)
-        _check_finite(loss, terms, epoch, step, "val")
-        bs = x.shape[0]
-        sums["n"] += bs
-        sums["loss"] += float(loss) * bs
-        for k, v in terms.items():
-            sums[k] += v * bs
+        finite.add(loss, terms, step)
+        n += x.shape[0]
+        _add(sums, {"loss": loss, **terms}, x.shape[0])
         metrics = {**mask_metrics(upsample_like(logits, mask), mask), **depth_metrics(upsample_like(depth_pred, depth), depth)}
-        for k, v in metrics.items():
-            sums[k] += float(v.sum())
-    return dict(sums)
+        _add(sums, {k: v.sum() for k, v in metrics.items()}, 1)
+    finite.check(step)
+    return {**sums, "n": n}

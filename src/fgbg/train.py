@@ -111,12 +111,15 @@ def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed
     crop = Crop(p.train.crop, p.train.crop_object) if p.train.crop else None
     perturb = Perturb(p.train.perturb)
     train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=p.train.seed,
-                           crop=crop, perturb=perturb if perturb.enabled else None)
+                           crop=crop, perturb=perturb if perturb.enabled else None, raw=True)
     # validation: the same object-centred crop of each sample every epoch (whole images without crops)
-    val_ds = PairDataset(store, split["val"], stats, crop=crop and Crop(crop.size, 1.0), fixed_crops=True)
+    val_ds = PairDataset(store, split["val"], stats, crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True)
     val_ds = torch.utils.data.Subset(val_ds, range(d.rank, len(val_ds), d.world))  # disjoint shares
     sampler = torch.utils.data.DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=p.train.seed) if d.active else None
-    kw = dict(batch_size=p.batch_size, num_workers=loader_workers(p.train.workers, device), pin_memory=device.type == "cuda")
+    workers = loader_workers(p.train.workers, device)
+    kw = dict(batch_size=p.batch_size, num_workers=workers, pin_memory=device.type == "cuda")
+    if workers:  # keep the processes between epochs, and two batches each in flight
+        kw.update(persistent_workers=True, prefetch_factor=2)
     gen = torch.Generator()
     train_dl = torch.utils.data.DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)
     val_dl = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
@@ -158,8 +161,9 @@ def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
     x, mask, depth = next(iter(val_dl))
     model.eval()
     with torch.no_grad():
-        logits, depth_pred, _, _ = heads.forward(model, *heads.to_device(x[:n], mask[:n], depth[:n]))
-    rows = sample_rows(x[:n], mask[:n], depth[:n], upsample_like(logits, mask[:n]).cpu(),
+        x, _, _ = heads.to_device(x[:n], mask[:n], depth[:n])  # N, 6, H, W normalised
+        logits, depth_pred, _, _ = heads.forward(model, x, mask[:n].to(x.device), depth[:n].to(x.device))
+    rows = sample_rows(x.float().cpu().contiguous(), mask[:n], depth[:n], upsample_like(logits, mask[:n]).cpu(),
                        upsample_like(depth_pred, depth[:n]).cpu(), val_dl.dataset.dataset.stats)
     return grid_image(rows)
 
@@ -222,11 +226,11 @@ class Trainer:
                     best_epoch=self.best_epoch, accum=self.state.accum, input_size=self.p.compose.bg_size)
 
 
-def _trainer(p: Params, device: torch.device, steps_per_epoch: int, fp: str) -> Trainer:
+def _trainer(p: Params, device: torch.device, steps_per_epoch: int, fp: str, stats: dict) -> Trainer:
     model = build_model(p.model).to(device)
     if p.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    heads = Heads(p, device)
+    heads = Heads(p, device, stats)
     opt = build_optimizer(model, p)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
     return Trainer(p, model, heads, opt, build_scheduler(opt, p, steps_per_epoch), scaler, fp)
@@ -249,7 +253,7 @@ def train_model(
     store = Dataset(dataset_dir)
     store.check_ids(split["train"] + split["val"], str(split_path))
     loaders = _loaders(p, store, split, stats, d, device)
-    t = _trainer(p, device, len(loaders.train), fingerprint(_training_identity(p), stats_path, split_path))
+    t = _trainer(p, device, len(loaders.train), fingerprint(_training_identity(p), stats_path, split_path), stats)
     model_dir = Path(model_dir)
     if d.main and remove_stale_temps(model_dir):
         log.info("removed temporary files that a killed run left in %s", model_dir)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import replace
 import time
 
@@ -29,12 +30,54 @@ from fgbg.data import Crop, PairDataset
 from fgbg.model import build_model
 from fgbg.optim import build_optimizer
 from fgbg.perturb import Perturb
-from fgbg.steps import Heads, StepState, train_step
+from fgbg.steps import Heads, StepState, train_epoch
 from fgbg.store import Dataset
 
 
-def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.device) -> float:
-    """Training samples/s of `p`'s model, losses, optimiser, precision and memory format."""
+def previous_train_step(model, batch, heads: Heads, opt, scaler, state, grad_clip: float, epoch: int, step: int):
+    """The step before issue 11, the baseline: the loss and every loss term read back as Python
+    floats at every step, which makes the host wait for the device each time."""
+    x, mask, depth = batch
+    opt.zero_grad(set_to_none=True)
+    _, _, loss, terms = heads.forward(model, x, mask, depth)
+    value = float(loss.detach())  # the per-step sync the current step avoids
+    terms = {k: float(v) for k, v in terms.items()}
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return value, terms
+
+
+class SyncCounter:
+    """Counts reads of tensor values back to the host (item, float, bool, int, tolist) made by
+    fgbg's code or this benchmark, not by torch's internals (an optimiser reading its CPU step
+    counter costs no sync). On a GPU each such read waits for the device."""
+
+    NAMES = ("item", "__float__", "__bool__", "__int__", "tolist")
+
+    def __enter__(self) -> "SyncCounter":
+        self.count = 0
+        self.saved = {name: getattr(torch.Tensor, name) for name in self.NAMES}
+        for name, real in self.saved.items():
+            setattr(torch.Tensor, name, self._wrap(real))
+        return self
+
+    def _wrap(self, real):
+        def read(tensor, *args):
+            caller = sys._getframe(1).f_code.co_filename
+            if "fgbg" in caller or caller == __file__:
+                self.count += 1
+            return real(tensor, *args)
+        return read
+
+    def __exit__(self, *exc) -> None:
+        for name, real in self.saved.items():
+            setattr(torch.Tensor, name, real)
+
+
+def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.device, step_fn=None) -> tuple[float, float]:
+    """(training samples/s, host syncs per step) of `p`'s model, losses, optimiser, precision and
+    memory format, through the epoch loop `train` runs (or `step_fn` per step, for the baseline)."""
     torch.manual_seed(0)
     model = build_model(p.model).to(device)
     if p.train.channels_last:
@@ -47,15 +90,26 @@ def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.devic
                   torch.rand(batch, 1, size, size, generator=gen))
     x, mask, depth = heads.to_device(*batch_data)
     state = StepState()
-    for i in range(steps + 3):
-        if i == 3:  # warm-up done
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-        train_step(model, (x, mask, depth), heads, opt, scaler, state, p.train.grad_clip, 0, i)
+    warm = [(x, mask, depth)] * 3
+    run = [(x, mask, depth)] * steps
+    if step_fn is None:
+        train_epoch(model, warm, heads, opt, scaler, state, p, 0, size, show=False)
+    else:
+        for i, b in enumerate(warm):
+            step_fn(model, b, heads, opt, scaler, state, p.train.grad_clip, 0, i)
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return steps * batch / (time.perf_counter() - t0)
+    with SyncCounter() as syncs:
+        t0 = time.perf_counter()
+        if step_fn is None:
+            train_epoch(model, run, heads, opt, scaler, state, p, 0, size, show=False)
+        else:
+            for i, b in enumerate(run):
+                step_fn(model, b, heads, opt, scaler, state, p.train.grad_clip, 0, i)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+    return steps * batch / seconds, syncs.count / steps
 
 
 RECIPE = PerturbConfig(shadow=0.3, bg_jitter=0.8, misalign=0.3, blur=0.3, noise=0.4, jpeg=0.5)  # all on
@@ -88,20 +142,26 @@ def main() -> None:
     res: dict = {"threads": torch.get_num_threads()}
     size, batch = p.compose.bg_size, p.batch_size
     fp32 = replace(p.train, precision="fp32")
-    res["cpu_default_channels_last"] = model_rate(replace(p, train=replace(fp32, channels_last=True)),
-                                                  size, batch, args.steps, cpu)
-    res["cpu_default_nchw_baseline"] = model_rate(replace(p, train=replace(fp32, channels_last=False)),
-                                                  size, batch, args.steps, cpu)
+    size = p.train.crop or size  # what a training step sees
+    current = replace(p, train=replace(fp32, channels_last=True))
+    res["cpu_default_channels_last"], res["syncs_per_step"] = model_rate(current, size, batch, args.steps, cpu)
+    res["cpu_default_nchw_baseline"], _ = model_rate(replace(p, train=replace(fp32, channels_last=False)),
+                                                     size, batch, args.steps, cpu)
+    res["cpu_previous_step"], res["previous_syncs_per_step"] = model_rate(current, size, batch, args.steps, cpu,
+                                                                          previous_train_step)
+    print(f"CPU, training step against the previous one (the baseline): {res['cpu_default_channels_last']:.1f} against "
+          f"{res['cpu_previous_step']:.1f} samples/s (ratio {res['cpu_default_channels_last'] / res['cpu_previous_step']:.2f}); "
+          f"host syncs per step {res['syncs_per_step']:.2f} against {res['previous_syncs_per_step']:.2f}")
     print(f"CPU, default model ({p.model.width}x{p.model.levels}) at {size} px, batch {batch}: "
           f"{res['cpu_default_channels_last']:.1f} samples/s channels-last, {res['cpu_default_nchw_baseline']:.1f} NCHW; "
           f"ratio {res['cpu_default_channels_last'] / res['cpu_default_nchw_baseline']:.2f}")
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
         orig = replace(p, model=ModelConfig(name="unet_original"))
-        fast = model_rate(replace(orig, train=replace(p.train, precision="auto", channels_last=True)),
-                          192, 32, args.steps, gpu)
-        base = model_rate(replace(orig, train=replace(p.train, precision="fp32", channels_last=False)),
-                          192, 32, args.steps, gpu)
+        fast, _ = model_rate(replace(orig, train=replace(p.train, precision="auto", channels_last=True)),
+                             192, 32, args.steps, gpu)
+        base, _ = model_rate(replace(orig, train=replace(p.train, precision="fp32", channels_last=False)),
+                             192, 32, args.steps, gpu)
         res.update(gpu=torch.cuda.get_device_name(), gpu_original_bf16_channels_last=fast, gpu_original_fp32_eager=base)
         print(f"GPU {res['gpu']}, unet_original at 192 px, batch 32: {fast:.0f} samples/s bf16 + channels-last, "
               f"{base:.0f} fp32 eager; ratio {fast / base:.2f}")

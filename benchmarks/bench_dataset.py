@@ -12,12 +12,14 @@ and random-access read rate, and prints each against the baseline as a ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +35,32 @@ from fgbg.store import Dataset
 from fgbg.synth import write_default_data
 
 SCALES = {"full": (100, 100, 192, 96, 20), "small": (20, 20, 192, 96, 5)}
+
+
+@contextlib.contextmanager
+def loopback_cluster(workers: int):
+    """A `dask scheduler` and `workers` `dask worker` processes on 127.0.0.1, as on a real cluster; its address."""
+    dask = str(Path(sys.executable).parent / "dask")
+    with tempfile.TemporaryDirectory() as tmp:
+        file = Path(tmp) / "scheduler.json"
+        procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address", ":0",
+                                   "--scheduler-file", str(file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        while not file.is_file():
+            time.sleep(0.2)
+        address = json.loads(file.read_text())["address"]
+        procs += [subprocess.Popen([dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--host", "127.0.0.1",
+                                    "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                  for _ in range(workers)]
+        try:
+            from distributed import Client
+
+            with Client(address) as client:
+                client.wait_for_workers(workers, timeout=60)
+            yield address
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
 
 
 def du(path: Path) -> tuple[int, int]:
@@ -123,13 +151,15 @@ def main() -> None:
     res["compose_samples_per_s"] = len(index) / res["compose_s"]
     res["bytes"], res["files"] = du(work / "ours" / "composed")
 
-    one = dataclasses.replace(cfg, workers=1)
-    t0 = time.perf_counter()
-    compose_dataset(data_dir=work / "data", out_dir=work / "one" / "composed", cfg=one, part=(0, 10))
-    part_s = time.perf_counter() - t0
-    part_samples = sum(min(cfg.shard_size, len(index) - k * cfg.shard_size)
-                       for k in range(0, -(-len(index) // cfg.shard_size), 10))
-    res["compose_1_worker_samples_per_s"] = part_samples / part_s
+    # engines on a tenth of the fgs: one process (the baseline), the LocalCluster, a loopback cluster
+    write_default_data(work / "data10", n_bg=n_bg, n_fg=max(2, n_fg // 10))
+    for name, engine_cfg, scheduler in (("1_worker", dataclasses.replace(cfg, workers=1), None),
+                                        ("local_cluster", cfg, None), ("loopback_cluster", cfg, "loopback")):
+        with loopback_cluster(args.workers) if scheduler else contextlib.nullcontext() as address:
+            t0 = time.perf_counter()
+            sub = compose_dataset(data_dir=work / "data10", out_dir=work / name / "composed", cfg=engine_cfg,
+                                  scheduler=address)
+            res[f"compose_{name}_samples_per_s"] = len(sub) / (time.perf_counter() - t0)
 
     base_s, base_n = baseline_compose(work / "data", work / "base" / "files", cfg, args.baseline_fraction)
     res["baseline_samples"] = base_n
@@ -150,10 +180,14 @@ def main() -> None:
     res["baseline_read_samples_per_s_1_core"] = baseline_read_rate(work / "base" / "files", 20000)
 
     print(json.dumps(res, indent=2))
+    one = res["compose_1_worker_samples_per_s"]
     print(f"compose: {res['samples']} samples in {res['compose_s']:.0f} s = {res['compose_samples_per_s']:.0f}/s "
-          f"({args.workers} workers), {res['compose_1_worker_samples_per_s']:.0f}/s on 1 worker; baseline "
-          f"{res['baseline_samples_per_s']:.0f}/s (1 process, no depth). ratio 1 worker / baseline = "
-          f"{res['compose_1_worker_samples_per_s'] / res['baseline_samples_per_s']:.2f}")
+          f"({args.workers} workers), {one:.0f}/s on 1 worker; baseline {res['baseline_samples_per_s']:.0f}/s "
+          f"(1 process, no depth). ratio 1 worker / baseline = {one / res['baseline_samples_per_s']:.2f}")
+    for name in ("local_cluster", "loopback_cluster"):
+        rate = res[f"compose_{name}_samples_per_s"]
+        print(f"compose on a tenth of the fgs, {name.replace('_', ' ')} of {args.workers} workers: {rate:.0f}/s; "
+              f"ratio to 1 process {rate / one:.2f}")
     print(f"size: {res['bytes'] / 1e9:.2f} GB in {res['files']} files; baseline (est. full) "
           f"{res['baseline_bytes_full_est'] / 1e9:.2f} GB in {res['baseline_files_full_est']:.0f} files, without depth")
     print(f"dvc add / status: {res['dvc_add_s']:.1f} s / {res['dvc_status_s']:.1f} s; baseline 10% slice "

@@ -1,5 +1,5 @@
 """The composed dataset: reads rebuild what was composed; composing is deterministic,
-parallel- and part-independent, resumable after a kill, and exportable."""
+independent of the number of workers and of the Dask cluster, resumable after a kill, and exportable."""
 
 import dataclasses
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fgbg.build import _compose_shard, compose_dataset
+from fgbg.build import _shard_bytes, compose_dataset
 from fgbg.compose import compose_sample, ground_plane_prior, placed_fg
 from fgbg.export import export_dataset
 from fgbg.sources import load_sources
@@ -43,33 +43,25 @@ def test_composing_again_in_parallel_gives_identical_bytes(tiny_data, tiny_datas
     _same_files(tiny_dataset, tmp_path / "composed")
 
 
-def test_parts_made_separately_form_the_same_dataset(tiny_data, tiny_dataset, tmp_path):
-    out = tmp_path / "composed"
-    assert compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE, part=(0, 2)) is None
-    assert not out.exists()  # not complete yet
-    assert compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE, part=(1, 2)) is not None
-    _same_files(tiny_dataset, out)
-
-
 def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, tiny_dataset, tmp_path, monkeypatch):
     import fgbg.build as build
 
     out = tmp_path / "composed"
     calls = []
 
-    def dies_on_third(k):
+    def dies_on_third(k, s):
         calls.append(k)
         if len(calls) == 3:
             raise KeyboardInterrupt  # as if killed mid-run
-        return _compose_shard(k)
+        return _shard_bytes(k, s)
 
-    monkeypatch.setattr(build, "_compose_shard", dies_on_third)
+    monkeypatch.setattr(build, "_shard_bytes", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     work = tmp_path / "composed.partial"
     assert not out.exists() and len(list((work / SHARDS).glob("*.bin"))) == 2
     assert not list(work.rglob("*.tmp"))
-    monkeypatch.setattr(build, "_compose_shard", _compose_shard)
+    monkeypatch.setattr(build, "_shard_bytes", _shard_bytes)
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     _same_files(tiny_dataset, out)
     assert not work.exists()
@@ -101,7 +93,7 @@ def test_a_kill_while_completing_keeps_every_shard(tiny_data, tiny_dataset, tmp_
     monkeypatch.setattr(Path, "rename", real_rename)
     monkeypatch.setattr(build, "atomic_write_json", real_write)
     composed = []
-    monkeypatch.setattr(build, "_compose_shard", lambda k: composed.append(k) or _compose_shard(k))
+    monkeypatch.setattr(build, "_shard_bytes", lambda k, s: composed.append(k) or _shard_bytes(k, s))
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     assert composed == []  # nothing composed again
     _same_files(tiny_dataset, out)
@@ -173,13 +165,13 @@ def test_a_failed_compose_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "data"]
 
 
-def full_on_shard_3(k):
-    """A shard maker whose disk fills at shard 3 (module level: worker processes pickle it by name)."""
+def full_on_shard_3(k, s):
+    """A shard maker whose disk fills at shard 3 (module level: Dask workers import it by name)."""
     import errno
 
     if k == 3:
         raise OSError(errno.ENOSPC, "No space left on device")
-    return _compose_shard(k)
+    return _shard_bytes(k, s)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -187,10 +179,10 @@ def test_a_full_disk_is_one_clear_error_and_the_rerun_resumes(tiny_data, tiny_da
     import fgbg.build as build
     from fgbg.errors import InputError
 
-    monkeypatch.setattr(build, "_compose_shard", full_on_shard_3)
+    monkeypatch.setattr(build, "_shard_bytes", full_on_shard_3)
     cfg = dataclasses.replace(TINY_COMPOSE, workers=workers)
     with pytest.raises(InputError, match=r"composed.partial: the disk is full .* finished shard\(s\) of 5 are kept"):
         compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
-    monkeypatch.setattr(build, "_compose_shard", _compose_shard)
+    monkeypatch.setattr(build, "_shard_bytes", _shard_bytes)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
     _same_files(tiny_dataset, tmp_path / "composed")

@@ -65,7 +65,10 @@ def test_one_onnx_session_serves_every_shard(tiny_data, mean_model, tmp_path, mo
         made.append(1)
         return real(*args, **kwargs)
 
+    import fgbg.build
+
     monkeypatch.setattr(fgbg.teacher, "Teacher", counting)
+    monkeypatch.setattr(fgbg.build, "_TEACHERS", {})  # as in a fresh process
     teacher = TeacherConfig(model=str(mean_model), input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)
     cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher, shard_size=5)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)

@@ -1,9 +1,14 @@
-"""Building the composed dataset: shards made in parallel, in parts, and resumably.
+"""Building the composed dataset: shards made on Dask, on one machine or many, and resumably.
 
 Shard k holds placements [k * shard_size, (k + 1) * shard_size) and depends on nothing
-else, so shards can be made in any order, by several processes (`workers`) or machines
-(`part=(i, n)` makes the shards with k % n == i). They are written atomically into
-`<out>.partial/`; a rerun skips the finished ones, and when all are there the folder is
+else, so shards can be made in any order, anywhere. They are made by the workers of a
+Dask cluster: a LocalCluster of `workers` processes by default, or a running cluster given
+by its scheduler's address (`scheduler`, e.g. tcp://host:8786). The sources go to the
+workers once; each worker sends back a shard's bytes and its index rows, and this process
+writes them, atomically, into `<out>.partial/`: workers need no shared filesystem. A
+worker lost mid-run has its shards made again elsewhere (Dask reschedules them). With
+`workers=1` and no scheduler everything runs in this process. A rerun skips the finished
+shards, and when all are there the folder is
 completed and renamed to `<out>`. Completing writes index, bg arrays and then meta.json,
 which records the plan's fingerprint: a run killed after that renames the folder on its
 rerun, and a run killed before it finds every shard still there. For each sample it also records the exact sums that
@@ -17,8 +22,8 @@ import errno
 import hashlib
 import json
 import logging
+import io
 import math
-import multiprocessing as mp
 import shutil
 import zlib
 from pathlib import Path
@@ -29,7 +34,7 @@ import pandas as pd
 from fgbg.compose import PreparedFg, compose_patch, ground_plane_prior, placed_fg, placed_size, placements, prepare_fg
 from fgbg.config import ComposeConfig
 from fgbg.errors import InputError
-from fgbg.imageio import atomic_path, atomic_write_json, decode_image, encode_image
+from fgbg.imageio import atomic_path, atomic_write_bytes, atomic_write_json, decode_image, encode_image
 from fgbg.progress import progress
 from fgbg.sources import Sources, load_sources
 from fgbg.store import (
@@ -39,7 +44,7 @@ from fgbg.store import (
 log = logging.getLogger(__name__)
 
 
-_STATE: dict = {}  # set before the worker pool forks; read by _compose_shard
+_TEACHERS: dict = {}  # per process: one ONNX session, not one per shard
 
 
 def _rgb_sums(img: np.ndarray) -> np.ndarray:
@@ -54,8 +59,8 @@ def _rows_path(work: Path, k: int) -> Path:
     return work / "rows" / f"{k:05d}.parquet"
 
 
-def _compose_shard(k: int) -> int:
-    s = _STATE
+def _shard_bytes(k: int, s: dict) -> tuple[int, bytes, bytes]:
+    """Shard k of the plan in `s`: (k, the shard file's bytes, its index rows as parquet bytes)."""
     cfg: ComposeConfig = s["cfg"]
     plan: pd.DataFrame = s["plan"].iloc[k * cfg.shard_size : (k + 1) * cfg.shard_size]
     src: Sources = s["sources"]
@@ -64,59 +69,97 @@ def _compose_shard(k: int) -> int:
     if cfg.depth == "teacher":
         from fgbg.teacher import Teacher
 
-        if "teacher" not in s:  # one ONNX session per process, not per shard
-            s["teacher"] = Teacher(cfg.teacher, threads=s["threads"])
-        teacher = s["teacher"]
+        model = Path(cfg.teacher.model)
+        stamp = model.stat() if model.is_file() else None  # a changed file gets a new session
+        key = (json.dumps(dataclasses.asdict(cfg.teacher), sort_keys=True), stamp and (stamp.st_mtime_ns, stamp.st_size))
+        if key not in _TEACHERS:  # one ONNX session per process (a Dask worker keeps it), not per shard
+            _TEACHERS[key] = Teacher(cfg.teacher, threads=s["threads"])
+        teacher = _TEACHERS[key]
     prepared: dict[tuple, tuple[PreparedFg, bytes]] = {}
     out_rows = []
     offset = 0
     step = cfg.teacher.batch if teacher else len(plan)
-    with atomic_path(s["work"] / SHARDS / shard_name(k)) as tmp, open(tmp, "wb") as f:
-        for start in range(0, len(plan), step):
-            chunk = list(plan.iloc[start : start + step].itertuples())
-            parts = []
-            for r in chunk:
-                full_h, full_w = placed_size(src.fg[r.fg_idx].shape, r.scale)
-                key = (r.fg_idx, r.flip, int(full_h), int(full_w), r.h, r.w)
-                if key not in prepared:
-                    if len(prepared) > 64:
-                        prepared.clear()
-                    placed = placed_fg(src.fg[r.fg_idx], r.flip, int(full_h), int(full_w))[: r.h, : r.w]  # grid: cropped
-                    fg = prepare_fg(np.ascontiguousarray(placed), cfg.mask_threshold)
-                    prepared[key] = (fg, np.packbits(fg.obj, axis=None).tobytes())
-                parts.append((*compose_patch(src.bg[r.bg_idx], depths[r.bg_idx], prepared[key][0], r.x, r.y),
-                              *prepared[key]))
-            teacher_depth = [None] * len(chunk)
-            if teacher:
-                full = np.stack([src.bg[r.bg_idx] for r in chunk])
-                for img, r, (patch, *_) in zip(full, chunk, parts):
-                    img[r.y : r.y + r.h, r.x : r.x + r.w] = patch
-                teacher_depth = list(teacher.predict(full))
-            for r, (patch, obj_depth, fg, mask_bits), tdepth in zip(chunk, parts, teacher_depth):
-                blobs = [encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality), mask_bits, encode_depth(tdepth)]
-                stored = decode_image(blobs[0]) if cfg.fg_bg_format == "jpeg" else patch
-                box = src.bg[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w]
-                rgb = s["bg_sums"][r.bg_idx] + _rgb_sums(stored) - _rgb_sums(box)
-                n_obj = int(fg.obj.sum())
-                if tdepth is None:
-                    under = depths[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w][fg.obj].astype(np.float64)
-                    od = 0.0 if np.isnan(obj_depth) else float(obj_depth)
-                    d_sum = s["depth_sums"][r.bg_idx][0] - under.sum() + od * n_obj
-                    d_sq = s["depth_sums"][r.bg_idx][1] - (under * under).sum() + od * od * n_obj
-                else:
-                    q = decode_depth(blobs[2]).astype(np.float64)
-                    d_sum, d_sq = q.sum(), (q * q).sum()
-                for blob in blobs:
-                    f.write(blob)
-                crc = zlib.crc32(b"".join(blobs))  # checked on every read (fgbg.store)
-                out_rows.append([offset, *map(len, blobs), crc, obj_depth, *rgb.astype(np.int64), n_obj, d_sum, d_sq])
-                offset += sum(map(len, blobs))
+    f = io.BytesIO()  # the records of the shard, back to back
+    for start in range(0, len(plan), step):
+        chunk = list(plan.iloc[start : start + step].itertuples())
+        parts = []
+        for r in chunk:
+            full_h, full_w = placed_size(src.fg[r.fg_idx].shape, r.scale)
+            key = (r.fg_idx, r.flip, int(full_h), int(full_w), r.h, r.w)
+            if key not in prepared:
+                if len(prepared) > 64:
+                    prepared.clear()
+                placed = placed_fg(src.fg[r.fg_idx], r.flip, int(full_h), int(full_w))[: r.h, : r.w]  # grid: cropped
+                fg = prepare_fg(np.ascontiguousarray(placed), cfg.mask_threshold)
+                prepared[key] = (fg, np.packbits(fg.obj, axis=None).tobytes())
+            parts.append((*compose_patch(src.bg[r.bg_idx], depths[r.bg_idx], prepared[key][0], r.x, r.y),
+                          *prepared[key]))
+        teacher_depth = [None] * len(chunk)
+        if teacher:
+            full = np.stack([src.bg[r.bg_idx] for r in chunk])
+            for img, r, (patch, *_) in zip(full, chunk, parts):
+                img[r.y : r.y + r.h, r.x : r.x + r.w] = patch
+            teacher_depth = list(teacher.predict(full))
+        for r, (patch, obj_depth, fg, mask_bits), tdepth in zip(chunk, parts, teacher_depth):
+            blobs = [encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality), mask_bits, encode_depth(tdepth)]
+            stored = decode_image(blobs[0]) if cfg.fg_bg_format == "jpeg" else patch
+            box = src.bg[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w]
+            rgb = s["bg_sums"][r.bg_idx] + _rgb_sums(stored) - _rgb_sums(box)
+            n_obj = int(fg.obj.sum())
+            if tdepth is None:
+                under = depths[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w][fg.obj].astype(np.float64)
+                od = 0.0 if np.isnan(obj_depth) else float(obj_depth)
+                d_sum = s["depth_sums"][r.bg_idx][0] - under.sum() + od * n_obj
+                d_sq = s["depth_sums"][r.bg_idx][1] - (under * under).sum() + od * od * n_obj
+            else:
+                q = decode_depth(blobs[2]).astype(np.float64)
+                d_sum, d_sq = q.sum(), (q * q).sum()
+            for blob in blobs:
+                f.write(blob)
+            crc = zlib.crc32(b"".join(blobs))  # checked on every read (fgbg.store)
+            out_rows.append([offset, *map(len, blobs), crc, obj_depth, *rgb.astype(np.int64), n_obj, d_sum, d_sq])
+            offset += sum(map(len, blobs))
     cols = ["offset", "patch_len", "mask_len", "depth_len", "crc32", "obj_depth", *SUM_COLUMNS]
     rows = pd.DataFrame(out_rows, columns=cols)
     rows.insert(0, "shard", k)
-    with atomic_path(_rows_path(s["work"], k)) as tmp:
-        rows.to_parquet(tmp, index=False)
-    return k
+    buf = io.BytesIO()
+    rows.to_parquet(buf, index=False)
+    return k, f.getvalue(), buf.getvalue()
+
+
+def _write_shard(work: Path, k: int, shard: bytes, rows: bytes) -> None:
+    """Shard k's file, then its rows: their presence marks the shard done."""
+    atomic_write_bytes(work / SHARDS / shard_name(k), shard)
+    atomic_write_bytes(_rows_path(work, k), rows)
+
+
+def _cluster(workers: int, scheduler: str | None):
+    """A Dask client: of the cluster at `scheduler`, else of a LocalCluster of `workers` processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler, timeout="30s")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           host="127.0.0.1", silence_logs=logging.WARNING)
+    return Client(cluster)
+
+
+def _make_shards(todo: list[int], state: dict, work: Path, workers: int, scheduler: str | None, bar) -> None:
+    """Make the shards `todo`, on Dask (see module doc), writing each as it arrives."""
+    if workers == 1 and not scheduler:
+        for k in todo:
+            _write_shard(work, *_shard_bytes(k, state))
+            bar.update()
+        return
+    from distributed import as_completed
+
+    with _cluster(workers, scheduler) as client:
+        shared = client.scatter(state, broadcast=True)  # the sources travel to each worker once
+        futures = client.map(_shard_bytes, todo, s=shared, pure=False)
+        for future in as_completed(futures):
+            _write_shard(work, *future.result())
+            bar.update()
+            future.release()  # the bytes are on disk: free them on the worker
 
 
 def _identity(cfg: ComposeConfig) -> dict:
@@ -147,12 +190,9 @@ def _prepare_work(work: Path, fingerprint: str) -> None:
 
 
 def compose_dataset(
-    *, data_dir: str | Path, out_dir: str | Path, cfg: ComposeConfig, part: tuple[int, int] | None = None
-) -> pd.DataFrame | None:
-    """Compose the shards of `part` (all by default); when every shard exists, finish `out_dir`.
-
-    Returns the index once the dataset is complete, else None (other parts still missing).
-    """
+    *, data_dir: str | Path, out_dir: str | Path, cfg: ComposeConfig, scheduler: str | None = None
+) -> pd.DataFrame:
+    """Compose every shard not made yet (see module doc), then complete `out_dir`; returns the index."""
     sources = load_sources(data_dir, cfg.bg_size, cfg.fg_size)
     out_dir = Path(out_dir)
     work = out_dir.with_name(out_dir.name + ".partial")
@@ -162,30 +202,21 @@ def compose_dataset(
     _prepare_work(work, fingerprint)
     plan = placements(sources, cfg)
     n_shards = math.ceil(len(plan) / cfg.shard_size)
-    mine = [k for k in range(n_shards) if part is None or k % part[1] == part[0]]
-    todo = [k for k in mine if not _rows_path(work, k).is_file()]
+    todo = [k for k in range(n_shards) if not _rows_path(work, k).is_file()]
     depths = np.stack([d if d is not None else ground_plane_prior(cfg.bg_size) for d in sources.bg_depth])
     bg64 = sources.bg.reshape(len(sources.bg), -1, 3).astype(np.int64)
     d64 = depths.reshape(len(depths), -1).astype(np.float64)
-    _STATE.clear()
-    _STATE.update(
-        cfg=cfg, plan=plan, sources=sources, depths=depths, work=work,
+    state = dict(
+        cfg=cfg, plan=plan, sources=sources, depths=depths,
         bg_sums=np.concatenate([bg64.sum(1), (bg64 * bg64).sum(1)], axis=1),
         depth_sums=np.stack([d64.sum(1), (d64 * d64).sum(1)], axis=1),
-        threads=1 if cfg.workers > 1 else 0,
+        threads=1 if cfg.workers > 1 or scheduler else 0,
     )
-    log.info("composing %d of %d shards (%d samples in all) with %d worker(s)",
-             len(todo), n_shards, len(plan), cfg.workers)
+    where = f"the Dask cluster at {scheduler}" if scheduler else f"{cfg.workers} local worker process(es)"
+    log.info("composing %d of %d shards (%d samples in all) on %s", len(todo), n_shards, len(plan), where)
     bar = progress(total=len(todo), desc="compose", unit="shard")
     try:
-        if cfg.workers > 1 and len(todo) > 1:
-            with mp.get_context("fork").Pool(cfg.workers) as pool:
-                for _ in pool.imap_unordered(_compose_shard, todo):
-                    bar.update()
-        else:
-            for k in todo:
-                _compose_shard(k)
-                bar.update()
+        _make_shards(todo, state, work, cfg.workers, scheduler, bar)
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
@@ -195,12 +226,6 @@ def compose_dataset(
                          "same command again (`dvc repro compose`): it resumes") from None
     finally:
         bar.close()
-        _STATE.clear()
-    missing = [k for k in range(n_shards) if not _rows_path(work, k).is_file()]
-    if missing:
-        log.info("part done; %d of %d shards still missing in %s: run the other parts, then compose "
-                 "without --part to finish", len(missing), n_shards, work)
-        return None
     _finish(work, plan, sources, depths, cfg, n_shards, fingerprint)
     return _rename(work, out_dir)
 

@@ -1,0 +1,16 @@
+"""A Dask worker preload for the cluster tests: each shard takes 0.3 s longer, so that a
+worker can be killed while shards are still being made (`dask worker --preload`)."""
+
+import time
+
+import fgbg.build
+
+
+def dask_setup(worker) -> None:
+    real = fgbg.build._shard_bytes
+
+    def slow(k, s):
+        time.sleep(0.3)
+        return real(k, s)
+
+    fgbg.build._shard_bytes = slow  # the client's tasks name this function; the worker resolves it here

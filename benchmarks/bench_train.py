@@ -27,7 +27,7 @@ import torch
 from fgbg.augment import Augment
 from fgbg.config import AugmentConfig, ModelConfig, Params, PerturbConfig, load_params
 from fgbg.data import Crop, PairDataset
-from fgbg.model import build_model
+from fgbg.model import build_model, input_channels
 from fgbg.optim import build_optimizer
 from fgbg.perturb import Perturb
 from fgbg.steps import Heads, StepState, train_epoch
@@ -86,7 +86,7 @@ def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.devic
     heads = Heads(p, device)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
     gen = torch.Generator().manual_seed(0)
-    batch_data = (torch.randn(batch, 6, size, size, generator=gen), (torch.rand(batch, 1, size, size, generator=gen) > 0.8).float(),
+    batch_data = (torch.randn(batch, input_channels(p.model), size, size, generator=gen), (torch.rand(batch, 1, size, size, generator=gen) > 0.8).float(),
                   torch.rand(batch, 1, size, size, generator=gen))
     x, mask, depth = heads.to_device(*batch_data)
     state = StepState()

@@ -38,6 +38,11 @@ from fgbg.store import Dataset  # noqa: E402
 from fgbg.train import train_model  # noqa: E402
 
 
+def yaml_value(text: str):
+    """'5' -> 5, 'true' -> True, as params.yaml would read them."""
+    return {"true": True, "false": False}.get(text, int(text) if text.isdigit() else text)
+
+
 def prepare(p: Params, dataset: Path, work: Path) -> tuple[Path, Path]:
     """split.json and stats.json (train split) for `dataset`, as the pipeline makes them."""
     store = Dataset(dataset)
@@ -66,7 +71,8 @@ def main(argv=None) -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--data", default="data")
     ap.add_argument("--out", default="logs/compare_crops")
-    ap.add_argument("--variants", nargs="+", default=["downscaled 64", "crop 64", "crop 96", "crop 128"])
+    ap.add_argument("--variants", nargs="+", default=["downscaled 64", "crop 64", "crop 96", "crop 128"],
+                    help="'downscaled S' or 'crop C', optionally followed by model params, e.g. 'crop 64 levels=5'")
     args = ap.parse_args(argv)
     base = load_params(args.params)
     out = Path(args.out)
@@ -82,21 +88,23 @@ def main(argv=None) -> None:
     test_ids = json.loads(native_split.read_text())["test"]
     results = {}
     for name in args.variants:
-        kind, size = name.split()
+        kind, size, *extra = name.split()
         size = int(size)
-        work = out / name.replace(" ", "_")
+        model_params = {k: yaml_value(v) for k, v in (e.split("=") for e in extra)}
+        base_v = dataclasses.replace(base, model=dataclasses.replace(base.model, **model_params))
+        work = out / name.replace(" ", "_").replace("=", "")
         work.mkdir(exist_ok=True)
         if kind == "downscaled":
             compose = dataclasses.replace(base.compose, bg_size=size, fg_size=size // 2)
             dataset = work / "composed"
             if not dataset.is_dir():
                 compose_dataset(data_dir=args.data, out_dir=dataset, cfg=compose)
-            split, stats = prepare(base, dataset, work)
-            p = dataclasses.replace(base, compose=compose, train=dataclasses.replace(base.train, crop=0))
+            split, stats = prepare(base_v, dataset, work)
+            p = dataclasses.replace(base_v, compose=compose, train=dataclasses.replace(base.train, crop=0))
         else:
             dataset, split, stats = native, native_split, native_stats
             epochs = max(1, round(base.epochs * (64 / size) ** 2))
-            p = dataclasses.replace(base, epochs=epochs, train=dataclasses.replace(base.train, crop=size))
+            p = dataclasses.replace(base_v, epochs=epochs, train=dataclasses.replace(base.train, crop=size))
         t0 = time.perf_counter()
         train_model(params=p, dataset_dir=dataset, stats_path=stats, split_path=split, model_dir=work / "models",
                     live_dir=work / "dvclive", metrics_path=work / "train.json")

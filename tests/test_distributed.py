@@ -23,7 +23,7 @@ def test_two_processes_train_and_only_rank_0_writes(tiny_dataset, tmp_path):
     atomic_write_json(tmp_path / "stats.json", dataset_stats(ds))
     atomic_write_json(tmp_path / "split.json", split_index(ds.index, group_by="fg", val_fraction=0.25, test_fraction=0.25, seed=0))
     params = {"epochs": 2, "batch_size": 4, "compose": {"bg_size": 16, "fg_size": 8},
-              "model": {"width": 4, "levels": 2}, "train": {"threads": 1, "image_every": 1}}
+              "model": {"width": 4, "levels": 2}, "train": {"threads": 1, "image_every": 1, "crop": 0}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", str(ROOT / "stages" / "train.py"),

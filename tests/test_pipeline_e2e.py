@@ -24,7 +24,7 @@ TINY = {
     "epochs": 2, "batch_size": 8,
     "compose": {"bg_size": 16, "fg_size": 8, "positions": 1, "shard_size": 8},
     "model": {"width": 4, "levels": 2},
-    "train": {"threads": 1},
+    "train": {"threads": 1, "crop": 8},  # crops, as the default run trains
     "evaluate": {"grid_samples": 2},
 }
 

@@ -99,7 +99,7 @@ def test_loss_weight_scales_its_term(name):
     assert scaled.item() == pytest.approx(2.5 * one.item(), rel=1e-6)
 
 
-MODEL_PARAMS = {"width": 6, "levels": 2, "half_output": True}
+MODEL_PARAMS = {"width": 6, "levels": 2, "half_output": True, "rows": True}
 
 
 def test_the_model_params_differ_from_the_defaults():
@@ -111,8 +111,9 @@ def test_unet_carries_each_of_its_params(key):
     model = build_model(ModelConfig(name="unet", **{key: MODEL_PARAMS[key]}))
     width = model.encoders[0][0].out_channels
     levels = len(model.encoders)
-    logits, depth = model(torch.zeros(1, 6, 16, 16))
-    built = {"width": width, "levels": levels, "half_output": logits.shape[-1] == 8}
+    channels = model.encoders[0][0].in_channels
+    logits, depth = model(torch.zeros(1, channels, 16, 16))
+    built = {"width": width, "levels": levels, "half_output": logits.shape[-1] == 8, "rows": channels == 7}
     assert built[key] == MODEL_PARAMS[key]
     assert depth.shape == logits.shape
 

@@ -21,7 +21,7 @@ from fgbg.store import Dataset
 from fgbg.train import epoch_size, train_model
 
 TINY = {"epochs": 2, "batch_size": 8, "compose": {"bg_size": 16, "fg_size": 8},
-        "model": {"width": 4, "levels": 2}, "train": {"threads": 1, "image_every": 1}}
+        "model": {"width": 4, "levels": 2}, "train": {"threads": 1, "image_every": 1, "crop": 0}}
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -362,3 +362,19 @@ def test_training_on_crops_sees_crops_and_validates_on_fixed_ones(tiny_dataset, 
     summary = _train(tiny_dataset, prepared, tmp_path, train={"crop": 8, "threads": 1})
     assert {shape for _, shape in seen} == {(8, 8)} and summary["image_size"] == 8
     assert read_checkpoint(tmp_path / "models" / "best.pt")["input_size"] == 16  # the native scale
+
+
+def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset):
+    from fgbg.data import Crop, PairDataset
+    from fgbg.runtime import normalise_on_device, rows_channel
+
+    assert np.allclose(rows_channel(0, 3, 2, 3), [[-1, -1], [1 / 255, 1 / 255], [1, 1]], atol=1e-6)  # level 128 of 255 for the middle row
+    store = Dataset(tiny_dataset)
+    stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
+    ds = PairDataset(store, [0, 1, 2], stats, crop=Crop(8, 1.0), rows=True, raw=True)
+    raw = ds[1][0]  # 7, 8, 8 uint8
+    x = normalise_on_device(raw[None], stats)[0]
+    top = round(float((x[6, 0, 0] + 1) / 2 * 15))  # the crop's first row in the 16 px image
+    assert torch.allclose(x[6], torch.from_numpy(rows_channel(top, 8, 8, 16)))
+    whole = PairDataset(store, [1], stats, rows=True)[0][0]  # float path, whole image
+    assert whole.shape[0] == 7 and whole[6, 0, 0] == -1 and whole[6, -1, 0] == 1

@@ -137,6 +137,7 @@ def _cluster(workers: int, scheduler: str | None):
     """A Dask client: of the cluster at `scheduler`, else of a LocalCluster of `workers` processes."""
     from distributed import Client, LocalCluster
 
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # its start-up and shutdown chatter
     if scheduler:
         return Client(scheduler, timeout="30s")
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,

@@ -43,8 +43,8 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class ComposeConfig:
-    bg_size: int = 64
-    fg_size: int = 32
+    bg_size: int = 192
+    fg_size: int = 96
     positions: int = 4
     layout: Literal["random", "grid"] = "random"
     scale_range: tuple[float, float] = (1.0, 1.0)
@@ -108,6 +108,7 @@ class ModelConfig:
     width: int = 16
     levels: int = 3
     half_output: bool = False
+    rows: bool = False
 
     def __post_init__(self) -> None:
         _require(self.width >= 1, "model.width", self.width, "an int >= 1")
@@ -176,7 +177,7 @@ class TrainConfig:
     depth_loss: dict[str, float] = field(default_factory=lambda: {"l1": 1.0, "ssim": 0.5})
     best_metric: Literal["loss", "rmse", "iou", "dice"] = "loss"
     resize_schedule: tuple[tuple[int, int], ...] = ()
-    crop: int = 0
+    crop: int = 64
     crop_object: float = 0.8
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     perturb: PerturbConfig = field(default_factory=PerturbConfig)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from fgbg.runtime import model_input
+from fgbg.runtime import model_input, rows_channel, rows_to_uint8
 from fgbg.store import Dataset
 
 # (bg, fg_bg, mask, depth, seed) -> the same four transformed, e.g. fgbg.augment.Augment. Taken as
@@ -59,10 +59,11 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __init__(self, store: Dataset, ids: list[int], stats: dict, augment: Transform | None = None, seed: int = 0,
                  crop: Crop | None = None, fixed_crops: bool = False, perturb: Perturbation | None = None,
-                 raw: bool = False) -> None:
+                 raw: bool = False, rows: bool = False) -> None:
         """`crop`: square crops (None: whole images); `fixed_crops`: the same crop every epoch (validation);
         `perturb`: capture perturbations of the inputs (fgbg.perturb.Perturb), after augmentation;
-        `raw`: x as uint8 (bg then fg_bg), normalised later on the device (runtime.normalise_on_device)."""
+        `raw`: x as uint8 (bg then fg_bg), normalised later on the device (runtime.normalise_on_device);
+        `rows`: a 7th channel, each pixel's row in the whole image (runtime.rows_channel)."""
         self.store = store
         self.ids = list(ids)
         self.stats = {k: stats[k] for k in ("bg", "fg_bg")}
@@ -72,6 +73,7 @@ class PairDataset(torch.utils.data.Dataset):
         self.fixed_crops = fixed_crops
         self.perturb = perturb
         self.raw = raw
+        self.rows = rows
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -82,6 +84,7 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         bg, fg_bg, mask, depth = self.store.read(self.ids[k])
+        full_height, top = bg.shape[0], 0
         if self.crop is not None:
             rng = np.random.default_rng([self.seed, 0 if self.fixed_crops else self.epoch, k, 1])
             top, left = crop_window(bg.shape[0], self.crop, self.store.box(self.ids[k]), rng)
@@ -91,10 +94,12 @@ class PairDataset(torch.utils.data.Dataset):
             bg, fg_bg, mask, depth = self.augment(bg, fg_bg, mask, depth, sample_seed(self.seed, self.epoch, k))
         if self.perturb is not None:
             bg, fg_bg = self.perturb(bg, fg_bg, mask, sample_seed(self.seed + 1, self.epoch, k))
+        h, w = bg.shape[:2]
         if self.raw:
-            x = torch.from_numpy(np.concatenate([bg, fg_bg], axis=2)).permute(2, 0, 1).contiguous()  # 6, H, W uint8
+            planes = [bg, fg_bg] + ([rows_to_uint8(top, h, w, full_height)[..., None]] if self.rows else [])
+            x = torch.from_numpy(np.concatenate(planes, axis=2)).permute(2, 0, 1).contiguous()  # 6 or 7, H, W uint8
         else:
-            x = model_input(bg, fg_bg, self.stats)  # 6, H, W
+            x = model_input(bg, fg_bg, self.stats, rows_channel(top, h, w, full_height) if self.rows else None)
         mask_t = torch.from_numpy(np.ascontiguousarray(mask[None], dtype=np.float32))  # 1, H, W
         depth_t = torch.from_numpy(np.ascontiguousarray(depth[None], dtype=np.float32))  # 1, H, W
         return x, mask_t, depth_t

@@ -86,7 +86,7 @@ def _test_files(model, ckpt: dict, store: Dataset, ids: list[int], threshold: in
             paths = (Path(tmp) / f"{i}_bg.jpg", Path(tmp) / f"{i}_fg_bg.jpg")
             for img, path in zip((bg, fg_bg), paths):
                 Image.fromarray(img).save(path, quality=FILE_QUALITY)
-            bg_depth = np.asarray(store.bg_depth[store.index["bg_idx"].iat[i]])
+            bg_depth = np.array(store.bg_depth[store.index["bg_idx"].iat[i]])  # a copy: the store maps it read-only
             pairs.append(LabelledPair(str(i), *paths, mask, depth, bg_depth))
         df, base, _ = score_pairs(model, ckpt, pairs, dev, threshold)
     return {**means(df), "baseline": means(base), "samples": len(df),
@@ -116,7 +116,7 @@ def evaluate_model(
                     "is fully convolutional), so these are not the figures of its training size; compose at %d px "
                     "to get those", dataset_dir, size, checkpoint, trained_at, size, trained_at)
     ids = split["test"]
-    ds = PairDataset(store, ids, ckpt["stats"])
+    ds = PairDataset(store, ids, ckpt["stats"], rows=bool(ckpt["model_config"].get("rows")))
     df = _per_image(model, ds, dev, batch_size)
     info = store.index.iloc[ids][["sample", "fg", "bg", "flip", "x", "y"]].reset_index(drop=True)
     df = pd.concat([info, df], axis=1)

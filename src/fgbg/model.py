@@ -1,5 +1,9 @@
 """The network: a UNet with 6 input channels (bg, fg_bg) and two heads (mask logits, depth).
 
+With `rows`, a 7th input channel gives each pixel's row in the whole image, -1 at the top to
+1 at the bottom. A pasted object's depth is the ground's depth at its foot, which depends on
+where the foot is in the scene; a crop alone cannot tell, the row channel can.
+
 Models are built by name through `MODELS`; `width` and `levels` set the size. The
 `unet_original` preset (width 64, levels 4, half-size output) reproduces the original
 64-to-1024-channel UNet (30,895,874 parameters, outputs at 96 px for 192 px inputs); the
@@ -74,13 +78,18 @@ class UNet(nn.Module):
 
 @MODELS.register("unet")
 def _unet(cfg: ModelConfig) -> nn.Module:
-    return UNet(in_channels=6, width=cfg.width, levels=cfg.levels, half_output=cfg.half_output)
+    return UNet(in_channels=input_channels(cfg), width=cfg.width, levels=cfg.levels, half_output=cfg.half_output)
 
 
 @MODELS.register("unet_original")
 def _unet_original(cfg: ModelConfig) -> nn.Module:
     """The original: 64 to 1024 channels; width, levels and half_output in params are ignored."""
-    return UNet(in_channels=6, width=64, levels=4, half_output=True)
+    return UNet(in_channels=input_channels(cfg), width=64, levels=4, half_output=True)
+
+
+def input_channels(cfg: ModelConfig) -> int:
+    """bg and fg_bg (3 + 3), and with `rows` each pixel's row in the whole image (fgbg.runtime.rows_channel)."""
+    return 7 if cfg.rows else 6
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:

@@ -19,9 +19,9 @@ SAMPLE_COLUMNS = ("bg", "fg_bg", "mask", "mask_pred", "depth", "depth_pred", "de
 
 
 def denormalise(x: torch.Tensor, stats: dict) -> tuple[np.ndarray, np.ndarray]:
-    """6, H, W model input -> (bg, fg_bg) as H, W, 3 uint8."""
+    """6 (or 7), H, W model input -> (bg, fg_bg) as H, W, 3 uint8."""
     out = []
-    for part, kind in ((x[:3], "bg"), (x[3:], "fg_bg")):
+    for part, kind in ((x[:3], "bg"), (x[3:6], "fg_bg")):  # a 7th channel (rows) is not an image
         m = torch.tensor(stats[kind]["mean"])[:, None, None]
         s = torch.tensor(stats[kind]["std"])[:, None, None]
         img = ((part * s + m).clamp(0, 1) * 255).round().byte()  # 3, H, W

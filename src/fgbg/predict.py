@@ -25,11 +25,13 @@ import torch  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 
 from fgbg.checkpoint import load_checkpoint  # noqa: E402
-from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, read_image  # noqa: E402
-from fgbg.progress import progress  # noqa: E402
-from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
-from fgbg.runtime import pick_device, predict_pair, unwrap  # noqa: E402
+from fgbg.config import ModelConfig  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
+from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, read_image  # noqa: E402
+from fgbg.model import input_channels  # noqa: E402
+from fgbg.progress import progress  # noqa: E402
+from fgbg.runtime import pick_device, predict_pair, unwrap  # noqa: E402
+from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
 
 log = logging.getLogger(__name__)
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-4  # accepted: |onnxruntime - PyTorch| <= ATOL + RTOL * |PyTorch|
@@ -88,7 +90,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
 
     model, ckpt = load_checkpoint(checkpoint, torch.device("cpu"))
     s = ckpt["input_size"]
-    x = torch.randn(2, 6, s, s, generator=torch.Generator().manual_seed(0))
+    channels = input_channels(ModelConfig(**ckpt["model_config"]))
+    x = torch.randn(2, channels, s, s, generator=torch.Generator().manual_seed(0))
     with atomic_path(out) as tmp:
         torch.onnx.export(unwrap(model), (x,), str(tmp), input_names=["x"], output_names=["mask_logits", "depth"],
                           dynamic_axes={"x": {0: "n"}, "mask_logits": {0: "n"}, "depth": {0: "n"}},
@@ -103,6 +106,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
             raise InputError(f"ONNX export of {checkpoint} differs from PyTorch by up to {max(diffs):.2e}, beyond "
                              f"atol {ONNX_ATOL} + rtol {ONNX_RTOL}; not written")
     result = {"max_abs_diff_mask_logits": diffs[0], "max_abs_diff_depth": diffs[1], "atol": ONNX_ATOL,
-              "rtol": ONNX_RTOL, "input": [None, 6, s, s]}
+              "rtol": ONNX_RTOL, "input": [None, channels, s, s]}
     log.info("exported %s: onnxruntime matches PyTorch (max difference %.1e)", out, max(diffs))
     return result

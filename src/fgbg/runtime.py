@@ -44,19 +44,42 @@ def normalise(img: np.ndarray, mean: list[float], std: list[float]) -> torch.Ten
 
 
 def normalise_on_device(x: torch.Tensor, stats: dict) -> torch.Tensor:
-    """N, 6, H, W uint8 (bg then fg_bg, as the loader sends them) -> float32, normalised as model_input,
-    on x's device: a quarter of the bytes cross to the GPU, and the CPU does no float work."""
+    """N, 6 (or 7), H, W uint8 (bg, fg_bg and the rows levels, as the loader sends them) -> float32,
+    normalised as model_input, on x's device: a quarter of the bytes cross to the GPU, and the
+    CPU does no float work."""
     mean = torch.tensor(stats["bg"]["mean"] + stats["fg_bg"]["mean"], device=x.device)[None, :, None, None]
     std = torch.tensor(stats["bg"]["std"] + stats["fg_bg"]["std"], device=x.device)[None, :, None, None]
-    return (x.float() / 255.0 - mean) / std
+    images = (x[:, :6].float() / 255.0 - mean) / std  # N, 6, H, W
+    return images if x.shape[1] == 6 else torch.cat([images, uint8_to_rows(x[:, 6:])], dim=1)
 
 
-def model_input(bg: np.ndarray, fg_bg: np.ndarray, stats: dict) -> torch.Tensor:
-    """6, H, W: bg then fg_bg, each normalised by its own stats."""
-    return torch.cat([
-        normalise(bg, stats["bg"]["mean"], stats["bg"]["std"]),
-        normalise(fg_bg, stats["fg_bg"]["mean"], stats["fg_bg"]["std"]),
-    ])
+def rows_channel(top: int, height: int, width: int, full_height: int) -> np.ndarray:
+    """height, width float32: the row of each pixel in an image full_height tall, -1 (top) to 1
+    (bottom), for a window starting at row `top` (0 and the full height for a whole image).
+
+    Values sit on a grid of 256 levels, so that the loader can send them as uint8 (rows_to_uint8)
+    and training sees exactly what evaluation and prediction compute here."""
+    return uint8_to_rows(rows_to_uint8(top, height, width, full_height))
+
+
+def rows_to_uint8(top: int, height: int, width: int, full_height: int) -> np.ndarray:
+    """rows_channel as uint8 levels: 0 at the top of the whole image, 255 at its bottom."""
+    rows = (top + np.arange(height, dtype=np.float64)) / max(full_height - 1, 1)
+    return np.repeat(np.round(rows * 255).astype(np.uint8)[:, None], width, axis=1)
+
+
+def uint8_to_rows(levels):
+    """uint8 levels (numpy or torch) -> rows in [-1, 1], float32."""
+    return levels.astype(np.float32) / 255 * 2 - 1 if isinstance(levels, np.ndarray) else levels.float() / 255 * 2 - 1
+
+
+def model_input(bg: np.ndarray, fg_bg: np.ndarray, stats: dict, rows: np.ndarray | None = None) -> torch.Tensor:
+    """6, H, W: bg then fg_bg, each normalised by its own stats; 7 with `rows` (rows_channel)."""
+    parts = [normalise(bg, stats["bg"]["mean"], stats["bg"]["std"]),
+             normalise(fg_bg, stats["fg_bg"]["mean"], stats["fg_bg"]["std"])]
+    if rows is not None:
+        parts.append(torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))[None])
+    return torch.cat(parts)
 
 
 def upsample_like(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -108,7 +131,8 @@ def predict_pair(model, ckpt: dict, bg: np.ndarray, fg_bg: np.ndarray, device,
     At native resolution, or with the shorter side scaled to `size` and the outputs back."""
     h, w = bg.shape[:2]
     sh, sw = scaled_size(h, w, size) if size else (h, w)
-    x = model_input(_resize(bg, sh, sw), _resize(fg_bg, sh, sw), ckpt["stats"])[None]  # 1, 6, sh, sw
+    rows = rows_channel(0, sh, sw, sh) if ckpt["model_config"].get("rows") else None
+    x = model_input(_resize(bg, sh, sw), _resize(fg_bg, sh, sw), ckpt["stats"], rows)[None]  # 1, 6 or 7, sh, sw
     step = 2 ** unwrap(model).levels
     pad_h, pad_w = -sh % step, -sw % step
     x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate").to(device)  # 1, 6, sh + pad_h, sw + pad_w

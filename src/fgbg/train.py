@@ -111,9 +111,10 @@ def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed
     crop = Crop(p.train.crop, p.train.crop_object) if p.train.crop else None
     perturb = Perturb(p.train.perturb)
     train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=p.train.seed,
-                           crop=crop, perturb=perturb if perturb.enabled else None, raw=True)
+                           crop=crop, perturb=perturb if perturb.enabled else None, raw=True, rows=p.model.rows)
     # validation: the same object-centred crop of each sample every epoch (whole images without crops)
-    val_ds = PairDataset(store, split["val"], stats, crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True)
+    val_ds = PairDataset(store, split["val"], stats, crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True,
+                         rows=p.model.rows)
     val_ds = torch.utils.data.Subset(val_ds, range(d.rank, len(val_ds), d.world))  # disjoint shares
     sampler = torch.utils.data.DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=p.train.seed) if d.active else None
     workers = loader_workers(p.train.workers, device)

@@ -45,9 +45,10 @@ def crop_window(image_size: int, crop: Crop, box: tuple[int, int, int, int], rng
     return int(rng.integers(0, room + 1)), int(rng.integers(0, room + 1))
 
 
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """A 32-bit seed for one sample's augmentation in one epoch."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+def sample_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
+    """A 32-bit seed for one sample in one epoch: stream 0 augments it, 2 perturbs it (crops draw
+    from [seed, epoch, index, 1]), so that no two draws share a seed."""
+    return int(np.random.SeedSequence([seed, epoch, index] + ([stream] if stream else [])).generate_state(1)[0])
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -93,7 +94,7 @@ class PairDataset(torch.utils.data.Dataset):
         if self.augment is not None:
             bg, fg_bg, mask, depth = self.augment(bg, fg_bg, mask, depth, sample_seed(self.seed, self.epoch, k))
         if self.perturb is not None:
-            bg, fg_bg = self.perturb(bg, fg_bg, mask, sample_seed(self.seed + 1, self.epoch, k))
+            bg, fg_bg = self.perturb(bg, fg_bg, mask, sample_seed(self.seed, self.epoch, k, stream=2))
         h, w = bg.shape[:2]
         if self.raw:
             planes = [bg, fg_bg] + ([rows_to_uint8(top, h, w, full_height)[..., None]] if self.rows else [])

@@ -122,7 +122,7 @@ def train_step(model, batch, heads: Heads, opt, scaler, state: StepState, grad_c
     while True:
         try:
             opt.zero_grad(set_to_none=True)
-            total, terms_sum = 0.0, {}
+            sums: dict = {}  # the loss and its terms, weighted by micro-batch share
             chunks = list(zip(x.tensor_split(state.accum), mask.tensor_split(state.accum), depth.tensor_split(state.accum)))
             chunks = [c for c in chunks if c[0].shape[0]]
             for i, (xc, mc, dc) in enumerate(chunks):
@@ -132,15 +132,13 @@ def train_step(model, batch, heads: Heads, opt, scaler, state: StepState, grad_c
                 with sync:
                     _, _, loss, terms = heads.forward(model, xc, mc, dc)
                     scaler.scale(loss * share).backward()
-                total = total + loss.detach().double() * share  # a float64 device tensor: no sync
-                for k, v in terms.items():
-                    terms_sum[k] = terms_sum.get(k, 0.0) + v.double() * share
+                _add(sums, {"loss": loss.detach(), **terms}, share)  # float64 device tensors: no sync
             if grad_clip:
                 scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             scaler.step(opt)
             scaler.update()
-            return total, terms_sum
+            return sums.pop("loss"), sums
         except torch.cuda.OutOfMemoryError:
             if state.accum >= n:
                 raise

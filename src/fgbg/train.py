@@ -162,9 +162,9 @@ def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
     x, mask, depth = next(iter(val_dl))
     model.eval()
     with torch.no_grad():
-        x, _, _ = heads.to_device(x[:n], mask[:n], depth[:n])  # N, 6, H, W normalised
-        logits, depth_pred, _, _ = heads.forward(model, x, mask[:n].to(x.device), depth[:n].to(x.device))
-    rows = sample_rows(x.float().cpu().contiguous(), mask[:n], depth[:n], upsample_like(logits, mask[:n]).cpu(),
+        x, mask_d, depth_d = heads.to_device(x[:n], mask[:n], depth[:n])  # x normalised on the device
+        logits, depth_pred, _, _ = heads.forward(model, x, mask_d, depth_d)
+    rows = sample_rows(x.cpu().contiguous(), mask[:n], depth[:n], upsample_like(logits, mask[:n]).cpu(),
                        upsample_like(depth_pred, depth[:n]).cpu(), val_dl.dataset.dataset.stats)
     return grid_image(rows)
 

@@ -136,7 +136,7 @@ def test_share_through_a_remote_then_clone_pull_and_predict(repo, tmp_path):
     sh(repo, "dvc", "remote", "add", "-d", "store", str(tmp_path / "store"))
     sh(repo, "git", "commit", "-qam", "a directory remote")
     sh(repo, "dvc", "push")
-    sh(repo, "git", "tag", "fgbg-unet@v0.1.0")
+    sh(repo, "git", "tag", "-a", "fgbg-unet@v0.1.0", "-m", "fgbg-unet v0.1.0")  # GTO reads annotated tags only
     clone = tmp_path / "clone"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
     sh(clone, "dvc", "pull")

@@ -90,22 +90,21 @@ def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.devic
                   torch.rand(batch, 1, size, size, generator=gen))
     x, mask, depth = heads.to_device(*batch_data)
     state = StepState()
-    warm = [(x, mask, depth)] * 3
-    run = [(x, mask, depth)] * steps
-    if step_fn is None:
-        train_epoch(model, warm, heads, opt, scaler, state, p, 0, size, show=False)
-    else:
-        for i, b in enumerate(warm):
-            step_fn(model, b, heads, opt, scaler, state, p.train.grad_clip, 0, i)
+
+    def run(n: int) -> None:
+        batches = [(x, mask, depth)] * n
+        if step_fn is None:  # what `train` runs
+            train_epoch(model, batches, heads, opt, scaler, state, p, 0, size, show=False)
+        else:
+            for i, b in enumerate(batches):
+                step_fn(model, b, heads, opt, scaler, state, p.train.grad_clip, 0, i)
+
+    run(3)  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
     with SyncCounter() as syncs:
         t0 = time.perf_counter()
-        if step_fn is None:
-            train_epoch(model, run, heads, opt, scaler, state, p, 0, size, show=False)
-        else:
-            for i, b in enumerate(run):
-                step_fn(model, b, heads, opt, scaler, state, p.train.grad_clip, 0, i)
+        run(steps)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0

@@ -118,7 +118,8 @@ def loader_rate(store: Dataset, stats: dict, batch: int, workers: int, n_batches
                 perturb: PerturbConfig | None = None) -> float:
     """Samples/s of the training loader: read, crop, flip, perturb, normalise."""
     ds = PairDataset(store, list(range(len(store))), stats, Augment(AugmentConfig()),
-                     crop=Crop(crop, 0.8) if crop else None, perturb=Perturb(perturb) if perturb else None)
+                     crop=Crop(crop, 0.8) if crop else None, perturb=Perturb(perturb) if perturb else None,
+                     raw=True)  # uint8 out, as `train` loads (normalised on the device)
     dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
     it = iter(dl)
     next(it)  # worker start-up is not throughput

@@ -162,7 +162,7 @@ def test_a_non_square_pair_keeps_its_aspect_ratio(tmp_path):
     bg = np.full((240, 320, 3), 100, np.uint8)
     fg_bg = bg.copy()
     fg_bg[60:180, 40:100] = 200  # a tall object on the left: 120 x 60 px
-    mask, depth = predict_pair(model, {"stats": STATS, "input_size": 16}, bg, fg_bg, "cpu", size=16)
+    mask, depth = predict_pair(model, {"stats": STATS, "input_size": 16, "model_config": {}}, bg, fg_bg, "cpu", size=16)
     # shorter side 240 -> 16, so 320 -> 21, padded to 24 (a multiple of 2**levels); not squashed to 16 x 16
     assert model.shapes == [(1, 6, 16, 24)]
     assert mask.shape == depth.shape == (240, 320)
@@ -179,7 +179,7 @@ def test_predict_runs_at_native_resolution_by_default():
 
     model = _Recorder()
     bg = np.full((30, 50, 3), 100, np.uint8)
-    mask, _ = predict_pair(model, {"stats": STATS, "input_size": 16}, bg, bg, "cpu")
+    mask, _ = predict_pair(model, {"stats": STATS, "input_size": 16, "model_config": {}}, bg, bg, "cpu")
     assert model.shapes == [(1, 6, 32, 52)] and mask.shape == (30, 50)  # padded to multiples of 4, no scaling
 
 

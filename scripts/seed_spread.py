@@ -11,7 +11,6 @@ and standard deviation (n - 1), and writes them to <out>/spread.json. A change i
 
 import argparse
 import dataclasses
-import json
 import logging
 import statistics
 import sys

@@ -24,6 +24,12 @@ from fgbg.errors import InputError
 
 
 MAX_PIXELS = 40_000_000  # larger images are refused as absurd (or decompression bombs)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def image_files(folder: Path) -> dict[str, Path]:
+    """{file stem: path} of the JPEG and PNG images directly in `folder`, for pairing folders by name."""
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
 
 
 def _file_mode() -> int:

@@ -27,11 +27,10 @@ from matplotlib import colormaps  # noqa: E402
 from fgbg.checkpoint import load_checkpoint  # noqa: E402
 from fgbg.config import ModelConfig  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
-from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, read_image  # noqa: E402
+from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, image_files, read_image  # noqa: E402
 from fgbg.model import input_channels  # noqa: E402
 from fgbg.progress import progress  # noqa: E402
 from fgbg.runtime import pick_device, predict_pair, unwrap  # noqa: E402
-from fgbg.sources import IMAGE_SUFFIXES  # noqa: E402
 
 log = logging.getLogger(__name__)
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-4  # accepted: |onnxruntime - PyTorch| <= ATOL + RTOL * |PyTorch|
@@ -48,10 +47,7 @@ def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
     if bg.is_file() and fg_bg.is_file():
         return [(fg_bg.stem, bg, fg_bg)]
     if bg.is_dir() and fg_bg.is_dir():
-        def listing(d: Path) -> dict[str, Path]:
-            return {p.stem: p for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-
-        a, b = listing(bg), listing(fg_bg)
+        a, b = image_files(bg), image_files(fg_bg)
         lonely = [f"{bg}/{s}" for s in sorted(set(a) - set(b))] + [f"{fg_bg}/{s}" for s in sorted(set(b) - set(a))]
         if lonely:
             raise InputError(f"no partner with the same name for: {', '.join(lonely)}; "

@@ -22,14 +22,13 @@ import torch
 from fgbg.baselines import choose_threshold, difference
 from fgbg.checkpoint import load_checkpoint
 from fgbg.errors import InputError
-from fgbg.imageio import atomic_write_bytes, atomic_write_json, read_image
+from fgbg.imageio import atomic_write_bytes, atomic_write_json, image_files, read_image
 from fgbg.metrics import DEPTH_KEYS, MASK_KEYS, depth_metrics, mask_metrics
 from fgbg.plots import grid_png
 from fgbg.progress import progress
 from fgbg.runtime import pick_device, predict_pair
 
 log = logging.getLogger(__name__)
-SUFFIXES = (".jpg", ".jpeg", ".png")
 WORST = 10
 
 
@@ -97,7 +96,7 @@ def _listing(folder: Path, optional: bool = False) -> dict[str, Path]:
         if optional:
             return {}
         raise InputError(f"{folder}/: missing; a pairs folder holds bg/, fg_bg/ and mask/ (and optionally depth/)")
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in SUFFIXES}
+    return image_files(folder)
 
 
 def labelled_pairs(root: str | Path) -> list[LabelledPair]:

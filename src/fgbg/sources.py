@@ -33,11 +33,10 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fgbg.errors import SourceError
-from fgbg.imageio import MAX_PIXELS
+from fgbg.imageio import IMAGE_SUFFIXES, MAX_PIXELS
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MIN_SIDE = 8
 MAX_ENTRY_BYTES = MAX_PIXELS * 8 + 2**20  # the largest a file of MAX_PIXELS can be: 4 channels of 16 bits, + headers
 KINDS = ("bg", "fg", "bg_depth", "fg_mask")

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fgbg.sources
+
 from fgbg.sources import MAX_PIXELS, SourceError, load_sources
 
 
@@ -155,17 +157,95 @@ def test_a_zip_bomb_is_refused_from_its_header_before_it_is_read(tmp_path, monke
     _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
     monkeypatch.setattr("fgbg.sources.MAX_ENTRY_BYTES", 4000)
     read = []
-    real_read = zipfile.ZipFile.read
-    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, info, *a: read.append(info.filename) or real_read(self, info, *a))
+    real_read = fgbg.sources.read_entry
+    monkeypatch.setattr(fgbg.sources, "read_entry", lambda archive, info: read.append(info.filename) or real_read(archive, info))
     with pytest.raises(SourceError, match=r"bg.zip:bomb.png: 5,000 bytes uncompressed, more than an image"):
         load_sources(tmp_path, 8, 8)
     assert read == ["street.png"]  # the bomb was never decompressed
 
 
-def test_the_entry_limit_is_what_an_image_at_the_pixel_limit_can_take():
-    from fgbg.sources import MAX_ENTRY_BYTES
+def _lying_zip(path, method: int, payload: bytes, declared: int) -> None:
+    """A zip whose one entry, bomb.png, holds `payload` but whose headers (local and central) declare
+    `declared` bytes uncompressed: what a hostile archive does to pass a header check."""
+    with zipfile.ZipFile(path, "w", method) as zf:
+        zf.writestr("bomb.png", payload)
+    raw = bytearray(path.read_bytes())
+    for signature, size_at in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # uncompressed size field
+        at = raw.index(signature)
+        raw[at + size_at : at + size_at + 4] = declared.to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
 
-    assert MAX_ENTRY_BYTES == 40_000_000 * 4 * 2 + 2**20  # RGBA, 16 bits a channel, and 1 MiB of headers
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA],
+                         ids=["stored", "deflate", "bzip2", "lzma"])
+def test_a_zip_whose_header_lies_is_refused_without_decompressing_it(tmp_path, method):
+    import tracemalloc
+
+    _lying_zip(tmp_path / "bg.zip", method, b"\0" * (16 * 2**20), declared=1000)  # 16 MiB behind a 1,000-byte header
+    _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
+    tracemalloc.start()
+    try:
+        with pytest.raises(SourceError, match=r"bg.zip:bomb.png: holds more than the 1,000 bytes its header declares; "
+                                              r"refused \(a zip bomb, or a damaged archive\)"):
+            load_sources(tmp_path, 8, 8)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * 2**20, f"{peak:,} bytes allocated: the entry was decompressed past its declared size"
+
+
+def test_a_zip_entry_with_a_wrong_checksum_is_refused(tmp_path):
+    with zipfile.ZipFile(tmp_path / "bg.zip", "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("street.png", _png(np.zeros((8, 8, 3), np.uint8)))
+    raw = bytearray((tmp_path / "bg.zip").read_bytes())
+    raw[raw.index(b"IDAT") + 6] ^= 0xFF  # a flipped byte inside the stored image
+    (tmp_path / "bg.zip").write_bytes(bytes(raw))
+    _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
+    with pytest.raises(SourceError, match=r"bg.zip:street.png: damaged \(its CRC-32 does not match the archive's\); "
+                                          r"re-create the archive"):
+        load_sources(tmp_path, 8, 8)
+
+
+def test_an_archive_over_the_total_limit_is_refused_before_any_entry_is_read(tmp_path, monkeypatch):
+    png = _png(np.zeros((8, 8, 3), np.uint8))
+    with zipfile.ZipFile(tmp_path / "bg.zip", "w") as zf:
+        for i in range(3):
+            zf.writestr(f"street{i}.png", png)
+    _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
+    monkeypatch.setattr("fgbg.archive.MAX_ARCHIVE_BYTES", 2 * len(png))
+    opened = []
+    monkeypatch.setattr("fgbg.archive.open", lambda *a, **k: opened.append(a) or open(*a, **k), raising=False)
+    with pytest.raises(SourceError, match=rf"bg.zip: its images hold {3 * len(png):,} bytes in all, more than the "
+                                          rf"{2 * len(png):,} fgbg reads from one archive; split it"):
+        load_sources(tmp_path, 8, 8)
+    assert opened == []  # refused from the headers alone
+    monkeypatch.setattr("fgbg.archive.MAX_ARCHIVE_BYTES", 3 * len(png))
+    assert load_sources(tmp_path, 8, 8).bg_names == ["street0", "street1", "street2"]
+
+
+def test_symlinks_are_taken_as_dvc_add_takes_them_and_each_is_named(tmp_path, caplog):
+    """`dvc add data` records a file link's target bytes and nothing under a folder link; fgbg reads
+    the same, and names every link it does not simply read."""
+    data, outside = tmp_path / "data", tmp_path / "elsewhere"
+    _write(data / "bg" / "street.png", _png(np.zeros((8, 8, 3), np.uint8)))
+    _write(data / "fg" / "cat.png", _png(_opaque(8, 8)))
+    _write(outside / "dog.png", _png(_opaque(8, 8)))
+    (data / "fg" / "dog.png").symlink_to(outside / "dog.png")  # a file link that leaves data/: read, named
+    (data / "fg" / "again.png").symlink_to(data / "fg" / "cat.png")  # a file link inside data/: read
+    (data / "fg" / "more").symlink_to(outside, target_is_directory=True)  # a folder link: not followed, named
+    (data / "fg" / "gone.png").symlink_to(outside / "gone.png")  # broken: named
+    with caplog.at_level("WARNING"):
+        src = load_sources(data, 8, 8)
+    assert src.fg_names == ["again", "cat", "dog"]
+    warnings = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    fg = data / "fg"
+    assert warnings == [
+        f"{fg / 'dog.png'}: a symbolic link to {outside / 'dog.png'}, outside {data}/; read as that file, which "
+        "`dvc add data` records in its place",
+        f"{fg / 'gone.png'}: a broken symbolic link (to {outside / 'gone.png'}); not read. Fix or delete it",
+        f"{fg / 'more'}: a symbolic link to the folder {outside}; not read, as `dvc add data` does not record what "
+        f"is under it. Move or copy the folder itself into {fg}/",
+    ]
 
 
 def test_sources_are_turned_upright_by_their_exif_orientation(tmp_path):

@@ -8,7 +8,10 @@ by its path relative to its kind, without the suffix (`data/fg/set1/cat.png` is
 folder and archive logs its count, and anything else under `data/` gets a warning that
 names it and says where it should go: nothing is dropped without a word.
 Zip entries are checked against the pixel limit by their declared size before they are
-read, so an archive cannot make fgbg read gigabytes. Every image is turned upright by its
+read, and then read with that size as a hard limit (fgbg.archive), so an archive cannot make
+fgbg read gigabytes, whatever its headers say. Symbolic links are taken as `dvc add data`
+takes them, so that data.dvc records exactly the sources: a link to a file is read as that
+file (with a warning when it leaves data/), a link to a folder is not followed (a warning). Every image is turned upright by its
 EXIF orientation, as a photo viewer shows it.
 Size rules (one each, stated here and in the README):
 - bg: scaled so its shorter side is `bg_size` (Lanczos), then centre-cropped to a square.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -32,6 +36,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fgbg.archive import EntryError, check_total, read_entry
 from fgbg.errors import SourceError
 from fgbg.imageio import IMAGE_SUFFIXES, MAX_PIXELS
 
@@ -74,6 +79,7 @@ def _zip_entries(archive: Path, prefix: str, suffixes: tuple[str, ...], problems
     found = []
     try:
         with zipfile.ZipFile(archive) as zf:
+            images = []
             for info in sorted(zf.infolist(), key=lambda i: i.filename):
                 path = PurePosixPath(info.filename)
                 if info.is_dir() or path.suffix.lower() not in suffixes:
@@ -82,18 +88,51 @@ def _zip_entries(archive: Path, prefix: str, suffixes: tuple[str, ...], problems
                 if path.is_absolute() or ".." in path.parts or ":" in info.filename:
                     problems.append(f"{label}: entry path leaves the archive; refused. "
                                     "Re-create the archive with relative paths")
-                    continue
-                if any(q.startswith(".") for q in path.parts):  # hidden, like __MACOSX/._cat.png
-                    continue
-                if info.file_size > MAX_ENTRY_BYTES:  # the header's size, before anything is read
+                elif info.file_size > MAX_ENTRY_BYTES:  # the header's size, before anything is read
                     problems.append(f"{label}: {info.file_size:,} bytes uncompressed, more than an image of "
                                     f"{MAX_PIXELS:,} pixels can be; refused (a zip bomb, or not an image)")
+                elif not any(q.startswith(".") for q in path.parts):  # hidden, like __MACOSX/._cat.png
+                    images.append((path, label, info))
+            check_total([info for _, _, info in images])
+            for path, label, info in images:
+                try:
+                    data = read_entry(archive, info)  # never more than the header declares
+                except EntryError as e:
+                    problems.append(f"{label}: {e}")
                     continue
-                found.append(Entry(str(PurePosixPath(prefix, path.with_suffix(""))), label, zf.read(info)))
+                found.append(Entry(str(PurePosixPath(prefix, path.with_suffix(""))), label, data))
+    except EntryError as e:
+        problems.append(f"{archive}: {e}")
     except zipfile.BadZipFile as e:
         problems.append(f"{archive}: not a readable zip archive ({e}); re-create it")
     log.info("%s: %d image(s)", archive, len(found))
     return found
+
+
+def _files(folder: Path, data_dir: Path) -> list[Path]:
+    """The files under `folder` at any depth, sorted, without hidden ones. Symbolic links go as
+    `dvc add data` takes them: a file link is read as the file it points to (a warning names one
+    that leaves data/), a folder link is not followed (a warning names it)."""
+    files = []
+    inside = data_dir.resolve()
+    for root, dirs, names in os.walk(folder):  # does not descend into linked folders
+        root_path = Path(root)
+        for name in sorted(dirs + names):
+            path = root_path / name
+            if name.startswith(".") or not path.is_symlink():
+                continue
+            target = Path(os.path.realpath(path))
+            if not path.exists():
+                log.warning("%s: a broken symbolic link (to %s); not read. Fix or delete it", path, target)
+            elif path.is_dir():
+                log.warning("%s: a symbolic link to the folder %s; not read, as `dvc add data` does not record "
+                            "what is under it. Move or copy the folder itself into %s/", path, target, folder)
+            elif not target.is_relative_to(inside):
+                log.warning("%s: a symbolic link to %s, outside %s/; read as that file, which `dvc add data` "
+                            "records in its place", path, target, data_dir)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not (root_path / d).is_symlink())
+        files += [root_path / name for name in names if not name.startswith(".") and (root_path / name).is_file()]
+    return sorted(files)
 
 
 def _entries(data_dir: Path, kind: str, suffixes: tuple[str, ...], problems: list[str]) -> list[Entry]:
@@ -103,8 +142,7 @@ def _entries(data_dir: Path, kind: str, suffixes: tuple[str, ...], problems: lis
     if archive.is_file():
         found += _zip_entries(archive, "", suffixes, problems)
     if folder.is_dir():
-        files = [p for p in sorted(folder.rglob("*"))
-                 if p.is_file() and not any(q.startswith(".") for q in p.relative_to(folder).parts)]
+        files = _files(folder, data_dir)
         images = [p for p in files if p.suffix.lower() in suffixes]
         for p in images:
             found.append(Entry(p.relative_to(folder).with_suffix("").as_posix(), str(p), p.read_bytes()))

@@ -34,7 +34,7 @@ from fgbg.imageio import atomic_path, atomic_write_json
 from fgbg.metrics import depth_metrics, mask_metrics
 from fgbg.plots import sample_rows, save_grid
 from fgbg.progress import progress
-from fgbg.runtime import pick_device, predict_batch
+from fgbg.runtime import pick_device, predict_padded
 from fgbg.scoring import LabelledPair, means, score_pairs
 from fgbg.store import Dataset
 
@@ -48,7 +48,7 @@ def _per_image(model, ds: PairDataset, dev, batch_size: int) -> pd.DataFrame:
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
     cols: dict[str, list] = {}
     for x, mask, depth in progress(loader, desc="evaluate", unit="batch"):
-        logits, depth_pred = predict_batch(model, x.to(dev))
+        logits, depth_pred = predict_padded(model, x.to(dev))
         for k, v in {**mask_metrics(logits.cpu(), mask), **depth_metrics(depth_pred.cpu(), depth)}.items():
             cols.setdefault(k, []).extend(v.tolist())
     return pd.DataFrame(cols)
@@ -95,7 +95,7 @@ def _test_files(model, ckpt: dict, store: Dataset, ids: list[int], threshold: in
 
 def _grid(path: Path, model, ds: PairDataset, positions, dev, labels: list[str] | None = None) -> None:
     x, mask, depth = (torch.stack(t) for t in zip(*(ds[int(k)] for k in positions)))
-    logits, depth_pred = predict_batch(model, x.to(dev))
+    logits, depth_pred = predict_padded(model, x.to(dev))
     save_grid(path, sample_rows(x, mask, depth, logits.cpu(), depth_pred.cpu(), ds.stats), row_labels=labels)
 
 

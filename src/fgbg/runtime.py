@@ -103,6 +103,18 @@ def predict_batch(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | 
     return upsample_like(logits, x[:, :1]), upsample_like(depth, x[:, :1])
 
 
+@torch.no_grad()
+def predict_padded(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: N, C, H, W of any size -> (mask logits, depth), float32 N, 1, H, W. The network takes sides
+    divisible by 2**levels, so x is padded at the bottom and right (edge pixels repeated) and the
+    outputs are cut back: what evaluate, predict and score all run."""
+    h, w = x.shape[-2:]
+    step = 2 ** unwrap(model).levels
+    x = F.pad(x, (0, -w % step, 0, -h % step), mode="replicate")  # N, C, H + pad, W + pad
+    logits, depth = predict_batch(model, x, dtype)  # N, 1, H + pad, W + pad each
+    return logits[..., :h, :w], depth[..., :h, :w]
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain module under DistributedDataParallel and torch.compile wrappers."""
     model = getattr(model, "module", model)
@@ -133,11 +145,7 @@ def predict_pair(model, ckpt: dict, bg: np.ndarray, fg_bg: np.ndarray, device,
     sh, sw = scaled_size(h, w, size) if size else (h, w)
     rows = rows_channel(0, sh, sw, sh) if ckpt["model_config"].get("rows") else None
     x = model_input(_resize(bg, sh, sw), _resize(fg_bg, sh, sw), ckpt["stats"], rows)[None]  # 1, 6 or 7, sh, sw
-    step = 2 ** unwrap(model).levels
-    pad_h, pad_w = -sh % step, -sw % step
-    x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate").to(device)  # 1, 6, sh + pad_h, sw + pad_w
-    logits, depth = predict_batch(model, x)  # 1, 1, sh + pad_h, sw + pad_w each
-    logits, depth = logits[..., :sh, :sw], depth[..., :sh, :sw]
+    logits, depth = predict_padded(model, x.to(device))  # 1, 1, sh, sw each
     logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
     depth = F.interpolate(depth, size=(h, w), mode="bilinear", align_corners=False)
     return (logits[0, 0] > 0).cpu().numpy(), depth[0, 0].clamp(0, 1).cpu().numpy()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fgbg.config import ModelConfig
+from fgbg.config import ConfigError, ModelConfig
 from fgbg.model import UNet, build_model
 
 
@@ -36,5 +36,5 @@ def test_same_seed_same_model():
 
 
 def test_unknown_model_lists_valid_names():
-    with pytest.raises(KeyError, match="model.name.*valid names: unet"):
+    with pytest.raises(ConfigError, match="model.name = 'resnet' is not allowed; expected one of 'unet', 'unet_original'"):
         build_model(ModelConfig(name="resnet"))

@@ -164,8 +164,9 @@ def _make_shards(todo: list[int], state: dict, work: Path, workers: int, schedul
 
 
 def _identity(cfg: ComposeConfig) -> dict:
-    """The params that decide the dataset's bytes (all but `workers`)."""
-    d = dataclasses.asdict(cfg)
+    """The params that decide the dataset's bytes: all but `workers`, and keys the chosen options
+    do not use put back to their defaults (ComposeConfig.decisive)."""
+    d = dataclasses.asdict(cfg.decisive())
     d.pop("workers")
     return d
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from fgbg.config import ModelConfig
+from fgbg.config import PRESETS, ModelConfig
 from fgbg.errors import InputError
 from fgbg.imageio import atomic_write_bytes
 from fgbg.model import build_model
@@ -68,12 +68,20 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     if "input_size" not in ckpt:
         raise InputError(f"{path}: checkpoint has no input_size (made by an older fgbg); retrain with `dvc repro train`")
     try:
-        model = build_model(ModelConfig(**ckpt["model_config"]))
+        model = build_model(model_config_from_record(ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
     except (TypeError, KeyError, RuntimeError) as e:
         raise InputError(f"{path}: these weights do not fit this fgbg's {ckpt['model_config'].get('name')!r} "
                          f"model ({str(e).splitlines()[0]}); retrain with `dvc repro train`") from None
     return model.to(device).eval(), ckpt
+
+
+def model_config_from_record(record: dict) -> ModelConfig:
+    """The ModelConfig a checkpoint records. Format 1 recorded a preset's params as given, sizes it
+    ignored included; a preset is built at its own size, so those are dropped."""
+    if record.get("name") in PRESETS:
+        record = {k: v for k, v in record.items() if k not in ("width", "levels", "half_output")}
+    return ModelConfig(**record)
 
 
 def fingerprint(params: dict, *files: str | Path) -> str:

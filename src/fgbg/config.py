@@ -26,6 +26,14 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
 
 
+def _with_defaults(config: Any, names: list[str]) -> Any:
+    """`config` with the fields `names` put back to their defaults: how a key that the chosen option
+    does not use is left out of what a stage's result depends on, without moving other fingerprints."""
+    defaults = {f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(config) if f.name in names}
+    return dataclasses.replace(config, **defaults)
+
+
 @dataclass(frozen=True)
 class TeacherConfig:
     model: str = ""
@@ -86,6 +94,16 @@ class ComposeConfig:
         _require(self.shard_size >= 1, "compose.shard_size", self.shard_size, "an int >= 1")
         _require(self.workers >= 1, "compose.workers", self.workers, "an int >= 1 (processes)")
 
+    def unused(self) -> list[str]:
+        """The keys that the chosen options do not use: accepted, and left out of the dataset's fingerprint."""
+        return ((["jpeg_quality"] if self.fg_bg_format == "png" else [])
+                + (["teacher"] if self.depth == "geometry" else [])
+                + (["seed"] if self.layout == "grid" and self.scale_range[0] == self.scale_range[1] else []))
+
+    def decisive(self) -> "ComposeConfig":
+        """This config with its unused keys at their defaults: what decides the dataset's bytes."""
+        return _with_defaults(self, self.unused())
+
 
 @dataclass(frozen=True)
 class SplitConfig:
@@ -102,15 +120,36 @@ class SplitConfig:
                  f"a float below 1 - val_fraction ({1 - self.val_fraction:g}), so that some groups are left to train on")
 
 
+MODEL_SIZES = {  # each model's own size; a preset is built at its size only
+    "unet": {"width": 16, "levels": 3, "half_output": False},  # small enough to train in minutes on a CPU
+    "unet_original": {"width": 64, "levels": 4, "half_output": True},  # the original 64-to-1024-channel UNet
+}
+PRESETS = ("unet_original",)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "unet"
-    width: int = 16
-    levels: int = 3
-    half_output: bool = False
+    """The network by name; a size left at None (null in params.yaml) is the model's own
+    (MODEL_SIZES), so the config always holds what is built."""
+
+    name: Literal["unet", "unet_original"] = "unet"
+    width: int | None = None
+    levels: int | None = None
+    half_output: bool | None = None
     rows: bool = False
 
     def __post_init__(self) -> None:
+        _require(self.name in MODEL_SIZES, "model.name", self.name, "one of " + ", ".join(map(repr, MODEL_SIZES)))
+        own = MODEL_SIZES[self.name]
+        for key, value in own.items():
+            given = getattr(self, key)
+            if given is None:
+                object.__setattr__(self, key, value)  # resolved once, here: frozen afterwards
+            elif self.name in PRESETS and given != value:
+                built = ", ".join(f"{k} {v}" for k, v in own.items())
+                raise ConfigError(f"params: model.{key} = {given!r} does not apply to model.name = {self.name!r}, "
+                                  f"which is built with {built}; set model.{key} to null (the model's own), "
+                                  f"or use model.name: unet to choose the size")
         _require(self.width >= 1, "model.width", self.width, "an int >= 1")
         _require(1 <= self.levels <= 6, "model.levels", self.levels, "an int in [1, 6]")
 
@@ -161,14 +200,17 @@ class PerturbConfig:
 
 
 BEST_METRICS = {"loss": "min", "rmse": "min", "iou": "max", "dice": "max"}
+LOSS_NAMES = ("bce", "dice", "l1", "rmse", "ssim", "grad")  # fgbg.losses.LOSSES (a test keeps them equal)
+LOGIT_LOSSES = ("bce",)  # take the mask logits, so they suit the mask head only
+RUNTIME_KEYS = ("workers", "device", "threads", "image_every")  # how a run goes, not what it learns
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    optimizer: str = "adam"
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = 0.0
     momentum: float = 0.9
-    scheduler: str = "plateau"
+    scheduler: Literal["plateau", "onecycle", "cosine", "none"] = "plateau"
     plateau_patience: int = 1
     plateau_factor: float = 0.5
     plateau_threshold: float = 1e-4
@@ -204,16 +246,32 @@ class TrainConfig:
         for name in ("mask_loss", "depth_loss"):
             terms = getattr(self, name)
             _require(bool(terms), f"train.{name}", terms, "at least one loss with a weight")
+            names = [n for n in LOSS_NAMES if name == "mask_loss" or n not in LOGIT_LOSSES]
             for loss, w in terms.items():
+                _require(loss in names, f"train.{name}.{loss}", w, f"a loss named one of {', '.join(sorted(names))}")
                 _require(w >= 0, f"train.{name}.{loss}", w, "a weight >= 0")
+        schedule = [list(p) for p in self.resize_schedule]
         for size, epochs in self.resize_schedule:
-            _require(size >= 8 and epochs >= 1, "train.resize_schedule", [list(p) for p in self.resize_schedule],
-                     "a list of [size >= 8, epochs >= 1] pairs")
+            _require(size >= 8 and epochs >= 1, "train.resize_schedule", schedule, "a list of [size >= 8, epochs >= 1] pairs")
         _require(self.crop >= 0, "train.crop", self.crop, "an int >= 0 (0 = whole images)")
+        if self.resize_schedule and self.crop:
+            raise ConfigError(f"params: train.resize_schedule = {schedule} does not apply with train.crop = {self.crop}: "
+                              "it resizes whole images, and crops would only be upsampled; set train.crop: 0 to train "
+                              "progressively on whole images, or train.resize_schedule: [] to train on crops")
         _require(0 <= self.crop_object <= 1, "train.crop_object", self.crop_object, "a probability in [0, 1]")
         _require(self.image_every >= 0, "train.image_every", self.image_every, "an int >= 0 (0 = never)")
         _require(self.workers >= -1, "train.workers", self.workers, "an int >= 0, or -1 for auto")
         _require(self.threads >= 0, "train.threads", self.threads, "an int >= 0 (0 = torch default)")
+
+    def unused(self) -> list[str]:
+        """The keys that the chosen options do not use: accepted, and left out of the training fingerprint."""
+        return ((["momentum"] if self.optimizer != "sgd" else [])
+                + (["plateau_patience", "plateau_factor", "plateau_threshold"] if self.scheduler != "plateau" else [])
+                + (["crop_object"] if self.crop == 0 else []))
+
+    def decisive(self) -> "TrainConfig":
+        """This config with its unused keys at their defaults: what decides the trained weights (with the runtime keys)."""
+        return _with_defaults(self, self.unused())
 
 
 @dataclass(frozen=True)
@@ -239,7 +297,7 @@ class Params:
         _require(self.lr > 0, "lr", self.lr, "a float > 0")
         _require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
-        step = 2 ** (4 if self.model.name == "unet_original" else self.model.levels)
+        step = 2 ** self.model.levels
         for size in [self.compose.bg_size, self.train.crop] + [s for s, _ in self.train.resize_schedule]:
             _require(size % step == 0, "compose.bg_size / train.crop / train.resize_schedule", size,
                      f"sizes divisible by 2**model.levels = {step}")

@@ -4,10 +4,10 @@ With `rows`, a 7th input channel gives each pixel's row in the whole image, -1 a
 1 at the bottom. A pasted object's depth is the ground's depth at its foot, which depends on
 where the foot is in the scene; a crop alone cannot tell, the row channel can.
 
-Models are built by name through `MODELS`; `width` and `levels` set the size. The
-`unet_original` preset (width 64, levels 4, half-size output) reproduces the original
-64-to-1024-channel UNet (30,895,874 parameters, outputs at 96 px for 192 px inputs); the
-default in params.yaml is small enough for a CPU.
+Models are built by name through `MODELS`, at the size that ModelConfig resolved: for `unet`
+the `width` and `levels` given (16 and 3 by default, small enough for a CPU); the
+`unet_original` preset is always width 64, levels 4, half-size output: the original
+64-to-1024-channel UNet (30,895,874 parameters, outputs at 96 px for 192 px inputs).
 """
 
 from __future__ import annotations
@@ -77,14 +77,9 @@ class UNet(nn.Module):
 
 
 @MODELS.register("unet")
+@MODELS.register("unet_original")  # the same network at the one size its config resolves to
 def _unet(cfg: ModelConfig) -> nn.Module:
     return UNet(in_channels=input_channels(cfg), width=cfg.width, levels=cfg.levels, half_output=cfg.half_output)
-
-
-@MODELS.register("unet_original")
-def _unet_original(cfg: ModelConfig) -> nn.Module:
-    """The original: 64 to 1024 channels; width, levels and half_output in params are ignored."""
-    return UNet(in_channels=input_channels(cfg), width=64, levels=4, half_output=True)
 
 
 def input_channels(cfg: ModelConfig) -> int:

@@ -24,8 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 
-from fgbg.checkpoint import load_checkpoint  # noqa: E402
-from fgbg.config import ModelConfig  # noqa: E402
+from fgbg.checkpoint import load_checkpoint, model_config_from_record  # noqa: E402
 from fgbg.errors import InputError  # noqa: E402
 from fgbg.imageio import atomic_path, atomic_save_image, depth_to_uint16, image_files, read_image  # noqa: E402
 from fgbg.model import input_channels  # noqa: E402
@@ -86,7 +85,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
 
     model, ckpt = load_checkpoint(checkpoint, torch.device("cpu"))
     s = ckpt["input_size"]
-    channels = input_channels(ModelConfig(**ckpt["model_config"]))
+    channels = input_channels(model_config_from_record(ckpt["model_config"]))
     x = torch.randn(2, channels, s, s, generator=torch.Generator().manual_seed(0))
     with atomic_path(out) as tmp:
         torch.onnx.export(unwrap(model), (x,), str(tmp), input_names=["x"], output_names=["mask_logits", "depth"],

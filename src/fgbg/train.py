@@ -27,7 +27,7 @@ from dvclive import Live
 from fgbg import distributed
 from fgbg.augment import Augment
 from fgbg.checkpoint import fingerprint, read_checkpoint, save_checkpoint
-from fgbg.config import BEST_METRICS, Params
+from fgbg.config import BEST_METRICS, RUNTIME_KEYS, Params
 from fgbg.data import Crop, PairDataset
 from fgbg.imageio import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from fgbg.model import build_model, count_parameters
@@ -59,9 +59,10 @@ def epoch_size(p: Params, epoch: int) -> int:
 
 
 def _training_identity(p: Params) -> dict:
-    """The params a checkpoint must share to be resumed (not workers, device, threads)."""
-    t = dataclasses.asdict(p.train)
-    for k in ("workers", "device", "threads", "image_every"):
+    """The params a checkpoint must share to be resumed: not the runtime keys (workers, device, threads,
+    image_every), and keys the chosen options do not use put back to their defaults (TrainConfig.decisive)."""
+    t = dataclasses.asdict(p.train.decisive())
+    for k in RUNTIME_KEYS:
         t.pop(k)
     return {"lr": p.lr, "epochs": p.epochs, "batch_size": p.batch_size, "model": dataclasses.asdict(p.model), "train": t}
 

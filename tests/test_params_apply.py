@@ -1,0 +1,124 @@
+"""Every accepted key changes what it names, or is refused, or is left out of what the stage's
+result depends on (its fingerprint) when the option it belongs to is not chosen.
+
+The rule per key (also in params.yaml's comments and the README):
+- refused: a size given to a preset model (unet_original is built one way only);
+  resize_schedule with crops (it would only upsample them); an unknown model, optimizer,
+  scheduler or loss name, at load time.
+- accepted and left out: momentum without sgd, plateau_* without the plateau scheduler,
+  crop_object without crops, jpeg_quality with png, teacher.* with geometry depth, and the
+  compose seed when nothing is drawn (grid layout, fixed scale).
+"""
+
+import typing
+from typing import get_args
+
+import pytest
+
+from fgbg.build import _identity as compose_identity
+from fgbg.checkpoint import model_config_from_record
+from fgbg.config import ComposeConfig, ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
+from fgbg.losses import LOSSES, TAKES_LOGITS
+from fgbg.model import MODELS
+from fgbg.optim import OPTIMIZERS, SCHEDULERS
+from fgbg.train import _training_identity
+
+
+def test_a_preset_resolves_into_the_full_config_it_builds():
+    assert ModelConfig(name="unet_original") == ModelConfig(name="unet_original", width=64, levels=4, half_output=True)
+    assert (ModelConfig().width, ModelConfig().levels, ModelConfig().half_output) == (16, 3, False)
+    assert from_dict(Params, {"model": {"name": "unet", "width": 8}}).model.width == 8  # unet takes a size
+
+
+@pytest.mark.parametrize("key, value", [("width", 16), ("levels", 3), ("half_output", False)])
+def test_a_preset_refuses_an_override_naming_both_keys(key, value):
+    with pytest.raises(ConfigError, match=rf"model.{key} = {value!r} does not apply to model.name = 'unet_original', "
+                                          r"which is built with width 64, levels 4, half_output True; "
+                                          rf"set model.{key} to null"):
+        from_dict(Params, {"model": {"name": "unet_original", key: value}})
+
+
+def test_a_checkpoint_of_the_old_format_that_recorded_ignored_sizes_still_loads_as_built():
+    record = {"name": "unet_original", "width": 16, "levels": 3, "half_output": False, "rows": False}  # format 1 did this
+    assert model_config_from_record(record) == ModelConfig(name="unet_original")
+    assert model_config_from_record({"name": "unet", "width": 4, "levels": 2, "half_output": False, "rows": True}) == \
+        ModelConfig(width=4, levels=2, rows=True)
+
+
+@pytest.mark.parametrize("over, key, valid", [
+    ({"model": {"name": "unet3"}}, "model.name", "'unet', 'unet_original'"),
+    ({"train": {"optimizer": "adamx"}}, "train.optimizer", "'adam', 'adamw', 'sgd'"),
+    ({"train": {"scheduler": "step"}}, "train.scheduler", "'plateau', 'onecycle', 'cosine', 'none'"),
+    ({"train": {"mask_loss": {"focal": 1.0}}}, "train.mask_loss.focal", "bce, dice, grad, l1, rmse, ssim"),
+    ({"train": {"depth_loss": {"bce": 1.0}}}, "train.depth_loss.bce", "dice, grad, l1, rmse, ssim"),
+])
+def test_names_are_checked_when_params_are_loaded(tmp_path, over, key, valid):
+    import yaml
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(over))
+    with pytest.raises(ConfigError) as e:
+        load_params(tmp_path / "params.yaml")
+    assert key in str(e.value) and valid in str(e.value), str(e.value)
+
+
+def test_the_names_params_accept_are_the_registries_names():
+    assert sorted(_literal(ModelConfig, "name")) == MODELS.names()
+    assert sorted(_literal(TrainConfig, "optimizer")) == OPTIMIZERS.names()
+    assert sorted(_literal(TrainConfig, "scheduler")) == SCHEDULERS.names()
+    from fgbg.config import LOGIT_LOSSES, LOSS_NAMES
+
+    assert sorted(LOSS_NAMES) == LOSSES.names() and set(LOGIT_LOSSES) == TAKES_LOGITS
+
+
+def _literal(cls, field: str) -> tuple:
+    return get_args(typing.get_type_hints(cls)[field])
+
+
+def test_resize_schedule_with_crops_is_refused_naming_both_keys():
+    with pytest.raises(ConfigError, match=r"train.resize_schedule = \[\[128, 2\]\] does not apply with train.crop = 64"):
+        from_dict(Params, {"train": {"resize_schedule": [[128, 2]], "crop": 64}})
+    assert from_dict(Params, {"train": {"resize_schedule": [[128, 2]], "crop": 0}}).train.resize_schedule == ((128, 2),)
+
+
+def _train_id(over: dict) -> dict:
+    return _training_identity(from_dict(Params, over))
+
+
+def _compose_id(over: dict) -> dict:
+    return compose_identity(from_dict(ComposeConfig, over))
+
+
+TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
+
+
+@pytest.mark.parametrize("identity, unused_under, used_under, change", [
+    (_train_id, {"train": {"optimizer": "adam"}}, {"train": {"optimizer": "sgd"}}, {"train": {"momentum": 0.5}}),
+    (_train_id, {"train": {"optimizer": "adamw"}}, {"train": {"optimizer": "sgd"}}, {"train": {"momentum": 0.5}}),
+    (_train_id, {"train": {"scheduler": "cosine"}}, {"train": {"scheduler": "plateau"}}, {"train": {"plateau_patience": 4}}),
+    (_train_id, {"train": {"scheduler": "onecycle"}}, {"train": {"scheduler": "plateau"}}, {"train": {"plateau_factor": 0.1}}),
+    (_train_id, {"train": {"scheduler": "none"}}, {"train": {"scheduler": "plateau"}}, {"train": {"plateau_threshold": 0.1}}),
+    (_train_id, {"train": {"crop": 0}}, {"train": {"crop": 64}}, {"train": {"crop_object": 0.3}}),
+    (_compose_id, {"fg_bg_format": "png"}, {"fg_bg_format": "jpeg"}, {"jpeg_quality": 50}),
+    (_compose_id, {"depth": "geometry", "teacher": {"model": "depth.onnx"}}, TEACHER, {"teacher": {"batch": 4}}),
+    (_compose_id, {"layout": "grid", "positions": 20}, {"layout": "random"}, {"seed": 7}),
+    (_compose_id, {"layout": "grid", "positions": 20}, {"layout": "grid", "positions": 20, "scale_range": [0.5, 1.0]},
+     {"seed": 7}),
+], ids=["momentum-adam", "momentum-adamw", "patience-cosine", "factor-onecycle", "threshold-none", "crop_object",
+        "jpeg_quality", "teacher", "seed-grid", "seed-grid-scaled"])
+def test_a_key_that_does_not_apply_changes_no_fingerprint_and_one_that_does_applies(identity, unused_under, used_under,
+                                                                                     change):
+    def merged(base):
+        return {k: {**base.get(k, {}), **v} if isinstance(v, dict) else v for k, v in {**base, **change}.items()}
+
+    assert identity(merged(unused_under)) == identity(unused_under)
+    assert identity(merged(used_under)) != identity(used_under)
+
+
+def test_the_default_fingerprints_are_what_they_were():
+    """Leaving unused keys out puts them at their defaults, so the default run's fingerprints, and so
+    its dataset bytes, do not move."""
+    assert compose_identity(ComposeConfig()) == {
+        "bg_size": 192, "fg_size": 96, "positions": 4, "layout": "random", "scale_range": (1.0, 1.0), "seed": 0,
+        "mask_threshold": 128, "fg_bg_format": "png", "jpeg_quality": 90, "depth": "geometry",
+        "teacher": {"model": "", "output": "inverse_depth", "input_size": 256, "mean": (0.485, 0.456, 0.406),
+                    "std": (0.229, 0.224, 0.225), "batch": 32}, "shard_size": 1000}

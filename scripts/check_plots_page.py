@@ -6,8 +6,8 @@ Needs Chromium (`apt-get install chromium`) and npm. DVC's page loads Vega from 
 which a machine without internet cannot reach, so the script installs vega, vega-lite
 and vega-embed from the npm registry into `<out>/js/`, renders the page with a template
 that loads them from there, and reads the DOM after the scripts ran. It checks:
-every image plot is an <img> whose file exists and decodes, and every Vega plot rendered
-a chart. Exits non-zero, with the reason, when anything is missing.
+every image plot is an <img> whose file exists and decodes, drawn once, and every Vega
+plot rendered a chart. Exits non-zero, with the reason, when anything is missing.
 """
 
 from __future__ import annotations
@@ -60,11 +60,21 @@ def main() -> None:
              f"--user-data-dir={out / 'profile'}", "--allow-file-access-from-files", "--virtual-time-budget=15000"]
     dom = run([chromium, *flags, "--dump-dom", page.as_uri()], timeout=120)
     run([chromium, *flags, "--window-size=1400,4000", f"--screenshot={out / 'page.png'}", page.as_uri()], timeout=120)
-    html = page.read_text()
-    images = re.findall(r'<img[^>]+src="([^"]+)"', dom)
+    problems, summary = page_problems(dom, page.read_text(), out)
+    print(f"{page}: {summary}; screenshot {out / 'page.png'}")
+    if problems:
+        sys.exit("\n".join(problems))
+
+
+def page_problems(dom: str, html: str, out: Path) -> tuple[list[str], str]:
+    """What is missing or doubled on the page (`dom` after the scripts ran, `html` as written), and
+    a summary line. Each image counts once; one drawn twice is a problem (declared twice in dvc.yaml)."""
+    sources = re.findall(r'<img[^>]+src="([^"]+)"', dom)
+    images = sorted(set(sources))
     vega_divs = len(re.findall(r'vegaEmbed\(', html))
     charts = len(re.findall(r'class="marks"', dom))
-    problems = []
+    problems = [f"image {src} is drawn {sources.count(src)} times; declare it once in dvc.yaml"
+                for src in images if sources.count(src) > 1]
     if not images:
         problems.append("no <img> on the page")
     for src in images:
@@ -78,9 +88,7 @@ def main() -> None:
         problems.append("no Vega plots in the page")
     if charts < vega_divs:
         problems.append(f"{vega_divs} Vega plots in the page but {charts} rendered charts in the DOM")
-    print(f"{page}: {len(images)} images, {charts} of {vega_divs} Vega charts rendered; screenshot {out / 'page.png'}")
-    if problems:
-        sys.exit("\n".join(problems))
+    return problems, f"{len(images)} images, {charts} of {vega_divs} Vega charts rendered"
 
 
 if __name__ == "__main__":

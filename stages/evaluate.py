@@ -1,4 +1,4 @@
-"""Stage evaluate: models/best.pt on the val split -> metrics/eval*.json, plots/ (grids, per-source tables)."""
+"""Stage evaluate: models/best.pt on the test split -> metrics/eval*.json, plots/ (grids, per-source tables)."""
 
 import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse

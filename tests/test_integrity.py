@@ -42,11 +42,18 @@ def test_a_flipped_byte_in_a_records_mask_bits_stops_the_read(copy):
     assert all((a == b).all() for a, b in zip(before, ds.read(12)))
 
 
-def test_a_shard_record_keeps_its_size_so_only_the_crc_can_see_it(copy):
-    """The flipped byte above changes no size: meta.json's shard sizes still agree, hence the CRC."""
-    meta = json.loads((copy / META).read_text())
-    shard = copy / SHARDS / shard_name(1)
-    assert shard.stat().st_size == meta["files"]["shard_bytes"][1]
+def test_a_flipped_patch_byte_keeps_the_shard_size_so_the_crc_finds_it_on_reading(copy):
+    """A flipped byte changes no size: meta.json's shard sizes still agree and the dataset opens;
+    the read of that one sample stops, naming the shard, the sample and the fix."""
+    ds = Dataset(copy)
+    row = ds.index.iloc[11]
+    shard = copy / SHARDS / shard_name(int(row.shard))
+    _flip_byte(shard, int(row.offset) + int(row.patch_len) // 2)  # a byte inside the record's PNG patch
+    assert shard.stat().st_size == json.loads((copy / META).read_text())["files"]["shard_bytes"][int(row.shard)]
+    ds = Dataset(copy)  # opens: the size check cannot see it
+    with pytest.raises(InputError) as e:
+        ds.read(11)
+    assert f"{shard}: the record of sample 11 is damaged" in str(e.value) and FIX in str(e.value)
 
 
 @pytest.mark.parametrize("damage, message", [

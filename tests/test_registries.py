@@ -2,8 +2,8 @@
 tests/test_models.py does the same over its whole registry).
 
 For each optimizer, scheduler, loss and model, each of its params is set to a value other
-than the default, the object is built, and the object must carry that value. A param that
-is checked and then ignored fails here.
+than the default, the object is built, and the object must carry that value; the object built
+from the defaults must not. A param that is checked and then ignored fails here.
 """
 
 import pytest
@@ -14,8 +14,7 @@ from fgbg.losses import LOSSES, HeadLoss
 from fgbg.model import MODELS, build_model, count_parameters
 from fgbg.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 
-DEFAULTS = Params()
-# Non-default values: each differs from params.yaml's default.
+# Non-default values: an object built from params.yaml's defaults holds none of them (tested below).
 LR, WEIGHT_DECAY, MOMENTUM = 0.0123, 0.0456, 0.5
 OPTIMIZER_PARAMS = {"lr": LR, "train": {"weight_decay": WEIGHT_DECAY, "momentum": MOMENTUM}}
 EXPECTED_GROUP = {  # what each optimizer's param group must hold
@@ -27,12 +26,6 @@ EXPECTED_GROUP = {  # what each optimizer's param group must hold
 
 def params(over: dict) -> Params:
     return from_dict(Params, over)
-
-
-def test_the_non_default_values_really_differ_from_the_defaults():
-    t = DEFAULTS.train
-    assert (DEFAULTS.lr, t.weight_decay, t.momentum) != (LR, WEIGHT_DECAY, MOMENTUM)
-    assert t.momentum != MOMENTUM and t.plateau_threshold != 0.05 and t.plateau_factor != 0.25
 
 
 def test_every_optimizer_is_covered():
@@ -75,6 +68,20 @@ EXPECTED_SCHEDULER = {
 }
 
 
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_an_optimizer_built_from_the_defaults_holds_none_of_the_test_values(name):
+    """Else an ignored param would leave its default and still pass the test above."""
+    group = build_optimizer(torch.nn.Linear(2, 2), params({"train": {"optimizer": name}})).param_groups[0]
+    assert all(group[key] != value for key, value in EXPECTED_GROUP[name].items()), group
+
+
+@pytest.mark.parametrize("name", [n for n in SCHEDULERS.names() if n != "none"])
+def test_a_scheduler_built_from_the_defaults_holds_none_of_the_test_values(name):
+    p = params({"train": {"scheduler": name}})
+    state = scheduler_state(name, build_scheduler(build_optimizer(torch.nn.Linear(2, 2), p), p, STEPS_PER_EPOCH))
+    assert all(state[key] != value for key, value in EXPECTED_SCHEDULER[name].items()), state
+
+
 def test_every_scheduler_is_covered():
     assert sorted(SCHEDULER_PARAMS) == SCHEDULERS.names() == sorted(EXPECTED_SCHEDULER)
 
@@ -102,20 +109,25 @@ def test_loss_weight_scales_its_term(name):
 MODEL_PARAMS = {"width": 6, "levels": 2, "half_output": True, "rows": True}
 
 
-def test_the_model_params_differ_from_the_defaults():
-    assert all(getattr(ModelConfig(), k) != v for k, v in MODEL_PARAMS.items())
+def built_unet(cfg: ModelConfig) -> dict:
+    """What a built model does with each param: its first width, its poolings, its output size for
+    a 16 px input (half_output: 8), its input channels (rows: 7)."""
+    model = build_model(cfg)
+    channels = model.encoders[0][0].in_channels
+    logits, depth = model(torch.zeros(1, channels, 16, 16))
+    assert depth.shape == logits.shape
+    return {"width": model.encoders[0][0].out_channels, "levels": len(model.encoders),
+            "half_output": logits.shape[-1] == 8, "rows": channels == 7}
+
+
+def test_the_default_model_holds_none_of_the_test_values():
+    built = built_unet(ModelConfig())
+    assert all(built[key] != value for key, value in MODEL_PARAMS.items()), built
 
 
 @pytest.mark.parametrize("key", sorted(MODEL_PARAMS))
 def test_unet_carries_each_of_its_params(key):
-    model = build_model(ModelConfig(name="unet", **{key: MODEL_PARAMS[key]}))
-    width = model.encoders[0][0].out_channels
-    levels = len(model.encoders)
-    channels = model.encoders[0][0].in_channels
-    logits, depth = model(torch.zeros(1, channels, 16, 16))
-    built = {"width": width, "levels": levels, "half_output": logits.shape[-1] == 8, "rows": channels == 7}
-    assert built[key] == MODEL_PARAMS[key]
-    assert depth.shape == logits.shape
+    assert built_unet(ModelConfig(name="unet", **{key: MODEL_PARAMS[key]}))[key] == MODEL_PARAMS[key]
 
 
 def test_unet_original_preset_is_the_original_network():

@@ -1,5 +1,9 @@
 """Streamed stats against known values and numpy; grouped split properties."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,6 +11,7 @@ import pytest
 from fgbg.split import split_index
 from fgbg.stats import RunningMoments, dataset_stats
 from fgbg.store import Dataset
+from tests.conftest import ROOT
 
 
 def test_running_moments_of_known_images():
@@ -111,3 +116,17 @@ def test_stats_are_exact_for_jpeg_and_scaled_placements(tiny_data, tmp_path):
     assert got["fg_bg"]["mean"] == pytest.approx(fg_bg.mean(axis=(0, 1, 2)), abs=1e-9)
     assert got["fg_bg"]["std"] == pytest.approx(fg_bg.std(axis=(0, 1, 2)), abs=1e-9)
     assert got["depth"]["std"][0] == pytest.approx(depth.std(), abs=1e-9)
+
+
+def test_the_stats_stage_counts_the_train_split_only(tiny_dataset, tmp_path):
+    """Val and test stand for unseen data: nothing of theirs, their mean included, may shape the model."""
+    split = {"train": [0, 1, 2, 3, 20, 21], "val": list(range(4, 20)), "test": list(range(22, 48))}
+    (tmp_path / "split.json").write_text(json.dumps(split))
+    subprocess.run([sys.executable, str(ROOT / "stages" / "stats.py"), "--dataset", str(tiny_dataset),
+                    "--split", str(tmp_path / "split.json"), "--out", str(tmp_path / "stats.json")], check=True)
+    got = json.loads((tmp_path / "stats.json").read_text())
+    ds = Dataset(tiny_dataset)
+    train = np.stack([ds.read(i)[1] for i in split["train"]]).astype(np.float64) / 255  # fg_bg of the train samples
+    everything = np.stack([ds.read(i)[1] for i in range(len(ds))]).astype(np.float64) / 255
+    assert got["samples"] == 6 and got["fg_bg"]["mean"] == pytest.approx(train.mean(axis=(0, 1, 2)), abs=1e-9)
+    assert got["fg_bg"]["mean"] != pytest.approx(everything.mean(axis=(0, 1, 2)), abs=1e-6)

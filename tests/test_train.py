@@ -2,11 +2,13 @@
 
 import json
 import logging
+import traceback
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import fgbg.train as train_mod
 from fgbg.checkpoint import load_checkpoint, read_checkpoint
@@ -186,30 +188,65 @@ def test_a_nan_loss_stops_the_epoch_naming_its_window_of_steps(bad_step, window)
                     scaler, StepState(), params, 3, 8, show=False)
 
 
-def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch):
-    """No Tensor.item / float() / bool() / tolist() per step: each would make the host wait for a GPU."""
-    from fgbg.steps import train_epoch
+class HostReads(TorchDispatchMode):
+    """Every read of a tensor's value by the host, as (kind, fgbg function, innermost function):
+    on a GPU, each is a sync.
 
-    params = from_dict(Params, TINY)
-    model = build_model(params.model)
-    batch = (torch.randn(2, 6, 8, 8), (torch.rand(2, 1, 8, 8) > 0.5).float(), torch.rand(2, 1, 8, 8))
-    import sys
+    CPU has no sync-debug mode, so the reads are caught where they happen. Every scalar read
+    goes through the op aten._local_scalar_dense (item, bool, float, int, an f-string of a 0-d
+    tensor, GradScaler's found-inf check), which this mode sees wherever it is called from,
+    torch included. .cpu, .numpy, .tolist and repr read a CPU tensor without an op, so those
+    are patched. Invisible here: .to("cpu") and copy_ into a host tensor (no-ops on a CPU).
+    An unfused optimizer keeps its step counters on the host by design: reading them is free.
+    """
 
-    reads = []  # reads made by fgbg's own code (torch's optimisers read their CPU step counters, which costs no sync)
+    def __init__(self, opt, monkeypatch):
+        super().__init__()
+        self.opt, self.reads, self.depth = opt, [], 0
+        for name in ("cpu", "numpy", "tolist", "__repr__"):
+            monkeypatch.setattr(torch.Tensor, name, self._patched(name, getattr(torch.Tensor, name)))
 
-    def counting(name, real):
-        def read(self, *args):
-            caller = sys._getframe(1).f_code.co_filename
-            if f"{Path('src') / 'fgbg'}" in caller:
-                reads.append((name, caller.rsplit("/", 1)[-1], sys._getframe(1).f_lineno))
-            return real(self, *args)
+    def _record(self, kind):
+        frames = traceback.extract_stack()[:-2]
+        ours = [f for f in frames if f"{Path('src') / 'fgbg'}" in f.filename] or frames
+        self.reads.append((kind, *(f"{Path(f.filename).name}:{f.name}" for f in (ours[-1], frames[-1]))))
+
+    def _patched(self, name, real):
+        def read(tensor, *args, **kwargs):
+            if self.depth == 0:
+                self._record(name)
+            self.depth += 1  # what it calls inside is the same read
+            try:
+                return real(tensor, *args, **kwargs)
+            finally:
+                self.depth -= 1
         return read
 
-    for name in ("item", "__float__", "__bool__", "tolist", "__int__"):
-        monkeypatch.setattr(torch.Tensor, name, counting(name, getattr(torch.Tensor, name)))
-    train_epoch(model, [batch] * 50, Heads(params, torch.device("cpu")), torch.optim.Adam(model.parameters()),
-                torch.amp.GradScaler("cpu", enabled=False), StepState(), params, 0, 8, show=False)
-    assert [r[0] for r in reads] == ["__bool__", "__bool__"], reads  # the finiteness flag after steps 24 and 49
+    def _host_counters(self) -> set[int]:
+        unfused = [g for g in self.opt.param_groups if not (g.get("fused") or g.get("capturable"))]
+        states = [self.opt.state.get(param, {}) for group in unfused for param in group["params"]]
+        return {state["step"].data_ptr() for state in states if "step" in state}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default and self.depth == 0 \
+                and args[0].data_ptr() not in self._host_counters():
+            self._record("scalar")
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])  # fp16: an enabled GradScaler, as on a GPU without bf16
+def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, precision):
+    """50 steps read two values back: the finiteness flag after steps 24 and 49, nothing else."""
+    from fgbg.steps import train_epoch
+
+    params = from_dict(Params, merge(TINY, {"train": {"precision": precision}}))
+    stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
+    t = train_mod._trainer(params, torch.device("cpu"), 50, "", stats)  # the model, optimizer and scaler training uses
+    assert t.scaler.is_enabled() == (precision == "fp16")
+    batch = (torch.randn(2, 6, 8, 8), (torch.rand(2, 1, 8, 8) > 0.5).float(), torch.rand(2, 1, 8, 8))
+    with HostReads(t.opt, monkeypatch) as host:
+        train_epoch(t.model, [batch] * 50, t.heads, t.opt, t.scaler, t.state, params, 0, 8, show=False)
+    assert [read[:2] for read in host.reads] == [("scalar", "steps.py:check")] * 2, host.reads
 
 
 LEARN = {"epochs": 6, "batch_size": 4, "lr": 0.01}  # 36 steps: enough for the loss to fall on the tiny data
@@ -350,18 +387,40 @@ def test_crop_windows_by_hand():
 
 
 def test_training_on_crops_sees_crops_and_validates_on_fixed_ones(tiny_dataset, prepared, tmp_path, monkeypatch):
-    seen = []
+    seen = []  # (training?, input) of every forward pass
     real_build = train_mod.build_model
 
     def recording_build(cfg):
         model = real_build(cfg)
-        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, tuple(inp[0].shape[-2:]))))
+        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, inp[0].detach().clone())))
         return model
 
     monkeypatch.setattr(train_mod, "build_model", recording_build)
     summary = _train(tiny_dataset, prepared, tmp_path, train={"crop": 8, "threads": 1})
-    assert {shape for _, shape in seen} == {(8, 8)} and summary["image_size"] == 8
+    assert {tuple(x.shape[-2:]) for _, x in seen} == {(8, 8)} and summary["image_size"] == 8
     assert read_checkpoint(tmp_path / "models" / "best.pt")["input_size"] == 16  # the native scale
+    val = [x for training, x in seen if not training]  # epoch 0's val batches and grid, then epoch 1's
+    first, second = val[: len(val) // 2], val[len(val) // 2 :]
+    assert len(first) == len(second) == 3  # 12 val samples in batches of 8, then the prediction grid
+    assert all(torch.equal(a, b) for a, b in zip(first, second)), "epoch 1 validated on other crops than epoch 0"
+
+
+def test_fixed_crops_are_the_same_window_in_every_epoch(tiny_dataset):
+    from fgbg.data import Crop, PairDataset
+
+    stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
+    store = Dataset(tiny_dataset)
+
+    def crops(fixed: bool, epoch: int) -> list[torch.Tensor]:
+        ds = PairDataset(store, list(range(12)), stats, crop=Crop(8, 0.5), fixed_crops=fixed, raw=True)
+        ds.set_epoch(epoch)
+        return [ds[k][0] for k in range(12)]
+
+    def same(a, b) -> bool:
+        return all(torch.equal(x, y) for x, y in zip(a, b))
+
+    assert same(crops(True, 0), crops(True, 5)) and same(crops(True, 5), crops(True, 5))
+    assert not same(crops(False, 0), crops(False, 5))  # training crops move with the epoch
 
 
 def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset):

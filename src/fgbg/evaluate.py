@@ -9,7 +9,8 @@ Writes
   and a `baseline` block with the same names;
 - metrics/eval_by_source.json: the same averaged per fg, per bg and per fg class (the
   fg name up to its first "_", e.g. cat_003 -> cat), and the 10 worst samples;
-- plots/per_fg.csv, plots/per_bg.csv: IoU and RMSE per source, for bar charts;
+- plots/per_fg.csv, plots/per_bg.csv: IoU, RMSE and the IoU's error 1 - IoU per source, for
+  bar charts (the per-fg chart draws the error: every IoU is near 1, where bars look alike);
 - plots/samples.png: evenly spaced samples (bg, fg_bg, mask, mask_pred, depth,
   depth_pred, |depth error|); plots/worst.png: the 10 worst the same way.
 "Worst" ranks by (1 - IoU) + RMSE, so a sample is bad when either head fails.
@@ -93,6 +94,16 @@ def _test_files(model, ckpt: dict, store: Dataset, ids: list[int], threshold: in
             "files": f"bg and fg_bg as separate JPEG files, quality {FILE_QUALITY}, read as `fgbg predict` reads them"}
 
 
+def _depth_rule(depth_mode: str) -> str:
+    """What the depth baseline is. The store's bg depth is always on the geometry scale, so under
+    teacher depth it is not on the labels' scale, and says so."""
+    rule = "the bg depth, as if the object were not there"
+    if depth_mode == "teacher":
+        rule += ("; not like for like under teacher depth: the bg depth is on the geometry scale (data/bg_depth/ "
+                 "or the ground-plane prior), the labels on the teacher's relative scale")
+    return rule
+
+
 def _grid(path: Path, model, ds: PairDataset, positions, dev, labels: list[str] | None = None) -> None:
     x, mask, depth = (torch.stack(t) for t in zip(*(ds[int(k)] for k in positions)))
     logits, depth_pred = predict_padded(model, x.to(dev))
@@ -124,7 +135,7 @@ def evaluate_model(
     threshold = _difference_threshold(store, split["val"])
     baseline = {**means(_baseline_per_image(store, ids, threshold, batch_size)),
                 "mask_rule": f"|fg_bg - bg| > {threshold} (largest channel difference, 0-255; threshold chosen on val)",
-                "depth_rule": "the bg depth, as if the object were not there"}
+                "depth_rule": _depth_rule(store.meta["compose"]["depth"])}
     result = {"split": "test", "unseen": split["unseen"], **means(df), "baseline": baseline, "samples": len(df),
               "checkpoint_epoch": int(ckpt.get("epoch", -1)), "image_size": size, "trained_at": trained_at,
               "test_files": _test_files(model, ckpt, store, ids, threshold, dev)}
@@ -141,6 +152,7 @@ def evaluate_model(
     plots_dir = Path(plots_dir)
     for group in ("fg", "bg"):
         table = df.groupby(group, sort=True)[["iou", "rmse"]].mean().reset_index()
+        table["iou_error"] = 1 - table["iou"]
         with atomic_path(plots_dir / f"per_{group}.csv") as tmp:
             table.to_csv(tmp, index=False, float_format="%.6f")
     picks = np.linspace(0, len(ds) - 1, min(grid_samples, len(ds))).round().astype(int)

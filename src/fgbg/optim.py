@@ -6,24 +6,26 @@ import torch
 
 from fgbg.config import Params
 from fgbg.registry import Registry
+from fgbg.runtime import autocast_dtype
 
 OPTIMIZERS: Registry = Registry("optimizer")
 SCHEDULERS: Registry = Registry("scheduler")
 
 
 @OPTIMIZERS.register("adam")
-def _adam(model_params, p: Params) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model_params, lr=p.lr, weight_decay=p.train.weight_decay)
+def _adam(model_params, p: Params, fused: bool | None) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model_params, lr=p.lr, weight_decay=p.train.weight_decay, fused=fused)
 
 
 @OPTIMIZERS.register("adamw")
-def _adamw(model_params, p: Params) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model_params, lr=p.lr, weight_decay=p.train.weight_decay)
+def _adamw(model_params, p: Params, fused: bool | None) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model_params, lr=p.lr, weight_decay=p.train.weight_decay, fused=fused)
 
 
 @OPTIMIZERS.register("sgd")
-def _sgd(model_params, p: Params) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model_params, lr=p.lr, momentum=p.train.momentum, weight_decay=p.train.weight_decay)
+def _sgd(model_params, p: Params, fused: bool | None) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model_params, lr=p.lr, momentum=p.train.momentum, weight_decay=p.train.weight_decay,
+                           fused=fused)
 
 
 @SCHEDULERS.register("plateau")
@@ -53,7 +55,11 @@ def _none(opt, p: Params, steps_per_epoch: int):
 
 
 def build_optimizer(model: torch.nn.Module, p: Params) -> torch.optim.Optimizer:
-    return OPTIMIZERS.get(p.train.optimizer, "train.optimizer")(model.parameters(), p)
+    """`train.optimizer` over the model's parameters, on the device they are on. Under fp16 (a
+    GradScaler) it is torch's fused optimizer: its step takes the scaler's found-inf flag on the
+    device, where an unfused step makes the scaler read the flag back, a host-device sync per step."""
+    fp16 = autocast_dtype(p.train.precision, next(model.parameters()).device) == torch.float16
+    return OPTIMIZERS.get(p.train.optimizer, "train.optimizer")(model.parameters(), p, fused=fp16 or None)
 
 
 def build_scheduler(opt: torch.optim.Optimizer, p: Params, steps_per_epoch: int):

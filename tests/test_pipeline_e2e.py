@@ -4,6 +4,7 @@ The project (dvc.yaml, stages, src) is copied into a temporary git repo with tin
 tiny generated sources, and driven with the same commands a user types.
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -11,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -85,10 +87,11 @@ def reflinks_work(folder: Path) -> bool:
     return subprocess.run(["cp", "--reflink=always", probe, f"{probe}.clone"], capture_output=True).returncode == 0
 
 
-def cache_link(repo: Path, path: Path) -> str:
-    """How `path` in the workspace is tied to its object in the DVC cache."""
+def cache_link(repo: Path, path: Path, cache: Path | None = None) -> str:
+    """How `path` in the workspace is tied to its object in the DVC cache (at `cache`, else asked of DVC)."""
     digest = hashlib.md5(path.read_bytes()).hexdigest()
-    cached = Path(sh(repo, "dvc", "cache", "dir").strip()) / "files" / "md5" / digest[:2] / digest[2:]
+    cache = cache or Path(sh(repo, "dvc", "cache", "dir").strip())
+    cached = cache / "files" / "md5" / digest[:2] / digest[2:]
     assert cached.is_file(), f"{path}: no object {cached} in the cache"
     if path.is_symlink():
         return "symlink" if path.resolve() == cached.resolve() else "a symlink elsewhere"
@@ -135,27 +138,79 @@ def test_exp_run_with_a_param_then_compare(repo):
     assert "samples.png" in html and "val_iou" in html
 
 
-def test_queued_experiment_runs_with_queue_start(repo):
+@contextlib.contextmanager
+def workspace_links(repo: Path):
+    """While experiments run: {file of dataset/composed in a queued run's temporary workspace
+    (.dvc/tmp/exps/tmp*/): how it is tied to the DVC cache}. The workspaces go when the runs end."""
+    cache = Path(sh(repo, "dvc", "cache", "dir").strip())
+    seen: dict[str, str] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for path in (repo / ".dvc" / "tmp" / "exps").glob("tmp*/dataset/composed/**/*"):
+                if str(path) not in seen and (path.is_file() or path.is_symlink()):
+                    try:
+                        seen[str(path)] = cache_link(repo, path, cache)
+                    except (OSError, AssertionError):  # gone with its workspace, or not an object of the cache
+                        pass
+            stop.wait(0.1)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+
+
+def queue_status(repo: Path, timeout: float = 600) -> dict[str, str]:
+    """{experiment name: Success, Failed, ...} once nothing is queued or running."""
+    deadline = time.time() + timeout
+    while True:
+        lines = sh(repo, "dvc", "queue", "status").splitlines()
+        rows = [line.split() for line in lines[1:]]  # Task, Name, Created (two words), Status
+        status = {row[1]: row[-1] for row in rows if len(row) >= 3 and row[-1] in ("Queued", "Running", "Success", "Failed")}
+        if not any(s in ("Queued", "Running") for s in status.values()) or time.time() > deadline:
+            return status
+        time.sleep(2)
+
+
+def test_a_sweep_runs_two_at_a_time_on_linked_data_and_a_failed_run_keeps_its_log(repo):
+    """What DVC users do (README, "Sweeps"): queue several values, run them two at a time. Each run
+    skips compose, split and stats, links the dataset from the cache into its workspace instead
+    of copying it, and shows in `dvc exp show` with its own metrics; a run that fails keeps its
+    log, which `dvc queue logs NAME` prints."""
     sh(repo, "git", "checkout", "-q", "--", ".")
-    sh(repo, "dvc", "exp", "run", "--queue", "-S", "lr=0.02")
-    sh(repo, "dvc", "queue", "start")
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        status = sh(repo, "dvc", "queue", "status")
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
-    assert "Success" in status, status
+    lrs = {"sweep-a": 0.02, "sweep-b": 0.005, "sweep-c": 0.001}
+    for name, lr in lrs.items():
+        sh(repo, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"lr={lr}")
+    sh(repo, "dvc", "exp", "run", "--queue", "-n", "sweep-bad", "-S", "lr=-1")
+    with workspace_links(repo) as links:
+        sh(repo, "dvc", "queue", "start", "-j", "2")  # returns when its workers end: they keep its output open
+        status = queue_status(repo)
+    assert status == {**{name: "Success" for name in lrs}, "sweep-bad": "Failed"}, status
+    workspaces = {path.split("/dataset/")[0] for path in links}
+    assert len(workspaces) >= 3, links  # the four runs' workspaces, less any that came and went unseen
+    assert set(links.values()) == {expected_link(repo)}, links  # linked from the cache, never copied
+    for name in lrs:
+        log = sh(repo, "dvc", "queue", "logs", name)
+        for stage in ("compose", "split", "stats"):
+            assert f"Stage '{stage}' didn't change, skipping" in log, log
+        assert "Running stage 'train'" in log and "Running stage 'evaluate'" in log
+    failed = sh(repo, "dvc", "queue", "logs", "sweep-bad")
+    assert "error: params.yaml: params: lr = -1.0 is not allowed; expected a float > 0" in failed, failed
+    assert "Traceback" not in failed
     rows = json.loads(sh(repo, "dvc", "exp", "show", "--json"))
-    exps = [r for row in rows for e in (row.get("experiments") or []) for r in e["revs"]]
-    done = [r for r in exps if r["data"]["params"]["params.yaml"]["data"]["lr"] == 0.02]
-    assert done and done[0]["data"]["metrics"]["metrics/train.json"]["data"]["lr"] == 0.02  # the queued run's own lr
-    assert done[0]["data"]["metrics"]["metrics/eval.json"]["data"]["split"] == "test"
-    names = [r["name"] for r in exps if r.get("name")]
-    assert len(names) >= 2, names
-    sh(repo, "dvc", "plots", "diff", names[0], names[1], "-o", "exp_compare")
+    exps = {r["name"]: r["data"] for row in rows for e in (row.get("experiments") or []) for r in e["revs"]}
+    for name, lr in lrs.items():
+        assert exps[name]["params"]["params.yaml"]["data"]["lr"] == lr
+        assert exps[name]["metrics"]["metrics/train.json"]["data"]["lr"] == lr  # each run's own lr reached it
+        assert exps[name]["metrics"]["metrics/eval.json"]["data"]["split"] == "test"
+    sh(repo, "dvc", "plots", "diff", "sweep-a", "sweep-b", "-o", "exp_compare")
     html = (repo / "exp_compare" / "index.html").read_text()
-    assert names[0] in html and names[1] in html and "val_rmse" in html
+    assert "sweep-a" in html and "sweep-b" in html and "val_rmse" in html
 
 
 def test_share_through_a_remote_then_clone_pull_and_predict(repo, tmp_path):

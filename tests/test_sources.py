@@ -5,9 +5,11 @@ import zipfile
 
 import numpy as np
 import pytest
+from pathlib import Path
+
 from PIL import Image
 
-import fgbg.sources
+import fgbg.source_files
 
 from fgbg.sources import MAX_PIXELS, SourceError, load_sources
 
@@ -155,10 +157,10 @@ def test_a_zip_bomb_is_refused_from_its_header_before_it_is_read(tmp_path, monke
         zf.writestr("street.png", _png(np.zeros((8, 8, 3), np.uint8)))
         zf.writestr("bomb.png", b"\0" * 5000)  # compresses to a few bytes
     _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
-    monkeypatch.setattr("fgbg.sources.MAX_ENTRY_BYTES", 4000)
+    monkeypatch.setattr("fgbg.source_files.MAX_ENTRY_BYTES", 4000)
     read = []
-    real_read = fgbg.sources.read_entry
-    monkeypatch.setattr(fgbg.sources, "read_entry", lambda archive, info: read.append(info.filename) or real_read(archive, info))
+    real_read = fgbg.source_files.read_entry
+    monkeypatch.setattr(fgbg.source_files, "read_entry", lambda archive, info: read.append(info.filename) or real_read(archive, info))
     with pytest.raises(SourceError, match=r"bg.zip:bomb.png: 5,000 bytes uncompressed, more than an image"):
         load_sources(tmp_path, 8, 8)
     assert read == ["street.png"]  # the bomb was never decompressed
@@ -206,21 +208,91 @@ def test_a_zip_entry_with_a_wrong_checksum_is_refused(tmp_path):
         load_sources(tmp_path, 8, 8)
 
 
-def test_an_archive_over_the_total_limit_is_refused_before_any_entry_is_read(tmp_path, monkeypatch):
+def test_sources_over_the_memory_budget_are_refused_an_archive_whole_from_its_headers(tmp_path, monkeypatch):
     png = _png(np.zeros((8, 8, 3), np.uint8))
     with zipfile.ZipFile(tmp_path / "bg.zip", "w") as zf:
         for i in range(3):
             zf.writestr(f"street{i}.png", png)
     _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
-    monkeypatch.setattr("fgbg.archive.MAX_ARCHIVE_BYTES", 2 * len(png))
+    fg_bytes = (tmp_path / "fg" / "cat.png").stat().st_size
+    monkeypatch.setattr("fgbg.source_files.MAX_SOURCE_BYTES", 3 * len(png) - 1)  # the zip is one byte short
     opened = []
     monkeypatch.setattr("fgbg.archive.open", lambda *a, **k: opened.append(a) or open(*a, **k), raising=False)
-    with pytest.raises(SourceError, match=rf"bg.zip: its images hold {3 * len(png):,} bytes in all, more than the "
-                                          rf"{2 * len(png):,} fgbg reads from one archive; split it"):
+    with pytest.raises(SourceError) as e:
         load_sources(tmp_path, 8, 8)
+    assert str(e.value).splitlines()[1:] == [  # one line: no "no images" beside it
+        f"{tmp_path / 'bg.zip'}: {3 * len(png):,} bytes of images, past the {3 * len(png) - 1:,} bytes of "
+        f"sources fgbg holds in memory at once ({3 * len(png) - 1:,} left); downscale the images or use fewer"]
     assert opened == []  # refused from the headers alone
-    monkeypatch.setattr("fgbg.archive.MAX_ARCHIVE_BYTES", 3 * len(png))
+    monkeypatch.setattr("fgbg.source_files.MAX_SOURCE_BYTES", 3 * len(png) + fg_bytes - 1)  # the fg is one byte short
+    with pytest.raises(SourceError, match=rf"fg/cat.png: {fg_bytes:,} bytes of images, past the"):
+        load_sources(tmp_path, 8, 8)
+    monkeypatch.setattr("fgbg.source_files.MAX_SOURCE_BYTES", 3 * len(png) + fg_bytes)
     assert load_sources(tmp_path, 8, 8).bg_names == ["street0", "street1", "street2"]
+
+
+def test_a_folder_file_larger_than_any_image_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    _write(tmp_path / "bg" / "street.png", _png(np.zeros((8, 8, 3), np.uint8)))
+    with open(tmp_path / "bg" / "huge.png", "wb") as f:
+        f.truncate(5000)  # sparse: nothing is written, nothing must be read
+    _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
+    monkeypatch.setattr("fgbg.source_files.MAX_ENTRY_BYTES", 4000)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}") if self.name == "huge.png" else b"")
+    with pytest.raises(SourceError, match=r"bg/huge.png: 5,000 bytes uncompressed, more than an image of"):
+        load_sources(tmp_path, 8, 8)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA],
+                         ids=["stored", "deflate", "bzip2", "lzma"])
+def test_honest_entries_of_every_method_read_back_exactly_with_an_extra_field(tmp_path, method):
+    png = _png(np.arange(192, dtype=np.uint8).reshape(8, 8, 3))
+    with zipfile.ZipFile(tmp_path / "bg.zip", "w", method) as zf:
+        info = zipfile.ZipInfo("street.png")
+        info.compress_type = method
+        info.extra = b"UT\x05\x00\x01\x00\x00\x00\x00"  # an extended-timestamp field, as Info-ZIP writes
+        zf.writestr(info, png)
+    _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
+    src = load_sources(tmp_path, 8, 8)
+    assert src.bg[0].tolist() == np.arange(192, dtype=np.uint8).reshape(8, 8, 3).tolist()
+
+
+def _patched(path, offset_from_name_end: int, value: int) -> None:
+    """One byte of the first entry's data, counted from the end of its local header's name."""
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = int.from_bytes(raw[26:28], "little"), int.from_bytes(raw[28:30], "little")
+    raw[30 + name_len + extra_len + offset_from_name_end] = value
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("damage", ["lzma properties", "deflate stream", "encrypted", "method", "bad utf-8 name",
+                                    "central directory offset"])
+def test_a_damaged_archive_is_one_problem_line_never_a_traceback(tmp_path, damage):
+    method = zipfile.ZIP_LZMA if damage == "lzma properties" else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(tmp_path / "bg.zip", "w", method) as zf:
+        zf.writestr("street.png", _png(np.arange(192, dtype=np.uint8).reshape(8, 8, 3)))
+    path, raw = tmp_path / "bg.zip", bytearray((tmp_path / "bg.zip").read_bytes())
+    central, end = raw.index(b"PK\x01\x02"), raw.index(b"PK\x05\x06")
+    if damage == "lzma properties":
+        _patched(path, 4, 0xFF)  # the lc/lp/pb byte: out of range
+    elif damage == "deflate stream":
+        _patched(path, 0, 0xFF)  # a reserved block type
+    else:
+        if damage == "encrypted":
+            raw[central + 8] |= 0x1
+        elif damage == "method":
+            raw[central + 10] = 99
+        elif damage == "bad utf-8 name":
+            raw[central + 9] |= 0x08  # flag bit 11: the name is UTF-8
+            raw[central + 46] = 0xFF
+        else:
+            offset = int.from_bytes(raw[end + 16 : end + 20], "little")
+            raw[end + 16 : end + 20] = (offset + 100).to_bytes(4, "little")
+        path.write_bytes(bytes(raw))
+    _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
+    with pytest.raises(SourceError) as e:
+        load_sources(tmp_path, 8, 8)
+    lines = str(e.value).splitlines()
+    assert len(lines) == 2 and lines[1].startswith(str(path)) and "re-create" in lines[1], lines
 
 
 def test_symlinks_are_taken_as_dvc_add_takes_them_and_each_is_named(tmp_path, caplog):
@@ -245,6 +317,45 @@ def test_symlinks_are_taken_as_dvc_add_takes_them_and_each_is_named(tmp_path, ca
         f"{fg / 'gone.png'}: a broken symbolic link (to {outside / 'gone.png'}); not read. Fix or delete it",
         f"{fg / 'more'}: a symbolic link to the folder {outside}; not read, as `dvc add data` does not record what "
         f"is under it. Move or copy the folder itself into {fg}/",
+    ]
+
+
+def test_a_linked_kind_folder_is_not_followed_and_a_linked_kind_archive_is_named(tmp_path, caplog):
+    data, outside = tmp_path / "data", tmp_path / "elsewhere"
+    _write(outside / "fg" / "cat.png", _png(_opaque(8, 8)))
+    with zipfile.ZipFile(outside / "bg.zip", "w") as zf:
+        zf.writestr("street.png", _png(np.zeros((8, 8, 3), np.uint8)))
+    data.mkdir()
+    (data / "fg").symlink_to(outside / "fg", target_is_directory=True)
+    (data / "bg.zip").symlink_to(outside / "bg.zip")
+    with caplog.at_level("WARNING"), pytest.raises(SourceError, match=r"data/fg/ \(or fg.zip\): no images"):
+        load_sources(data, 8, 8)
+    warnings = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert warnings == [
+        f"{data / 'bg.zip'}: a symbolic link to {outside / 'bg.zip'}, outside {data}/; read as that file, which "
+        "`dvc add data` records in its place",
+        f"{data / 'fg'}: a symbolic link to the folder {outside / 'fg'}; not read, as `dvc add data` does not record "
+        f"what is under it. Move or copy the folder itself into {data}/",
+    ]
+
+
+def test_hidden_files_and_entries_that_are_not_images_are_named(tmp_path, caplog):
+    _write(tmp_path / "bg" / "street.png", _png(np.zeros((8, 8, 3), np.uint8)))
+    _write(tmp_path / "bg" / ".DS_Store", b"finder")
+    _write(tmp_path / "bg" / ".cache" / "x.png", b"")
+    with zipfile.ZipFile(tmp_path / "fg.zip", "w") as zf:
+        zf.writestr("cat.png", _png(_opaque(8, 8)))
+        zf.writestr("dog.jpg", b"jpeg")
+        zf.writestr("__MACOSX/._cat.png", b"resource fork")
+    with caplog.at_level("WARNING"):
+        load_sources(tmp_path, 8, 8)
+    warnings = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert warnings == [
+        f"{tmp_path / 'bg'}/: 2 hidden file(s) or folder(s) not read (names starting with '.', such as .DS_Store or "
+        "__MACOSX/._cat.png)",
+        f"{tmp_path / 'fg.zip'}: 1 hidden entry not read (names starting with '.', such as .DS_Store or "
+        "__MACOSX/._cat.png)",
+        f"{tmp_path / 'fg.zip'}:dog.jpg: not read: takes .png files; convert or remove it",
     ]
 
 

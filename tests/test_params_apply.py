@@ -98,20 +98,54 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
     (_train_id, {"train": {"scheduler": "onecycle"}}, {"train": {"scheduler": "plateau"}}, {"train": {"plateau_factor": 0.1}}),
     (_train_id, {"train": {"scheduler": "none"}}, {"train": {"scheduler": "plateau"}}, {"train": {"plateau_threshold": 0.1}}),
     (_train_id, {"train": {"crop": 0}}, {"train": {"crop": 64}}, {"train": {"crop_object": 0.3}}),
+    (_train_id, {"train": {"crop": 192}}, {"train": {"crop": 64}}, {"train": {"crop_object": 0.3}}),
+    (_train_id, {"train": {"optimizer": "sgd", "scheduler": "onecycle"}}, {"train": {"optimizer": "sgd"}},
+     {"train": {"momentum": 0.5}}),
+    *[(_train_id, {"train": {"perturb": {name: 0.0}}}, {"train": {"perturb": {name: 0.5}}},
+       {"train": {"perturb": {key: value}}})
+      for name, key, value in [("shadow", "shadow_strength", 0.9), ("bg_jitter", "bg_jitter_strength", 0.5),
+                               ("misalign", "misalign_degrees", 3.0), ("misalign", "misalign_shift", 0.1),
+                               ("blur", "blur_sigma", 2.0), ("noise", "noise_sigma", 0.2),
+                               ("jpeg", "jpeg_quality", [10, 20])]],
     (_compose_id, {"fg_bg_format": "png"}, {"fg_bg_format": "jpeg"}, {"jpeg_quality": 50}),
     (_compose_id, {"depth": "geometry", "teacher": {"model": "depth.onnx"}}, TEACHER, {"teacher": {"batch": 4}}),
     (_compose_id, {"layout": "grid", "positions": 20}, {"layout": "random"}, {"seed": 7}),
     (_compose_id, {"layout": "grid", "positions": 20}, {"layout": "grid", "positions": 20, "scale_range": [0.5, 1.0]},
      {"seed": 7}),
 ], ids=["momentum-adam", "momentum-adamw", "patience-cosine", "factor-onecycle", "threshold-none", "crop_object",
+        "crop_object-whole", "momentum-onecycle", "shadow_strength", "bg_jitter_strength", "misalign_degrees",
+        "misalign_shift", "blur_sigma", "noise_sigma", "perturb-jpeg_quality",
         "jpeg_quality", "teacher", "seed-grid", "seed-grid-scaled"])
 def test_a_key_that_does_not_apply_changes_no_fingerprint_and_one_that_does_applies(identity, unused_under, used_under,
                                                                                      change):
     def merged(base):
-        return {k: {**base.get(k, {}), **v} if isinstance(v, dict) else v for k, v in {**base, **change}.items()}
+        return _deep_merge(base, change)
 
     assert identity(merged(unused_under)) == identity(unused_under)
     assert identity(merged(used_under)) != identity(used_under)
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    return {**base, **{k: _deep_merge(base.get(k, {}), v) if isinstance(v, dict) else v for k, v in over.items()}}
+
+
+def test_the_runtime_keys_are_left_out_of_the_training_fingerprint():
+    base = _train_id({})
+    for key, value in (("workers", 3), ("device", "cpu"), ("threads", 2), ("image_every", 1)):
+        assert _train_id({"train": {key: value}}) == base, key
+    assert _train_id({"train": {"seed": 1}}) != base  # and a key that is not one does move it
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"train": {"mask_loss": {"bce": 0.0, "dice": 0.0}}}, r"train.mask_loss = \{'bce': 0.0, 'dice': 0.0\} is not "
+                                                           r"allowed; expected at least one weight > 0"),
+    ({"epochs": 10, "train": {"crop": 0, "resize_schedule": [[32, 10], [64, 5]]}},
+     r"train.resize_schedule = \[64, 5\] is not allowed; expected an entry that starts before the last epoch: it "
+     r"would start at epoch 10, and epochs = 10"),
+])
+def test_settings_that_would_train_nothing_are_refused(over, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(Params, over)
 
 
 def test_the_default_fingerprints_are_what_they_were():

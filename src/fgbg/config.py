@@ -198,6 +198,14 @@ class PerturbConfig:
         _require(1 <= lo <= hi <= 100, "train.perturb.jpeg_quality", list(self.jpeg_quality),
                  "[low, high] with 1 <= low <= high <= 100")
 
+    STRENGTHS = {"shadow": ("shadow_strength",), "bg_jitter": ("bg_jitter_strength",),
+                 "misalign": ("misalign_degrees", "misalign_shift"), "blur": ("blur_sigma",),
+                 "noise": ("noise_sigma",), "jpeg": ("jpeg_quality",)}  # each probability's strengths
+
+    def unused(self) -> list[str]:
+        """The strengths of perturbations whose probability is 0."""
+        return [key for name, keys in self.STRENGTHS.items() if getattr(self, name) == 0 for key in keys]
+
 
 BEST_METRICS = {"loss": "min", "rmse": "min", "iou": "max", "dice": "max"}
 LOSS_NAMES = ("bce", "dice", "l1", "rmse", "ssim", "grad")  # fgbg.losses.LOSSES (a test keeps them equal)
@@ -250,6 +258,7 @@ class TrainConfig:
             for loss, w in terms.items():
                 _require(loss in names, f"train.{name}.{loss}", w, f"a loss named one of {', '.join(sorted(names))}")
                 _require(w >= 0, f"train.{name}.{loss}", w, "a weight >= 0")
+            _require(any(w > 0 for w in terms.values()), f"train.{name}", terms, "at least one weight > 0")
         schedule = [list(p) for p in self.resize_schedule]
         for size, epochs in self.resize_schedule:
             _require(size >= 8 and epochs >= 1, "train.resize_schedule", schedule, "a list of [size >= 8, epochs >= 1] pairs")
@@ -263,15 +272,18 @@ class TrainConfig:
         _require(self.workers >= -1, "train.workers", self.workers, "an int >= 0, or -1 for auto")
         _require(self.threads >= 0, "train.threads", self.threads, "an int >= 0 (0 = torch default)")
 
-    def unused(self) -> list[str]:
-        """The keys that the chosen options do not use: accepted, and left out of the training fingerprint."""
-        return ((["momentum"] if self.optimizer != "sgd" else [])
+    def unused(self, image_size: int) -> list[str]:
+        """The keys that the chosen options do not use, for images of `image_size`: accepted, and left
+        out of the training fingerprint. OneCycle sets the momentum itself (0.95 down to 0.85 and back)."""
+        return ((["momentum"] if self.optimizer != "sgd" or self.scheduler == "onecycle" else [])
                 + (["plateau_patience", "plateau_factor", "plateau_threshold"] if self.scheduler != "plateau" else [])
-                + (["crop_object"] if self.crop == 0 else []))
+                + (["crop_object"] if self.crop in (0, image_size) else []))  # a crop of the whole image is the image
 
-    def decisive(self) -> "TrainConfig":
-        """This config with its unused keys at their defaults: what decides the trained weights (with the runtime keys)."""
-        return _with_defaults(self, self.unused())
+    def decisive(self, image_size: int) -> "TrainConfig":
+        """This config with its unused keys (and its perturbations') at their defaults: with the runtime
+        keys, what decides the trained weights."""
+        return dataclasses.replace(_with_defaults(self, self.unused(image_size)),
+                                   perturb=_with_defaults(self.perturb, self.perturb.unused()))
 
 
 @dataclass(frozen=True)
@@ -303,6 +315,12 @@ class Params:
                      f"sizes divisible by 2**model.levels = {step}")
         _require(self.train.crop <= self.compose.bg_size, "train.crop", self.train.crop,
                  f"at most compose.bg_size = {self.compose.bg_size}")
+        start = 0
+        for size, epochs in self.train.resize_schedule:
+            _require(start < self.epochs, "train.resize_schedule", [size, epochs],
+                     f"an entry that starts before the last epoch: it would start at epoch {start}, and epochs = "
+                     f"{self.epochs}; shorten the schedule or raise epochs")
+            start += epochs
 
 
 def _type_name(tp: Any) -> str:

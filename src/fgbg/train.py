@@ -61,7 +61,7 @@ def epoch_size(p: Params, epoch: int) -> int:
 def _training_identity(p: Params) -> dict:
     """The params a checkpoint must share to be resumed: not the runtime keys (workers, device, threads,
     image_every), and keys the chosen options do not use put back to their defaults (TrainConfig.decisive)."""
-    t = dataclasses.asdict(p.train.decisive())
+    t = dataclasses.asdict(p.train.decisive(p.compose.bg_size))
     for k in RUNTIME_KEYS:
         t.pop(k)
     return {"lr": p.lr, "epochs": p.epochs, "batch_size": p.batch_size, "model": dataclasses.asdict(p.model), "train": t}
@@ -147,12 +147,16 @@ def _epoch(t: "Trainer", model, loaders: Loaders, d: distributed.Dist, epoch: in
     if loaders.sampler is not None:
         loaders.sampler.set_epoch(epoch)
     size = epoch_size(p, epoch)
+    device = t.heads.device
     tr = distributed.all_sum(train_epoch(model, loaders.train, t.heads, t.opt, t.scaler, t.state, p, epoch, size,
-                                         t.sched if t.per_batch else None, show=d.main), d)
+                                         t.sched if t.per_batch else None, show=d.main, d=d), d, device)
     t_train = time.perf_counter() - t0
-    va = distributed.all_sum(validate(model, loaders.val, t.heads, epoch, show=d.main), d)
-    samples = {"train": int(tr.pop("n")), "val": int(va.pop("n"))}
-    tr = {k: v / samples["train"] for k, v in tr.items()}
+    distributed.broadcast_buffers(unwrap(model), d)
+    va = distributed.all_sum(validate(unwrap(model) if d.active else model, loaders.val, t.heads, epoch, show=d.main,
+                                      d=d), d, device)  # not through DDP: see broadcast_buffers
+    trained = tr.pop("n")  # with the few samples DistributedSampler repeats so that every share has one length
+    samples = {"train": len(loaders.train_ds), "val": int(va.pop("n"))}  # each sample once
+    tr = {k: v / trained for k, v in tr.items()}
     va = {k: v / samples["val"] for k, v in va.items()}
     if t.sched is not None and not t.per_batch:
         t.sched.step(va["loss"])
@@ -296,7 +300,8 @@ def train_model(
                 save_checkpoint(model_dir / "last.pt", model, p.model, stats, **extra)
                 _log_epoch(lives[0], tr, va, lr, size)
                 if p.train.image_every and (epoch + 1) % p.train.image_every == 0:
-                    lives[0].log_image(f"predictions/epoch_{epoch + 1:03d}.png", _prediction_grid(model, loaders.val, t.heads))
+                    grid = _prediction_grid(unwrap(model), loaders.val, t.heads)  # not DDP's forward: rank 0 alone
+                    lives[0].log_image(f"predictions/epoch_{epoch + 1:03d}.png", grid)
                 if len(lives) > 1:
                     lives[1].log_metric("epoch_s", time.perf_counter() - t0)
                     lives[1].log_metric("train_samples_per_s", len(split["train"]) / t_train)

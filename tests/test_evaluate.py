@@ -42,3 +42,26 @@ def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, 
     ev = json.loads((tmp_path / "eval.json").read_text())
     assert ev["samples"] == len(split["test"]) and ev["image_size"] == 20
     assert ev["mask"]["iou"] == pytest.approx(np.mean(ious), abs=1e-9)
+
+
+def test_padding_repeats_the_edge_pixels_and_is_cut_back():
+    """What the network sees past the image is the image's last row and column, not zeros."""
+    from fgbg.runtime import predict_padded
+
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        levels = 2  # sides padded to a multiple of 4
+
+        def forward(self, x):
+            seen.append(x.clone())
+            return x[:, :1], x[:, 1:2]
+
+    x = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(1, 2, 3, 5)  # 1, 2, H 3, W 5
+    logits, depth = predict_padded(Recorder(), x)
+    padded = seen[0]
+    assert padded.shape == (1, 2, 4, 8)
+    assert torch.equal(padded[..., :3, :5], x)
+    assert torch.equal(padded[..., 3, :5], x[..., 2, :])  # the last row again
+    assert torch.equal(padded[..., :3, 7], x[..., :, 4])  # the last column again
+    assert torch.equal(logits, x[:, :1]) and torch.equal(depth, x[:, 1:2])  # cut back to 3 x 5

@@ -234,12 +234,13 @@ class HostReads(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+@pytest.mark.parametrize("grad_clip", [0.0, 1.0], ids=["no-clip", "clip"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])  # fp16: an enabled GradScaler, as on a GPU without bf16
-def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, precision):
+def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, precision, grad_clip):
     """50 steps read two values back: the finiteness flag after steps 24 and 49, nothing else."""
     from fgbg.steps import train_epoch
 
-    params = from_dict(Params, merge(TINY, {"train": {"precision": precision}}))
+    params = from_dict(Params, merge(TINY, {"train": {"precision": precision, "grad_clip": grad_clip}}))
     stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
     t = train_mod._trainer(params, torch.device("cpu"), 50, "", stats)  # the model, optimizer and scaler training uses
     assert t.scaler.is_enabled() == (precision == "fp16")

@@ -12,6 +12,7 @@ from fgbg.config import ComposeConfig, ConfigError, TeacherConfig, from_dict
 from fgbg.stats import dataset_stats
 from fgbg.store import Dataset
 from tests.conftest import TINY_COMPOSE
+from tests.test_store import _same_files
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +74,39 @@ def test_one_onnx_session_serves_every_shard(tiny_data, mean_model, tmp_path, mo
     cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher, shard_size=5)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
     assert len(Dataset(tmp_path / "composed").index) > 3 * 5 and len(made) == 1
+
+
+def test_a_rerun_with_another_model_at_the_same_path_starts_afresh(tiny_data, mean_model, tmp_path, monkeypatch):
+    """Shards made by the old model before a kill are not kept beside the new model's."""
+    import fgbg.build as build
+
+    model = tmp_path / "teacher.onnx"
+    teacher = TeacherConfig(model=str(model), input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)
+    cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher)
+    real = build._shard_bytes
+    calls = []
+
+    def dies_on_third(k, s):
+        calls.append(k)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if killed mid-run
+        return real(k, s)
+
+    _negated_model(mean_model, model)  # the old model: its depth is the new one's, inverted
+    monkeypatch.setattr(build, "_shard_bytes", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
+    monkeypatch.setattr(build, "_shard_bytes", real)
+    model.write_bytes(mean_model.read_bytes())
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "fresh", cfg=cfg)
+    assert calls[:2] == [0, 1]  # two shards were made by the old model
+    _same_files(tmp_path / "fresh", tmp_path / "composed")
+
+
+def _negated_model(mean_model, path) -> None:
+    """The mean model with its output negated: after min-max, 1 - the mean model's depth."""
+    model = onnx.load(mean_model)
+    model.graph.node[0].output[0] = "mean"
+    model.graph.node.append(helper.make_node("Neg", ["mean"], ["depth"]))
+    onnx.save(model, path)

@@ -3,7 +3,8 @@
 Shard k holds placements [k * shard_size, (k + 1) * shard_size) and depends on nothing
 else, so shards can be made in any order, anywhere. They are made by the workers of a
 Dask cluster: a LocalCluster of `workers` processes by default, or a running cluster given
-by its scheduler's address (`scheduler`, e.g. tcp://host:8786). The sources go to the
+by its scheduler's address (`scheduler`, e.g. tcp://host:8786); a wrong address is an error
+within about 2 x CLUSTER_TIMEOUT_S. The sources, and a teacher model's bytes, go to the
 workers once; each worker sends back a shard's bytes and its index rows, and this process
 writes them, atomically, into `<out>.partial/`: workers need no shared filesystem. A
 worker lost mid-run has its shards made again elsewhere (Dask reschedules them). With
@@ -69,11 +70,9 @@ def _shard_bytes(k: int, s: dict) -> tuple[int, bytes, bytes]:
     if cfg.depth == "teacher":
         from fgbg.teacher import Teacher
 
-        model = Path(cfg.teacher.model)
-        stamp = model.stat() if model.is_file() else None  # a changed file gets a new session
-        key = (json.dumps(dataclasses.asdict(cfg.teacher), sort_keys=True), stamp and (stamp.st_mtime_ns, stamp.st_size))
+        key = (s["teacher_sha256"], json.dumps(dataclasses.asdict(cfg.teacher), sort_keys=True))
         if key not in _TEACHERS:  # one ONNX session per process (a Dask worker keeps it), not per shard
-            _TEACHERS[key] = Teacher(cfg.teacher, threads=s["threads"])
+            _TEACHERS[key] = Teacher(cfg.teacher, s["teacher_model"], threads=s["threads"])
         teacher = _TEACHERS[key]
     prepared: dict[tuple, tuple[PreparedFg, bytes]] = {}
     out_rows = []
@@ -133,28 +132,84 @@ def _write_shard(work: Path, k: int, shard: bytes, rows: bytes) -> None:
     atomic_write_bytes(_rows_path(work, k), rows)
 
 
+CLUSTER_TIMEOUT_S = 20.0  # to reach a scheduler given by address, and then for it to have a worker
+
+
 def _cluster(workers: int, scheduler: str | None):
     """A Dask client: of the cluster at `scheduler`, else of a LocalCluster of `workers` processes."""
     from distributed import Client, LocalCluster
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its start-up and shutdown chatter
     if scheduler:
-        return Client(scheduler, timeout="30s")
+        return _connect(scheduler)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            host="127.0.0.1", silence_logs=logging.WARNING)
     return Client(cluster)
 
 
-def _make_shards(todo: list[int], state: dict, work: Path, workers: int, scheduler: str | None, bar) -> None:
+def _connect(address: str):
+    """A client of the Dask scheduler at `address` once it has a worker; else, within about
+    2 x CLUSTER_TIMEOUT_S, an InputError that names the address and what to check."""
+    from distributed import Client
+    from distributed.exceptions import WorkerStartTimeoutError
+
+    seconds = CLUSTER_TIMEOUT_S
+    wrong = f"the Dask scheduler address {address} (--scheduler or FGBG_DASK_SCHEDULER)"
+    fix = ("check that `dask scheduler` runs there and that this is the address it prints (port 8786 by default, "
+           "not the dashboard's 8787), or leave the address unset to compose on local worker processes")
+    try:
+        _handshake(address, seconds)
+    except TimeoutError:  # before OSError, its base class
+        raise InputError(f"{wrong}: it accepted a connection but did not answer as Dask does within {seconds:g} s; "
+                         f"{fix}") from None
+    except OSError:  # nothing listens there, or the host is unknown or unreachable
+        raise InputError(f"{wrong}: could not connect within {seconds:g} s; {fix}") from None
+    except ValueError as e:  # a malformed address
+        raise InputError(f"{wrong}: {e}; {fix}") from None
+    try:
+        client = Client(address, timeout=f"{seconds}s")
+    except Exception as e:  # it speaks Dask but is no scheduler: a worker's address, say
+        raise InputError(f"{wrong}: what answers there is not a Dask scheduler ({type(e).__name__}: {e}); "
+                         f"{fix}") from None
+    try:
+        client.wait_for_workers(1, timeout=seconds)
+    except WorkerStartTimeoutError:
+        client.close()
+        raise InputError(f"the Dask scheduler at {address} has no workers: none joined within {seconds:g} s; start "
+                         f"some (`dask worker {address}` on each machine), or leave --scheduler and "
+                         "FGBG_DASK_SCHEDULER unset to compose on local worker processes") from None
+    return client
+
+
+def _handshake(address: str, seconds: float) -> None:
+    """Open a Dask connection to `address` and close it: Dask's own connect waits forever for
+    the answer of a server that accepts and never speaks (an HTTP server, say), hence the bound."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    async def open_and_close() -> None:
+        comm = await connect(address, timeout=seconds, **Security().get_connection_args("client"))
+        await comm.close()
+
+    bounded = asyncio.wait_for(open_and_close(), seconds + 1)  # + 1: connect's own timeout comes first
+    with ThreadPoolExecutor(1) as thread:  # a loop of its own, also where one runs already (a notebook)
+        thread.submit(asyncio.run, bounded).result()
+
+
+def _make_shards(todo: list[int], state: dict, work: Path, workers: int, scheduler: str | None) -> None:
     """Make the shards `todo`, on Dask (see module doc), writing each as it arrives."""
     if workers == 1 and not scheduler:
-        for k in todo:
-            _write_shard(work, *_shard_bytes(k, state))
-            bar.update()
+        with progress(total=len(todo), desc="compose", unit="shard") as bar:
+            for k in todo:
+                _write_shard(work, *_shard_bytes(k, state))
+                bar.update()
         return
     from distributed import as_completed
 
-    with _cluster(workers, scheduler) as client:
+    with _cluster(workers, scheduler) as client, progress(total=len(todo), desc="compose", unit="shard") as bar:
         shared = client.scatter(state, broadcast=True)  # the sources travel to each worker once
         futures = client.map(_shard_bytes, todo, s=shared, pure=False)
         for future in as_completed(futures):
@@ -171,8 +226,10 @@ def _identity(cfg: ComposeConfig) -> dict:
     return d
 
 
-def _fingerprint(sources: Sources, cfg: ComposeConfig) -> str:
+def _fingerprint(sources: Sources, cfg: ComposeConfig, teacher_sha256: str | None) -> str:
     h = hashlib.sha256(json.dumps(_identity(cfg), sort_keys=True).encode())
+    if teacher_sha256:  # another model at the same path makes other shards
+        h.update(teacher_sha256.encode())
     for arr in [sources.bg, *sources.fg, *[d for d in sources.bg_depth if d is not None]]:
         h.update(np.ascontiguousarray(arr).tobytes())
     h.update(json.dumps([sources.bg_names, sources.fg_names]).encode())
@@ -196,9 +253,15 @@ def compose_dataset(
 ) -> pd.DataFrame:
     """Compose every shard not made yet (see module doc), then complete `out_dir`; returns the index."""
     sources = load_sources(data_dir, cfg.bg_size, cfg.fg_size)
+    teacher_model = None
+    if cfg.depth == "teacher":
+        from fgbg.teacher import read_model
+
+        teacher_model = read_model(cfg.teacher)  # sent to the workers with the sources
+    teacher_sha256 = hashlib.sha256(teacher_model).hexdigest() if teacher_model is not None else None
     out_dir = Path(out_dir)
     work = out_dir.with_name(out_dir.name + ".partial")
-    fingerprint = _fingerprint(sources, cfg)
+    fingerprint = _fingerprint(sources, cfg, teacher_sha256)
     if _completed(work, fingerprint):  # killed between completing and renaming
         return _rename(work, out_dir)
     _prepare_work(work, fingerprint)
@@ -212,13 +275,12 @@ def compose_dataset(
         cfg=cfg, plan=plan, sources=sources, depths=depths,
         bg_sums=np.concatenate([bg64.sum(1), (bg64 * bg64).sum(1)], axis=1),
         depth_sums=np.stack([d64.sum(1), (d64 * d64).sum(1)], axis=1),
-        threads=1 if cfg.workers > 1 or scheduler else 0,
+        threads=1 if cfg.workers > 1 or scheduler else 0, teacher_model=teacher_model, teacher_sha256=teacher_sha256,
     )
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{cfg.workers} local worker process(es)"
     log.info("composing %d of %d shards (%d samples in all) on %s", len(todo), n_shards, len(plan), where)
-    bar = progress(total=len(todo), desc="compose", unit="shard")
     try:
-        _make_shards(todo, state, work, cfg.workers, scheduler, bar)
+        _make_shards(todo, state, work, cfg.workers, scheduler)
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
@@ -226,8 +288,6 @@ def compose_dataset(
         raise InputError(f"{work}: the disk is full ({shutil.disk_usage(work).free / 2**20:.0f} MiB free). The "
                          f"{done} finished shard(s) of {n_shards} are kept there; free some space and run the "
                          "same command again (`dvc repro compose`): it resumes") from None
-    finally:
-        bar.close()
     _finish(work, plan, sources, depths, cfg, n_shards, fingerprint)
     return _rename(work, out_dir)
 

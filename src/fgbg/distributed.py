@@ -4,10 +4,13 @@ Under `torchrun --nproc_per_node=N` (WORLD_SIZE > 1) each process joins a proces
 and trains on its share of the data; only rank 0 logs, writes and decides (whether to
 resume, from what). Without torchrun everything here is a no-op.
 
-On CUDA the group is device-aware, `cpu:gloo,cuda:nccl`: NCCL carries the gradients and
-refuses CPU tensors, so the small CPU reductions (epoch sums) and broadcasts of Python
-objects go through gloo. A plain NCCL group made every multi-GPU run die at the end of its
-first epoch; a gloo test on CPU cannot show that, hence `backend()` and its test.
+Every rank sends the same collectives, with tensors of the same shape on its own device,
+whatever its share of the data (none at all included): the epoch sums are one float64
+tensor of fixed keys, and the finiteness flag (`first_rank`) is one int64. On CUDA the group
+is device-aware, `cpu:gloo,cuda:nccl`: those device tensors and the gradients go through
+NCCL, which refuses CPU tensors, and broadcasts of Python objects (the resume decision, an
+error message), which torch sends as CPU tensors in such a group, go through gloo. The tests
+run two processes on gloo (CPU); nothing here depends on which backend carries a tensor.
 """
 
 from __future__ import annotations
@@ -52,26 +55,50 @@ def setup(device_type: str) -> Dist:
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local)
 
 
-def all_sum(values: dict, d: Dist) -> dict[str, float]:
-    """Each value (a number or a 0-d tensor on any device) summed over all processes, as floats.
+def all_sum(values: dict, d: Dist, device: torch.device) -> dict[str, float]:
+    """Each value (a number or a 0-d tensor) summed over all processes, as floats.
 
-    The values travel as one float64 tensor on their own device, and come back to the host
-    in one read: the one sync of an epoch's sums."""
+    Every rank must give the same keys. The values travel as one float64 tensor on `device`,
+    this rank's device (under NCCL a CPU tensor on one rank and a CUDA one on another would
+    not meet), and come back to the host in one read: the one sync of an epoch's sums."""
     keys = sorted(values)
-    device = next((v.device for v in values.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
-    t = torch.stack([torch.as_tensor(values[k], dtype=torch.float64, device=device) for k in keys])
+    sums = torch.stack([torch.as_tensor(values[k], dtype=torch.float64, device=device) for k in keys])  # len(keys)
     if d.active:
-        dist.all_reduce(t)
-    return dict(zip(keys, t.tolist()))
+        dist.all_reduce(sums)
+    return dict(zip(keys, sums.tolist()))
 
 
-def broadcast(obj, d: Dist):
-    """Rank 0's `obj` on every process (identity for one process)."""
+def first_rank(flag: torch.Tensor | None, d: Dist, device: torch.device) -> int | None:
+    """The lowest rank whose `flag` (a 0-d bool tensor; None for unset) is set, or None.
+
+    Every rank must call it at the same point: one all_reduce of an int64 on `device`, so
+    that a condition met on one rank (a NaN in its share) stops every rank alike."""
+    flag = torch.zeros((), dtype=torch.bool, device=device) if flag is None else flag.to(device)
+    rank = torch.where(flag, d.rank, d.world).to(torch.int64).reshape(1)  # 1, on every rank
+    if d.active:
+        dist.all_reduce(rank, op=dist.ReduceOp.MIN)
+    first = int(rank.item())
+    return None if first == d.world else first
+
+
+def broadcast(obj, d: Dist, src: int = 0):
+    """Rank `src`'s `obj` on every process (identity for one process)."""
     if not d.active:
         return obj
-    box = [obj if d.main else None]
-    dist.broadcast_object_list(box, src=0)
+    box = [obj if d.rank == src else None]
+    dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def broadcast_buffers(module: torch.nn.Module, d: Dist) -> None:
+    """Rank 0's buffers (BatchNorm statistics) on every rank, in place.
+
+    DDP broadcasts them at the start of a training forward, so after an epoch's last step each
+    rank's differ by its own last batch; DDP's own broadcast at the next forward never comes
+    on a rank with no val samples, which is why validation runs on the module itself, after this."""
+    if d.active:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def barrier(d: Dist) -> None:

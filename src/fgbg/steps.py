@@ -7,7 +7,8 @@
 - CUDA out of memory: the step is retried in twice as many micro-batches (gradient
   accumulation keeps the effective batch), and the run goes on with that split.
 - A NaN or inf loss stops the run with the epoch, the window of steps it appeared in and
-  the loss terms.
+  the loss terms. Under DDP every rank stops with the same error, that of the lowest rank
+  that met one (fgbg.distributed.first_rank).
 - No host-device sync per step: losses, terms and metrics add up on the device, and the
   finiteness flag is read back every CHECK_EVERY steps; an epoch reads its sums once.
 """
@@ -22,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from fgbg.config import Params
+from fgbg.distributed import Dist, broadcast, first_rank
 from fgbg.losses import HeadLoss
-from fgbg.metrics import depth_metrics, mask_metrics
+from fgbg.metrics import DEPTH_KEYS, MASK_KEYS, depth_metrics, mask_metrics
 from fgbg.progress import progress
 from fgbg.runtime import autocast_dtype, forward, normalise_on_device, upsample_like
 
@@ -64,6 +66,15 @@ class Heads:
         self.channels_last = p.train.channels_last
         self.stats = stats
 
+    @property
+    def term_names(self) -> list[str]:
+        """The names of the loss terms that `forward` returns."""
+        return [f"{loss.head}_{name}" for loss in (self.mask_loss, self.depth_loss) for name in loss.weights]
+
+    def zeros(self, keys: list[str]) -> dict[str, torch.Tensor]:
+        """A float64 zero on the device per key: every rank's sums have every key, whatever its share."""
+        return {k: torch.zeros((), dtype=torch.float64, device=self.device) for k in keys}
+
     def to_device(self, x, mask, depth):
         x = x.to(self.device, non_blocking=True)
         if x.dtype == torch.uint8:
@@ -87,10 +98,15 @@ CHECK_EVERY = 25  # steps between reading the finiteness flag back from the devi
 class FiniteCheck:
     """Whether every loss of a pass was finite, kept on the device and read back every
     CHECK_EVERY steps and at the end: one host-device sync per window instead of per step.
-    A NaN or inf stops the run naming the epoch and the steps it appeared between."""
+    A NaN or inf stops the run naming the epoch and the steps it appeared between.
 
-    def __init__(self, phase: str, epoch: int) -> None:
-        self.phase, self.epoch = phase, epoch
+    Under DDP (`d`) each check is collective, and stops every rank with the message of the
+    lowest rank that met one; so the checks must come at the same steps on every rank:
+    `windows=False` checks only at the end (validation, whose shares differ in length)."""
+
+    def __init__(self, phase: str, epoch: int, d: Dist = Dist(), device: torch.device = torch.device("cpu"),
+                 windows: bool = True) -> None:
+        self.phase, self.epoch, self.d, self.device, self.windows = phase, epoch, d, device, windows
         self.bad: torch.Tensor | None = None  # 0-d bool on the device: a non-finite loss since `since`
         self.since = 0
         self.terms: dict[str, torch.Tensor] = {}
@@ -99,16 +115,21 @@ class FiniteCheck:
         bad = ~torch.isfinite(loss.detach())
         self.bad = bad if self.bad is None else self.bad | bad
         self.terms = terms
-        if (step + 1) % CHECK_EVERY == 0:
+        if self.windows and (step + 1) % CHECK_EVERY == 0:
             self.check(step)
 
     def check(self, step: int) -> None:
-        if self.bad is not None and bool(self.bad):  # the one sync of the window
+        if self.d.active:
+            first = first_rank(self.bad, self.d, self.device)  # every rank, the same steps: the window's sync
+        else:
+            first = 0 if self.bad is not None and bool(self.bad) else None  # the one sync of the window
+        if first is not None:
             terms = {k: float(v) for k, v in self.terms.items()}
-            raise FloatingPointError(
-                f"loss is not finite at epoch {self.epoch}, between steps {self.since} and {step} ({self.phase}); "
-                f"terms at step {step}: {terms}. The last good checkpoint is kept; lower lr, set train.grad_clip, "
-                "or change the loss weights")
+            where = f"{self.phase}, rank {self.d.rank}" if self.d.active else self.phase
+            message = (f"loss is not finite at epoch {self.epoch}, between steps {self.since} and {step} ({where}); "
+                       f"terms at step {step}: {terms}. The last good checkpoint is kept; lower lr, set "
+                       "train.grad_clip, or change the loss weights")
+            raise FloatingPointError(broadcast(message if first == self.d.rank else None, self.d, src=first))
         self.bad, self.since = None, step + 1
 
 
@@ -157,12 +178,14 @@ def _add(sums: dict, values: dict[str, torch.Tensor], weight: float) -> None:
 
 
 def train_epoch(model, loader, heads: Heads, opt, scaler, state: StepState, p: Params, epoch: int, size: int,
-                batch_scheduler=None, show: bool = True) -> dict:
-    """Sums of loss terms (times samples, device tensors) and the sample count "n" over one training pass."""
+                batch_scheduler=None, show: bool = True, d: Dist = Dist()) -> dict:
+    """Sums of loss terms (times samples, device tensors) and the sample count "n" over one training pass.
+
+    Under DDP every rank runs the same steps (DistributedSampler pads the shares to one length)."""
     model.train()
-    sums: dict = {}
+    sums = heads.zeros(["loss", *heads.term_names])
     n = 0
-    finite = FiniteCheck("train", epoch)
+    finite = FiniteCheck("train", epoch, d, heads.device)
     step = -1
     for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False, disable=not show)):
         x, mask, depth = resize_batch(*heads.to_device(*batch), size)
@@ -177,12 +200,15 @@ def train_epoch(model, loader, heads: Heads, opt, scaler, state: StepState, p: P
 
 
 @torch.no_grad()
-def validate(model, loader, heads: Heads, epoch: int, show: bool = True) -> dict:
-    """Sums of loss terms and per-image metrics (at full resolution; device tensors) and the count "n"."""
+def validate(model, loader, heads: Heads, epoch: int, show: bool = True, d: Dist = Dist()) -> dict:
+    """Sums of loss terms and per-image metrics (at full resolution; device tensors) and the count "n".
+
+    Under DDP the shares differ in length (one may be empty): the sums have every key on every
+    rank, and finiteness is checked once, at the end."""
     model.eval()
-    sums: dict = {}
+    sums = heads.zeros(["loss", *heads.term_names, *MASK_KEYS, *DEPTH_KEYS])
     n = 0
-    finite = FiniteCheck("val", epoch)
+    finite = FiniteCheck("val", epoch, d, heads.device, windows=not d.active)
     step = -1
     for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} val", unit="batch", leave=False, disable=not show)):
         x, mask, depth = heads.to_device(*batch)

@@ -8,6 +8,11 @@ The rule that maps its output to fgbg depth (0 = nearest, 1 = farthest), per ima
   4. for `output: inverse_depth` (MiDaS-style disparity, large = near) depth = 1 - that;
      for `output: depth` (DenseDepth-style, large = far) depth = that.
 The result is relative depth: each image spans [0, 1] on its own.
+
+The process that plans a run reads the model file (`read_model`) and the workers make their
+sessions from its bytes, so that they need no shared filesystem. A model whose weights sit
+in external data files beside it must be saved as one file first (onnx.save with
+save_as_external_data=False; up to protobuf's 2 GB).
 """
 
 from __future__ import annotations
@@ -21,22 +26,28 @@ import torch.nn.functional as F
 from fgbg.config import TeacherConfig
 
 
-class Teacher:
-    """An onnxruntime session for one process; `predict` maps fg_bg batches to depth."""
+def read_model(cfg: TeacherConfig) -> bytes:
+    """The bytes of the ONNX file that `cfg.model` names."""
+    path = Path(cfg.model)
+    if not path.is_file():
+        raise FileNotFoundError(f"params: compose.teacher.model = {cfg.model!r}: no such file; give the path "
+                                "of an ONNX depth model (a MiDaS or DenseDepth export), and add it to the "
+                                "compose stage's deps in dvc.yaml")
+    return path.read_bytes()
 
-    def __init__(self, cfg: TeacherConfig, threads: int = 1) -> None:
+
+class Teacher:
+    """An onnxruntime session for one process, made from the model's bytes; `predict` maps
+    fg_bg batches to depth."""
+
+    def __init__(self, cfg: TeacherConfig, model: bytes, threads: int = 1) -> None:
         import onnxruntime as ort
 
-        path = Path(cfg.model)
-        if not path.is_file():
-            raise FileNotFoundError(f"params: compose.teacher.model = {cfg.model!r}: no such file; give the path "
-                                    "of an ONNX depth model (a MiDaS or DenseDepth export), and add it to the "
-                                    "compose stage's deps in dvc.yaml")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
-        self.session = ort.InferenceSession(str(path), opts, providers=providers)
+        self.session = ort.InferenceSession(model, opts, providers=providers)
         self.input_name = self.session.get_inputs()[0].name
         self.cfg = cfg
 

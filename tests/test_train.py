@@ -298,7 +298,7 @@ def test_a_model_that_cannot_learn_fails_the_learning_check(tiny_dataset, prepar
 
 
 def test_progressive_resizing_schedule():
-    p = from_dict(Params, merge(TINY, {"train": {"resize_schedule": [[8, 2], [12, 1]]}, "model": {"levels": 2}}))
+    p = from_dict(Params, merge(TINY, {"epochs": 5, "train": {"resize_schedule": [[8, 2], [12, 1]]}, "model": {"levels": 2}}))
     assert [epoch_size(p, e) for e in range(5)] == [8, 8, 12, 16, 16]
 
 

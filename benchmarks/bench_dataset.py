@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fgbg.build import compose_dataset
-from fgbg.compose import placements
-from fgbg.config import ComposeConfig
-from fgbg.sources import load_sources
-from fgbg.stats import dataset_stats
-from fgbg.store import Dataset
-from fgbg.synth import write_default_data
+from fgbg.composing.build import compose_dataset
+from fgbg.composing.compose import placements
+from fgbg.composing.sources import load_sources
+from fgbg.composing.synth import write_default_data
+from fgbg.core.config import ComposeConfig
+from fgbg.dataset.stats import dataset_stats
+from fgbg.dataset.store import Dataset
 
 SCALES = {"full": (100, 100, 192, 96, 20), "small": (20, 20, 192, 96, 5)}
 

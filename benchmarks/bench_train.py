@@ -9,7 +9,7 @@
 2. Loader: samples/s of the training DataLoader (read, augment, normalise) with 0 and 2
    workers, against the model's samples/s: a ratio above 1 means the loader keeps up.
    Then on 1 core, on whole images and on `train.crop` crops, with every capture
-   perturbation of fgbg.perturb on (probabilities of BackgroundMattingV2's recipe) against
+   perturbation of fgbg.training.perturb on (probabilities of BackgroundMattingV2's recipe) against
    all off.
 Needs a composed dataset (run `dvc repro split` first).
 """
@@ -19,19 +19,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 import time
+from dataclasses import replace
 
 import torch
 
-from fgbg.augment import Augment
-from fgbg.config import AugmentConfig, ModelConfig, Params, PerturbConfig, load_params
-from fgbg.data import Crop, PairDataset
-from fgbg.model import build_model, input_channels
-from fgbg.optim import build_optimizer
-from fgbg.perturb import Perturb
-from fgbg.steps import Heads, StepState, train_epoch
-from fgbg.store import Dataset
+from fgbg.core.config import AugmentConfig, ModelConfig, Params, PerturbConfig, load_params
+from fgbg.core.model import build_model, input_channels
+from fgbg.dataset.data import Crop, PairDataset
+from fgbg.dataset.store import Dataset
+from fgbg.training.augment import Augment
+from fgbg.training.optim import build_optimizer
+from fgbg.training.perturb import Perturb
+from fgbg.training.trainer import Heads, StepState, train_epoch
 
 
 def previous_train_step(model, batch, heads: Heads, opt, scaler, state, grad_clip: float, epoch: int, step: int):

@@ -25,17 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 
-from fgbg.build import compose_dataset  # noqa: E402
-from fgbg.checkpoint import load_checkpoint  # noqa: E402
-from fgbg.config import Params, load_params  # noqa: E402
-from fgbg.errors import run  # noqa: E402
-from fgbg.imageio import atomic_write_json  # noqa: E402
-from fgbg.metrics import depth_metrics, mask_metrics  # noqa: E402
-from fgbg.runtime import predict_pair  # noqa: E402
-from fgbg.split import split_index  # noqa: E402
-from fgbg.stats import dataset_stats  # noqa: E402
-from fgbg.store import Dataset  # noqa: E402
-from fgbg.train import train_model  # noqa: E402
+from fgbg.composing.build import compose_dataset  # noqa: E402
+from fgbg.core.checkpoint import load_checkpoint  # noqa: E402
+from fgbg.core.config import Params, load_params  # noqa: E402
+from fgbg.core.errors import run  # noqa: E402
+from fgbg.core.imageio import atomic_write_json  # noqa: E402
+from fgbg.core.metrics import depth_metrics, mask_metrics  # noqa: E402
+from fgbg.core.runtime import predict_pair  # noqa: E402
+from fgbg.dataset.split import split_index  # noqa: E402
+from fgbg.dataset.stats import dataset_stats  # noqa: E402
+from fgbg.dataset.store import Dataset  # noqa: E402
+from fgbg.training.train import train_model  # noqa: E402
 
 
 def yaml_value(text: str):

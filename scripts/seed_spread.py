@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fgbg.config import load_params  # noqa: E402
-from fgbg.errors import run  # noqa: E402
-from fgbg.evaluate import evaluate_model  # noqa: E402
-from fgbg.imageio import atomic_write_json  # noqa: E402
-from fgbg.train import train_model  # noqa: E402
+from fgbg.core.config import load_params  # noqa: E402
+from fgbg.core.errors import run  # noqa: E402
+from fgbg.core.imageio import atomic_write_json  # noqa: E402
+from fgbg.evaluation.evaluate import evaluate_model  # noqa: E402
+from fgbg.training.train import train_model  # noqa: E402
 
 KEYS = (("mask", "iou"), ("mask", "dice"), ("depth", "rmse"), ("depth", "mae"))
 

@@ -5,14 +5,15 @@ The shards are made on Dask: by default a LocalCluster of `compose.workers` proc
 on any machines, which need no shared filesystem. The bytes are the same either way.
 """
 
-import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 import dataclasses
 import os
 
-from fgbg.build import compose_dataset
-from fgbg.config import load_params
-from fgbg.errors import run
+import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
+
+from fgbg.composing.build import compose_dataset
+from fgbg.core.config import load_params
+from fgbg.core.errors import run
 
 
 def main(argv=None) -> None:

@@ -1,11 +1,12 @@
 """Stage evaluate: models/best.pt on the test split -> metrics/eval*.json, plots/ (grids, per-source tables)."""
 
-import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 
-from fgbg.errors import run
-from fgbg.config import load_params
-from fgbg.evaluate import evaluate_model
+import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
+
+from fgbg.core.config import load_params
+from fgbg.core.errors import run
+from fgbg.evaluation.evaluate import evaluate_model
 
 
 def main(argv=None) -> None:

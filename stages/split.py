@@ -1,16 +1,16 @@
 """Stage split: dataset/composed index -> dataset/split.json (grouped train/val/test)."""
 
-import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 import logging
 
+import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import pandas as pd
 
-from fgbg.errors import run
-from fgbg.config import load_params
-from fgbg.imageio import atomic_write_json
-from fgbg.split import split_index
-from fgbg.store import INDEX
+from fgbg.core.config import load_params
+from fgbg.core.errors import run
+from fgbg.core.imageio import atomic_write_json
+from fgbg.dataset.split import split_index
+from fgbg.dataset.store import INDEX
 
 
 def main(argv=None) -> None:

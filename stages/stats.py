@@ -1,14 +1,15 @@
 """Stage stats: dataset/composed + the train side of dataset/split.json -> dataset/stats.json (per-channel mean/std)."""
 
-import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 import json
 from pathlib import Path
 
-from fgbg.errors import run
-from fgbg.imageio import atomic_write_json
-from fgbg.stats import dataset_stats
-from fgbg.store import Dataset
+import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
+
+from fgbg.core.errors import run
+from fgbg.core.imageio import atomic_write_json
+from fgbg.dataset.stats import dataset_stats
+from fgbg.dataset.store import Dataset
 
 
 def main(argv=None) -> None:

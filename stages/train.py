@@ -1,11 +1,12 @@
 """Stage train: dataset + stats + split -> models/{best,last}.pt, dvclive/, metrics/train.json."""
 
-import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 import argparse
 
-from fgbg.errors import run
-from fgbg.config import load_params
-from fgbg.train import train_model
+import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
+
+from fgbg.core.config import load_params
+from fgbg.core.errors import run
+from fgbg.training.train import train_model
 
 
 def main(argv=None) -> None:

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from fgbg.build import compose_dataset
-from fgbg.config import ComposeConfig
-from fgbg.synth import write_default_data
+from fgbg.composing.build import compose_dataset
+from fgbg.composing.synth import write_default_data
+from fgbg.core.config import ComposeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_COMPOSE = ComposeConfig(bg_size=16, fg_size=8, positions=2, shard_size=10, workers=1)

@@ -3,14 +3,14 @@ worker can be killed while shards are still being made (`dask worker --preload`)
 
 import time
 
-import fgbg.build
+import fgbg.composing.build
 
 
 def dask_setup(worker) -> None:
-    real = fgbg.build._shard_bytes
+    real = fgbg.composing.build._shard_bytes
 
     def slow(k, s):
         time.sleep(0.3)
         return real(k, s)
 
-    fgbg.build._shard_bytes = slow  # the client's tasks name this function; the worker resolves it here
+    fgbg.composing.build._shard_bytes = slow  # the client's tasks name this function; the worker resolves it here

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fgbg.baselines import choose_threshold, difference, iou_per_threshold
+from fgbg.evaluation.baselines import choose_threshold, difference, iou_per_threshold
 
 
 def test_difference_is_the_largest_channel_difference():

@@ -8,8 +8,8 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-import fgbg.build
-from fgbg.build import compose_dataset
-from fgbg.config import TeacherConfig
-from fgbg.errors import run
+import fgbg.composing.build
+from fgbg.composing.build import compose_dataset
+from fgbg.core.config import TeacherConfig
+from fgbg.core.errors import run
 from tests.conftest import TINY_COMPOSE
 from tests.test_store import _same_files
 from tests.test_teacher import mean_model  # noqa: F401  (a fixture)
@@ -138,7 +138,7 @@ def _closed_port() -> str:
 
 
 def _compose_through_run(tiny_data, tmp_path, address: str, within: float) -> tuple[int, float]:
-    """`compose_dataset(scheduler=address)` as the CLI runs it (fgbg.errors.run), in a thread that
+    """`compose_dataset(scheduler=address)` as the CLI runs it (fgbg.core.errors.run), in a thread that
     must end within `within` s: (its exit code, seconds taken)."""
     box = {}
 
@@ -162,7 +162,7 @@ def _compose_through_run(tiny_data, tmp_path, address: str, within: float) -> tu
 
 @pytest.fixture
 def short_timeout(monkeypatch):
-    monkeypatch.setattr(fgbg.build, "CLUSTER_TIMEOUT_S", 2.0, raising=False)
+    monkeypatch.setattr(fgbg.composing.build, "CLUSTER_TIMEOUT_S", 2.0, raising=False)
 
 
 def test_a_closed_port_is_one_error_line(tiny_data, tmp_path, capsys, short_timeout):

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from fgbg.compose import compose_sample, ground_plane_prior, placements
-from fgbg.config import ComposeConfig
-from fgbg.sources import load_sources
+from fgbg.composing.compose import compose_sample, ground_plane_prior, placements
+from fgbg.composing.sources import load_sources
+from fgbg.core.config import ComposeConfig
 
 
 def test_a_2x2_fg_composed_at_a_known_place():
@@ -83,9 +83,9 @@ def test_grid_layout_scales_with_the_bg(tiny_data):
 def test_a_cropped_grid_placement_composes_the_visible_part(tiny_data, tmp_path):
     import dataclasses
 
-    from fgbg.build import compose_dataset
-    from fgbg.compose import placed_fg
-    from fgbg.store import Dataset
+    from fgbg.composing.build import compose_dataset
+    from fgbg.composing.compose import placed_fg
+    from fgbg.dataset.store import Dataset
     from tests.conftest import TINY_COMPOSE
 
     cfg = dataclasses.replace(TINY_COMPOSE, bg_size=32, fg_size=16, positions=20, layout="grid", shard_size=50)

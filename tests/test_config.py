@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from fgbg.config import ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
+from fgbg.core.config import ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
 from tests.conftest import ROOT
 
 

@@ -16,12 +16,12 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 
-from fgbg import distributed
-from fgbg.config import Params, from_dict
-from fgbg.imageio import atomic_write_json
-from fgbg.split import split_index
-from fgbg.stats import dataset_stats
-from fgbg.store import Dataset
+from fgbg.core.config import Params, from_dict
+from fgbg.core.imageio import atomic_write_json
+from fgbg.dataset.split import split_index
+from fgbg.dataset.stats import dataset_stats
+from fgbg.dataset.store import Dataset
+from fgbg.training import distributed
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -122,8 +122,8 @@ TWO_RANKS = {"epochs": 1, "batch_size": 4, "compose": {"bg_size": 16, "fg_size":
 
 def _train(rank: int, paths: dict, nan: tuple[str, int] | None = None) -> dict:
     """train_model on this rank; `nan`: (phase, step) at which rank 1's loss is NaN."""
-    from fgbg.steps import Heads
-    from fgbg.train import train_model
+    from fgbg.training.train import train_model
+    from fgbg.training.trainer import Heads
 
     if nan and rank == 1:
         real, calls = Heads.forward, {"train": 0, "val": 0}
@@ -158,6 +158,6 @@ def test_a_nan_on_one_rank_stops_every_rank_with_the_same_error(tiny_dataset, tm
 
 
 def test_one_process_needs_no_group():
-    from fgbg.distributed import Dist, all_sum, broadcast
+    from fgbg.training.distributed import Dist, all_sum, broadcast
 
     assert all_sum({"n": 3.0}, Dist(), torch.device("cpu")) == {"n": 3.0} and broadcast({"a": 1}, Dist()) == {"a": 1}

@@ -4,7 +4,7 @@ A module that a stage imports but does not list lets `dvc repro` call stale resu
 date; a module that it lists but does not import reruns the stage for nothing (changing
 the model must not recompose the dataset), and so does a folder dep holding such a module. The imports are read from the source and
 followed transitively: those at module level and those inside functions (compose imports
-fgbg.teacher only when depth is `teacher`, and then it decides the bytes).
+fgbg.composing.teacher only when depth is `teacher`, and then it decides the bytes).
 """
 
 import ast
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fgbg.config import read_yaml
+from fgbg.core.config import read_yaml
 from tests.conftest import ROOT
 
 SRC = ROOT / "src"
@@ -100,6 +100,6 @@ def files_under(dep: str) -> set[str]:
 
 def test_the_closure_follows_imports_transitively():
     closure = {f.name for f in import_closure(ROOT / "stages" / "train.py")}
-    assert {"train.py", "steps.py", "metrics.py", "config.py", "errors.py", "registry.py", "store.py"} <= closure
+    assert {"train.py", "trainer.py", "metrics.py", "config.py", "errors.py", "registry.py", "store.py"} <= closure
     assert "synth.py" not in closure and "predict.py" not in closure and "cli.py" not in closure
     assert "teacher.py" in {f.name for f in import_closure(ROOT / "stages" / "compose.py")}  # imported in a function

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from fgbg.build import compose_dataset
-from fgbg.checkpoint import load_checkpoint, save_checkpoint
-from fgbg.config import ComposeConfig, ModelConfig
-from fgbg.evaluate import evaluate_model
-from fgbg.imageio import atomic_write_json
-from fgbg.model import build_model
-from fgbg.runtime import predict_pair
-from fgbg.split import split_index
-from fgbg.stats import dataset_stats
-from fgbg.store import Dataset
+from fgbg.composing.build import compose_dataset
+from fgbg.core.checkpoint import load_checkpoint, save_checkpoint
+from fgbg.core.config import ComposeConfig, ModelConfig
+from fgbg.core.imageio import atomic_write_json
+from fgbg.core.model import build_model
+from fgbg.core.runtime import predict_pair
+from fgbg.dataset.split import split_index
+from fgbg.dataset.stats import dataset_stats
+from fgbg.dataset.store import Dataset
+from fgbg.evaluation.evaluate import evaluate_model
 
 
 def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, tmp_path):
@@ -46,7 +46,7 @@ def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, 
 
 def test_padding_repeats_the_edge_pixels_and_is_cut_back():
     """What the network sees past the image is the image's last row and column, not zeros."""
-    from fgbg.runtime import predict_padded
+    from fgbg.core.runtime import predict_padded
 
     seen = []
 

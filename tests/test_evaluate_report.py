@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from fgbg.baselines import choose_threshold, difference
-from fgbg.checkpoint import save_checkpoint
-from fgbg.config import ModelConfig, read_yaml
-from fgbg.evaluate import evaluate_model
-from fgbg.model import build_model
-from fgbg.store import META, Dataset
+from fgbg.core.checkpoint import save_checkpoint
+from fgbg.core.config import ModelConfig, read_yaml
+from fgbg.core.model import build_model
+from fgbg.dataset.store import META, Dataset
+from fgbg.evaluation.baselines import choose_threshold, difference
+from fgbg.evaluation.evaluate import evaluate_model
 from tests.conftest import ROOT
 
 STATS = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}

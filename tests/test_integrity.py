@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from fgbg.errors import InputError
-from fgbg.store import BG, INDEX, META, SHARDS, Dataset, shard_name
+from fgbg.core.errors import InputError
+from fgbg.dataset.store import BG, INDEX, META, SHARDS, Dataset, shard_name
 from tests.conftest import ROOT
 
 FIX = "dvc checkout dataset/composed"

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fgbg.losses import LOSSES, HeadLoss
+from fgbg.training.losses import LOSSES, HeadLoss
 
 
 def test_dice_loss_by_hand():

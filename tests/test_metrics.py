@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from fgbg.metrics import depth_metrics, mask_metrics
+from fgbg.core.metrics import depth_metrics, mask_metrics
 
 
 def t(rows):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from fgbg.config import ConfigError, ModelConfig
-from fgbg.model import UNet, build_model
+from fgbg.core.config import ConfigError, ModelConfig
+from fgbg.core.model import UNet, build_model
 
 
 def test_output_shapes_and_ranges():

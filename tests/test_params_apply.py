@@ -15,13 +15,13 @@ from typing import get_args
 
 import pytest
 
-from fgbg.build import _identity as compose_identity
-from fgbg.checkpoint import model_config_from_record
-from fgbg.config import ComposeConfig, ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
-from fgbg.losses import LOSSES, TAKES_LOGITS
-from fgbg.model import MODELS
-from fgbg.optim import OPTIMIZERS, SCHEDULERS
-from fgbg.train import _training_identity
+from fgbg.composing.build import _identity as compose_identity
+from fgbg.core.checkpoint import model_config_from_record
+from fgbg.core.config import ComposeConfig, ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
+from fgbg.core.model import MODELS
+from fgbg.training.losses import LOSSES, TAKES_LOGITS
+from fgbg.training.optim import OPTIMIZERS, SCHEDULERS
+from fgbg.training.train import _training_identity
 
 
 def test_a_preset_resolves_into_the_full_config_it_builds():
@@ -65,7 +65,7 @@ def test_the_names_params_accept_are_the_registries_names():
     assert sorted(_literal(ModelConfig, "name")) == MODELS.names()
     assert sorted(_literal(TrainConfig, "optimizer")) == OPTIMIZERS.names()
     assert sorted(_literal(TrainConfig, "scheduler")) == SCHEDULERS.names()
-    from fgbg.config import LOGIT_LOSSES, LOSS_NAMES
+    from fgbg.core.config import LOGIT_LOSSES, LOSS_NAMES
 
     assert sorted(LOSS_NAMES) == LOSSES.names() and set(LOGIT_LOSSES) == TAKES_LOGITS
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from fgbg.checkpoint import read_checkpoint, save_checkpoint
 from fgbg.cli import main as cli
-from fgbg.config import ModelConfig
-from fgbg.model import build_model
-from fgbg.predict import ONNX_ATOL, export_onnx, predict_paths
+from fgbg.core.checkpoint import read_checkpoint, save_checkpoint
+from fgbg.core.config import ModelConfig
+from fgbg.core.model import build_model
+from fgbg.inference.predict import ONNX_ATOL, export_onnx, predict_paths
 from fgbg.report import END, START, results_markdown, update_readme
 from tests.conftest import ROOT
 
@@ -73,8 +73,8 @@ def test_a_checkpoint_of_another_model_version_is_refused(ckpt, tmp_path, capsys
 def test_onnx_export_matches_pytorch(ckpt, tmp_path):
     import onnxruntime as ort
 
-    from fgbg.checkpoint import load_checkpoint
-    from fgbg.predict import ONNX_RTOL
+    from fgbg.core.checkpoint import load_checkpoint
+    from fgbg.inference.predict import ONNX_RTOL
 
     result = export_onnx(ckpt, tmp_path / "model.onnx")
     assert result["atol"] == ONNX_ATOL and result["input"] == [None, 6, 16, 16]
@@ -123,10 +123,10 @@ def test_update_readme_replaces_only_the_section(tmp_path):
 
 def test_predict_on_a_dataset_sample_gives_evaluates_mask(ckpt, tiny_dataset, tmp_path):
     """The same pixels through `fgbg predict` (image files) and through evaluate (the store)."""
-    from fgbg.checkpoint import load_checkpoint
-    from fgbg.data import PairDataset
-    from fgbg.runtime import predict_batch
-    from fgbg.store import Dataset
+    from fgbg.core.checkpoint import load_checkpoint
+    from fgbg.core.runtime import predict_batch
+    from fgbg.dataset.data import PairDataset
+    from fgbg.dataset.store import Dataset
 
     store = Dataset(tiny_dataset)
     model, meta = load_checkpoint(ckpt)
@@ -156,7 +156,7 @@ class _Recorder(torch.nn.Module):
 
 
 def test_a_non_square_pair_keeps_its_aspect_ratio(tmp_path):
-    from fgbg.runtime import predict_pair
+    from fgbg.core.runtime import predict_pair
 
     model = _Recorder()
     bg = np.full((240, 320, 3), 100, np.uint8)
@@ -175,7 +175,7 @@ def test_a_non_square_pair_keeps_its_aspect_ratio(tmp_path):
 
 
 def test_predict_runs_at_native_resolution_by_default():
-    from fgbg.runtime import predict_pair
+    from fgbg.core.runtime import predict_pair
 
     model = _Recorder()
     bg = np.full((30, 50, 3), 100, np.uint8)
@@ -234,7 +234,7 @@ def test_a_missing_input_says_no_such_file(ckpt, tmp_path, capsys):
 
 def test_an_image_over_the_pixel_limit_is_refused_before_it_is_decoded(ckpt, tmp_path, monkeypatch):
     _img(tmp_path / "a.png", 40, 30)
-    monkeypatch.setattr("fgbg.imageio.MAX_PIXELS", 1000)
+    monkeypatch.setattr("fgbg.core.imageio.MAX_PIXELS", 1000)
     with pytest.raises(ValueError, match=r"a.png: absurd size 40x30 \(over 1,000 pixels\)"):
         predict_paths(ckpt, tmp_path / "a.png", tmp_path / "a.png", tmp_path / "out")
 
@@ -242,7 +242,7 @@ def test_an_image_over_the_pixel_limit_is_refused_before_it_is_decoded(ckpt, tmp
 def test_atomic_files_get_the_mode_of_an_ordinary_new_file(tmp_path):
     import os
 
-    from fgbg.imageio import atomic_write_bytes
+    from fgbg.core.imageio import atomic_write_bytes
 
     old = os.umask(0o022)
     try:
@@ -258,8 +258,8 @@ def test_atomic_files_get_the_mode_of_an_ordinary_new_file(tmp_path):
 
 def _write_pairs(root, tiny_dataset, ids):
     """Dataset samples as a user's labelled pairs: separate JPEG files, PNG masks, 16-bit depth."""
-    from fgbg.imageio import depth_to_uint16
-    from fgbg.store import Dataset
+    from fgbg.core.imageio import depth_to_uint16
+    from fgbg.dataset.store import Dataset
 
     ds = Dataset(tiny_dataset)
     for kind in ("bg", "fg_bg", "mask", "depth"):
@@ -274,8 +274,8 @@ def _write_pairs(root, tiny_dataset, ids):
 
 
 def test_score_a_folder_of_labelled_jpeg_pairs(ckpt, tiny_dataset, tmp_path):
-    from fgbg.baselines import difference
-    from fgbg.imageio import read_image
+    from fgbg.core.imageio import read_image
+    from fgbg.evaluation.baselines import difference
 
     _write_pairs(tmp_path / "pairs", tiny_dataset, [0, 7, 20])
     cli(["score", str(tmp_path / "pairs"), "-o", str(tmp_path / "score.json"), "--checkpoint", str(ckpt),
@@ -300,7 +300,7 @@ def test_score_a_folder_of_labelled_jpeg_pairs(ckpt, tiny_dataset, tmp_path):
     ("unreadable", "fg_bg/s0.jpg: not an image"),
 ])
 def test_score_names_the_file_at_fault(ckpt, tiny_dataset, tmp_path, damage, message):
-    from fgbg.scoring import score_folder
+    from fgbg.evaluation.scoring import score_folder
 
     root = tmp_path / "pairs"
     _write_pairs(root, tiny_dataset, [0])

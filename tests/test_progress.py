@@ -2,7 +2,7 @@
 
 import io
 
-from fgbg.progress import progress
+from fgbg.core.progress import progress
 
 
 class Stream(io.StringIO):

@@ -9,10 +9,10 @@ from the defaults must not. A param that is checked and then ignored fails here.
 import pytest
 import torch
 
-from fgbg.config import ModelConfig, Params, from_dict
-from fgbg.losses import LOSSES, HeadLoss
-from fgbg.model import MODELS, build_model, count_parameters
-from fgbg.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
+from fgbg.core.config import ModelConfig, Params, from_dict
+from fgbg.core.model import MODELS, build_model, count_parameters
+from fgbg.training.losses import LOSSES, HeadLoss
+from fgbg.training.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 
 # Non-default values: an object built from params.yaml's defaults holds none of them (tested below).
 LR, WEIGHT_DECAY, MOMENTUM = 0.0123, 0.0456, 0.5

@@ -2,16 +2,14 @@
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
-from pathlib import Path
-
 from PIL import Image
 
-import fgbg.source_files
-
-from fgbg.sources import MAX_PIXELS, SourceError, load_sources
+import fgbg.composing.source_files
+from fgbg.composing.sources import MAX_PIXELS, SourceError, load_sources
 
 
 def _png(arr, mode=None) -> bytes:
@@ -98,7 +96,7 @@ def test_every_problem_is_reported_at_once(tmp_path, monkeypatch):
     _write(tmp_path / "fg" / "empty_alpha.png", _png(np.zeros((8, 8, 4), np.uint8)))
     _write(tmp_path / "fg" / "tiny.png", _png(_opaque(2, 2)))
     _write(tmp_path / "bg_depth" / "orphan.png", _png(np.zeros((8, 8), np.uint16)))
-    monkeypatch.setattr("fgbg.sources.MAX_PIXELS", 1200)
+    monkeypatch.setattr("fgbg.composing.sources.MAX_PIXELS", 1200)
     with pytest.raises(SourceError) as e:
         load_sources(tmp_path, 8, 4)
     msg = str(e.value)
@@ -157,10 +155,10 @@ def test_a_zip_bomb_is_refused_from_its_header_before_it_is_read(tmp_path, monke
         zf.writestr("street.png", _png(np.zeros((8, 8, 3), np.uint8)))
         zf.writestr("bomb.png", b"\0" * 5000)  # compresses to a few bytes
     _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
-    monkeypatch.setattr("fgbg.source_files.MAX_ENTRY_BYTES", 4000)
+    monkeypatch.setattr("fgbg.composing.source_files.MAX_ENTRY_BYTES", 4000)
     read = []
-    real_read = fgbg.source_files.read_entry
-    monkeypatch.setattr(fgbg.source_files, "read_entry", lambda archive, info: read.append(info.filename) or real_read(archive, info))
+    real_read = fgbg.composing.source_files.read_entry
+    monkeypatch.setattr(fgbg.composing.source_files, "read_entry", lambda archive, info: read.append(info.filename) or real_read(archive, info))
     with pytest.raises(SourceError, match=r"bg.zip:bomb.png: 5,000 bytes uncompressed, more than an image"):
         load_sources(tmp_path, 8, 8)
     assert read == ["street.png"]  # the bomb was never decompressed
@@ -215,19 +213,19 @@ def test_sources_over_the_memory_budget_are_refused_an_archive_whole_from_its_he
             zf.writestr(f"street{i}.png", png)
     _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
     fg_bytes = (tmp_path / "fg" / "cat.png").stat().st_size
-    monkeypatch.setattr("fgbg.source_files.MAX_SOURCE_BYTES", 3 * len(png) - 1)  # the zip is one byte short
+    monkeypatch.setattr("fgbg.composing.source_files.MAX_SOURCE_BYTES", 3 * len(png) - 1)  # the zip is one byte short
     opened = []
-    monkeypatch.setattr("fgbg.archive.open", lambda *a, **k: opened.append(a) or open(*a, **k), raising=False)
+    monkeypatch.setattr("fgbg.composing.archive.open", lambda *a, **k: opened.append(a) or open(*a, **k), raising=False)
     with pytest.raises(SourceError) as e:
         load_sources(tmp_path, 8, 8)
     assert str(e.value).splitlines()[1:] == [  # one line: no "no images" beside it
         f"{tmp_path / 'bg.zip'}: {3 * len(png):,} bytes of images, past the {3 * len(png) - 1:,} bytes of "
         f"sources fgbg holds in memory at once ({3 * len(png) - 1:,} left); downscale the images or use fewer"]
     assert opened == []  # refused from the headers alone
-    monkeypatch.setattr("fgbg.source_files.MAX_SOURCE_BYTES", 3 * len(png) + fg_bytes - 1)  # the fg is one byte short
+    monkeypatch.setattr("fgbg.composing.source_files.MAX_SOURCE_BYTES", 3 * len(png) + fg_bytes - 1)  # the fg is one byte short
     with pytest.raises(SourceError, match=rf"fg/cat.png: {fg_bytes:,} bytes of images, past the"):
         load_sources(tmp_path, 8, 8)
-    monkeypatch.setattr("fgbg.source_files.MAX_SOURCE_BYTES", 3 * len(png) + fg_bytes)
+    monkeypatch.setattr("fgbg.composing.source_files.MAX_SOURCE_BYTES", 3 * len(png) + fg_bytes)
     assert load_sources(tmp_path, 8, 8).bg_names == ["street0", "street1", "street2"]
 
 
@@ -236,7 +234,7 @@ def test_a_folder_file_larger_than_any_image_is_refused_before_it_is_read(tmp_pa
     with open(tmp_path / "bg" / "huge.png", "wb") as f:
         f.truncate(5000)  # sparse: nothing is written, nothing must be read
     _write(tmp_path / "fg" / "cat.png", _png(_opaque(8, 8)))
-    monkeypatch.setattr("fgbg.source_files.MAX_ENTRY_BYTES", 4000)
+    monkeypatch.setattr("fgbg.composing.source_files.MAX_ENTRY_BYTES", 4000)
     monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self}") if self.name == "huge.png" else b"")
     with pytest.raises(SourceError, match=r"bg/huge.png: 5,000 bytes uncompressed, more than an image of"):
         load_sources(tmp_path, 8, 8)

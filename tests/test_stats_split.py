@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fgbg.split import split_index
-from fgbg.stats import RunningMoments, dataset_stats
-from fgbg.store import Dataset
+from fgbg.dataset.split import split_index
+from fgbg.dataset.stats import RunningMoments, dataset_stats
+from fgbg.dataset.store import Dataset
 from tests.conftest import ROOT
 
 
@@ -103,7 +103,7 @@ def test_split_needs_three_groups_and_one_left_to_train():
 def test_stats_are_exact_for_jpeg_and_scaled_placements(tiny_data, tmp_path):
     import dataclasses
 
-    from fgbg.build import compose_dataset
+    from fgbg.composing.build import compose_dataset
     from tests.conftest import TINY_COMPOSE
 
     cfg = dataclasses.replace(TINY_COMPOSE, fg_bg_format="jpeg", scale_range=(0.5, 1.5))

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fgbg.build import _shard_bytes, compose_dataset
-from fgbg.compose import compose_sample, ground_plane_prior, placed_fg
-from fgbg.export import export_dataset
-from fgbg.sources import load_sources
-from fgbg.store import SHARDS, Dataset
+from fgbg.composing.build import _shard_bytes, compose_dataset
+from fgbg.composing.compose import compose_sample, ground_plane_prior, placed_fg
+from fgbg.composing.sources import load_sources
+from fgbg.dataset.export import export_dataset
+from fgbg.dataset.store import SHARDS, Dataset
 from tests.conftest import TINY_COMPOSE
 
 
@@ -44,7 +44,7 @@ def test_composing_again_in_parallel_gives_identical_bytes(tiny_data, tiny_datas
 
 
 def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, tiny_dataset, tmp_path, monkeypatch):
-    import fgbg.build as build
+    import fgbg.composing.build as build
 
     out = tmp_path / "composed"
     calls = []
@@ -71,7 +71,7 @@ def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, 
 def test_a_kill_while_completing_keeps_every_shard(tiny_data, tiny_dataset, tmp_path, monkeypatch, killed_at):
     """Killed just before `<out>.partial` is renamed to `<out>`, or before meta.json is written:
     the rerun composes nothing again and gives the same bytes."""
-    import fgbg.build as build
+    import fgbg.composing.build as build
 
     out = tmp_path / "composed"
     real_rename, real_write = Path.rename, build.atomic_write_json
@@ -136,7 +136,7 @@ def test_export_limit_draws_samples_spread_over_the_sources(tiny_dataset, tmp_pa
 
 
 def test_an_export_that_fails_midway_leaves_nothing_behind(tiny_dataset, tmp_path, monkeypatch):
-    from fgbg.errors import InputError
+    from fgbg.core.errors import InputError
 
     real_read = Dataset.read
 
@@ -176,8 +176,8 @@ def full_on_shard_3(k, s):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_full_disk_is_one_clear_error_and_the_rerun_resumes(tiny_data, tiny_dataset, tmp_path, monkeypatch, workers):
-    import fgbg.build as build
-    from fgbg.errors import InputError
+    import fgbg.composing.build as build
+    from fgbg.core.errors import InputError
 
     monkeypatch.setattr(build, "_shard_bytes", full_on_shard_3)
     cfg = dataclasses.replace(TINY_COMPOSE, workers=workers)

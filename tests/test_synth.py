@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from fgbg.synth import FG_CLASSES, render_scene, render_sprite, write_default_data
+from fgbg.composing.synth import FG_CLASSES, render_scene, render_sprite, write_default_data
 from tests.conftest import ROOT
 
 

@@ -7,10 +7,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from fgbg.build import compose_dataset
-from fgbg.config import ComposeConfig, ConfigError, TeacherConfig, from_dict
-from fgbg.stats import dataset_stats
-from fgbg.store import Dataset
+from fgbg.composing.build import compose_dataset
+from fgbg.core.config import ComposeConfig, ConfigError, TeacherConfig, from_dict
+from fgbg.dataset.stats import dataset_stats
+from fgbg.dataset.store import Dataset
 from tests.conftest import TINY_COMPOSE
 from tests.test_store import _same_files
 
@@ -57,19 +57,19 @@ def test_teacher_needs_a_model_path_and_the_file(tiny_data, tmp_path):
 
 
 def test_one_onnx_session_serves_every_shard(tiny_data, mean_model, tmp_path, monkeypatch):
-    import fgbg.teacher
+    import fgbg.composing.teacher
 
     made = []
-    real = fgbg.teacher.Teacher
+    real = fgbg.composing.teacher.Teacher
 
     def counting(*args, **kwargs):
         made.append(1)
         return real(*args, **kwargs)
 
-    import fgbg.build
+    import fgbg.composing.build
 
-    monkeypatch.setattr(fgbg.teacher, "Teacher", counting)
-    monkeypatch.setattr(fgbg.build, "_TEACHERS", {})  # as in a fresh process
+    monkeypatch.setattr(fgbg.composing.teacher, "Teacher", counting)
+    monkeypatch.setattr(fgbg.composing.build, "_TEACHERS", {})  # as in a fresh process
     teacher = TeacherConfig(model=str(mean_model), input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)
     cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher, shard_size=5)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
@@ -78,7 +78,7 @@ def test_one_onnx_session_serves_every_shard(tiny_data, mean_model, tmp_path, mo
 
 def test_a_rerun_with_another_model_at_the_same_path_starts_afresh(tiny_data, mean_model, tmp_path, monkeypatch):
     """Shards made by the old model before a kill are not kept beside the new model's."""
-    import fgbg.build as build
+    import fgbg.composing.build as build
 
     model = tmp_path / "teacher.onnx"
     teacher = TeacherConfig(model=str(model), input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)

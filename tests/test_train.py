@@ -10,17 +10,17 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import fgbg.train as train_mod
-from fgbg.checkpoint import load_checkpoint, read_checkpoint
-from fgbg.config import Params, from_dict
-from fgbg.evaluate import evaluate_model
-from fgbg.imageio import atomic_write_json
-from fgbg.model import build_model
-from fgbg.split import split_index
-from fgbg.stats import dataset_stats
-from fgbg.steps import Heads, StepState, train_step
-from fgbg.store import Dataset
-from fgbg.train import epoch_size, train_model
+import fgbg.training.train as train_mod
+from fgbg.core.checkpoint import load_checkpoint, read_checkpoint
+from fgbg.core.config import Params, from_dict
+from fgbg.core.imageio import atomic_write_json
+from fgbg.core.model import build_model
+from fgbg.dataset.split import split_index
+from fgbg.dataset.stats import dataset_stats
+from fgbg.dataset.store import Dataset
+from fgbg.evaluation.evaluate import evaluate_model
+from fgbg.training.train import epoch_size, train_model
+from fgbg.training.trainer import Heads, StepState, train_step
 
 TINY = {"epochs": 2, "batch_size": 8, "compose": {"bg_size": 16, "fg_size": 8},
         "model": {"width": 4, "levels": 2}, "train": {"threads": 1, "image_every": 1, "crop": 0}}
@@ -174,7 +174,7 @@ def test_oom_halves_the_micro_batch_and_goes_on(caplog):
 
 @pytest.mark.parametrize("bad_step, window", [(3, "between steps 0 and 24"), (30, "between steps 25 and 39")])
 def test_a_nan_loss_stops_the_epoch_naming_its_window_of_steps(bad_step, window):
-    from fgbg.steps import CHECK_EVERY, train_epoch
+    from fgbg.training.trainer import CHECK_EVERY, train_epoch
 
     assert CHECK_EVERY == 25
     params = from_dict(Params, TINY)
@@ -238,7 +238,7 @@ class HostReads(TorchDispatchMode):
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])  # fp16: an enabled GradScaler, as on a GPU without bf16
 def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, precision, grad_clip):
     """50 steps read two values back: the finiteness flag after steps 24 and 49, nothing else."""
-    from fgbg.steps import train_epoch
+    from fgbg.training.trainer import train_epoch
 
     params = from_dict(Params, merge(TINY, {"train": {"precision": precision, "grad_clip": grad_clip}}))
     stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
@@ -247,7 +247,7 @@ def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, precisi
     batch = (torch.randn(2, 6, 8, 8), (torch.rand(2, 1, 8, 8) > 0.5).float(), torch.rand(2, 1, 8, 8))
     with HostReads(t.opt, monkeypatch) as host:
         train_epoch(t.model, [batch] * 50, t.heads, t.opt, t.scaler, t.state, params, 0, 8, show=False)
-    assert [read[:2] for read in host.reads] == [("scalar", "steps.py:check")] * 2, host.reads
+    assert [read[:2] for read in host.reads] == [("scalar", "trainer.py:check")] * 2, host.reads
 
 
 LEARN = {"epochs": 6, "batch_size": 4, "lr": 0.01}  # 36 steps: enough for the loss to fall on the tiny data
@@ -303,7 +303,7 @@ def test_progressive_resizing_schedule():
 
 
 def test_auto_loader_workers():
-    from fgbg.train import loader_workers
+    from fgbg.training.train import loader_workers
 
     assert loader_workers(-1, torch.device("cpu")) == 0
     assert 1 <= loader_workers(-1, torch.device("cuda")) <= 8
@@ -311,8 +311,8 @@ def test_auto_loader_workers():
 
 
 def test_equal_checkpoints_are_equal_bytes(tmp_path):
-    from fgbg.checkpoint import save_checkpoint
-    from fgbg.config import ModelConfig
+    from fgbg.core.checkpoint import save_checkpoint
+    from fgbg.core.config import ModelConfig
 
     stats = {"bg": {"mean": [0.5] * 3, "std": [0.2] * 3}, "fg_bg": {"mean": [0.5] * 3, "std": [0.2] * 3}}
     torch.manual_seed(0)
@@ -332,8 +332,8 @@ def test_the_logged_lr_is_the_one_each_epoch_trained_with(tiny_dataset, prepared
 
 
 def test_colour_jitter_keeps_bg_and_fg_bg_equal_outside_the_object(tiny_dataset):
-    from fgbg.augment import Augment
-    from fgbg.config import AugmentConfig
+    from fgbg.core.config import AugmentConfig
+    from fgbg.training.augment import Augment
 
     ds = Dataset(tiny_dataset)
     bg, fg_bg, mask, depth = ds.read(3)
@@ -374,7 +374,7 @@ def test_evaluate_says_when_the_dataset_is_not_at_the_training_size(tiny_dataset
 
 
 def test_crop_windows_by_hand():
-    from fgbg.data import Crop, crop_window
+    from fgbg.dataset.data import Crop, crop_window
 
     box = (100, 120, 40, 30)  # x, y, h, w: foot row 159, centre column 115
     rng = np.random.default_rng(0)
@@ -407,7 +407,7 @@ def test_training_on_crops_sees_crops_and_validates_on_fixed_ones(tiny_dataset, 
 
 
 def test_fixed_crops_are_the_same_window_in_every_epoch(tiny_dataset):
-    from fgbg.data import Crop, PairDataset
+    from fgbg.dataset.data import Crop, PairDataset
 
     stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
     store = Dataset(tiny_dataset)
@@ -425,8 +425,8 @@ def test_fixed_crops_are_the_same_window_in_every_epoch(tiny_dataset):
 
 
 def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset):
-    from fgbg.data import Crop, PairDataset
-    from fgbg.runtime import normalise_on_device, rows_channel
+    from fgbg.core.runtime import normalise_on_device, rows_channel
+    from fgbg.dataset.data import Crop, PairDataset
 
     assert np.allclose(rows_channel(0, 3, 2, 3), [[-1, -1], [1 / 255, 1 / 255], [1, 1]], atol=1e-6)  # level 128 of 255 for the middle row
     store = Dataset(tiny_dataset)

@@ -1,4 +1,4 @@
-"""The `fgbg` command line (its error handling is `fgbg.errors.run`, shared with the stages).
+"""The `fgbg` command line (its error handling is `fgbg.core.errors.run`, shared with the stages).
 
     fgbg synth data [--out data] [--bg 20] [--fg 20] [--full]   write the built-in sources
     fgbg export [--dataset dataset/composed] [--out export] [--limit N [--seed S]]   plain image files
@@ -13,23 +13,23 @@ from __future__ import annotations
 import argparse
 import logging
 
-from fgbg.errors import run
+from fgbg.core.errors import run
 
 
 def _export(args: argparse.Namespace) -> None:
-    from fgbg.export import export_dataset
+    from fgbg.dataset.export import export_dataset
 
     export_dataset(args.dataset, args.out, limit=args.limit, seed=args.seed)
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from fgbg.predict import predict_paths
+    from fgbg.inference.predict import predict_paths
 
     predict_paths(args.checkpoint, args.bg, args.fg_bg, args.out, device=args.device, size=args.size)
 
 
 def _score(args: argparse.Namespace) -> None:
-    from fgbg.scoring import score_folder
+    from fgbg.evaluation.scoring import score_folder
 
     score_folder(args.checkpoint, args.pairs, args.out, device=args.device, threshold=args.threshold, size=args.size)
 
@@ -37,7 +37,7 @@ def _score(args: argparse.Namespace) -> None:
 def _onnx(args: argparse.Namespace) -> None:
     import json
 
-    from fgbg.predict import export_onnx
+    from fgbg.inference.predict import export_onnx
 
     print(json.dumps(export_onnx(args.checkpoint, args.out), indent=2))
 
@@ -50,7 +50,7 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from fgbg.synth import write_default_data
+    from fgbg.composing.synth import write_default_data
 
     n_bg, n_fg = (100, 100) if args.full else (args.bg, args.fg)
     write_default_data(args.out, n_bg=n_bg, n_fg=n_fg, seed=args.seed)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fgbg.metrics import DEPTH_KEYS, MASK_KEYS
-from fgbg.imageio import atomic_write_bytes
+from fgbg.core.imageio import atomic_write_bytes
+from fgbg.core.metrics import DEPTH_KEYS, MASK_KEYS
 
 START = "<!-- results:start: written by `fgbg report` from metrics/; do not edit by hand -->"
 END = "<!-- results:end -->"

@@ -1,0 +1,146 @@
+"""Composition rules: every fg and its horizontal flip on every bg at N positions.
+
+For one placement (bg, fg, flip, x, y, scale):
+- fg_bg = fg (resized by `scale`) alpha-blended onto bg with its top-left corner at (x, y);
+- mask  = alpha >= mask_threshold;
+- depth ("geometry") = the bg depth, except under the mask, where the object takes one
+  depth: it stands on the ground at its lowest opaque row, so it takes the median bg depth
+  of the pixels under that row. ("teacher": an ONNX network's depth, see fgbg.composing.teacher.)
+bg depth is exact where `data/bg_depth/` gives it, else the ground-plane prior below.
+Positions are seeded random (the fg wholly inside the bg) or the original 5 x 4 grid:
+x = 28 i for i = 0..4 and y = 28 j for j = 4..1 on a 192 px bg, scaled by bg_size / 192.
+There a 96 px fg at x = 112 runs 16 px past the right edge (and at y = 112 past the bottom),
+and, as in the original, it is cropped there: the index's h and w are the visible box.
+fgbg.composing.build turns these rules into the sharded dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from fgbg.composing.sources import Sources
+from fgbg.core.config import ComposeConfig
+
+PRIOR_HORIZON = 0.4  # ground-plane prior: horizon at 40% of the height from the top
+PRIOR_NEAR = 0.05  # ground-plane prior: depth of the bottom row
+GRID_STEP = 28  # the original fixed layout on a 192 px bg: x = 28 i (i = 0..4), y = 28 j (j = 4..1)
+GRID_X = tuple(GRID_STEP * i for i in range(5))
+GRID_Y = tuple(GRID_STEP * j for j in range(4, 0, -1))
+GRID_BG = 192
+
+
+def ground_plane_prior(size: int, horizon: float = PRIOR_HORIZON, near: float = PRIOR_NEAR) -> np.ndarray:
+    """Depth of a flat ground seen level: 1 above the horizon, near * (H - h) / (row - h) below.
+
+    Rows are pixel centres; depth is clipped to [near, 1]. Returned as size x size float32.
+    """
+    h = horizon * size
+    rows = np.arange(size) + 0.5
+    d = np.where(rows > h, near * (size - h) / np.maximum(rows - h, 1e-6), 1.0)
+    return np.broadcast_to(np.clip(d, near, 1.0)[:, None], (size, size)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PreparedFg:
+    """What every placement of one fg (flipped, resized) shares, computed once."""
+
+    premul: np.ndarray  # h, w, 3 float32: rgb * alpha
+    keep: np.ndarray  # h, w, 1 float32: 1 - alpha
+    obj: np.ndarray  # h, w bool: alpha >= threshold
+    bottom: int  # the lowest row with an object pixel, -1 if none
+    foot: np.ndarray  # w bool: the object pixels of that row
+
+
+def prepare_fg(fg: np.ndarray, mask_threshold: int) -> PreparedFg:
+    alpha = fg[..., 3:4].astype(np.float32) / 255.0  # h, w, 1
+    obj = fg[..., 3] >= mask_threshold
+    rows = np.nonzero(obj.any(axis=1))[0]
+    bottom = int(rows[-1]) if len(rows) else -1
+    return PreparedFg(fg[..., :3] * alpha, 1 - alpha, obj, bottom, obj[bottom] if len(rows) else obj[0])
+
+
+def compose_patch(bg: np.ndarray, bg_depth: np.ndarray, fg: PreparedFg, x: int, y: int) -> tuple[np.ndarray, np.float32]:
+    """The fg's box only: (fg_bg patch h, w, 3 uint8; object depth, NaN if the mask is empty)."""
+    h, w = fg.obj.shape
+    if x < 0 or y < 0 or y + h > bg.shape[0] or x + w > bg.shape[1]:
+        raise ValueError(f"fg of {w}x{h} at ({x}, {y}) does not fit inside a bg of {bg.shape[1]}x{bg.shape[0]}")
+    patch = np.round(bg[y : y + h, x : x + w] * fg.keep + fg.premul).astype(np.uint8)
+    if fg.bottom < 0:
+        return patch, np.float32(np.nan)
+    return patch, np.float32(np.median(bg_depth[y + fg.bottom, x : x + w][fg.foot]))
+
+
+def compose_sample(
+    bg: np.ndarray, bg_depth: np.ndarray, fg: np.ndarray, x: int, y: int, mask_threshold: int = 128
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """bg S, S, 3 uint8; bg_depth S, S; fg h, w, 4 uint8 at column x, row y.
+
+    Returns (fg_bg S, S, 3 uint8; mask S, S bool; depth S, S float32).
+    """
+    prepared = prepare_fg(fg, mask_threshold)
+    patch, obj_depth = compose_patch(bg, bg_depth, prepared, x, y)
+    h, w = prepared.obj.shape
+    fg_bg = bg.copy()
+    fg_bg[y : y + h, x : x + w] = patch
+    mask = np.zeros(bg.shape[:2], bool)
+    mask[y : y + h, x : x + w] = prepared.obj
+    depth = np.array(bg_depth, dtype=np.float32)
+    depth[mask] = obj_depth
+    return fg_bg, mask, depth
+
+
+def placed_size(fg_shape: tuple[int, ...], scale) -> tuple[np.ndarray, np.ndarray]:
+    """(h, w) of a fg of `fg_shape` resized by `scale` (a number or an array), at least 1 px."""
+    h = np.maximum(1, np.round(fg_shape[0] * np.asarray(scale))).astype(int)
+    w = np.maximum(1, np.round(fg_shape[1] * np.asarray(scale))).astype(int)
+    return h, w
+
+
+def grid_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The original 20 positions on a `size` px bg, row by row from the bottom row: (x, y)."""
+    x, y = np.meshgrid(GRID_X, GRID_Y)  # 4 rows of 5
+    return np.round(x.ravel() * size / GRID_BG).astype(int), np.round(y.ravel() * size / GRID_BG).astype(int)
+
+
+def placed_fg(fg: np.ndarray, flip: int, h: int, w: int) -> np.ndarray:
+    """The fg as placed: mirrored when `flip`, resized to h x w (Lanczos, premultiplied)."""
+    out = np.ascontiguousarray(fg[:, ::-1]) if flip else fg
+    if out.shape[:2] != (h, w):
+        img = Image.fromarray(out, "RGBA").convert("RGBa").resize((w, h), Image.Resampling.LANCZOS)
+        out = np.asarray(img.convert("RGBA"))
+    return out
+
+
+def placements(sources: Sources, cfg: ComposeConfig) -> pd.DataFrame:
+    """One row per placement, ordered fg, flip, bg, position: x, y, scale and the visible h, w
+    (the placed fg's size, cropped at the bg's border on the grid layout)."""
+    size = sources.bg.shape[1]
+    lo, hi = cfg.scale_range
+    cols: dict[str, list] = {k: [] for k in ("bg_idx", "fg_idx", "flip", "x", "y", "scale", "h", "w")}
+    n = cfg.positions
+    for fi, fg in enumerate(sources.fg):
+        fh, fw = fg.shape[:2]
+        for flip in (0, 1):
+            for bi in range(len(sources.bg_names)):
+                rng = np.random.default_rng([cfg.seed, fi, flip, bi])
+                scale = rng.uniform(lo, hi, n) if hi > lo else np.full(n, lo)
+                h, w = placed_size((fh, fw), scale)
+                if cfg.layout == "grid":
+                    x, y = grid_positions(size)
+                    h, w = np.minimum(h, size - y), np.minimum(w, size - x)  # cropped at the border
+                else:
+                    x = np.floor(rng.random(n) * (size - w + 1)).astype(int)
+                    y = np.floor(rng.random(n) * (size - h + 1)).astype(int)
+                for k, v in (("bg_idx", bi), ("fg_idx", fi), ("flip", flip)):
+                    cols[k].extend([v] * n)
+                for k, v in (("x", x), ("y", y), ("scale", scale), ("h", h), ("w", w)):
+                    cols[k].extend(v.tolist())
+    df = pd.DataFrame(cols)
+    df.insert(0, "fg", np.asarray(sources.fg_names)[df["fg_idx"]])
+    df.insert(0, "bg", np.asarray(sources.bg_names)[df["bg_idx"]])
+    df.insert(0, "sample", np.arange(len(df)))
+    return df

@@ -1,0 +1,139 @@
+"""Atomic file writes and image encode/decode with errors that name the file.
+
+Every output is written to a temporary file beside its target (`.<name>.<random>.tmp`)
+and renamed into place, so a killed stage never leaves a half-written file under the
+final name; `remove_stale_temps` clears what a kill left. The file gets the mode an
+ordinary new file gets under the umask (mkstemp alone would make it 0600).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fgbg.core.errors import InputError
+
+MAX_PIXELS = 40_000_000  # larger images are refused as absurd (or decompression bombs)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def image_files(folder: Path) -> dict[str, Path]:
+    """{file stem: path} of the JPEG and PNG images directly in `folder`, for pairing folders by name."""
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def _file_mode() -> int:
+    """The mode `open(path, "w")` gives a new file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, _file_mode())
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete the temporary files that killed atomic writes left in `folder`; returns how many."""
+    stale = list(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def depth_to_uint16(depth: np.ndarray) -> np.ndarray:
+    """Depth in [0, 1] -> the 16-bit form every depth PNG uses: round(depth * 65535)."""
+    return np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16)
+
+
+def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
+    """PNG (lossless; uint8 grey/RGB/RGBA or uint16 grey) or JPEG bytes of an array.
+
+    OpenCV's codecs (libjpeg-turbo, libpng): 1.5 to 3 times faster than Pillow's on small
+    patches, and the JPEG bytes are the same.
+    """
+    if array.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"cannot encode an image of dtype {array.dtype}; use uint8 or uint16")
+    if array.ndim == 3:
+        array = array[..., [2, 1, 0, 3][: array.shape[2]]]  # RGB(A) -> BGR(A)
+    if fmt == "png":
+        ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    elif fmt == "jpeg":
+        ok, buf = cv2.imencode(".jpg", array, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    else:
+        raise ValueError(f"unknown image format {fmt!r}; valid: png, jpeg")
+    if not ok:
+        raise ValueError(f"could not encode a {array.shape} {array.dtype} image as {fmt}")
+    return buf.tobytes()
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Bytes from `encode_image` -> the array (RGB order, uint8 or uint16)."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise InputError("corrupt image record; compose the dataset again (`dvc repro compose --force`)")
+    if img.ndim == 3:
+        img = np.ascontiguousarray(img[..., [2, 1, 0, 3][: img.shape[2]]])
+    return img
+
+
+def atomic_save_image(path: str | Path, array: np.ndarray) -> None:
+    """Save `array` as PNG at `path` atomically; the same array always gives the same bytes."""
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG", compress_level=6)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
+    """Read an image file, turned upright by its EXIF orientation (as photo viewers show it) and
+    converted to `mode` when given; a missing, unreadable or absurdly large file names the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    try:
+        with Image.open(path) as img:
+            w, h = img.size  # from the header: nothing is decoded yet
+            if w * h > MAX_PIXELS:
+                raise InputError(f"{path}: absurd size {w}x{h} (over {MAX_PIXELS:,} pixels); downscale it")
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if mode is not None and img.mode != mode:
+                img = img.convert(mode)
+            return np.array(img)
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not an image, or a format that is not supported; use PNG or JPEG") from None
+    except InputError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"{path}: cannot read this image ({e}); replace or delete the file") from None

@@ -1,0 +1,96 @@
+"""The network: a UNet with 6 input channels (bg, fg_bg) and two heads (mask logits, depth).
+
+With `rows`, a 7th input channel gives each pixel's row in the whole image, -1 at the top to
+1 at the bottom. A pasted object's depth is the ground's depth at its foot, which depends on
+where the foot is in the scene; a crop alone cannot tell, the row channel can.
+
+Models are built by name through `MODELS`, at the size that ModelConfig resolved: for `unet`
+the `width` and `levels` given (16 and 3 by default, small enough for a CPU); the
+`unet_original` preset is always width 64, levels 4, half-size output: the original
+64-to-1024-channel UNet (30,895,874 parameters, outputs at 96 px for 192 px inputs).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fgbg.core.config import ModelConfig
+from fgbg.core.registry import Registry
+
+MODELS: Registry = Registry("model")
+
+
+def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """Encoder-decoder with skip connections; `levels` poolings, channels double per level."""
+
+    def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3, half_output: bool = False) -> None:
+        super().__init__()
+        chans = [width * 2**i for i in range(levels + 1)]
+        self.levels = levels
+        self.encoders = nn.ModuleList()
+        c_prev = in_channels
+        for c in chans[:-1]:
+            self.encoders.append(_double_conv(c_prev, c))
+            c_prev = c
+        self.pool = nn.MaxPool2d(2)
+        self.bottleneck = _double_conv(chans[-2], chans[-1])
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        ups = list(zip(reversed(chans[1:]), reversed(chans[:-1])))
+        if half_output:  # stop one level short: outputs at half the input size, as the original
+            ups = ups[:-1]
+        for c_hi, c_lo in ups:
+            self.ups.append(nn.ConvTranspose2d(c_hi, c_lo, 2, stride=2))
+            self.decoders.append(_double_conv(2 * c_lo, c_lo))
+        c_out = ups[-1][1] if ups else chans[-1]
+        self.mask_head = nn.Conv2d(c_out, 1, 1)
+        self.depth_head = nn.Conv2d(c_out, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x: N, 6, H, W with H and W divisible by 2**levels.
+
+        Returns (mask logits, depth in [0, 1]), each N, 1, H, W (H/2, W/2 with half_output).
+        """
+        skips = []
+        for enc in self.encoders:
+            x = enc(x)  # N, C, H', W'
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottleneck(x)
+        for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
+            x = dec(torch.cat([up(x), skip], dim=1))  # N, C, H', W'
+        mask_logits = self.mask_head(x)  # N, 1, H, W
+        depth = torch.sigmoid(self.depth_head(x))  # N, 1, H, W
+        return mask_logits, depth
+
+
+@MODELS.register("unet")
+@MODELS.register("unet_original")  # the same network at the one size its config resolves to
+def _unet(cfg: ModelConfig) -> nn.Module:
+    return UNet(in_channels=input_channels(cfg), width=cfg.width, levels=cfg.levels, half_output=cfg.half_output)
+
+
+def input_channels(cfg: ModelConfig) -> int:
+    """bg and fg_bg (3 + 3), and with `rows` each pixel's row in the whole image (fgbg.core.runtime.rows_channel)."""
+    return 7 if cfg.rows else 6
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """The model named by `cfg.name`, sized by `cfg`."""
+    return MODELS.get(cfg.name, "model.name")(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,1 @@
+"""Evaluation on the test split beside trivial baselines, and scoring a user's labelled pairs."""

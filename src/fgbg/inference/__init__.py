@@ -1,0 +1,1 @@
+"""Using a trained model on new images: predict, and the ONNX export."""

@@ -1,0 +1,71 @@
+"""Training augmentations (albumentations), seeded per sample and epoch.
+
+Geometric transforms (horizontal flip, affine) move bg, fg_bg, mask and depth together.
+The colour jitter draws once per sample and applies the same per-pixel map to bg and
+fg_bg: brightness, contrast around one shared level (the bg's mean grey; each image's own
+mean would move every pixel of fg_bg off bg's), saturation, hue. Equal pixels stay equal,
+so the difference still marks exactly the object. Mask and depth are left alone. Each sample's transform is seeded from (seed, epoch,
+index), so a run resumed mid-way sees exactly the augmentations of an uninterrupted one,
+whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+
+from fgbg.core.config import AugmentConfig
+
+
+class Augment:
+    """Callable: (bg, fg_bg, mask, depth, seed) -> the same four, transformed together."""
+
+    def __init__(self, cfg: AugmentConfig) -> None:
+        transforms = []
+        if cfg.hflip:
+            transforms.append(A.HorizontalFlip(p=cfg.hflip))
+        if cfg.affine:
+            transforms.append(A.Affine(
+                scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-5, 5),
+                interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
+                border_mode=cv2.BORDER_REFLECT_101, p=cfg.affine,
+            ))
+        self.color = cfg.color
+        self.enabled = bool(transforms) or bool(cfg.color)
+        self.compose = A.Compose(transforms, additional_targets={"fg_bg": "image", "depth": "mask"}, seed=0)
+
+    def __call__(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray, seed: int):
+        if not self.enabled:
+            return bg, fg_bg, mask, depth
+        self.compose.set_random_seed(seed)
+        out = self.compose(image=bg, fg_bg=fg_bg, mask=mask.astype(np.uint8), depth=depth)
+        bg, fg_bg = out["image"], out["fg_bg"]
+        rng = np.random.default_rng([seed, 1])  # the colour draw, apart from albumentations' stream
+        if rng.random() < self.color:
+            bg, fg_bg = shared_color_jitter(bg, fg_bg, rng)
+        return bg, fg_bg, out["mask"].astype(bool), out["depth"]
+
+
+def shared_color_jitter(bg: np.ndarray, fg_bg: np.ndarray, rng: np.random.Generator,
+                        strength: float = 0.2, hue: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """One draw of brightness, contrast, saturation (each a factor in 1 +- strength) and a hue
+    shift (+- hue of a turn), applied as the same per-pixel map to both H, W, 3 uint8 images."""
+    brightness, contrast, saturation = rng.uniform(1 - strength, 1 + strength, 3)
+    shift = rng.uniform(-hue, hue)
+    level = float((bg.astype(np.float32) @ GREY).mean()) * brightness  # the shared contrast centre
+    out = []
+    for img in (bg, fg_bg):
+        x = img.astype(np.float32) * brightness  # H, W, 3
+        x = (x - level) * contrast + level
+        grey = (x @ GREY)[..., None]  # H, W, 1
+        x = np.clip(grey + (x - grey) * saturation, 0, 255).round().astype(np.uint8)
+        if shift:
+            hsv = cv2.cvtColor(x, cv2.COLOR_RGB2HSV)  # hue in 0..179
+            hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + round(shift * 180)) % 180).astype(np.uint8)
+            x = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        out.append(x)
+    return out[0], out[1]
+
+
+GREY = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601 luma weights

@@ -1,0 +1,88 @@
+"""How real pairs are captured, applied to training pairs (after BackgroundMattingV2's recipe).
+
+A composed pair differs only inside the object's box, pixel for pixel. A pair shot with a
+camera differs everywhere: sensor noise, exposure, a slight shift between the two shots,
+JPEG, blur, and the shadow the object casts. Each perturbation below has a probability and
+a strength (params `train.perturb`), and is drawn per sample from (seed, epoch, index), so
+a resumed run sees the same ones. The targets stay those of the object: the model must
+learn that these differences are not the object.
+
+- shadow: the mask shifted down and sideways, blurred, darkens fg_bg outside the object
+  by up to `shadow_strength`;
+- bg_jitter: brightness, contrast and gamma of the bg input only, each by up to
+  `bg_jitter_strength`;
+- misalign: the bg input rotated by up to `misalign_degrees` and shifted by up to
+  `misalign_shift` of its side;
+- blur: a Gaussian blur of sigma between `blur_sigma` / 2 and `blur_sigma`, drawn for each input;
+- noise: Gaussian noise of sigma up to `noise_sigma`, drawn for each input;
+- jpeg: each input re-encoded as JPEG at a quality drawn from `jpeg_quality`.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from fgbg.core.config import PerturbConfig
+from fgbg.core.imageio import decode_image, encode_image
+
+
+def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT_101)
+
+
+def cast_shadow(fg_bg: np.ndarray, mask: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """fg_bg H, W, 3 float32 in [0, 1], darkened by the object's shadow outside the mask H, W bool."""
+    side = mask.shape[0]
+    down = int(rng.integers(1, max(2, side // 10)))
+    sideways = int(rng.integers(-(side // 10), side // 10 + 1))
+    matrix = np.float32([[1, 0, sideways], [0, 1, down]])
+    shadow = cv2.warpAffine(mask.astype(np.float32), matrix, (side, mask.shape[1]))  # H, W
+    shadow = _blur(shadow, max(1.0, side / 40))
+    darkening = strength * rng.uniform(0.3, 1.0) * shadow * (1 - mask)  # H, W, never on the object
+    return fg_bg * (1 - darkening[..., None])
+
+
+def _jitter(img: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast (around the image mean) and gamma, each by up to `strength`."""
+    brightness, contrast, gamma = rng.uniform(1 - strength, 1 + strength, 3)
+    mean = img.mean()
+    img = np.clip((img * brightness - mean) * contrast + mean, 0, 1)
+    return img ** gamma
+
+
+def _misalign(img: np.ndarray, degrees: float, shift: float, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-degrees, degrees), 1.0)
+    matrix[:, 2] += rng.uniform(-shift, shift, 2) * (w, h)
+    return cv2.warpAffine(img, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+
+
+class Perturb:
+    """Callable: (bg, fg_bg, mask, seed) -> (bg, fg_bg) perturbed as a camera would; uint8 H, W, 3."""
+
+    def __init__(self, cfg: PerturbConfig) -> None:
+        self.cfg = cfg
+        self.enabled = any((cfg.shadow, cfg.bg_jitter, cfg.misalign, cfg.blur, cfg.noise, cfg.jpeg))
+
+    def __call__(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        c = self.cfg
+        rng = np.random.default_rng(seed)
+        draws = rng.random(6)  # one per perturbation, in a fixed order, so each is drawn whatever the others do
+        bg, fg_bg = bg.astype(np.float32) / 255, fg_bg.astype(np.float32) / 255  # H, W, 3 each
+        if draws[0] < c.shadow:
+            fg_bg = cast_shadow(fg_bg, mask, c.shadow_strength, rng)
+        if draws[1] < c.bg_jitter:
+            bg = _jitter(bg, c.bg_jitter_strength, rng)
+        if draws[2] < c.misalign:
+            bg = _misalign(bg, c.misalign_degrees, c.misalign_shift, rng)
+        if draws[3] < c.blur:
+            bg, fg_bg = (_blur(img, rng.uniform(c.blur_sigma / 2, c.blur_sigma)) for img in (bg, fg_bg))
+        if draws[4] < c.noise:
+            bg, fg_bg = (img + rng.normal(0, rng.uniform(0, c.noise_sigma), img.shape).astype(np.float32)
+                         for img in (bg, fg_bg))
+        bg, fg_bg = (np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8) for img in (bg, fg_bg))
+        if draws[5] < c.jpeg:
+            lo, hi = c.jpeg_quality
+            bg, fg_bg = (decode_image(encode_image(img, "jpeg", int(rng.integers(lo, hi + 1)))) for img in (bg, fg_bg))
+        return bg, fg_bg

@@ -1,0 +1,349 @@
+"""Training: the model on the train split, validated on the grouped val split every epoch.
+
+Per epoch it logs train/val losses and metrics, the learning rate, epoch time and
+samples/s to DVCLive (prediction grids every `image_every` epochs), writes `last.pt`,
+and `best.pt` when `best_metric` improves. `last.pt` is resumed after a crash when it
+was made with the same params and data and did not finish; otherwise the run starts
+afresh and says why. One process, or DistributedDataParallel under `torchrun`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from dvclive import Live
+from fgbg.core.checkpoint import fingerprint, read_checkpoint, save_checkpoint
+from fgbg.core.config import BEST_METRICS, RUNTIME_KEYS, Params
+from fgbg.core.imageio import atomic_write_bytes, atomic_write_json, remove_stale_temps
+from fgbg.core.model import build_model, count_parameters
+from fgbg.core.plots import grid_image, sample_rows
+from fgbg.core.runtime import pick_device, unwrap, upsample_like
+from fgbg.dataset.data import Crop, PairDataset
+from fgbg.dataset.store import Dataset
+from fgbg.training import distributed
+from fgbg.training.augment import Augment
+from fgbg.training.optim import build_optimizer, build_scheduler
+from fgbg.training.perturb import Perturb
+from fgbg.training.trainer import Heads, StepState, train_epoch, validate
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def epoch_size(p: Params, epoch: int) -> int:
+    """The training image size of `epoch` under the progressive-resizing schedule: after it, the
+    crop size, or the whole image without crops."""
+    start = 0
+    for size, n in p.train.resize_schedule:
+        if epoch < start + n:
+            return size
+        start += n
+    return p.train.crop or p.compose.bg_size
+
+
+def _training_identity(p: Params) -> dict:
+    """The params a checkpoint must share to be resumed: not the runtime keys (workers, device, threads,
+    image_every), and keys the chosen options do not use put back to their defaults (TrainConfig.decisive)."""
+    t = dataclasses.asdict(p.train.decisive(p.compose.bg_size))
+    for k in RUNTIME_KEYS:
+        t.pop(k)
+    return {"lr": p.lr, "epochs": p.epochs, "batch_size": p.batch_size, "model": dataclasses.asdict(p.model), "train": t}
+
+
+def _resumable(path: Path, fp: str, epochs: int, d: distributed.Dist) -> dict | None:
+    """The checkpoint to resume from, decided by rank 0 and sent to every rank: ranks on
+    machines without shared storage may hold another `last.pt`, or none."""
+    return distributed.broadcast(_read_resumable(path, fp, epochs) if d.main else None, d)
+
+
+def _read_resumable(path: Path, fp: str, epochs: int) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        ckpt = read_checkpoint(path)
+    except (ValueError, RuntimeError, OSError) as e:
+        reason = f"it cannot be read ({e})"
+    else:
+        if ckpt.get("fingerprint") != fp:
+            reason = "it was made with other params or data"
+        elif ckpt["epoch"] >= epochs - 1:
+            reason = "that run finished"
+        else:
+            return ckpt
+    log.warning("not resuming from %s: %s; training starts afresh", path, reason)
+    return None
+
+
+def loader_workers(workers: int, device: torch.device) -> int:
+    """DataLoader processes: as given, or for -1 none on CPU (the model needs every core)
+    and up to 8 with CUDA, so that decoding keeps the GPU fed."""
+    if workers >= 0:
+        return workers
+    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+
+
+class Loaders(NamedTuple):
+    train_ds: PairDataset
+    train: torch.utils.data.DataLoader
+    val: torch.utils.data.DataLoader
+    sampler: torch.utils.data.DistributedSampler | None
+    generator: torch.Generator
+
+
+def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed.Dist, device: torch.device) -> Loaders:
+    augment = Augment(p.train.augment)
+    crop = Crop(p.train.crop, p.train.crop_object) if p.train.crop else None
+    perturb = Perturb(p.train.perturb)
+    train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=p.train.seed,
+                           crop=crop, perturb=perturb if perturb.enabled else None, raw=True, rows=p.model.rows)
+    # validation: the same object-centred crop of each sample every epoch (whole images without crops)
+    val_ds = PairDataset(store, split["val"], stats, crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True,
+                         rows=p.model.rows)
+    val_ds = torch.utils.data.Subset(val_ds, range(d.rank, len(val_ds), d.world))  # disjoint shares
+    sampler = torch.utils.data.DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=p.train.seed) if d.active else None
+    workers = loader_workers(p.train.workers, device)
+    kw = dict(batch_size=p.batch_size, num_workers=workers, pin_memory=device.type == "cuda")
+    if workers:  # keep the processes between epochs, and two batches each in flight
+        kw.update(persistent_workers=True, prefetch_factor=2)
+    gen = torch.Generator()
+    train_dl = torch.utils.data.DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)
+    val_dl = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
+    return Loaders(train_ds, train_dl, val_dl, sampler, gen)
+
+
+class EpochResult(NamedTuple):
+    train: dict  # means over the train split
+    val: dict  # means over the val split
+    samples: dict  # {"train": n, "val": n}, summed over every process
+    size: int  # training image size
+    train_s: float  # seconds spent training
+    lr: float  # the lr the epoch started with: read before the plateau schedule steps on its val loss
+
+
+def _epoch(t: "Trainer", model, loaders: Loaders, d: distributed.Dist, epoch: int) -> EpochResult:
+    """Train and validate one epoch."""
+    p = t.p
+    lr = t.opt.param_groups[0]["lr"]
+    t0 = time.perf_counter()
+    loaders.train_ds.set_epoch(epoch)
+    loaders.generator.manual_seed(p.train.seed * 100_003 + epoch)  # the epoch's order, also when resumed
+    if loaders.sampler is not None:
+        loaders.sampler.set_epoch(epoch)
+    size = epoch_size(p, epoch)
+    device = t.heads.device
+    tr = distributed.all_sum(train_epoch(model, loaders.train, t.heads, t.opt, t.scaler, t.state, p, epoch, size,
+                                         t.sched if t.per_batch else None, show=d.main, d=d), d, device)
+    t_train = time.perf_counter() - t0
+    distributed.broadcast_buffers(unwrap(model), d)
+    va = distributed.all_sum(validate(unwrap(model) if d.active else model, loaders.val, t.heads, epoch, show=d.main,
+                                      d=d), d, device)  # not through DDP: see broadcast_buffers
+    trained = tr.pop("n")  # with the few samples DistributedSampler repeats so that every share has one length
+    samples = {"train": len(loaders.train_ds), "val": int(va.pop("n"))}  # each sample once
+    tr = {k: v / trained for k, v in tr.items()}
+    va = {k: v / samples["val"] for k, v in va.items()}
+    if t.sched is not None and not t.per_batch:
+        t.sched.step(va["loss"])
+    return EpochResult(tr, va, samples, size, t_train, lr)
+
+
+def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
+    x, mask, depth = next(iter(val_dl))
+    model.eval()
+    with torch.no_grad():
+        x, mask_d, depth_d = heads.to_device(x[:n], mask[:n], depth[:n])  # x normalised on the device
+        logits, depth_pred, _, _ = heads.forward(model, x, mask_d, depth_d)
+    rows = sample_rows(x.cpu().contiguous(), mask[:n], depth[:n], upsample_like(logits, mask[:n]).cpu(),
+                       upsample_like(depth_pred, depth[:n]).cpu(), val_dl.dataset.dataset.stats)
+    return grid_image(rows)
+
+
+def _runtime(p: Params) -> tuple[distributed.Dist, torch.device]:
+    """Join torchrun's process group if any; seeds, threads and determinism for this process."""
+    device_type = "cuda" if p.train.device != "cpu" and torch.cuda.is_available() else "cpu"
+    d = distributed.setup(device_type)
+    device = pick_device(p.train.device, d.local_rank)
+    seed_everything(p.train.seed + d.rank)
+    if p.train.threads:
+        torch.set_num_threads(p.train.threads)
+    if p.train.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not p.train.deterministic
+    return d, device
+
+
+@dataclass
+class Trainer:
+    """The model, its optimisation state and the best score so far; what `last.pt` holds."""
+
+    p: Params
+    model: torch.nn.Module
+    heads: Heads
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: torch.amp.GradScaler
+    fingerprint: str
+    state: StepState = field(default_factory=StepState)
+    start: int = 0
+    best: float = math.inf
+    best_epoch: int = -1
+
+    @property
+    def per_batch(self) -> bool:
+        return self.sched is not None and self.p.train.scheduler != "plateau"
+
+    def improved(self, score: float) -> bool:
+        """Whether `score` beats the best so far (any score beats none)."""
+        if self.best_epoch < 0:
+            return True
+        return score < self.best if BEST_METRICS[self.p.train.best_metric] == "min" else score > self.best
+
+    def restore(self, ckpt: dict) -> None:
+        unwrap(self.model).load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        if self.sched is not None:
+            self.sched.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"])
+        self.best, self.best_epoch, self.start, self.state.accum = (
+            ckpt["best"], ckpt["best_epoch"], ckpt["epoch"] + 1, ckpt["accum"])
+
+    def resume_state(self, epoch: int, val: dict) -> dict:
+        return dict(epoch=epoch, val=val, fingerprint=self.fingerprint, optimizer=self.opt.state_dict(),
+                    scheduler=self.sched.state_dict() if self.sched is not None else {},
+                    scaler=self.scaler.state_dict(), rng=torch.get_rng_state(), best=self.best,
+                    best_epoch=self.best_epoch, accum=self.state.accum, input_size=self.p.compose.bg_size)
+
+
+def _trainer(p: Params, device: torch.device, steps_per_epoch: int, fp: str, stats: dict) -> Trainer:
+    model = build_model(p.model).to(device)
+    if p.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    heads = Heads(p, device, stats)
+    opt = build_optimizer(model, p)
+    scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
+    return Trainer(p, model, heads, opt, build_scheduler(opt, p, steps_per_epoch), scaler, fp)
+
+
+def train_model(
+    *, params: Params, dataset_dir: str | Path, stats_path: str | Path, split_path: str | Path,
+    model_dir: str | Path, live_dir: str | Path, metrics_path: str | Path, timing_dir: str | Path | None = None,
+) -> dict:
+    """Train and write `model_dir/{best,last}.pt`, DVCLive logs and the final metrics JSON.
+
+    Epoch times and samples/s go to a second DVCLive folder, `timing_dir`: they measure the
+    machine, not the experiment, so they stay out of git and dvc.lock, and a rerun of the
+    same params on the same machine leaves `git status` clean.
+    """
+    p = params
+    d, device = _runtime(p)
+    stats = json.loads(Path(stats_path).read_text())
+    split = json.loads(Path(split_path).read_text())
+    store = Dataset(dataset_dir)
+    store.check_ids(split["train"] + split["val"], str(split_path))
+    loaders = _loaders(p, store, split, stats, d, device)
+    t = _trainer(p, device, len(loaders.train), fingerprint(_training_identity(p), stats_path, split_path), stats)
+    model_dir = Path(model_dir)
+    if d.main and remove_stale_temps(model_dir):
+        log.info("removed temporary files that a killed run left in %s", model_dir)
+    ckpt = _resumable(model_dir / "last.pt", t.fingerprint, p.epochs, d)
+    if ckpt is not None:
+        t.restore(ckpt)
+        if d.main:
+            log.info("resumed from %s, which ended after epoch %d", model_dir / "last.pt", ckpt["epoch"])
+    elif d.main:
+        for name in ("last.pt", "best.pt"):
+            (model_dir / name).unlink(missing_ok=True)
+    model = t.model
+    if d.active:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if p.train.compile:
+        model = torch.compile(model)
+    n_params = count_parameters(unwrap(model))
+    if d.main:
+        log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples", p.model.name,
+                 n_params, device, d.world, t.heads.dtype or "fp32", len(split["train"]), len(split["val"]))
+    summary: dict = {}
+    lives = [open_live(path, t.start if ckpt is not None else None)
+             for path in (live_dir, timing_dir) if path is not None and d.main]
+    try:
+        for epoch in range(t.start, p.epochs):
+            t0 = time.perf_counter()
+            tr, va, samples, size, t_train, lr = _epoch(t, model, loaders, d, epoch)
+            improved = t.improved(va[p.train.best_metric])
+            if improved:
+                t.best, t.best_epoch = va[p.train.best_metric], epoch
+            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "best_epoch": t.best_epoch,
+                       f"best_val_{p.train.best_metric}": t.best, "parameters": n_params, "image_size": size,
+                       "micro_batches": t.state.accum, "samples": samples}
+            if d.main:
+                extra = t.resume_state(epoch, va)
+                if improved:
+                    save_checkpoint(model_dir / "best.pt", model, p.model, stats, **extra)
+                save_checkpoint(model_dir / "last.pt", model, p.model, stats, **extra)
+                _log_epoch(lives[0], tr, va, lr, size)
+                if p.train.image_every and (epoch + 1) % p.train.image_every == 0:
+                    grid = _prediction_grid(unwrap(model), loaders.val, t.heads)  # not DDP's forward: rank 0 alone
+                    lives[0].log_image(f"predictions/epoch_{epoch + 1:03d}.png", grid)
+                if len(lives) > 1:
+                    lives[1].log_metric("epoch_s", time.perf_counter() - t0)
+                    lives[1].log_metric("train_samples_per_s", len(split["train"]) / t_train)
+                for live in lives:
+                    live.next_step()
+                log.info("epoch %d (%d px): train loss %.4f, val loss %.4f, iou %.4f, rmse %.4f, lr %.2g; %.1f s, "
+                         "%.0f train samples/s", epoch, size, tr["loss"], va["loss"], va["iou"], va["rmse"], lr,
+                         time.perf_counter() - t0, len(split["train"]) / t_train)
+            distributed.barrier(d)
+    finally:
+        for live in lives:
+            live.end()
+        store.close()
+        distributed.teardown(d)
+    if d.main:
+        atomic_write_json(metrics_path, summary)
+    return summary
+
+
+def open_live(path: str | Path, resume_at: int | None) -> Live:
+    """A DVCLive logger at `path`; resumed at step `resume_at` (the next epoch) after a crash.
+
+    The steps logged from `resume_at` on (an epoch logged after its checkpoint, before the
+    kill) are dropped and the step is set, so that a resumed run's files equal an
+    uninterrupted one's. DVCLive's own resume counts from the last step it finds, which
+    repeats step 0 and skips one when a run dies in epoch 1.
+    """
+    live = Live(dir=str(path), dvcyaml=False, save_dvc_exp=False, report=None, resume=resume_at is not None)
+    if resume_at is not None:
+        for tsv in sorted((Path(path) / "plots" / "metrics").rglob("*.tsv")):
+            header, *rows = tsv.read_text().splitlines()
+            step_col = header.split("\t").index("step")
+            kept = [r for r in rows if int(r.split("\t")[step_col]) < resume_at]
+            atomic_write_bytes(tsv, "\n".join([header, *kept, ""]).encode())
+        live.step = resume_at
+    return live
+
+
+def _log_epoch(live: Live, tr: dict, va: dict, lr: float, size: int) -> None:
+    for k, v in tr.items():
+        live.log_metric(f"train/{k}", v)
+    for k, v in va.items():
+        live.log_metric(f"val/{k}", v)
+    live.log_metric("lr", lr)
+    live.log_metric("image_size", size)

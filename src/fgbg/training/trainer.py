@@ -1,0 +1,222 @@
+"""One training or validation pass: precision, resizing, micro-batches, OOM and NaN handling.
+
+- Precision: `auto` is bf16 autocast on CUDA (fp16 with a GradScaler where bf16 is not
+  supported) and fp32 on CPU; `bf16` also runs on CPU.
+- Progressive resizing: a train batch is resized on the device to the epoch's size
+  (inputs bilinear, mask by area then > 0.5, depth by area).
+- CUDA out of memory: the step is retried in twice as many micro-batches (gradient
+  accumulation keeps the effective batch), and the run goes on with that split.
+- A NaN or inf loss stops the run with the epoch, the window of steps it appeared in and
+  the loss terms. Under DDP every rank stops with the same error, that of the lowest rank
+  that met one (fgbg.training.distributed.first_rank).
+- No host-device sync per step: losses, terms and metrics add up on the device, and the
+  finiteness flag is read back every CHECK_EVERY steps; an epoch reads its sums once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fgbg.core.config import Params
+from fgbg.core.metrics import DEPTH_KEYS, MASK_KEYS, depth_metrics, mask_metrics
+from fgbg.core.progress import progress
+from fgbg.core.runtime import autocast_dtype, forward, normalise_on_device, upsample_like
+from fgbg.training.distributed import Dist, broadcast, first_rank
+from fgbg.training.losses import HeadLoss
+
+log = logging.getLogger(__name__)
+
+
+def resize_targets(mask, depth, size: int):
+    """N, 1, H, W targets to size x size: mask by area then > 0.5, depth by area."""
+    if mask.shape[-2:] == (size, size):
+        return mask, depth
+    mask = (F.interpolate(mask, size=(size, size), mode="area") > 0.5).float()
+    return mask, F.interpolate(depth, size=(size, size), mode="area")
+
+
+def resize_batch(x, mask, depth, size: int):
+    """A batch to size x size: inputs bilinear (antialiased), targets as `resize_targets`."""
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return (x, *resize_targets(mask, depth, size))
+
+
+@dataclass
+class StepState:
+    """Carried across steps: how many micro-batches a batch is split into."""
+
+    accum: int = 1
+
+
+class Heads:
+    """The two heads' losses, and the forward pass under autocast."""
+
+    def __init__(self, p: Params, device: torch.device, stats: dict | None = None) -> None:
+        """`stats`: normalise uint8 batches on the device (float batches pass as they are)."""
+        self.mask_loss = HeadLoss("mask", p.train.mask_loss)
+        self.depth_loss = HeadLoss("depth", p.train.depth_loss)
+        self.device = device
+        self.dtype = autocast_dtype(p.train.precision, device)
+        self.channels_last = p.train.channels_last
+        self.stats = stats
+
+    @property
+    def term_names(self) -> list[str]:
+        """The names of the loss terms that `forward` returns."""
+        return [f"{loss.head}_{name}" for loss in (self.mask_loss, self.depth_loss) for name in loss.weights]
+
+    def zeros(self, keys: list[str]) -> dict[str, torch.Tensor]:
+        """A float64 zero on the device per key: every rank's sums have every key, whatever its share."""
+        return {k: torch.zeros((), dtype=torch.float64, device=self.device) for k in keys}
+
+    def to_device(self, x, mask, depth):
+        x = x.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = normalise_on_device(x, self.stats)  # N, 6, H, W float32
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, mask.to(self.device, non_blocking=True), depth.to(self.device, non_blocking=True)
+
+    def forward(self, model, x, mask, depth):
+        """(mask logits, depth, loss, {term: value}); targets are pooled to a half-size output."""
+        logits, depth_pred = forward(model, x, self.dtype)  # N, 1, h, w each
+        mask, depth = resize_targets(mask, depth, logits.shape[-1])
+        lm, terms = self.mask_loss(logits, mask)
+        ld, dterms = self.depth_loss(depth_pred, depth)
+        return logits, depth_pred, lm + ld, {**terms, **dterms}
+
+
+CHECK_EVERY = 25  # steps between reading the finiteness flag back from the device
+
+
+class FiniteCheck:
+    """Whether every loss of a pass was finite, kept on the device and read back every
+    CHECK_EVERY steps and at the end: one host-device sync per window instead of per step.
+    A NaN or inf stops the run naming the epoch and the steps it appeared between.
+
+    Under DDP (`d`) each check is collective, and stops every rank with the message of the
+    lowest rank that met one; so the checks must come at the same steps on every rank:
+    `windows=False` checks only at the end (validation, whose shares differ in length)."""
+
+    def __init__(self, phase: str, epoch: int, d: Dist = Dist(), device: torch.device = torch.device("cpu"),
+                 windows: bool = True) -> None:
+        self.phase, self.epoch, self.d, self.device, self.windows = phase, epoch, d, device, windows
+        self.bad: torch.Tensor | None = None  # 0-d bool on the device: a non-finite loss since `since`
+        self.since = 0
+        self.terms: dict[str, torch.Tensor] = {}
+
+    def add(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], step: int) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        self.bad = bad if self.bad is None else self.bad | bad
+        self.terms = terms
+        if self.windows and (step + 1) % CHECK_EVERY == 0:
+            self.check(step)
+
+    def check(self, step: int) -> None:
+        if self.d.active:
+            first = first_rank(self.bad, self.d, self.device)  # every rank, the same steps: the window's sync
+        else:
+            first = 0 if self.bad is not None and bool(self.bad) else None  # the one sync of the window
+        if first is not None:
+            terms = {k: float(v) for k, v in self.terms.items()}
+            where = f"{self.phase}, rank {self.d.rank}" if self.d.active else self.phase
+            message = (f"loss is not finite at epoch {self.epoch}, between steps {self.since} and {step} ({where}); "
+                       f"terms at step {step}: {terms}. The last good checkpoint is kept; lower lr, set "
+                       "train.grad_clip, or change the loss weights")
+            raise FloatingPointError(broadcast(message if first == self.d.rank else None, self.d, src=first))
+        self.bad, self.since = None, step + 1
+
+
+def train_step(model, batch, heads: Heads, opt, scaler, state: StepState, grad_clip: float, epoch: int, step: int):
+    """One optimiser step over `batch`, split into `state.accum` micro-batches.
+
+    Returns (loss, {term: value}) as detached 0-d tensors on the device, averaged over the
+    batch: no host-device sync here (fgbg.training.trainer.FiniteCheck reads finiteness in windows)."""
+    x, mask, depth = batch
+    n = x.shape[0]
+    while True:
+        try:
+            opt.zero_grad(set_to_none=True)
+            sums: dict = {}  # the loss and its terms, weighted by micro-batch share
+            chunks = list(zip(x.tensor_split(state.accum), mask.tensor_split(state.accum), depth.tensor_split(state.accum)))
+            chunks = [c for c in chunks if c[0].shape[0]]
+            for i, (xc, mc, dc) in enumerate(chunks):
+                share = xc.shape[0] / n  # this micro-batch's weight in the batch mean
+                # DDP: all-reduce gradients only after the last micro-batch
+                sync = contextlib.nullcontext() if i == len(chunks) - 1 or not hasattr(model, "no_sync") else model.no_sync()
+                with sync:
+                    _, _, loss, terms = heads.forward(model, xc, mc, dc)
+                    scaler.scale(loss * share).backward()
+                _add(sums, {"loss": loss.detach(), **terms}, share)  # float64 device tensors: no sync
+            if grad_clip:
+                scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            return sums.pop("loss"), sums
+        except torch.cuda.OutOfMemoryError:
+            if state.accum >= n:
+                raise
+            state.accum *= 2
+            opt.zero_grad(set_to_none=True)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            log.warning("CUDA out of memory at epoch %d, step %d: splitting each batch of %d into %d micro-batches "
+                        "(gradient accumulation keeps the effective batch)", epoch, step, n, state.accum)
+
+
+def _add(sums: dict, values: dict[str, torch.Tensor], weight: float) -> None:
+    """sums[k] += values[k] * weight, in float64 on the values' device."""
+    for k, v in values.items():
+        sums[k] = sums.get(k, 0.0) + v.double() * weight
+
+
+def train_epoch(model, loader, heads: Heads, opt, scaler, state: StepState, p: Params, epoch: int, size: int,
+                batch_scheduler=None, show: bool = True, d: Dist = Dist()) -> dict:
+    """Sums of loss terms (times samples, device tensors) and the sample count "n" over one training pass.
+
+    Under DDP every rank runs the same steps (DistributedSampler pads the shares to one length)."""
+    model.train()
+    sums = heads.zeros(["loss", *heads.term_names])
+    n = 0
+    finite = FiniteCheck("train", epoch, d, heads.device)
+    step = -1
+    for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False, disable=not show)):
+        x, mask, depth = resize_batch(*heads.to_device(*batch), size)
+        loss, terms = train_step(model, (x, mask, depth), heads, opt, scaler, state, p.train.grad_clip, epoch, step)
+        if batch_scheduler is not None:
+            batch_scheduler.step()
+        finite.add(loss, terms, step)
+        n += x.shape[0]  # a shape: known on the host
+        _add(sums, {"loss": loss, **terms}, x.shape[0])
+    finite.check(step)
+    return {**sums, "n": n}
+
+
+@torch.no_grad()
+def validate(model, loader, heads: Heads, epoch: int, show: bool = True, d: Dist = Dist()) -> dict:
+    """Sums of loss terms and per-image metrics (at full resolution; device tensors) and the count "n".
+
+    Under DDP the shares differ in length (one may be empty): the sums have every key on every
+    rank, and finiteness is checked once, at the end."""
+    model.eval()
+    sums = heads.zeros(["loss", *heads.term_names, *MASK_KEYS, *DEPTH_KEYS])
+    n = 0
+    finite = FiniteCheck("val", epoch, d, heads.device, windows=not d.active)
+    step = -1
+    for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} val", unit="batch", leave=False, disable=not show)):
+        x, mask, depth = heads.to_device(*batch)
+        logits, depth_pred, loss, terms = heads.forward(model, x, mask, depth)
+        finite.add(loss, terms, step)
+        n += x.shape[0]
+        _add(sums, {"loss": loss, **terms}, x.shape[0])
+        metrics = {**mask_metrics(upsample_like(logits, mask), mask), **depth_metrics(upsample_like(depth_pred, depth), depth)}
+        _add(sums, {k: v.sum() for k, v in metrics.items()}, 1)
+    finite.check(step)
+    return {**sums, "n": n}

@@ -32,7 +32,7 @@ from fgbg.composing.sources import load_sources
 from fgbg.composing.synth import write_default_data
 from fgbg.core.config import ComposeConfig
 from fgbg.dataset.stats import dataset_stats
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 
 SCALES = {"full": (100, 100, 192, 96, 20), "small": (20, 20, 192, 96, 5)}
 
@@ -107,7 +107,7 @@ def dvc_times(target: Path) -> tuple[float, float]:
     return t1 - t0, t2 - t1
 
 
-def read_rate(ds: Dataset, n: int) -> float:
+def read_rate(ds: ComposedStore, n: int) -> float:
     idx = np.random.default_rng(0).integers(0, len(ds), n)
     t0 = time.perf_counter()
     for i in idx:
@@ -171,13 +171,13 @@ def main() -> None:
     res["dvc_add_s"], res["dvc_status_s"] = dvc_times(work / "ours" / "composed")
     res["baseline_slice_dvc_add_s"], res["baseline_slice_dvc_status_s"] = dvc_times(work / "base" / "files")
 
-    ds = Dataset(work / "ours" / "composed")
+    ds = ComposedStore(work / "ours" / "composed")
     t0 = time.perf_counter()
     dataset_stats(ds)
     res["stats_s"] = time.perf_counter() - t0
     res["read_samples_per_s_1_core"] = read_rate(ds, 20000)
     # the CRC's cost: alternate runs on a warm page cache, so that neither side gets the disk's first pass
-    unverified = Dataset(work / "ours" / "composed", verify_records=False)
+    unverified = ComposedStore(work / "ours" / "composed", verify_records=False)
     rounds = [(read_rate(ds, 20000), read_rate(unverified, 20000)) for _ in range(3)]
     res["read_verified_median_samples_per_s"] = float(np.median([on for on, _ in rounds]))
     res["read_unverified_samples_per_s_1_core"] = float(np.median([off for _, off in rounds]))

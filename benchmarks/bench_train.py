@@ -27,7 +27,7 @@ import torch
 from fgbg.core.config import AugmentConfig, ModelConfig, Params, PerturbConfig, load_params
 from fgbg.core.model import build_model, input_channels
 from fgbg.dataset.data import Crop, PairDataset
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 from fgbg.training.augment import Augment
 from fgbg.training.optim import build_optimizer
 from fgbg.training.perturb import Perturb
@@ -114,7 +114,7 @@ def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.devic
 RECIPE = PerturbConfig(shadow=0.3, bg_jitter=0.8, misalign=0.3, blur=0.3, noise=0.4, jpeg=0.5)  # all on
 
 
-def loader_rate(store: Dataset, stats: dict, batch: int, workers: int, n_batches: int, crop: int = 0,
+def loader_rate(store: ComposedStore, stats: dict, batch: int, workers: int, n_batches: int, crop: int = 0,
                 perturb: PerturbConfig | None = None) -> float:
     """Samples/s of the training loader: read, crop, flip, perturb, normalise."""
     ds = PairDataset(store, list(range(len(store))), stats, Augment(AugmentConfig()),
@@ -167,7 +167,7 @@ def main() -> None:
               f"{base:.0f} fp32 eager; ratio {fast / base:.2f}")
     else:
         print("GPU: no CUDA device here; the unet_original bf16 vs fp32 comparison did not run")
-    store = Dataset(args.dataset)
+    store = ComposedStore(args.dataset)
     stats = json.loads(open(args.stats).read())
     for workers in (0, 2):
         res[f"loader_{workers}_workers"] = loader_rate(store, stats, batch, workers, 100)

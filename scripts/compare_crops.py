@@ -34,7 +34,7 @@ from fgbg.core.metrics import depth_metrics, mask_metrics  # noqa: E402
 from fgbg.core.runtime import predict_pair  # noqa: E402
 from fgbg.dataset.split import split_index  # noqa: E402
 from fgbg.dataset.stats import dataset_stats  # noqa: E402
-from fgbg.dataset.store import Dataset  # noqa: E402
+from fgbg.dataset.store import ComposedStore  # noqa: E402
 from fgbg.training.train import train_model  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def yaml_value(text: str):
 
 def prepare(p: Params, dataset: Path, work: Path) -> tuple[Path, Path]:
     """split.json and stats.json (train split) for `dataset`, as the pipeline makes them."""
-    store = Dataset(dataset)
+    store = ComposedStore(dataset)
     split = split_index(store.index, group_by=p.split.group_by, val_fraction=p.split.val_fraction,
                         test_fraction=p.split.test_fraction, seed=p.split.seed)
     atomic_write_json(work / "split.json", split)
@@ -53,7 +53,7 @@ def prepare(p: Params, dataset: Path, work: Path) -> tuple[Path, Path]:
     return work / "split.json", work / "stats.json"
 
 
-def score(checkpoint: Path, store: Dataset, ids: list[int], size: int | None) -> dict:
+def score(checkpoint: Path, store: ComposedStore, ids: list[int], size: int | None) -> dict:
     """Mean per-image IoU and RMSE over whole test images, through predict's code path."""
     model, ckpt = load_checkpoint(checkpoint)
     ious, rmses = [], []
@@ -84,7 +84,7 @@ def main(argv=None) -> None:
         print(f"composed at 192 / 96 px in {time.perf_counter() - t0:.1f} s", flush=True)
     base = dataclasses.replace(base, compose=dataclasses.replace(base.compose, bg_size=192, fg_size=96))
     native_split, native_stats = prepare(base, native, out)
-    test_store = Dataset(native)
+    test_store = ComposedStore(native)
     test_ids = json.loads(native_split.read_text())["test"]
     results = {}
     for name in args.variants:

@@ -9,7 +9,7 @@ import _src  # noqa: F401  (this checkout's src/ first; see stages/_src.py)
 from fgbg.core.errors import run
 from fgbg.core.imageio import atomic_write_json
 from fgbg.dataset.stats import dataset_stats
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 
 
 def main(argv=None) -> None:
@@ -19,7 +19,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", required=True, help="stats JSON to write")
     args = ap.parse_args(argv)
     train_ids = json.loads(Path(args.split).read_text())["train"]
-    store = Dataset(args.dataset)
+    store = ComposedStore(args.dataset)
     store.check_ids(train_ids, args.split)
     atomic_write_json(args.out, dataset_stats(store, train_ids))
 

@@ -1,10 +1,13 @@
-"""Shared fixtures: tiny sources written by the real generator, and a tiny composed dataset."""
+"""Shared fixtures: tiny sources written by the real generator, and a tiny composed dataset; and
+`compose_sample`, one whole sample composed by the library's rules, to check the store against."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fgbg.composing.build import compose_dataset
+from fgbg.composing.compose import compose_patch, prepare_fg
 from fgbg.composing.synth import write_default_data
 from fgbg.core.config import ComposeConfig
 
@@ -24,3 +27,20 @@ def tiny_dataset(tiny_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dataset") / "composed"
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     return out
+
+
+def compose_sample(
+    bg: np.ndarray, bg_depth: np.ndarray, fg: np.ndarray, x: int, y: int, mask_threshold: int = 128
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """bg S, S, 3 uint8; bg_depth S, S; fg h, w, 4 uint8 at column x, row y -> (fg_bg S, S, 3 uint8;
+    mask S, S bool; depth S, S float32): the whole sample, where the store keeps only the fg's box."""
+    prepared = prepare_fg(fg, mask_threshold)
+    patch, obj_depth = compose_patch(bg, bg_depth, prepared, x, y)
+    h, w = prepared.obj.shape
+    fg_bg = bg.copy()
+    fg_bg[y : y + h, x : x + w] = patch
+    mask = np.zeros(bg.shape[:2], bool)
+    mask[y : y + h, x : x + w] = prepared.obj
+    depth = np.array(bg_depth, dtype=np.float32)
+    depth[mask] = obj_depth
+    return fg_bg, mask, depth

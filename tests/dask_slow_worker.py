@@ -9,8 +9,8 @@ import fgbg.composing.build
 def dask_setup(worker) -> None:
     real = fgbg.composing.build._shard_bytes
 
-    def slow(k, s):
+    def slow(k, job):
         time.sleep(0.3)
-        return real(k, s)
+        return real(k, job)
 
     fgbg.composing.build._shard_bytes = slow  # the client's tasks name this function; the worker resolves it here

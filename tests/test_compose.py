@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from fgbg.composing.compose import compose_sample, ground_plane_prior, placements
+from fgbg.composing.compose import ground_plane_prior, placements
 from fgbg.composing.sources import load_sources
 from fgbg.core.config import ComposeConfig
+from tests.conftest import compose_sample
 
 
 def test_a_2x2_fg_composed_at_a_known_place():
@@ -85,12 +86,12 @@ def test_a_cropped_grid_placement_composes_the_visible_part(tiny_data, tmp_path)
 
     from fgbg.composing.build import compose_dataset
     from fgbg.composing.compose import placed_fg
-    from fgbg.dataset.store import Dataset
+    from fgbg.dataset.store import ComposedStore
     from tests.conftest import TINY_COMPOSE
 
     cfg = dataclasses.replace(TINY_COMPOSE, bg_size=32, fg_size=16, positions=20, layout="grid", shard_size=50)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "c", cfg=cfg)
-    ds = Dataset(tmp_path / "c")
+    ds = ComposedStore(tmp_path / "c")
     src = load_sources(tiny_data, bg_size=32, fg_size=16)
     row = ds.index[(ds.index.x == 19) & (ds.index.y == 19)].iloc[0]  # 112 * 32 / 192 = 18.7 -> 19
     fg = placed_fg(src.fg[row.fg_idx], row.flip, *src.fg[row.fg_idx].shape[:2])

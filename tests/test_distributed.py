@@ -20,7 +20,7 @@ from fgbg.core.config import Params, from_dict
 from fgbg.core.imageio import atomic_write_json
 from fgbg.dataset.split import split_index
 from fgbg.dataset.stats import dataset_stats
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 from fgbg.training import distributed
 from tests.conftest import ROOT
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_two_processes_train_and_only_rank_0_writes(tiny_dataset, tmp_path):
-    ds = Dataset(tiny_dataset)
+    ds = ComposedStore(tiny_dataset)
     atomic_write_json(tmp_path / "stats.json", dataset_stats(ds))
     atomic_write_json(tmp_path / "split.json", split_index(ds.index, group_by="fg", val_fraction=0.25, test_fraction=0.25, seed=0))
     params = {"epochs": 2, "batch_size": 4, "compose": {"bg_size": 16, "fg_size": 8},
@@ -107,7 +107,7 @@ def test_the_group_that_setup_joins_carries_the_epoch_sums_and_broadcasts(tmp_pa
 
 def _prepared(tiny_dataset, tmp_path: Path, n_train: int, n_val: int) -> dict:
     """The paths train_model takes, with a split of `n_train` and `n_val` samples."""
-    ds = Dataset(tiny_dataset)
+    ds = ComposedStore(tiny_dataset)
     split = split_index(ds.index, group_by="fg", val_fraction=0.25, test_fraction=0.25, seed=0)
     split.update(train=split["train"][:n_train], val=split["val"][:n_val])
     atomic_write_json(tmp_path / "stats.json", dataset_stats(ds))

@@ -14,7 +14,7 @@ from fgbg.core.model import build_model
 from fgbg.core.runtime import predict_pair
 from fgbg.dataset.split import split_index
 from fgbg.dataset.stats import dataset_stats
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.evaluate import evaluate_model
 
 
@@ -22,7 +22,7 @@ def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, 
     composed = tmp_path / "composed"
     compose_dataset(data_dir=tiny_data, out_dir=composed, cfg=ComposeConfig(bg_size=20, fg_size=8, positions=1,
                                                                             shard_size=10, workers=1))
-    store = Dataset(composed)
+    store = ComposedStore(composed)
     split = split_index(store.index, group_by="fg", val_fraction=0.25, test_fraction=0.25, seed=0)
     atomic_write_json(tmp_path / "split.json", split)
     stats = dataset_stats(store)

@@ -13,7 +13,7 @@ import torch
 from fgbg.core.checkpoint import save_checkpoint
 from fgbg.core.config import ModelConfig, read_yaml
 from fgbg.core.model import build_model
-from fgbg.dataset.store import META, Dataset
+from fgbg.dataset.store import META, ComposedStore
 from fgbg.evaluation.baselines import choose_threshold, difference
 from fgbg.evaluation.evaluate import evaluate_model
 from tests.conftest import ROOT
@@ -38,7 +38,7 @@ def _evaluate(checkpoint, dataset, split: dict, out):
                           grid_samples=2, batch_size=8)
 
 
-def _split_by_fg(store: Dataset, val: list[str], test: list[str]) -> dict:
+def _split_by_fg(store: ComposedStore, val: list[str], test: list[str]) -> dict:
     fg = store.index["fg"]
     ids = {side: [int(i) for i in np.flatnonzero(fg.isin(names))] for side, names in (("val", val), ("test", test))}
     train = [int(i) for i in np.flatnonzero(~fg.isin(val + test))]
@@ -46,7 +46,7 @@ def _split_by_fg(store: Dataset, val: list[str], test: list[str]) -> dict:
 
 
 def test_the_baseline_threshold_is_chosen_on_val_and_scored_on_test(tiny_dataset, checkpoint, tmp_path):
-    store = Dataset(tiny_dataset)
+    store = ComposedStore(tiny_dataset)
     pairs = [(difference(bg, fg_bg), mask) for bg, fg_bg, mask, _ in map(store.read, range(len(store)))]
     best = {name: choose_threshold(pairs[i] for i in np.flatnonzero(store.index["fg"] == name))
             for name in sorted(set(store.index["fg"]))}
@@ -61,7 +61,7 @@ def test_the_baseline_threshold_is_chosen_on_val_and_scored_on_test(tiny_dataset
 
 
 def test_the_per_fg_chart_draws_the_iou_error(tiny_dataset, checkpoint, tmp_path):
-    store = Dataset(tiny_dataset)
+    store = ComposedStore(tiny_dataset)
     names = sorted(set(store.index["fg"]))
     _evaluate(checkpoint, tiny_dataset, _split_by_fg(store, names[:1], names[1:]), tmp_path)
     by_fg = json.loads((tmp_path / "by.json").read_text())["fg"]
@@ -81,7 +81,7 @@ def test_the_depth_baseline_says_when_it_is_on_another_scale_than_the_labels(tin
     meta = json.loads((dataset / META).read_text())
     meta["compose"]["depth"] = depth  # what evaluate reads of the composition; meta.json is not in its own record
     (dataset / META).write_text(json.dumps(meta))
-    store = Dataset(dataset)
+    store = ComposedStore(dataset)
     names = sorted(set(store.index["fg"]))
     rule = _evaluate(checkpoint, dataset, _split_by_fg(store, names[:1], names[1:2]), tmp_path)["baseline"]["depth_rule"]
     assert rule.startswith("the bg depth, as if the object were not there")

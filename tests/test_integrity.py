@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fgbg.core.errors import InputError
-from fgbg.dataset.store import BG, INDEX, META, SHARDS, Dataset, shard_name
+from fgbg.dataset.store import BG, INDEX, META, SHARDS, ComposedStore, shard_name
 from tests.conftest import ROOT
 
 FIX = "dvc checkout dataset/composed"
@@ -31,11 +31,11 @@ def _flip_byte(path, offset):
 
 
 def test_a_flipped_byte_in_a_records_mask_bits_stops_the_read(copy):
-    ds = Dataset(copy)
+    ds = ComposedStore(copy)
     row = ds.index.iloc[13]
     before = ds.read(12)  # a neighbour stays readable
     _flip_byte(copy / SHARDS / shard_name(int(row.shard)), int(row.offset + row.patch_len))  # first mask byte
-    ds = Dataset(copy)
+    ds = ComposedStore(copy)
     with pytest.raises(InputError) as e:
         ds.read(13)
     assert f"{shard_name(int(row.shard))}: the record of sample 13 is damaged" in str(e.value) and FIX in str(e.value)
@@ -45,12 +45,12 @@ def test_a_flipped_byte_in_a_records_mask_bits_stops_the_read(copy):
 def test_a_flipped_patch_byte_keeps_the_shard_size_so_the_crc_finds_it_on_reading(copy):
     """A flipped byte changes no size: meta.json's shard sizes still agree and the dataset opens;
     the read of that one sample stops, naming the shard, the sample and the fix."""
-    ds = Dataset(copy)
+    ds = ComposedStore(copy)
     row = ds.index.iloc[11]
     shard = copy / SHARDS / shard_name(int(row.shard))
     _flip_byte(shard, int(row.offset) + int(row.patch_len) // 2)  # a byte inside the record's PNG patch
     assert shard.stat().st_size == json.loads((copy / META).read_text())["files"]["shard_bytes"][int(row.shard)]
-    ds = Dataset(copy)  # opens: the size check cannot see it
+    ds = ComposedStore(copy)  # opens: the size check cannot see it
     with pytest.raises(InputError) as e:
         ds.read(11)
     assert f"{shard}: the record of sample 11 is damaged" in str(e.value) and FIX in str(e.value)
@@ -76,7 +76,7 @@ def test_damage_is_found_when_the_dataset_is_opened(copy, damage, message):
     else:
         (copy / META).unlink()
     with pytest.raises(InputError) as e:
-        Dataset(copy)
+        ComposedStore(copy)
     assert message in str(e.value) and FIX in str(e.value)
 
 
@@ -88,7 +88,7 @@ def test_a_stale_split_is_refused_before_the_first_step(copy, tmp_path):
                         "--split", str(tmp_path / "split.json"), "--out", str(tmp_path / "s.json")],
                        capture_output=True, text=True)
     assert r.returncode == 0  # the train ids exist
-    ds = Dataset(copy)
+    ds = ComposedStore(copy)
     with pytest.raises(InputError, match=r"split.json: lists sample 999 \(1 beyond the dataset's 48\).*dvc repro split"):
         ds.check_ids(split["train"] + split["val"], str(tmp_path / "split.json"))
 
@@ -106,7 +106,7 @@ def test_a_damaged_dataset_stops_a_stage_with_one_error_line(copy, tmp_path):
 def test_the_crc_is_of_the_stored_record(copy):
     import zlib
 
-    ds = Dataset(copy)
+    ds = ComposedStore(copy)
     row = ds.index.iloc[5]
     data = (copy / SHARDS / shard_name(int(row.shard))).read_bytes()
     record = data[int(row.offset) : int(row.offset + row.patch_len + row.mask_len + row.depth_len)]

@@ -16,7 +16,7 @@ from typing import get_args
 import pytest
 
 from fgbg.composing.build import _identity as compose_identity
-from fgbg.core.checkpoint import model_config_from_record
+from fgbg.core.checkpoint import fingerprint, model_config_from_record
 from fgbg.core.config import ComposeConfig, ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
 from fgbg.core.model import MODELS
 from fgbg.training.losses import LOSSES, TAKES_LOGITS
@@ -156,3 +156,22 @@ def test_the_default_fingerprints_are_what_they_were():
         "mask_threshold": 128, "fg_bg_format": "png", "jpeg_quality": 90, "depth": "geometry",
         "teacher": {"model": "", "output": "inverse_depth", "input_size": 256, "mean": (0.485, 0.456, 0.406),
                     "std": (0.229, 0.224, 0.225), "batch": 32}, "shard_size": 1000}
+
+
+def test_the_default_training_identity_is_what_it_was():
+    """The default run's checkpoint fingerprint hashes this dict (then the stats and split files), so
+    a `last.pt` made before a refactor is still resumed after it."""
+    perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
+               "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
+               "noise_sigma": 0.03, "jpeg": 0.0, "jpeg_quality": (70, 95)}
+    identity = _training_identity(Params())
+    assert identity == {
+        "lr": 0.003, "epochs": 10, "batch_size": 16,
+        "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False},
+        "train": {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "scheduler": "plateau",
+                  "plateau_patience": 1, "plateau_factor": 0.5, "plateau_threshold": 0.0001, "grad_clip": 0.0,
+                  "mask_loss": {"bce": 1.0, "dice": 1.0}, "depth_loss": {"l1": 1.0, "ssim": 0.5}, "best_metric": "loss",
+                  "resize_schedule": (), "crop": 64, "crop_object": 0.8,
+                  "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb, "precision": "auto",
+                  "channels_last": True, "compile": False, "deterministic": False, "seed": 0}}
+    assert fingerprint(identity) == "bf5f8be7e1e37cc9c0a1454cd0254f240db5c2595c9d98cc6e80c0725478b812"

@@ -126,9 +126,9 @@ def test_predict_on_a_dataset_sample_gives_evaluates_mask(ckpt, tiny_dataset, tm
     from fgbg.core.checkpoint import load_checkpoint
     from fgbg.core.runtime import predict_batch
     from fgbg.dataset.data import PairDataset
-    from fgbg.dataset.store import Dataset
+    from fgbg.dataset.store import ComposedStore
 
-    store = Dataset(tiny_dataset)
+    store = ComposedStore(tiny_dataset)
     model, meta = load_checkpoint(ckpt)
     for i in (0, 5):
         bg, fg_bg, _, _ = store.read(i)
@@ -259,9 +259,9 @@ def test_atomic_files_get_the_mode_of_an_ordinary_new_file(tmp_path):
 def _write_pairs(root, tiny_dataset, ids):
     """Dataset samples as a user's labelled pairs: separate JPEG files, PNG masks, 16-bit depth."""
     from fgbg.core.imageio import depth_to_uint16
-    from fgbg.dataset.store import Dataset
+    from fgbg.dataset.store import ComposedStore
 
-    ds = Dataset(tiny_dataset)
+    ds = ComposedStore(tiny_dataset)
     for kind in ("bg", "fg_bg", "mask", "depth"):
         (root / kind).mkdir(parents=True, exist_ok=True)
     for i in ids:

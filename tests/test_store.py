@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from fgbg.composing.build import _shard_bytes, compose_dataset
-from fgbg.composing.compose import compose_sample, ground_plane_prior, placed_fg
+from fgbg.composing.compose import ground_plane_prior, placed_fg
 from fgbg.composing.sources import load_sources
 from fgbg.dataset.export import export_dataset
-from fgbg.dataset.store import SHARDS, Dataset
-from tests.conftest import TINY_COMPOSE
+from fgbg.dataset.store import SHARDS, ComposedStore
+from tests.conftest import TINY_COMPOSE, compose_sample
 
 
 def _same_files(a, b):
@@ -23,7 +23,7 @@ def _same_files(a, b):
 
 
 def test_read_returns_the_composed_sample(tiny_data, tiny_dataset):
-    ds = Dataset(tiny_dataset)
+    ds = ComposedStore(tiny_dataset)
     assert len(ds) == 3 * 4 * 2 * 2
     src = load_sources(tiny_data, 16, 8)
     for i in (0, 5, len(ds) - 1):  # first, middle, last (last shard)
@@ -49,11 +49,11 @@ def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, 
     out = tmp_path / "composed"
     calls = []
 
-    def dies_on_third(k, s):
+    def dies_on_third(k, job):
         calls.append(k)
         if len(calls) == 3:
             raise KeyboardInterrupt  # as if killed mid-run
-        return _shard_bytes(k, s)
+        return _shard_bytes(k, job)
 
     monkeypatch.setattr(build, "_shard_bytes", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
@@ -93,7 +93,7 @@ def test_a_kill_while_completing_keeps_every_shard(tiny_data, tiny_dataset, tmp_
     monkeypatch.setattr(Path, "rename", real_rename)
     monkeypatch.setattr(build, "atomic_write_json", real_write)
     composed = []
-    monkeypatch.setattr(build, "_shard_bytes", lambda k, s: composed.append(k) or _shard_bytes(k, s))
+    monkeypatch.setattr(build, "_shard_bytes", lambda k, job: composed.append(k) or _shard_bytes(k, job))
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     assert composed == []  # nothing composed again
     _same_files(tiny_dataset, out)
@@ -103,7 +103,7 @@ def test_a_kill_while_completing_keeps_every_shard(tiny_data, tiny_dataset, tmp_
 def test_jpeg_fg_bg_is_smaller_and_close(tiny_data, tiny_dataset, tmp_path):
     out = tmp_path / "jpeg"
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=dataclasses.replace(TINY_COMPOSE, fg_bg_format="jpeg", jpeg_quality=90))
-    png, jpg = Dataset(tiny_dataset), Dataset(out)
+    png, jpg = ComposedStore(tiny_dataset), ComposedStore(out)
     for i in (0, 7):
         a, b = png.read(i), jpg.read(i)
         assert (a[2] == b[2]).all() and (a[3] == b[3]).all()  # mask and depth are lossless
@@ -114,7 +114,7 @@ def test_export_writes_named_plain_files(tiny_dataset, tmp_path):
     from PIL import Image
 
     assert export_dataset(tiny_dataset, tmp_path / "export") == 48
-    ds = Dataset(tiny_dataset)
+    ds = ComposedStore(tiny_dataset)
     row = ds.index.iloc[0]
     name = f"000000_{row.fg}_{row.bg}_x{row.x}_y{row.y}"
     depth = np.asarray(Image.open(tmp_path / "export" / "depth" / f"{name}.png"))
@@ -126,7 +126,7 @@ def test_export_writes_named_plain_files(tiny_dataset, tmp_path):
 
 
 def test_export_limit_draws_samples_spread_over_the_sources(tiny_dataset, tmp_path):
-    ds = Dataset(tiny_dataset)
+    ds = ComposedStore(tiny_dataset)
     assert ds.index.head(6)["fg"].nunique() == 1  # the first 6 samples are all one fg
     export_dataset(tiny_dataset, tmp_path / "a", limit=6, seed=1)
     names = sorted(p.stem for p in (tmp_path / "a" / "mask").iterdir())
@@ -138,18 +138,18 @@ def test_export_limit_draws_samples_spread_over_the_sources(tiny_dataset, tmp_pa
 def test_an_export_that_fails_midway_leaves_nothing_behind(tiny_dataset, tmp_path, monkeypatch):
     from fgbg.core.errors import InputError
 
-    real_read = Dataset.read
+    real_read = ComposedStore.read
 
     def damaged(self, i):
         if i == 3:
             raise InputError("corrupt image record")
         return real_read(self, i)
 
-    monkeypatch.setattr(Dataset, "read", damaged)
+    monkeypatch.setattr(ComposedStore, "read", damaged)
     with pytest.raises(InputError):
         export_dataset(tiny_dataset, tmp_path / "export", limit=10)
     assert list(tmp_path.iterdir()) == []  # no export/, no export.partial/
-    monkeypatch.setattr(Dataset, "read", real_read)
+    monkeypatch.setattr(ComposedStore, "read", real_read)
     assert export_dataset(tiny_dataset, tmp_path / "export", limit=4) == 4
     assert export_dataset(tiny_dataset, tmp_path / "export", limit=2) == 2  # a previous export is replaced
     assert len(list((tmp_path / "export" / "mask").iterdir())) == 2
@@ -165,13 +165,13 @@ def test_a_failed_compose_leaves_nothing_behind(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "data"]
 
 
-def full_on_shard_3(k, s):
+def full_on_shard_3(k, job):
     """A shard maker whose disk fills at shard 3 (module level: Dask workers import it by name)."""
     import errno
 
     if k == 3:
         raise OSError(errno.ENOSPC, "No space left on device")
-    return _shard_bytes(k, s)
+    return _shard_bytes(k, job)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -10,7 +10,7 @@ from onnx import TensorProto, helper
 from fgbg.composing.build import compose_dataset
 from fgbg.core.config import ComposeConfig, ConfigError, TeacherConfig, from_dict
 from fgbg.dataset.stats import dataset_stats
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 from tests.conftest import TINY_COMPOSE
 from tests.test_store import _same_files
 
@@ -35,7 +35,7 @@ def test_teacher_depth_follows_the_documented_rule(tiny_data, mean_model, tmp_pa
     teacher = TeacherConfig(model=str(mean_model), output=output, input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)
     cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
-    ds = Dataset(tmp_path / "composed")
+    ds = ComposedStore(tmp_path / "composed")
     for i in (0, 13, len(ds) - 1):
         _, fg_bg, _, depth = ds.read(i)
         v = fg_bg.astype(np.float32).mean(axis=2) / 255
@@ -73,7 +73,7 @@ def test_one_onnx_session_serves_every_shard(tiny_data, mean_model, tmp_path, mo
     teacher = TeacherConfig(model=str(mean_model), input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)
     cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher, shard_size=5)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
-    assert len(Dataset(tmp_path / "composed").index) > 3 * 5 and len(made) == 1
+    assert len(ComposedStore(tmp_path / "composed").index) > 3 * 5 and len(made) == 1
 
 
 def test_a_rerun_with_another_model_at_the_same_path_starts_afresh(tiny_data, mean_model, tmp_path, monkeypatch):
@@ -86,11 +86,11 @@ def test_a_rerun_with_another_model_at_the_same_path_starts_afresh(tiny_data, me
     real = build._shard_bytes
     calls = []
 
-    def dies_on_third(k, s):
+    def dies_on_third(k, job):
         calls.append(k)
         if len(calls) == 3:
             raise KeyboardInterrupt  # as if killed mid-run
-        return real(k, s)
+        return real(k, job)
 
     _negated_model(mean_model, model)  # the old model: its depth is the new one's, inverted
     monkeypatch.setattr(build, "_shard_bytes", dies_on_third)

@@ -17,7 +17,7 @@ from fgbg.core.imageio import atomic_write_json
 from fgbg.core.model import build_model
 from fgbg.dataset.split import split_index
 from fgbg.dataset.stats import dataset_stats
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.evaluate import evaluate_model
 from fgbg.training.train import epoch_size, train_model
 from fgbg.training.trainer import Heads, StepState, train_step
@@ -36,7 +36,7 @@ def merge(base: dict, over: dict) -> dict:
 @pytest.fixture(scope="module")
 def prepared(tiny_dataset, tmp_path_factory):
     d = tmp_path_factory.mktemp("prep")
-    ds = Dataset(tiny_dataset)
+    ds = ComposedStore(tiny_dataset)
     atomic_write_json(d / "stats.json", dataset_stats(ds))
     atomic_write_json(d / "split.json", split_index(ds.index, group_by="fg", val_fraction=0.25, test_fraction=0.25, seed=0))
     return d
@@ -93,7 +93,7 @@ def test_train_then_evaluate_writes_every_output(tiny_dataset, prepared, tmp_pat
 
 def _bg_depth_rmse(dataset, ids):
     """Mean per-image RMSE of the bg depth against the depth target, straight from the store."""
-    ds = Dataset(dataset)
+    ds = ComposedStore(dataset)
     errors = []
     for i in ids:
         _, _, _, depth = ds.read(i)
@@ -335,7 +335,7 @@ def test_colour_jitter_keeps_bg_and_fg_bg_equal_outside_the_object(tiny_dataset)
     from fgbg.core.config import AugmentConfig
     from fgbg.training.augment import Augment
 
-    ds = Dataset(tiny_dataset)
+    ds = ComposedStore(tiny_dataset)
     bg, fg_bg, mask, depth = ds.read(3)
     row = ds.index.iloc[3]
     outside = np.ones(mask.shape, bool)
@@ -410,7 +410,7 @@ def test_fixed_crops_are_the_same_window_in_every_epoch(tiny_dataset):
     from fgbg.dataset.data import Crop, PairDataset
 
     stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
-    store = Dataset(tiny_dataset)
+    store = ComposedStore(tiny_dataset)
 
     def crops(fixed: bool, epoch: int) -> list[torch.Tensor]:
         ds = PairDataset(store, list(range(12)), stats, crop=Crop(8, 0.5), fixed_crops=fixed, raw=True)
@@ -429,7 +429,7 @@ def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset)
     from fgbg.dataset.data import Crop, PairDataset
 
     assert np.allclose(rows_channel(0, 3, 2, 3), [[-1, -1], [1 / 255, 1 / 255], [1, 1]], atol=1e-6)  # level 128 of 255 for the middle row
-    store = Dataset(tiny_dataset)
+    store = ComposedStore(tiny_dataset)
     stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
     ds = PairDataset(store, [0, 1, 2], stats, crop=Crop(8, 1.0), rows=True, raw=True)
     raw = ds[1][0]  # 7, 8, 8 uint8

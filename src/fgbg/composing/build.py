@@ -27,6 +27,7 @@ import logging
 import math
 import shutil
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ from fgbg.composing.compose import (
     prepare_fg,
 )
 from fgbg.composing.sources import Sources, load_sources
-from fgbg.core.config import ComposeConfig
+from fgbg.core.config import COMPOSE_RUNTIME_KEYS, ComposeConfig, identity, params_hash
 from fgbg.core.errors import InputError
 from fgbg.core.imageio import atomic_path, atomic_write_bytes, atomic_write_json, decode_image, encode_image
 from fgbg.core.progress import progress
@@ -78,19 +79,35 @@ def _rows_path(work: Path, k: int) -> Path:
     return work / "rows" / f"{k:05d}.parquet"
 
 
-def _shard_bytes(k: int, s: dict) -> tuple[int, bytes, bytes]:
-    """Shard k of the plan in `s`: (k, the shard file's bytes, its index rows as parquet bytes)."""
-    cfg: ComposeConfig = s["cfg"]
-    plan: pd.DataFrame = s["plan"].iloc[k * cfg.shard_size : (k + 1) * cfg.shard_size]
-    src: Sources = s["sources"]
-    depths: np.ndarray = s["depths"]
+@dataclass(frozen=True, eq=False)
+class ShardJob:
+    """What every shard of one run needs: sent to each Dask worker once (a module-level dataclass, so
+    it pickles), and passed to `_shard_bytes` with each shard's number."""
+
+    cfg: ComposeConfig
+    plan: pd.DataFrame  # every placement, in sample order (compose.placements)
+    sources: Sources
+    depths: np.ndarray  # N_bg, S, S float32: each bg's depth (exact, or the ground-plane prior)
+    bg_sums: np.ndarray  # N_bg, 6 int64: each bg's sums and sums of squares per channel (as _rgb_sums)
+    depth_sums: np.ndarray  # N_bg, 2 float64: each bg depth's sum and sum of squares
+    threads: int  # onnxruntime threads of a teacher session (0: its default)
+    teacher_model: bytes | None  # the teacher's ONNX bytes under depth: teacher
+    teacher_sha256: str | None
+
+
+def _shard_bytes(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
+    """Shard k of the job's plan: (k, the shard file's bytes, its index rows as parquet bytes)."""
+    cfg = job.cfg
+    plan = job.plan.iloc[k * cfg.shard_size : (k + 1) * cfg.shard_size]
+    src = job.sources
+    depths = job.depths
     teacher = None
     if cfg.depth == "teacher":
         from fgbg.composing.teacher import Teacher
 
-        key = (s["teacher_sha256"], json.dumps(dataclasses.asdict(cfg.teacher), sort_keys=True))
+        key = (job.teacher_sha256, json.dumps(dataclasses.asdict(cfg.teacher), sort_keys=True))
         if key not in _TEACHERS:  # one ONNX session per process (a Dask worker keeps it), not per shard
-            _TEACHERS[key] = Teacher(cfg.teacher, s["teacher_model"], threads=s["threads"])
+            _TEACHERS[key] = Teacher(cfg.teacher, job.teacher_model, threads=job.threads)
         teacher = _TEACHERS[key]
     prepared: dict[tuple, tuple[PreparedFg, bytes]] = {}
     out_rows = []
@@ -121,13 +138,13 @@ def _shard_bytes(k: int, s: dict) -> tuple[int, bytes, bytes]:
             blobs = [encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality), mask_bits, encode_depth(tdepth)]
             stored = decode_image(blobs[0]) if cfg.fg_bg_format == "jpeg" else patch
             box = src.bg[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w]
-            rgb = s["bg_sums"][r.bg_idx] + _rgb_sums(stored) - _rgb_sums(box)
+            rgb = job.bg_sums[r.bg_idx] + _rgb_sums(stored) - _rgb_sums(box)
             n_obj = int(fg.obj.sum())
             if tdepth is None:
                 under = depths[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w][fg.obj].astype(np.float64)
                 od = 0.0 if np.isnan(obj_depth) else float(obj_depth)
-                d_sum = s["depth_sums"][r.bg_idx][0] - under.sum() + od * n_obj
-                d_sq = s["depth_sums"][r.bg_idx][1] - (under * under).sum() + od * od * n_obj
+                d_sum = job.depth_sums[r.bg_idx][0] - under.sum() + od * n_obj
+                d_sq = job.depth_sums[r.bg_idx][1] - (under * under).sum() + od * od * n_obj
             else:
                 q = decode_depth(blobs[2]).astype(np.float64)
                 d_sum, d_sq = q.sum(), (q * q).sum()
@@ -217,19 +234,19 @@ def _handshake(address: str, seconds: float) -> None:
         thread.submit(asyncio.run, bounded).result()
 
 
-def _make_shards(todo: list[int], state: dict, work: Path, workers: int, scheduler: str | None) -> None:
+def _make_shards(todo: list[int], job: ShardJob, work: Path, workers: int, scheduler: str | None) -> None:
     """Make the shards `todo`, on Dask (see module doc), writing each as it arrives."""
     if workers == 1 and not scheduler:
         with progress(total=len(todo), desc="compose", unit="shard") as bar:
             for k in todo:
-                _write_shard(work, *_shard_bytes(k, state))
+                _write_shard(work, *_shard_bytes(k, job))
                 bar.update()
         return
     from distributed import as_completed
 
     with _cluster(workers, scheduler) as client, progress(total=len(todo), desc="compose", unit="shard") as bar:
-        shared = client.scatter(state, broadcast=True)  # the sources travel to each worker once
-        futures = client.map(_shard_bytes, todo, s=shared, pure=False)
+        shared = client.scatter(job, broadcast=True)  # the sources travel to each worker once
+        futures = client.map(_shard_bytes, todo, job=shared, pure=False)
         for future in as_completed(futures):
             _write_shard(work, *future.result())
             bar.update()
@@ -237,21 +254,19 @@ def _make_shards(todo: list[int], state: dict, work: Path, workers: int, schedul
 
 
 def _identity(cfg: ComposeConfig) -> dict:
-    """The params that decide the dataset's bytes: all but `workers`, and keys the chosen options
-    do not use put back to their defaults (ComposeConfig.decisive)."""
-    d = dataclasses.asdict(cfg.decisive())
-    d.pop("workers")
-    return d
+    """The params that decide the dataset's bytes: all but the runtime keys (`workers`), and keys the
+    chosen options do not use put back to their defaults (ComposeConfig.decisive)."""
+    return identity(cfg.decisive(), COMPOSE_RUNTIME_KEYS)
 
 
 def _fingerprint(sources: Sources, cfg: ComposeConfig, teacher_sha256: str | None) -> str:
-    h = hashlib.sha256(json.dumps(_identity(cfg), sort_keys=True).encode())
+    digest = params_hash(_identity(cfg))
     if teacher_sha256:  # another model at the same path makes other shards
-        h.update(teacher_sha256.encode())
-    for arr in [sources.bg, *sources.fg, *[d for d in sources.bg_depth if d is not None]]:
-        h.update(np.ascontiguousarray(arr).tobytes())
-    h.update(json.dumps([sources.bg_names, sources.fg_names]).encode())
-    return h.hexdigest()
+        digest.update(teacher_sha256.encode())
+    for arr in [sources.bg, *sources.fg, *[depth for depth in sources.bg_depth if depth is not None]]:
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    digest.update(json.dumps([sources.bg_names, sources.fg_names]).encode())
+    return digest.hexdigest()
 
 
 def _prepare_work(work: Path, fingerprint: str) -> None:
@@ -286,10 +301,10 @@ def compose_dataset(
     plan = placements(sources, cfg)
     n_shards = math.ceil(len(plan) / cfg.shard_size)
     todo = [k for k in range(n_shards) if not _rows_path(work, k).is_file()]
-    depths = np.stack([d if d is not None else ground_plane_prior(cfg.bg_size) for d in sources.bg_depth])
+    depths = np.stack([depth if depth is not None else ground_plane_prior(cfg.bg_size) for depth in sources.bg_depth])
     bg64 = sources.bg.reshape(len(sources.bg), -1, 3).astype(np.int64)
     d64 = depths.reshape(len(depths), -1).astype(np.float64)
-    state = dict(
+    job = ShardJob(
         cfg=cfg, plan=plan, sources=sources, depths=depths,
         bg_sums=np.concatenate([bg64.sum(1), (bg64 * bg64).sum(1)], axis=1),
         depth_sums=np.stack([d64.sum(1), (d64 * d64).sum(1)], axis=1),
@@ -298,7 +313,7 @@ def compose_dataset(
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{cfg.workers} local worker process(es)"
     log.info("composing %d of %d shards (%d samples in all) on %s", len(todo), n_shards, len(plan), where)
     try:
-        _make_shards(todo, state, work, cfg.workers, scheduler)
+        _make_shards(todo, job, work, cfg.workers, scheduler)
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from fgbg.composing.sources import Sources
+from fgbg.composing.sources import Sources, resize_rgba
 from fgbg.core.config import ComposeConfig
 
 PRIOR_HORIZON = 0.4  # ground-plane prior: horizon at 40% of the height from the top
@@ -40,8 +40,8 @@ def ground_plane_prior(size: int, horizon: float = PRIOR_HORIZON, near: float = 
     """
     h = horizon * size
     rows = np.arange(size) + 0.5
-    d = np.where(rows > h, near * (size - h) / np.maximum(rows - h, 1e-6), 1.0)
-    return np.broadcast_to(np.clip(d, near, 1.0)[:, None], (size, size)).astype(np.float32)
+    depth = np.where(rows > h, near * (size - h) / np.maximum(rows - h, 1e-6), 1.0)
+    return np.broadcast_to(np.clip(depth, near, 1.0)[:, None], (size, size)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -74,25 +74,6 @@ def compose_patch(bg: np.ndarray, bg_depth: np.ndarray, fg: PreparedFg, x: int, 
     return patch, np.float32(np.median(bg_depth[y + fg.bottom, x : x + w][fg.foot]))
 
 
-def compose_sample(
-    bg: np.ndarray, bg_depth: np.ndarray, fg: np.ndarray, x: int, y: int, mask_threshold: int = 128
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """bg S, S, 3 uint8; bg_depth S, S; fg h, w, 4 uint8 at column x, row y.
-
-    Returns (fg_bg S, S, 3 uint8; mask S, S bool; depth S, S float32).
-    """
-    prepared = prepare_fg(fg, mask_threshold)
-    patch, obj_depth = compose_patch(bg, bg_depth, prepared, x, y)
-    h, w = prepared.obj.shape
-    fg_bg = bg.copy()
-    fg_bg[y : y + h, x : x + w] = patch
-    mask = np.zeros(bg.shape[:2], bool)
-    mask[y : y + h, x : x + w] = prepared.obj
-    depth = np.array(bg_depth, dtype=np.float32)
-    depth[mask] = obj_depth
-    return fg_bg, mask, depth
-
-
 def placed_size(fg_shape: tuple[int, ...], scale) -> tuple[np.ndarray, np.ndarray]:
     """(h, w) of a fg of `fg_shape` resized by `scale` (a number or an array), at least 1 px."""
     h = np.maximum(1, np.round(fg_shape[0] * np.asarray(scale))).astype(int)
@@ -110,8 +91,7 @@ def placed_fg(fg: np.ndarray, flip: int, h: int, w: int) -> np.ndarray:
     """The fg as placed: mirrored when `flip`, resized to h x w (Lanczos, premultiplied)."""
     out = np.ascontiguousarray(fg[:, ::-1]) if flip else fg
     if out.shape[:2] != (h, w):
-        img = Image.fromarray(out, "RGBA").convert("RGBa").resize((w, h), Image.Resampling.LANCZOS)
-        out = np.asarray(img.convert("RGBA"))
+        out = np.asarray(resize_rgba(Image.fromarray(out, "RGBA"), w, h))
     return out
 
 

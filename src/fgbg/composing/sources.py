@@ -26,7 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fgbg.composing.source_files import Budget, Entry, kind_entries, warn_unused
 from fgbg.core.errors import SourceError
-from fgbg.core.imageio import IMAGE_SUFFIXES, MAX_PIXELS
+from fgbg.core.imageio import IMAGE_SUFFIXES, MAX_PIXELS, uint16_to_depth
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,12 @@ def _square(img: Image.Image, size: int, resample: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
+def resize_rgba(img: Image.Image, w: int, h: int) -> Image.Image:
+    """An RGBA image resized to w x h by Lanczos on premultiplied alpha (RGBa), so that the colour of
+    transparent pixels does not bleed into the edges and darken them."""
+    return img.convert("RGBa").resize((w, h), Image.Resampling.LANCZOS).convert("RGBA")
+
+
 def _load_bg(entry: Entry, size: int, problems: list[str]) -> np.ndarray | None:
     img = _open(entry, problems)
     if img is None:
@@ -105,9 +111,9 @@ def _load_depth(entry: Entry, size: int, problems: list[str]) -> np.ndarray | No
         problems.append(f"{entry.label}: bg depth must be 1-channel 16-bit, got mode {img.mode}; "
                         "save it as 16-bit greyscale PNG (0 = nearest, 65535 = farthest)")
         return None
-    scale = 255.0 if arr.dtype == np.uint8 else 65535.0
-    f = Image.fromarray(arr.astype(np.float32) / scale, mode="F")
-    return np.clip(np.asarray(_square(f, size, Image.Resampling.BILINEAR)), 0, 1).astype(np.float32)
+    depth = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else uint16_to_depth(arr)
+    resized = _square(Image.fromarray(depth, mode="F"), size, Image.Resampling.BILINEAR)
+    return np.clip(np.asarray(resized), 0, 1).astype(np.float32)
 
 
 def _load_fg(entry: Entry, mask: Entry | None, size: int, problems: list[str]) -> np.ndarray | None:
@@ -136,7 +142,7 @@ def _load_fg(entry: Entry, mask: Entry | None, size: int, problems: list[str]) -
     scale = size / max(w, h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     if (nw, nh) != (w, h):
-        rgba = rgba.convert("RGBa").resize((nw, nh), Image.Resampling.LANCZOS).convert("RGBA")
+        rgba = resize_rgba(rgba, nw, nh)
     return np.asarray(rgba)
 
 
@@ -168,7 +174,7 @@ def load_sources(data_dir: str | Path, bg_size: int, fg_size: int) -> Sources:
     if problems:
         raise SourceError(f"{len(problems)} problem(s) with the sources:\n" + "\n".join(problems))
     log.info("loaded %d bg (%d with exact depth) and %d fg from %s",
-             len(bgs), sum(d is not None for d in depths), len(fgs), data_dir)
+             len(bgs), sum(depth is not None for depth in depths), len(fgs), data_dir)
     return Sources(
         bg_names=[e.name for e in bg_entries],
         bg=np.stack(bgs),

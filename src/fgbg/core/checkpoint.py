@@ -10,19 +10,17 @@ and a fingerprint of the params and data it was made with. Everything a later
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from fgbg.core.config import PRESETS, ModelConfig
+from fgbg.core.config import PRESETS, ModelConfig, params_hash
 from fgbg.core.errors import InputError
 from fgbg.core.imageio import atomic_write_bytes
 from fgbg.core.model import build_model
-from fgbg.core.runtime import unwrap
+from fgbg.core.runtime import pick_device, unwrap
 
 FORMAT_VERSION = 1
 
@@ -76,6 +74,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     return model.to(device).eval(), ckpt
 
 
+def load_for_inference(path: str | Path, device: str = "auto") -> tuple[torch.nn.Module, dict, torch.device]:
+    """(model in eval mode, checkpoint dict, the device it is on) for `device` as params name it
+    (auto, cpu, cuda): how evaluate, `fgbg score` and `fgbg predict` load a model."""
+    dev = pick_device(device)
+    model, ckpt = load_checkpoint(path, dev)
+    return model, ckpt, dev
+
+
 def model_config_from_record(record: dict) -> ModelConfig:
     """The ModelConfig a checkpoint records. Format 1 recorded a preset's params as given, sizes it
     ignored included; a preset is built at its own size, so those are dropped."""
@@ -86,7 +92,7 @@ def model_config_from_record(record: dict) -> ModelConfig:
 
 def fingerprint(params: dict, *files: str | Path) -> str:
     """A hash of the training params and the bytes of the data files a run depends on."""
-    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
-    for f in files:
-        h.update(Path(f).read_bytes())
-    return h.hexdigest()
+    digest = params_hash(params)
+    for path in files:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()

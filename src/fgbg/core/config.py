@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
+import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +26,21 @@ from fgbg.core.errors import ConfigError
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
     if not ok:
         raise ConfigError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
+
+
+def identity(config: Any, runtime_keys: tuple[str, ...]) -> dict:
+    """`config` (a dataclass, its unused keys already at their defaults by its `decisive`) as a dict,
+    less its runtime keys, which say how a stage runs, not what it makes: what a fingerprint hashes."""
+    out = dataclasses.asdict(config)
+    for key in runtime_keys:
+        out.pop(key)
+    return out
+
+
+def params_hash(params: dict) -> "hashlib._Hash":
+    """A sha256 begun with `params` as key-sorted JSON (tuples as lists, anything else as str); the caller
+    adds the bytes of whatever else the result depends on, then takes its hexdigest."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
 
 
 def _with_defaults(config: Any, names: list[str]) -> Any:
@@ -210,7 +227,8 @@ class PerturbConfig:
 BEST_METRICS = {"loss": "min", "rmse": "min", "iou": "max", "dice": "max"}
 LOSS_NAMES = ("bce", "dice", "l1", "rmse", "ssim", "grad")  # fgbg.training.losses.LOSSES (a test keeps them equal)
 LOGIT_LOSSES = ("bce",)  # take the mask logits, so they suit the mask head only
-RUNTIME_KEYS = ("workers", "device", "threads", "image_every")  # how a run goes, not what it learns
+TRAIN_RUNTIME_KEYS = ("workers", "device", "threads", "image_every")  # how a run goes, not what it learns
+COMPOSE_RUNTIME_KEYS = ("workers",)  # processes: the dataset's bytes are the same with any number
 
 
 @dataclass(frozen=True)
@@ -259,7 +277,7 @@ class TrainConfig:
                 _require(loss in names, f"train.{name}.{loss}", w, f"a loss named one of {', '.join(sorted(names))}")
                 _require(w >= 0, f"train.{name}.{loss}", w, "a weight >= 0")
             _require(any(w > 0 for w in terms.values()), f"train.{name}", terms, "at least one weight > 0")
-        schedule = [list(p) for p in self.resize_schedule]
+        schedule = [list(entry) for entry in self.resize_schedule]
         for size, epochs in self.resize_schedule:
             _require(size >= 8 and epochs >= 1, "train.resize_schedule", schedule, "a list of [size >= 8, epochs >= 1] pairs")
         _require(self.crop >= 0, "train.crop", self.crop, "an int >= 0 (0 = whole images)")
@@ -310,7 +328,8 @@ class Params:
         _require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
         step = 2 ** self.model.levels
-        for size in [self.compose.bg_size, self.train.crop] + [s for s, _ in self.train.resize_schedule]:
+        scheduled = [entry_size for entry_size, _ in self.train.resize_schedule]
+        for size in [self.compose.bg_size, self.train.crop] + scheduled:
             _require(size % step == 0, "compose.bg_size / train.crop / train.resize_schedule", size,
                      f"sizes divisible by 2**model.levels = {step}")
         _require(self.train.crop <= self.compose.bg_size, "train.crop", self.train.crop,

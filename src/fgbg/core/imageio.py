@@ -28,7 +28,19 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 def image_files(folder: Path) -> dict[str, Path]:
     """{file stem: path} of the JPEG and PNG images directly in `folder`, for pairing folders by name."""
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    return {path.stem: path for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def paired_stems(listings: list[dict[str, Path]], hint: str, extra: dict[str, Path] | None = None) -> list[str]:
+    """The stems that every listing (image_files of a folder) holds, sorted. A file without its
+    partners, or one in `extra` (an optional folder) without a partner in the first listing, is an
+    error that names each such file, folder by folder, and ends with `hint`: how to name them."""
+    shared = set.intersection(*(set(files) for files in listings))
+    lonely = [path for files in listings for path in sorted(str(files[stem]) for stem in set(files) - shared)]
+    lonely += sorted(str(path) for stem, path in (extra or {}).items() if stem not in listings[0])
+    if lonely:
+        raise InputError(f"no partner with the same name for: {', '.join(lonely)}; {hint}")
+    return sorted(shared)
 
 
 def _file_mode() -> int:
@@ -58,8 +70,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def remove_stale_temps(folder: str | Path) -> int:
     """Delete the temporary files that killed atomic writes left in `folder`; returns how many."""
     stale = list(Path(folder).glob(".*.tmp")) if Path(folder).is_dir() else []
-    for p in stale:
-        p.unlink(missing_ok=True)
+    for path in stale:
+        path.unlink(missing_ok=True)
     return len(stale)
 
 
@@ -75,6 +87,11 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def depth_to_uint16(depth: np.ndarray) -> np.ndarray:
     """Depth in [0, 1] -> the 16-bit form every depth PNG uses: round(depth * 65535)."""
     return np.round(np.clip(depth, 0, 1) * 65535).astype(np.uint16)
+
+
+def uint16_to_depth(levels: np.ndarray) -> np.ndarray:
+    """The 16-bit form of depth_to_uint16 (or any integer levels on its scale) -> depth, float32: value / 65535."""
+    return levels.astype(np.float32) / 65535
 
 
 def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:

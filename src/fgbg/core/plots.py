@@ -14,19 +14,17 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from fgbg.core.imageio import atomic_write_bytes  # noqa: E402
+from fgbg.core.runtime import mean_std  # noqa: E402
 
 SAMPLE_COLUMNS = ("bg", "fg_bg", "mask", "mask_pred", "depth", "depth_pred", "depth_error")
+WORST = 10  # the worst samples (or pairs) that evaluate and `fgbg score` list and draw
 
 
 def denormalise(x: torch.Tensor, stats: dict) -> tuple[np.ndarray, np.ndarray]:
-    """6 (or 7), H, W model input -> (bg, fg_bg) as H, W, 3 uint8."""
-    out = []
-    for part, kind in ((x[:3], "bg"), (x[3:6], "fg_bg")):  # a 7th channel (rows) is not an image
-        m = torch.tensor(stats[kind]["mean"])[:, None, None]
-        s = torch.tensor(stats[kind]["std"])[:, None, None]
-        img = ((part * s + m).clamp(0, 1) * 255).round().byte()  # 3, H, W
-        out.append(img.permute(1, 2, 0).numpy())
-    return out[0], out[1]
+    """6 (or 7), H, W model input -> (bg, fg_bg) as H, W, 3 uint8: fgbg.core.runtime.normalise undone."""
+    mean, std = mean_std(stats)
+    images = ((x[:6] * std + mean).clamp(0, 1) * 255).round().byte()  # 6, H, W; a 7th channel (rows) is no image
+    return images[:3].permute(1, 2, 0).numpy(), images[3:].permute(1, 2, 0).numpy()
 
 
 def sample_rows(x, mask, depth, logits, depth_pred, stats) -> list[tuple[np.ndarray, ...]]:
@@ -34,8 +32,9 @@ def sample_rows(x, mask, depth, logits, depth_pred, stats) -> list[tuple[np.ndar
     rows = []
     for i in range(x.shape[0]):
         bg, fg_bg = denormalise(x[i], stats)
-        d, dp = depth[i, 0].numpy(), depth_pred[i, 0].float().numpy()
-        rows.append((bg, fg_bg, mask[i, 0].numpy(), (logits[i, 0] > 0).float().numpy(), d, dp, np.abs(dp - d)))
+        truth, pred = depth[i, 0].numpy(), depth_pred[i, 0].float().numpy()
+        mask_pred = (logits[i, 0] > 0).float().numpy()
+        rows.append((bg, fg_bg, mask[i, 0].numpy(), mask_pred, truth, pred, np.abs(pred - truth)))
     return rows
 
 

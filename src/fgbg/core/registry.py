@@ -28,11 +28,12 @@ class Registry:
         if name not in self._items:
             where = f"params: {param} = {name!r}: " if param else ""
             raise ChoiceError(
-                f"{where}unknown {self.kind} {name!r}; valid names: {', '.join(sorted(self._items))}"
+                f"{where}unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}"
             )
         return self._items[name]
 
     def names(self) -> list[str]:
+        """The registered names, sorted: what an unknown name's error lists as valid."""
         return sorted(self._items)
 
     def __contains__(self, name: str) -> bool:

@@ -35,21 +35,26 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def normalise(img: np.ndarray, mean: list[float], std: list[float]) -> torch.Tensor:
-    """H, W, 3 uint8 -> 3, H, W float32, (x / 255 - mean) / std per channel."""
-    x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0  # 3, H, W
-    m = torch.tensor(mean, dtype=torch.float32)[:, None, None]
-    s = torch.tensor(std, dtype=torch.float32)[:, None, None]
-    return (x - m) / s
+def mean_std(stats: dict, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, std) of the 6 image channels, bg's then fg_bg's, each 6, 1, 1 float32: the one reading
+    of a stats dict that normalising (normalise) and undoing it (fgbg.core.plots.denormalise) share."""
+    mean = torch.tensor(stats["bg"]["mean"] + stats["fg_bg"]["mean"], dtype=torch.float32, device=device)
+    std = torch.tensor(stats["bg"]["std"] + stats["fg_bg"]["std"], dtype=torch.float32, device=device)
+    return mean[:, None, None], std[:, None, None]
+
+
+def normalise(images: torch.Tensor, stats: dict) -> torch.Tensor:
+    """6, H, W or N, 6, H, W uint8 (bg then fg_bg) -> float32 (x / 255 - mean) / std per channel, on
+    the images' device."""
+    mean, std = mean_std(stats, images.device)
+    return (images.float() / 255.0 - mean) / std
 
 
 def normalise_on_device(x: torch.Tensor, stats: dict) -> torch.Tensor:
     """N, 6 (or 7), H, W uint8 (bg, fg_bg and the rows levels, as the loader sends them) -> float32,
     normalised as model_input, on x's device: a quarter of the bytes cross to the GPU, and the
     CPU does no float work."""
-    mean = torch.tensor(stats["bg"]["mean"] + stats["fg_bg"]["mean"], device=x.device)[None, :, None, None]
-    std = torch.tensor(stats["bg"]["std"] + stats["fg_bg"]["std"], device=x.device)[None, :, None, None]
-    images = (x[:, :6].float() / 255.0 - mean) / std  # N, 6, H, W
+    images = normalise(x[:, :6], stats)  # N, 6, H, W
     return images if x.shape[1] == 6 else torch.cat([images, uint8_to_rows(x[:, 6:])], dim=1)
 
 
@@ -74,9 +79,9 @@ def uint8_to_rows(levels):
 
 
 def model_input(bg: np.ndarray, fg_bg: np.ndarray, stats: dict, rows: np.ndarray | None = None) -> torch.Tensor:
-    """6, H, W: bg then fg_bg, each normalised by its own stats; 7 with `rows` (rows_channel)."""
-    parts = [normalise(bg, stats["bg"]["mean"], stats["bg"]["std"]),
-             normalise(fg_bg, stats["fg_bg"]["mean"], stats["fg_bg"]["std"])]
+    """6, H, W: bg then fg_bg (H, W, 3 uint8 each), each normalised by its own stats; 7 with `rows` (rows_channel)."""
+    images = torch.from_numpy(np.concatenate([bg, fg_bg], axis=2)).permute(2, 0, 1)  # 6, H, W uint8
+    parts = [normalise(images, stats)]
     if rows is not None:
         parts.append(torch.from_numpy(np.ascontiguousarray(rows, dtype=np.float32))[None])
     return torch.cat(parts)

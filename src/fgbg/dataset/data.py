@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from fgbg.core.runtime import model_input, rows_channel, rows_to_uint8
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 
 # (bg, fg_bg, mask, depth, seed) -> the same four transformed, e.g. fgbg.training.augment.Augment. Taken as
 # a callable, so that evaluation, which reads samples as they are, does not import augmentation.
@@ -58,9 +58,9 @@ class PairDataset(torch.utils.data.Dataset):
     augmented the same way (see fgbg.training.augment).
     """
 
-    def __init__(self, store: Dataset, ids: list[int], stats: dict, augment: Transform | None = None, seed: int = 0,
-                 crop: Crop | None = None, fixed_crops: bool = False, perturb: Perturbation | None = None,
-                 raw: bool = False, rows: bool = False) -> None:
+    def __init__(self, store: ComposedStore, ids: list[int], stats: dict, augment: Transform | None = None,
+                 seed: int = 0, crop: Crop | None = None, fixed_crops: bool = False,
+                 perturb: Perturbation | None = None, raw: bool = False, rows: bool = False) -> None:
         """`crop`: square crops (None: whole images); `fixed_crops`: the same crop every epoch (validation);
         `perturb`: capture perturbations of the inputs (fgbg.training.perturb.Perturb), after augmentation;
         `raw`: x as uint8 (bg then fg_bg), normalised later on the device (runtime.normalise_on_device);

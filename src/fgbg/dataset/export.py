@@ -17,7 +17,7 @@ import numpy as np
 from fgbg.core.errors import InputError
 from fgbg.core.imageio import atomic_write_bytes, encode_image
 from fgbg.core.progress import progress
-from fgbg.dataset.store import Dataset, encode_depth
+from fgbg.dataset.store import ComposedStore, encode_depth
 
 FOLDERS = ("fg_bg", "mask", "depth")
 
@@ -34,7 +34,7 @@ def export_dataset(dataset_dir: str | Path, out: str | Path, limit: int | None =
     if out.exists() and not {p.name for p in out.iterdir()} <= set(FOLDERS):
         raise InputError(f"{out}: exists and holds more than an export ({', '.join(FOLDERS)}); "
                          "choose another --out, or empty it")
-    ds = Dataset(dataset_dir)
+    ds = ComposedStore(dataset_dir)
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     fmt = ds.meta["compose"]["fg_bg_format"]

@@ -7,41 +7,37 @@ Values are in [0, 1] (images / 255, mask 0 or 1, depth as stored). `compose` rec
 each sample, the exact sums and sums of squares of its stored fg_bg (integers), mask
 and depth (float64); here they are added up, so the statistics are exact and take one
 pass over the index, never over the images. bg counts once per placement, as the
-trainer sees it. `RunningMoments` is the streamed accumulator for anything else.
+trainer sees it. `RunningMoments` adds up such sums and turns them into mean and std.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 
 
 class RunningMoments:
-    """Exact per-channel mean/std from streamed batches (float64 sums)."""
+    """Exact per-channel mean/std from added sums (float64)."""
 
     def __init__(self, channels: int) -> None:
         self.n = 0
-        self.s = np.zeros(channels)
-        self.ss = np.zeros(channels)
+        self.sums = np.zeros(channels)
+        self.squares = np.zeros(channels)
 
-    def add(self, x: np.ndarray, weight: int = 1) -> None:
-        """x: H, W, C (or H, W for one channel), values in [0, 1]."""
-        x = x.reshape(-1, self.s.shape[0]).astype(np.float64)
-        self.add_sums(weight * x.shape[0], weight * x.sum(axis=0), weight * np.square(x).sum(axis=0))
-
-    def add_sums(self, n: int, s: np.ndarray, ss: np.ndarray) -> None:
+    def add_sums(self, n: int, sums: np.ndarray, squares: np.ndarray) -> None:
+        """`n` values per channel, their sums and their sums of squares (each C)."""
         self.n += n
-        self.s += s
-        self.ss += ss
+        self.sums += sums
+        self.squares += squares
 
     def result(self) -> dict[str, list[float]]:
-        mean = self.s / self.n
-        var = np.maximum(self.ss / self.n - mean**2, 0.0)
+        mean = self.sums / self.n
+        var = np.maximum(self.squares / self.n - mean**2, 0.0)
         return {"mean": mean.tolist(), "std": np.sqrt(var).tolist()}
 
 
-def dataset_stats(dataset: Dataset, ids: list[int] | None = None) -> dict:
+def dataset_stats(dataset: ComposedStore, ids: list[int] | None = None) -> dict:
     """{kind: {"mean": [...], "std": [...]}} for bg, fg_bg, mask, depth over samples `ids` (all by
     default), and the sample count."""
     idx = dataset.index if ids is None else dataset.index.iloc[list(ids)]
@@ -54,8 +50,8 @@ def dataset_stats(dataset: Dataset, ids: list[int] | None = None) -> dict:
     rgb = idx[["fg_bg_sum_r", "fg_bg_sum_g", "fg_bg_sum_b"]].to_numpy(np.int64).sum(0)
     rgb_sq = idx[["fg_bg_sq_r", "fg_bg_sq_g", "fg_bg_sq_b"]].to_numpy(np.int64).sum(0)
     acc["fg_bg"].add_sums(n * pixels, rgb / 255.0, rgb_sq / 255.0**2)
-    m = float(idx["mask_sum"].to_numpy(np.int64).sum())
-    acc["mask"].add_sums(n * pixels, np.array([m]), np.array([m]))
+    mask_pixels = float(idx["mask_sum"].to_numpy(np.int64).sum())  # 0 or 1 each: its own square
+    acc["mask"].add_sums(n * pixels, np.array([mask_pixels]), np.array([mask_pixels]))
     acc["depth"].add_sums(n * pixels, np.array([idx["depth_sum"].sum()]), np.array([idx["depth_sq"].sum()]))
     out = {k: v.result() for k, v in acc.items()}
     out["samples"] = n

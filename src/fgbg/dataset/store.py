@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from fgbg.core.errors import InputError
-from fgbg.core.imageio import decode_image, depth_to_uint16, encode_image
+from fgbg.core.imageio import decode_image, depth_to_uint16, encode_image, uint16_to_depth
 
 FORMAT_VERSION = 3
 INDEX = "index.parquet"
@@ -62,7 +62,7 @@ def encode_depth(depth: np.ndarray | None) -> bytes:
 
 
 def decode_depth(blob: bytes) -> np.ndarray:
-    return decode_image(blob).astype(np.float32) / 65535.0
+    return uint16_to_depth(decode_image(blob))
 
 
 def _sha256(path: Path) -> str:
@@ -101,7 +101,7 @@ def decode_mask(blob: bytes, h: int, w: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(blob, np.uint8), count=h * w).reshape(h, w).astype(bool)
 
 
-class Dataset:
+class ComposedStore:
     """Random access to a composed folder: `read(i)` -> (bg, fg_bg, mask, depth) arrays."""
 
     def __init__(self, root: str | Path, verify_records: bool = True) -> None:

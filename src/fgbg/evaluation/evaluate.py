@@ -28,20 +28,19 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from fgbg.core.checkpoint import load_checkpoint
+from fgbg.core.checkpoint import load_for_inference
 from fgbg.core.imageio import atomic_path, atomic_write_json
 from fgbg.core.metrics import depth_metrics, mask_metrics
-from fgbg.core.plots import sample_rows, save_grid
+from fgbg.core.plots import WORST, sample_rows, save_grid
 from fgbg.core.progress import progress
-from fgbg.core.runtime import pick_device, predict_padded
+from fgbg.core.runtime import predict_padded
 from fgbg.dataset.data import PairDataset
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.baselines import choose_threshold, difference
 from fgbg.evaluation.scoring import LabelledPair, means, score_pairs
 
 log = logging.getLogger(__name__)
 
-WORST = 10
 FILE_QUALITY = 90  # test_files: each bg and fg_bg saved as its own JPEG, as the original dataset was
 
 
@@ -55,7 +54,7 @@ def _per_image(model, ds: PairDataset, dev, batch_size: int) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def _baseline_per_image(store: Dataset, ids: list[int], threshold: int, batch_size: int) -> pd.DataFrame:
+def _baseline_per_image(store: ComposedStore, ids: list[int], threshold: int, batch_size: int) -> pd.DataFrame:
     """Metrics of the difference mask (|fg_bg - bg| > threshold) and of bg depth as the prediction."""
     cols: dict[str, list] = {}
     for start in range(0, len(ids), batch_size):
@@ -71,13 +70,13 @@ def _baseline_per_image(store: Dataset, ids: list[int], threshold: int, batch_si
     return pd.DataFrame(cols)
 
 
-def _difference_threshold(store: Dataset, val_ids: list[int]) -> int:
+def _difference_threshold(store: ComposedStore, val_ids: list[int]) -> int:
     """The |fg_bg - bg| threshold with the best mean IoU on val."""
     pairs = ((difference(bg, fg_bg), mask) for bg, fg_bg, mask, _ in (store.read(i) for i in val_ids))
     return choose_threshold(pairs)
 
 
-def _test_files(model, ckpt: dict, store: Dataset, ids: list[int], threshold: int, dev) -> dict:
+def _test_files(model, ckpt: dict, store: ComposedStore, ids: list[int], threshold: int, dev) -> dict:
     """The test split as a user's files: each bg and fg_bg written as its own JPEG, read back and
     scored through predict's code path, beside the same baselines."""
     with tempfile.TemporaryDirectory(prefix="fgbg-test-files-") as tmp:
@@ -105,7 +104,7 @@ def _depth_rule(depth_mode: str) -> str:
 
 
 def _grid(path: Path, model, ds: PairDataset, positions, dev, labels: list[str] | None = None) -> None:
-    x, mask, depth = (torch.stack(t) for t in zip(*(ds[int(k)] for k in positions)))
+    x, mask, depth = (torch.stack(column) for column in zip(*(ds[int(k)] for k in positions)))
     logits, depth_pred = predict_padded(model, x.to(dev))
     save_grid(path, sample_rows(x, mask, depth, logits.cpu(), depth_pred.cpu(), ds.stats), row_labels=labels)
 
@@ -116,10 +115,9 @@ def evaluate_model(
 ) -> dict:
     """Per-image metrics on the test split beside the baselines: averages, per-source breakdowns,
     grids (see module doc)."""
-    dev = pick_device(device)
-    model, ckpt = load_checkpoint(checkpoint, dev)
+    model, ckpt, dev = load_for_inference(checkpoint, device)
     split = json.loads(Path(split_path).read_text())
-    store = Dataset(dataset_dir)
+    store = ComposedStore(dataset_dir)
     store.check_ids(split["val"] + split["test"], str(split_path))
     size, trained_at = store.meta["compose"]["bg_size"], ckpt["input_size"]
     if size != trained_at:

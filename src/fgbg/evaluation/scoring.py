@@ -19,17 +19,23 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fgbg.core.checkpoint import load_checkpoint
+from fgbg.core.checkpoint import load_for_inference
 from fgbg.core.errors import InputError
-from fgbg.core.imageio import atomic_write_bytes, atomic_write_json, image_files, read_image
+from fgbg.core.imageio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    image_files,
+    paired_stems,
+    read_image,
+    uint16_to_depth,
+)
 from fgbg.core.metrics import DEPTH_KEYS, MASK_KEYS, depth_metrics, mask_metrics
-from fgbg.core.plots import grid_png
+from fgbg.core.plots import WORST, grid_png
 from fgbg.core.progress import progress
-from fgbg.core.runtime import pick_device, predict_pair
+from fgbg.core.runtime import predict_pair
 from fgbg.evaluation.baselines import choose_threshold, difference
 
 log = logging.getLogger(__name__)
-WORST = 10
 
 
 @dataclass(frozen=True)
@@ -46,12 +52,12 @@ class LabelledPair:
 
 def _metrics(pred_mask: np.ndarray, pred_depth: np.ndarray | None, pair: LabelledPair) -> dict[str, float]:
     """Per-image metrics of a predicted mask (H, W bool) and depth against the pair's targets."""
-    def t(a):
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]  # 1, 1, H, W
+    def batch(image):
+        return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]  # 1, 1, H, W
 
-    out = {k: float(v[0]) for k, v in mask_metrics(t(pred_mask) * 2 - 1, t(pair.mask)).items()}
+    out = {k: float(v[0]) for k, v in mask_metrics(batch(pred_mask) * 2 - 1, batch(pair.mask)).items()}
     if pred_depth is not None and pair.depth is not None:
-        out |= {k: float(v[0]) for k, v in depth_metrics(t(pred_depth), t(pair.depth)).items()}
+        out |= {k: float(v[0]) for k, v in depth_metrics(batch(pred_depth), batch(pair.depth)).items()}
     return out
 
 
@@ -104,18 +110,14 @@ def labelled_pairs(root: str | Path) -> list[LabelledPair]:
     root = Path(root)
     bgs, fg_bgs, masks = (_listing(root / kind) for kind in ("bg", "fg_bg", "mask"))
     depths = _listing(root / "depth", optional=True)
-    lonely = sorted(str(files[s]) for files in (bgs, fg_bgs, masks) for s in files
-                    if not (s in bgs and s in fg_bgs and s in masks))
-    lonely += sorted(str(depths[s]) for s in depths if s not in bgs)
-    if lonely:
-        raise InputError(f"no partner with the same name for: {', '.join(lonely)}; each pair needs "
-                         "bg/<name>, fg_bg/<name> and mask/<name> (and depth/<name> where depth is given)")
-    if not bgs:
+    names = paired_stems([bgs, fg_bgs, masks], "each pair needs bg/<name>, fg_bg/<name> and mask/<name> (and "
+                         "depth/<name> where depth is given)", extra=depths)
+    if not names:
         raise InputError(f"{root}/bg/: no .jpg or .png images to score")
     pairs = []
-    for name in sorted(bgs):
+    for name in names:
         mask = read_image(masks[name], "L") >= 128
-        depth = read_image(depths[name]).astype(np.float32) / 65535 if name in depths else None
+        depth = uint16_to_depth(read_image(depths[name])) if name in depths else None
         pairs.append(LabelledPair(name, bgs[name], fg_bgs[name], mask, depth))
     return pairs
 
@@ -124,8 +126,7 @@ def score_folder(checkpoint: str | Path, pairs_dir: str | Path, out: str | Path,
                  threshold: int | None = None, size: int | None = None) -> dict:
     """`fgbg score`: metrics and baseline of a pairs folder into `out` (JSON), and a grid of the
     worst pairs beside it (`<out stem>_worst.png`)."""
-    dev = pick_device(device)
-    model, ckpt = load_checkpoint(checkpoint, dev)
+    model, ckpt, dev = load_for_inference(checkpoint, device)
     pairs = labelled_pairs(pairs_dir)
     chosen = "given" if threshold is not None else "chosen on these pairs"
     df, base, threshold = score_pairs(model, ckpt, pairs, dev, threshold, size)

@@ -24,12 +24,19 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 
-from fgbg.core.checkpoint import load_checkpoint, model_config_from_record  # noqa: E402
+from fgbg.core.checkpoint import load_checkpoint, load_for_inference, model_config_from_record  # noqa: E402
 from fgbg.core.errors import InputError  # noqa: E402
-from fgbg.core.imageio import atomic_path, atomic_save_image, depth_to_uint16, image_files, read_image  # noqa: E402
+from fgbg.core.imageio import (  # noqa: E402
+    atomic_path,
+    atomic_save_image,
+    depth_to_uint16,
+    image_files,
+    paired_stems,
+    read_image,
+)
 from fgbg.core.model import input_channels  # noqa: E402
 from fgbg.core.progress import progress  # noqa: E402
-from fgbg.core.runtime import pick_device, predict_pair, unwrap  # noqa: E402
+from fgbg.core.runtime import predict_pair, unwrap  # noqa: E402
 
 log = logging.getLogger(__name__)
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-4  # accepted: |onnxruntime - PyTorch| <= ATOL + RTOL * |PyTorch|
@@ -46,14 +53,11 @@ def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
     if bg.is_file() and fg_bg.is_file():
         return [(fg_bg.stem, bg, fg_bg)]
     if bg.is_dir() and fg_bg.is_dir():
-        a, b = image_files(bg), image_files(fg_bg)
-        lonely = [f"{bg}/{s}" for s in sorted(set(a) - set(b))] + [f"{fg_bg}/{s}" for s in sorted(set(b) - set(a))]
-        if lonely:
-            raise InputError(f"no partner with the same name for: {', '.join(lonely)}; "
-                             "name each bg and its fg_bg alike (street1.jpg and street1.png)")
-        if not a:
+        bgs, fg_bgs = image_files(bg), image_files(fg_bg)
+        stems = paired_stems([bgs, fg_bgs], "name each bg and its fg_bg alike (street1.jpg and street1.png)")
+        if not stems:
             raise InputError(f"{bg}: no .jpg or .png images to predict on")
-        return [(s, a[s], b[s]) for s in sorted(a)]
+        return [(stem, bgs[stem], fg_bgs[stem]) for stem in stems]
     for path in (bg, fg_bg):
         if not path.exists():
             raise InputError(f"no such file: {path}")
@@ -63,16 +67,15 @@ def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
 def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out: str | Path, device: str = "auto",
                   size: int | None = None) -> int:
     """Predict every pair (see module doc) into `out`; returns the number of pairs."""
-    dev = pick_device(device)
-    model, ckpt = load_checkpoint(checkpoint, dev)
+    model, ckpt, dev = load_for_inference(checkpoint, device)
     pairs = _pairs(Path(bg), Path(fg_bg))
     out = Path(out)
     for stem, bg_path, fg_bg_path in progress(pairs, desc="predict", unit="pair", disable=len(pairs) == 1):
-        a, b = read_image(bg_path, "RGB"), read_image(fg_bg_path, "RGB")
-        if a.shape != b.shape:
-            raise InputError(f"{bg_path} is {a.shape[1]}x{a.shape[0]} but {fg_bg_path} is {b.shape[1]}x{b.shape[0]}; "
-                             "a bg and its fg_bg must be the same size")
-        mask, depth = predict_pair(model, ckpt, a, b, dev, size)
+        bg_img, fg_bg_img = read_image(bg_path, "RGB"), read_image(fg_bg_path, "RGB")
+        if bg_img.shape != fg_bg_img.shape:
+            raise InputError(f"{bg_path} is {bg_img.shape[1]}x{bg_img.shape[0]} but {fg_bg_path} is "
+                             f"{fg_bg_img.shape[1]}x{fg_bg_img.shape[0]}; a bg and its fg_bg must be the same size")
+        mask, depth = predict_pair(model, ckpt, bg_img, fg_bg_img, dev, size)
         write_outputs(out, stem, mask, depth)
     log.info("wrote predictions for %d pair(s) into %s", len(pairs), out)
     return len(pairs)
@@ -84,9 +87,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
     import onnxruntime as ort
 
     model, ckpt = load_checkpoint(checkpoint, torch.device("cpu"))
-    s = ckpt["input_size"]
+    size = ckpt["input_size"]
     channels = input_channels(model_config_from_record(ckpt["model_config"]))
-    x = torch.randn(2, channels, s, s, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(0))
     with atomic_path(out) as tmp:
         torch.onnx.export(unwrap(model), (x,), str(tmp), input_names=["x"], output_names=["mask_logits", "depth"],
                           dynamic_axes={"x": {0: "n"}, "mask_logits": {0: "n"}, "depth": {0: "n"}},
@@ -94,13 +97,13 @@ def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
         session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
         got = session.run(None, {"x": x.numpy()})
         with torch.no_grad():
-            want = [t.numpy() for t in model(x)]
+            want = [out.numpy() for out in model(x)]
         diffs = [float(np.abs(g - w).max()) for g, w in zip(got, want)]
         within = all(np.allclose(g, w, rtol=ONNX_RTOL, atol=ONNX_ATOL) for g, w in zip(got, want))
         if not within:
             raise InputError(f"ONNX export of {checkpoint} differs from PyTorch by up to {max(diffs):.2e}, beyond "
                              f"atol {ONNX_ATOL} + rtol {ONNX_RTOL}; not written")
     result = {"max_abs_diff_mask_logits": diffs[0], "max_abs_diff_depth": diffs[1], "atol": ONNX_ATOL,
-              "rtol": ONNX_RTOL, "input": [None, channels, s, s]}
+              "rtol": ONNX_RTOL, "input": [None, channels, size, size]}
     log.info("exported %s: onnxruntime matches PyTorch (max difference %.1e)", out, max(diffs))
     return result

@@ -25,13 +25,13 @@ import torch
 
 from dvclive import Live
 from fgbg.core.checkpoint import fingerprint, read_checkpoint, save_checkpoint
-from fgbg.core.config import BEST_METRICS, RUNTIME_KEYS, Params
+from fgbg.core.config import BEST_METRICS, TRAIN_RUNTIME_KEYS, Params, identity
 from fgbg.core.imageio import atomic_write_bytes, atomic_write_json, remove_stale_temps
 from fgbg.core.model import build_model, count_parameters
 from fgbg.core.plots import grid_image, sample_rows
 from fgbg.core.runtime import pick_device, unwrap, upsample_like
 from fgbg.dataset.data import Crop, PairDataset
-from fgbg.dataset.store import Dataset
+from fgbg.dataset.store import ComposedStore
 from fgbg.training import distributed
 from fgbg.training.augment import Augment
 from fgbg.training.optim import build_optimizer, build_scheduler
@@ -47,30 +47,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def epoch_size(p: Params, epoch: int) -> int:
+def epoch_size(params: Params, epoch: int) -> int:
     """The training image size of `epoch` under the progressive-resizing schedule: after it, the
     crop size, or the whole image without crops."""
     start = 0
-    for size, n in p.train.resize_schedule:
+    for size, n in params.train.resize_schedule:
         if epoch < start + n:
             return size
         start += n
-    return p.train.crop or p.compose.bg_size
+    return params.train.crop or params.compose.bg_size
 
 
-def _training_identity(p: Params) -> dict:
+def _training_identity(params: Params) -> dict:
     """The params a checkpoint must share to be resumed: not the runtime keys (workers, device, threads,
     image_every), and keys the chosen options do not use put back to their defaults (TrainConfig.decisive)."""
-    t = dataclasses.asdict(p.train.decisive(p.compose.bg_size))
-    for k in RUNTIME_KEYS:
-        t.pop(k)
-    return {"lr": p.lr, "epochs": p.epochs, "batch_size": p.batch_size, "model": dataclasses.asdict(p.model), "train": t}
+    train = identity(params.train.decisive(params.compose.bg_size), TRAIN_RUNTIME_KEYS)
+    return {"lr": params.lr, "epochs": params.epochs, "batch_size": params.batch_size,
+            "model": dataclasses.asdict(params.model), "train": train}
 
 
-def _resumable(path: Path, fp: str, epochs: int, d: distributed.Dist) -> dict | None:
+def _resumable(path: Path, fp: str, epochs: int, dist: distributed.Dist) -> dict | None:
     """The checkpoint to resume from, decided by rank 0 and sent to every rank: ranks on
     machines without shared storage may hold another `last.pt`, or none."""
-    return distributed.broadcast(_read_resumable(path, fp, epochs) if d.main else None, d)
+    return distributed.broadcast(_read_resumable(path, fp, epochs) if dist.main else None, dist)
 
 
 def _read_resumable(path: Path, fp: str, epochs: int) -> dict | None:
@@ -107,19 +106,23 @@ class Loaders(NamedTuple):
     generator: torch.Generator
 
 
-def _loaders(p: Params, store: Dataset, split: dict, stats: dict, d: distributed.Dist, device: torch.device) -> Loaders:
-    augment = Augment(p.train.augment)
-    crop = Crop(p.train.crop, p.train.crop_object) if p.train.crop else None
-    perturb = Perturb(p.train.perturb)
-    train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=p.train.seed,
-                           crop=crop, perturb=perturb if perturb.enabled else None, raw=True, rows=p.model.rows)
+def _loaders(params: Params, store: ComposedStore, split: dict, stats: dict, dist: distributed.Dist,
+             device: torch.device) -> Loaders:
+    augment = Augment(params.train.augment)
+    crop = Crop(params.train.crop, params.train.crop_object) if params.train.crop else None
+    perturb = Perturb(params.train.perturb)
+    train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=params.train.seed,
+                           crop=crop, perturb=perturb if perturb.enabled else None, raw=True, rows=params.model.rows)
     # validation: the same object-centred crop of each sample every epoch (whole images without crops)
     val_ds = PairDataset(store, split["val"], stats, crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True,
-                         rows=p.model.rows)
-    val_ds = torch.utils.data.Subset(val_ds, range(d.rank, len(val_ds), d.world))  # disjoint shares
-    sampler = torch.utils.data.DistributedSampler(train_ds, d.world, d.rank, shuffle=True, seed=p.train.seed) if d.active else None
-    workers = loader_workers(p.train.workers, device)
-    kw = dict(batch_size=p.batch_size, num_workers=workers, pin_memory=device.type == "cuda")
+                         rows=params.model.rows)
+    val_ds = torch.utils.data.Subset(val_ds, range(dist.rank, len(val_ds), dist.world))  # disjoint shares
+    sampler = None
+    if dist.active:
+        sampler = torch.utils.data.DistributedSampler(train_ds, dist.world, dist.rank, shuffle=True,
+                                                      seed=params.train.seed)
+    workers = loader_workers(params.train.workers, device)
+    kw = dict(batch_size=params.batch_size, num_workers=workers, pin_memory=device.type == "cuda")
     if workers:  # keep the processes between epochs, and two batches each in flight
         kw.update(persistent_workers=True, prefetch_factor=2)
     gen = torch.Generator()
@@ -137,29 +140,31 @@ class EpochResult(NamedTuple):
     lr: float  # the lr the epoch started with: read before the plateau schedule steps on its val loss
 
 
-def _epoch(t: "Trainer", model, loaders: Loaders, d: distributed.Dist, epoch: int) -> EpochResult:
+def _epoch(trainer: "Trainer", model, loaders: Loaders, dist: distributed.Dist, epoch: int) -> EpochResult:
     """Train and validate one epoch."""
-    p = t.p
-    lr = t.opt.param_groups[0]["lr"]
+    params = trainer.params
+    lr = trainer.opt.param_groups[0]["lr"]
     t0 = time.perf_counter()
     loaders.train_ds.set_epoch(epoch)
-    loaders.generator.manual_seed(p.train.seed * 100_003 + epoch)  # the epoch's order, also when resumed
+    loaders.generator.manual_seed(params.train.seed * 100_003 + epoch)  # the epoch's order, also when resumed
     if loaders.sampler is not None:
         loaders.sampler.set_epoch(epoch)
-    size = epoch_size(p, epoch)
-    device = t.heads.device
-    tr = distributed.all_sum(train_epoch(model, loaders.train, t.heads, t.opt, t.scaler, t.state, p, epoch, size,
-                                         t.sched if t.per_batch else None, show=d.main, d=d), d, device)
+    size = epoch_size(params, epoch)
+    device = trainer.heads.device
+    sched = trainer.sched if trainer.per_batch else None
+    tr = train_epoch(model, loaders.train, trainer.heads, trainer.opt, trainer.scaler, trainer.state, params, epoch,
+                     size, sched, show=dist.main, d=dist)
+    tr = distributed.all_sum(tr, dist, device)
     t_train = time.perf_counter() - t0
-    distributed.broadcast_buffers(unwrap(model), d)
-    va = distributed.all_sum(validate(unwrap(model) if d.active else model, loaders.val, t.heads, epoch, show=d.main,
-                                      d=d), d, device)  # not through DDP: see broadcast_buffers
+    distributed.broadcast_buffers(unwrap(model), dist)
+    va = distributed.all_sum(validate(unwrap(model) if dist.active else model, loaders.val, trainer.heads, epoch,
+                                      show=dist.main, d=dist), dist, device)  # not through DDP: see broadcast_buffers
     trained = tr.pop("n")  # with the few samples DistributedSampler repeats so that every share has one length
     samples = {"train": len(loaders.train_ds), "val": int(va.pop("n"))}  # each sample once
     tr = {k: v / trained for k, v in tr.items()}
     va = {k: v / samples["val"] for k, v in va.items()}
-    if t.sched is not None and not t.per_batch:
-        t.sched.step(va["loss"])
+    if trainer.sched is not None and not trainer.per_batch:
+        trainer.sched.step(va["loss"])
     return EpochResult(tr, va, samples, size, t_train, lr)
 
 
@@ -174,26 +179,26 @@ def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
     return grid_image(rows)
 
 
-def _runtime(p: Params) -> tuple[distributed.Dist, torch.device]:
+def _runtime(params: Params) -> tuple[distributed.Dist, torch.device]:
     """Join torchrun's process group if any; seeds, threads and determinism for this process."""
-    device_type = "cuda" if p.train.device != "cpu" and torch.cuda.is_available() else "cpu"
-    d = distributed.setup(device_type)
-    device = pick_device(p.train.device, d.local_rank)
-    seed_everything(p.train.seed + d.rank)
-    if p.train.threads:
-        torch.set_num_threads(p.train.threads)
-    if p.train.deterministic:
+    device_type = "cuda" if params.train.device != "cpu" and torch.cuda.is_available() else "cpu"
+    dist = distributed.setup(device_type)
+    device = pick_device(params.train.device, dist.local_rank)
+    seed_everything(params.train.seed + dist.rank)
+    if params.train.threads:
+        torch.set_num_threads(params.train.threads)
+    if params.train.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = device.type == "cuda" and not p.train.deterministic
-    return d, device
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not params.train.deterministic
+    return dist, device
 
 
 @dataclass
 class Trainer:
     """The model, its optimisation state and the best score so far; what `last.pt` holds."""
 
-    p: Params
+    params: Params
     model: torch.nn.Module
     heads: Heads
     opt: torch.optim.Optimizer
@@ -207,13 +212,13 @@ class Trainer:
 
     @property
     def per_batch(self) -> bool:
-        return self.sched is not None and self.p.train.scheduler != "plateau"
+        return self.sched is not None and self.params.train.scheduler != "plateau"
 
     def improved(self, score: float) -> bool:
         """Whether `score` beats the best so far (any score beats none)."""
         if self.best_epoch < 0:
             return True
-        return score < self.best if BEST_METRICS[self.p.train.best_metric] == "min" else score > self.best
+        return score < self.best if BEST_METRICS[self.params.train.best_metric] == "min" else score > self.best
 
     def restore(self, ckpt: dict) -> None:
         unwrap(self.model).load_state_dict(ckpt["model"])
@@ -229,17 +234,17 @@ class Trainer:
         return dict(epoch=epoch, val=val, fingerprint=self.fingerprint, optimizer=self.opt.state_dict(),
                     scheduler=self.sched.state_dict() if self.sched is not None else {},
                     scaler=self.scaler.state_dict(), rng=torch.get_rng_state(), best=self.best,
-                    best_epoch=self.best_epoch, accum=self.state.accum, input_size=self.p.compose.bg_size)
+                    best_epoch=self.best_epoch, accum=self.state.accum, input_size=self.params.compose.bg_size)
 
 
-def _trainer(p: Params, device: torch.device, steps_per_epoch: int, fp: str, stats: dict) -> Trainer:
-    model = build_model(p.model).to(device)
-    if p.train.channels_last:
+def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str, stats: dict) -> Trainer:
+    model = build_model(params.model).to(device)
+    if params.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    heads = Heads(p, device, stats)
-    opt = build_optimizer(model, p)
+    heads = Heads(params, device, stats)
+    opt = build_optimizer(model, params)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
-    return Trainer(p, model, heads, opt, build_scheduler(opt, p, steps_per_epoch), scaler, fp)
+    return Trainer(params, model, heads, opt, build_scheduler(opt, params, steps_per_epoch), scaler, fp)
 
 
 def train_model(
@@ -252,55 +257,56 @@ def train_model(
     machine, not the experiment, so they stay out of git and dvc.lock, and a rerun of the
     same params on the same machine leaves `git status` clean.
     """
-    p = params
-    d, device = _runtime(p)
+    dist, device = _runtime(params)
     stats = json.loads(Path(stats_path).read_text())
     split = json.loads(Path(split_path).read_text())
-    store = Dataset(dataset_dir)
+    store = ComposedStore(dataset_dir)
     store.check_ids(split["train"] + split["val"], str(split_path))
-    loaders = _loaders(p, store, split, stats, d, device)
-    t = _trainer(p, device, len(loaders.train), fingerprint(_training_identity(p), stats_path, split_path), stats)
+    loaders = _loaders(params, store, split, stats, dist, device)
+    fp = fingerprint(_training_identity(params), stats_path, split_path)
+    trainer = _trainer(params, device, len(loaders.train), fp, stats)
     model_dir = Path(model_dir)
-    if d.main and remove_stale_temps(model_dir):
+    if dist.main and remove_stale_temps(model_dir):
         log.info("removed temporary files that a killed run left in %s", model_dir)
-    ckpt = _resumable(model_dir / "last.pt", t.fingerprint, p.epochs, d)
+    ckpt = _resumable(model_dir / "last.pt", trainer.fingerprint, params.epochs, dist)
     if ckpt is not None:
-        t.restore(ckpt)
-        if d.main:
+        trainer.restore(ckpt)
+        if dist.main:
             log.info("resumed from %s, which ended after epoch %d", model_dir / "last.pt", ckpt["epoch"])
-    elif d.main:
+    elif dist.main:
         for name in ("last.pt", "best.pt"):
             (model_dir / name).unlink(missing_ok=True)
-    model = t.model
-    if d.active:
+    model = trainer.model
+    if dist.active:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if p.train.compile:
+    if params.train.compile:
         model = torch.compile(model)
     n_params = count_parameters(unwrap(model))
-    if d.main:
-        log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples", p.model.name,
-                 n_params, device, d.world, t.heads.dtype or "fp32", len(split["train"]), len(split["val"]))
+    if dist.main:
+        log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples", params.model.name,
+                 n_params, device, dist.world, trainer.heads.dtype or "fp32", len(split["train"]), len(split["val"]))
     summary: dict = {}
-    lives = [open_live(path, t.start if ckpt is not None else None)
-             for path in (live_dir, timing_dir) if path is not None and d.main]
+    lives = [open_live(path, trainer.start if ckpt is not None else None)
+             for path in (live_dir, timing_dir) if path is not None and dist.main]
     try:
-        for epoch in range(t.start, p.epochs):
+        for epoch in range(trainer.start, params.epochs):
             t0 = time.perf_counter()
-            tr, va, samples, size, t_train, lr = _epoch(t, model, loaders, d, epoch)
-            improved = t.improved(va[p.train.best_metric])
+            tr, va, samples, size, t_train, lr = _epoch(trainer, model, loaders, dist, epoch)
+            improved = trainer.improved(va[params.train.best_metric])
             if improved:
-                t.best, t.best_epoch = va[p.train.best_metric], epoch
-            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "best_epoch": t.best_epoch,
-                       f"best_val_{p.train.best_metric}": t.best, "parameters": n_params, "image_size": size,
-                       "micro_batches": t.state.accum, "samples": samples}
-            if d.main:
-                extra = t.resume_state(epoch, va)
+                trainer.best, trainer.best_epoch = va[params.train.best_metric], epoch
+            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "best_epoch": trainer.best_epoch,
+                       f"best_val_{params.train.best_metric}": trainer.best, "parameters": n_params, "image_size": size,
+                       "micro_batches": trainer.state.accum, "samples": samples}
+            if dist.main:
+                extra = trainer.resume_state(epoch, va)
                 if improved:
-                    save_checkpoint(model_dir / "best.pt", model, p.model, stats, **extra)
-                save_checkpoint(model_dir / "last.pt", model, p.model, stats, **extra)
+                    save_checkpoint(model_dir / "best.pt", model, params.model, stats, **extra)
+                save_checkpoint(model_dir / "last.pt", model, params.model, stats, **extra)
                 _log_epoch(lives[0], tr, va, lr, size)
-                if p.train.image_every and (epoch + 1) % p.train.image_every == 0:
-                    grid = _prediction_grid(unwrap(model), loaders.val, t.heads)  # not DDP's forward: rank 0 alone
+                if params.train.image_every and (epoch + 1) % params.train.image_every == 0:
+                    # not DDP's forward: rank 0 alone
+                    grid = _prediction_grid(unwrap(model), loaders.val, trainer.heads)
                     lives[0].log_image(f"predictions/epoch_{epoch + 1:03d}.png", grid)
                 if len(lives) > 1:
                     lives[1].log_metric("epoch_s", time.perf_counter() - t0)
@@ -310,13 +316,13 @@ def train_model(
                 log.info("epoch %d (%d px): train loss %.4f, val loss %.4f, iou %.4f, rmse %.4f, lr %.2g; %.1f s, "
                          "%.0f train samples/s", epoch, size, tr["loss"], va["loss"], va["iou"], va["rmse"], lr,
                          time.perf_counter() - t0, len(split["train"]) / t_train)
-            distributed.barrier(d)
+            distributed.barrier(dist)
     finally:
         for live in lives:
             live.end()
         store.close()
-        distributed.teardown(d)
-    if d.main:
+        distributed.teardown(dist)
+    if dist.main:
         atomic_write_json(metrics_path, summary)
     return summary
 

@@ -26,25 +26,26 @@ import torch
 
 from fgbg.core.config import AugmentConfig, ModelConfig, Params, PerturbConfig, load_params
 from fgbg.core.model import build_model, input_channels
-from fgbg.dataset.data import Crop, PairDataset
+from fgbg.dataset.data import Crop, PairDataset, SampleView
 from fgbg.dataset.store import ComposedStore
 from fgbg.training.augment import Augment
 from fgbg.training.optim import build_optimizer
 from fgbg.training.perturb import Perturb
-from fgbg.training.trainer import Heads, StepState, train_epoch
+from fgbg.training.trainer import Heads, Trainer
 
 
-def previous_train_step(model, batch, heads: Heads, opt, scaler, state, grad_clip: float, epoch: int, step: int):
-    """The step before issue 11, the baseline: the loss and every loss term read back as Python
-    floats at every step, which makes the host wait for the device each time."""
-    x, mask, depth = batch
-    opt.zero_grad(set_to_none=True)
-    _, _, loss, terms = heads.forward(model, x, mask, depth)
+def previous_train_step(trainer: Trainer, batch) -> tuple[float, dict[str, float]]:
+    """The step before issue 11, kept here as the baseline (not a copy of Trainer.train_step): the
+    loss and every loss term read back as Python floats at every step, which makes the host wait
+    for the device each time."""
+    x, mask, depth = batch  # N, C, H, W; N, 1, H, W; N, 1, H, W
+    trainer.opt.zero_grad(set_to_none=True)
+    _, _, loss, terms = trainer.heads.forward(trainer.model, x, mask, depth)
     value = float(loss.detach())  # the per-step sync the current step avoids
     terms = {k: float(v) for k, v in terms.items()}
-    scaler.scale(loss).backward()
-    scaler.step(opt)
-    scaler.update()
+    trainer.scaler.scale(loss).backward()
+    trainer.scaler.step(trainer.opt)
+    trainer.scaler.update()
     return value, terms
 
 
@@ -77,7 +78,8 @@ class SyncCounter:
 
 def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.device, step_fn=None) -> tuple[float, float]:
     """(training samples/s, host syncs per step) of `p`'s model, losses, optimiser, precision and
-    memory format, through the epoch loop `train` runs (or `step_fn` per step, for the baseline)."""
+    memory format, through the epoch loop `train` runs, Trainer.train_epoch (or `step_fn` per step,
+    for the baseline). The epoch's one read of its sums counts among the syncs."""
     torch.manual_seed(0)
     model = build_model(p.model).to(device)
     if p.train.channels_last:
@@ -85,19 +87,19 @@ def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.devic
     opt = build_optimizer(model, p)
     heads = Heads(p, device)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
+    trainer = Trainer(p, model, heads, opt, None, scaler, fingerprint="", show=False)  # no schedule: the lr stays put
     gen = torch.Generator().manual_seed(0)
     batch_data = (torch.randn(batch, input_channels(p.model), size, size, generator=gen), (torch.rand(batch, 1, size, size, generator=gen) > 0.8).float(),
                   torch.rand(batch, 1, size, size, generator=gen))
-    x, mask, depth = heads.to_device(*batch_data)
-    state = StepState()
+    x, mask, depth = heads.to_device(*batch_data)  # N, C, size, size; N, 1, size, size x 2
 
     def run(n: int) -> None:
         batches = [(x, mask, depth)] * n
         if step_fn is None:  # what `train` runs
-            train_epoch(model, batches, heads, opt, scaler, state, p, 0, size, show=False)
+            trainer.train_epoch(batches, 0, size)
         else:
-            for i, b in enumerate(batches):
-                step_fn(model, b, heads, opt, scaler, state, p.train.grad_clip, 0, i)
+            for b in batches:
+                step_fn(trainer, b)
 
     run(3)  # warm-up
     if device.type == "cuda":
@@ -117,9 +119,9 @@ RECIPE = PerturbConfig(shadow=0.3, bg_jitter=0.8, misalign=0.3, blur=0.3, noise=
 def loader_rate(store: ComposedStore, stats: dict, batch: int, workers: int, n_batches: int, crop: int = 0,
                 perturb: PerturbConfig | None = None) -> float:
     """Samples/s of the training loader: read, crop, flip, perturb, normalise."""
-    ds = PairDataset(store, list(range(len(store))), stats, Augment(AugmentConfig()),
-                     crop=Crop(crop, 0.8) if crop else None, perturb=Perturb(perturb) if perturb else None,
-                     raw=True)  # uint8 out, as `train` loads (normalised on the device)
+    view = SampleView(crop=Crop(crop, 0.8) if crop else None, augment=Augment(AugmentConfig()),
+                      perturb=Perturb(perturb) if perturb else None, raw=True)  # uint8 out, as `train` loads
+    ds = PairDataset(store, list(range(len(store))), stats, view)  # normalised later, on the device
     dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
     it = iter(dl)
     next(it)  # worker start-up is not throughput

@@ -97,11 +97,16 @@ def _collectives(rank: int) -> tuple:
     d = distributed.setup("cpu")  # the backend that `backend("cpu")` chooses
     sums = distributed.all_sum({"n": rank + 1, "loss": torch.tensor(0.5 * rank, dtype=torch.float64)}, d,
                                torch.device("cpu"))
-    return d.world, torch.distributed.get_backend(), sums, distributed.broadcast(f"from rank {rank}", d)
+    share = distributed.Sums(["loss"])  # rank 1's share is empty: its zero still travels
+    if rank == 0:
+        share.add({"loss": torch.tensor(2.0)}, 3)
+        share.count(3)
+    return d.world, torch.distributed.get_backend(), sums, distributed.broadcast(f"from rank {rank}", d), \
+        share.reduce(d)
 
 
 def test_the_group_that_setup_joins_carries_the_epoch_sums_and_broadcasts(tmp_path):
-    expected = ("ok", (2, "gloo", {"loss": 0.5, "n": 3.0}, "from rank 0"))
+    expected = ("ok", (2, "gloo", {"loss": 0.5, "n": 3.0}, "from rank 0", ({"loss": 2.0}, 3)))
     assert _in_two_processes(tmp_path, _collectives) == [expected] * 2
 
 
@@ -161,3 +166,13 @@ def test_one_process_needs_no_group():
     from fgbg.training.distributed import Dist, all_sum, broadcast
 
     assert all_sum({"n": 3.0}, Dist(), torch.device("cpu")) == {"n": 3.0} and broadcast({"a": 1}, Dist()) == {"a": 1}
+
+
+def test_sums_weigh_their_values_and_reduce_to_means():
+    from fgbg.training.distributed import Dist, Sums
+
+    sums = Sums(["loss", "unseen"])
+    for loss, n in ((1.0, 2), (4.0, 1)):
+        sums.add({"loss": torch.tensor(loss), "extra": torch.tensor(3.0)}, n)
+        sums.count(n)
+    assert sums.reduce(Dist()) == ({"extra": 3.0, "loss": 2.0, "unseen": 0.0}, 3)

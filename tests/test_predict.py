@@ -11,7 +11,8 @@ from fgbg.cli import main as cli
 from fgbg.core.checkpoint import read_checkpoint, save_checkpoint
 from fgbg.core.config import ModelConfig
 from fgbg.core.model import build_model
-from fgbg.inference.predict import ONNX_ATOL, export_onnx, predict_paths
+from fgbg.inference.onnx import ONNX_ATOL, export_onnx
+from fgbg.inference.predict import predict_paths
 from fgbg.report import END, START, results_markdown, update_readme
 from tests.conftest import ROOT
 
@@ -74,7 +75,7 @@ def test_onnx_export_matches_pytorch(ckpt, tmp_path):
     import onnxruntime as ort
 
     from fgbg.core.checkpoint import load_checkpoint
-    from fgbg.inference.predict import ONNX_RTOL
+    from fgbg.inference.onnx import ONNX_RTOL
 
     result = export_onnx(ckpt, tmp_path / "model.onnx")
     assert result["atol"] == ONNX_ATOL and result["input"] == [None, 6, 16, 16]

@@ -20,7 +20,7 @@ from fgbg.dataset.stats import dataset_stats
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.evaluate import evaluate_model
 from fgbg.training.train import epoch_size, train_model
-from fgbg.training.trainer import Heads, StepState, train_step
+from fgbg.training.trainer import Heads, Trainer
 
 TINY = {"epochs": 2, "batch_size": 8, "compose": {"bg_size": 16, "fg_size": 8},
         "model": {"width": 4, "levels": 2}, "train": {"threads": 1, "image_every": 1, "crop": 0}}
@@ -112,21 +112,21 @@ def test_training_is_deterministic_under_a_seed(tiny_dataset, prepared, tmp_path
 def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tiny_dataset, prepared, tmp_path, monkeypatch, caplog):
     over = {"epochs": 3, "train": {"augment": {"hflip": 0.5, "color": 0.5}, "deterministic": True}}
     _train(tiny_dataset, prepared, tmp_path / "whole", **over)
-    real_step, calls = train_mod.train_epoch, []
+    real_epoch, calls = Trainer.train_epoch, []
 
-    def killed_in_epoch_1(model, loader, heads, opt, scaler, state, p, epoch, *a, **kw):
+    def killed_in_epoch_1(self, loader, epoch, size):
         calls.append(epoch)
         if epoch == 1:
             it = iter(loader)
             next(it)  # a batch of epoch 1 is drawn, then the process dies
             raise KeyboardInterrupt
-        return real_step(model, loader, heads, opt, scaler, state, p, epoch, *a, **kw)
+        return real_epoch(self, loader, epoch, size)
 
-    monkeypatch.setattr(train_mod, "train_epoch", killed_in_epoch_1)
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_epoch_1)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_dataset, prepared, tmp_path / "killed", **over)
     assert read_checkpoint(tmp_path / "killed" / "models" / "last.pt")["epoch"] == 0
-    monkeypatch.setattr(train_mod, "train_epoch", real_step)
+    monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
     with caplog.at_level(logging.INFO):
         _train(tiny_dataset, prepared, tmp_path / "killed", **over)
     assert "resumed from" in caplog.text
@@ -163,18 +163,18 @@ def test_oom_halves_the_micro_batch_and_goes_on(caplog):
 
     model.forward = small_only
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    state = StepState()
     batch = (torch.randn(8, 6, 16, 16), torch.zeros(8, 1, 16, 16), torch.rand(8, 1, 16, 16))
     scaler = torch.amp.GradScaler("cpu", enabled=False)
+    trainer = Trainer(params, model, Heads(params, torch.device("cpu")), opt, None, scaler, "")
     with caplog.at_level(logging.WARNING):
-        loss, terms = train_step(model, batch, Heads(params, torch.device("cpu")), opt, scaler, state, 0.0, 0, 0)
-    assert state.accum == 4 and "splitting each batch of 8 into 4 micro-batches" in caplog.text
+        loss, terms = trainer.train_step(batch, 0, 0)
+    assert trainer.state.accum == 4 and "splitting each batch of 8 into 4 micro-batches" in caplog.text
     assert loss > 0 and set(terms) == {"mask_bce", "mask_dice", "depth_l1", "depth_ssim"}
 
 
 @pytest.mark.parametrize("bad_step, window", [(3, "between steps 0 and 24"), (30, "between steps 25 and 39")])
 def test_a_nan_loss_stops_the_epoch_naming_its_window_of_steps(bad_step, window):
-    from fgbg.training.trainer import CHECK_EVERY, train_epoch
+    from fgbg.training.trainer import CHECK_EVERY
 
     assert CHECK_EVERY == 25
     params = from_dict(Params, TINY)
@@ -184,8 +184,8 @@ def test_a_nan_loss_stops_the_epoch_naming_its_window_of_steps(bad_step, window)
     loader = [nan if step == bad_step else good for step in range(40)]
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     with pytest.raises(FloatingPointError, match=rf"epoch 3, {window} \(train\).*mask_bce"):
-        train_epoch(model, loader, Heads(params, torch.device("cpu")), torch.optim.SGD(model.parameters(), lr=0.1),
-                    scaler, StepState(), params, 3, 8, show=False)
+        Trainer(params, model, Heads(params, torch.device("cpu")), torch.optim.SGD(model.parameters(), lr=0.1), None,
+                scaler, "", show=False).train_epoch(loader, 3, 8)
 
 
 class HostReads(TorchDispatchMode):
@@ -237,17 +237,18 @@ class HostReads(TorchDispatchMode):
 @pytest.mark.parametrize("grad_clip", [0.0, 1.0], ids=["no-clip", "clip"])
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])  # fp16: an enabled GradScaler, as on a GPU without bf16
 def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, precision, grad_clip):
-    """50 steps read two values back: the finiteness flag after steps 24 and 49, nothing else."""
-    from fgbg.training.trainer import train_epoch
-
+    """50 steps read two values back: the finiteness flag after steps 24 and 49, nothing else; then
+    the epoch reads its sums, once."""
     params = from_dict(Params, merge(TINY, {"train": {"precision": precision, "grad_clip": grad_clip}}))
     stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
     t = train_mod._trainer(params, torch.device("cpu"), 50, "", stats)  # the model, optimizer and scaler training uses
+    t.show = False
     assert t.scaler.is_enabled() == (precision == "fp16")
     batch = (torch.randn(2, 6, 8, 8), (torch.rand(2, 1, 8, 8) > 0.5).float(), torch.rand(2, 1, 8, 8))
     with HostReads(t.opt, monkeypatch) as host:
-        train_epoch(t.model, [batch] * 50, t.heads, t.opt, t.scaler, t.state, params, 0, 8, show=False)
-    assert [read[:2] for read in host.reads] == [("scalar", "trainer.py:check")] * 2, host.reads
+        t.train_epoch([batch] * 50, 0, 8)
+    expected = [("scalar", "trainer.py:check")] * 2 + [("tolist", "distributed.py:all_sum")]
+    assert [read[:2] for read in host.reads] == expected, host.reads
 
 
 LEARN = {"epochs": 6, "batch_size": 4, "lr": 0.01}  # 36 steps: enough for the loss to fall on the tiny data
@@ -407,13 +408,13 @@ def test_training_on_crops_sees_crops_and_validates_on_fixed_ones(tiny_dataset, 
 
 
 def test_fixed_crops_are_the_same_window_in_every_epoch(tiny_dataset):
-    from fgbg.dataset.data import Crop, PairDataset
+    from fgbg.dataset.data import Crop, PairDataset, SampleView
 
     stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
     store = ComposedStore(tiny_dataset)
 
     def crops(fixed: bool, epoch: int) -> list[torch.Tensor]:
-        ds = PairDataset(store, list(range(12)), stats, crop=Crop(8, 0.5), fixed_crops=fixed, raw=True)
+        ds = PairDataset(store, list(range(12)), stats, SampleView(crop=Crop(8, 0.5), fixed_crops=fixed, raw=True))
         ds.set_epoch(epoch)
         return [ds[k][0] for k in range(12)]
 
@@ -426,15 +427,15 @@ def test_fixed_crops_are_the_same_window_in_every_epoch(tiny_dataset):
 
 def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset):
     from fgbg.core.runtime import normalise_on_device, rows_channel
-    from fgbg.dataset.data import Crop, PairDataset
+    from fgbg.dataset.data import Crop, PairDataset, SampleView
 
     assert np.allclose(rows_channel(0, 3, 2, 3), [[-1, -1], [1 / 255, 1 / 255], [1, 1]], atol=1e-6)  # level 128 of 255 for the middle row
     store = ComposedStore(tiny_dataset)
     stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
-    ds = PairDataset(store, [0, 1, 2], stats, crop=Crop(8, 1.0), rows=True, raw=True)
+    ds = PairDataset(store, [0, 1, 2], stats, SampleView(crop=Crop(8, 1.0), rows=True, raw=True))
     raw = ds[1][0]  # 7, 8, 8 uint8
     x = normalise_on_device(raw[None], stats)[0]
     top = round(float((x[6, 0, 0] + 1) / 2 * 15))  # the crop's first row in the 16 px image
     assert torch.allclose(x[6], torch.from_numpy(rows_channel(top, 8, 8, 16)))
-    whole = PairDataset(store, [1], stats, rows=True)[0][0]  # float path, whole image
+    whole = PairDataset(store, [1], stats, SampleView(rows=True))[0][0]  # float path, whole image
     assert whole.shape[0] == 7 and whole[6, 0, 0] == -1 and whole[6, -1, 0] == 1

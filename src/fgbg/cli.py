@@ -37,7 +37,7 @@ def _score(args: argparse.Namespace) -> None:
 def _onnx(args: argparse.Namespace) -> None:
     import json
 
-    from fgbg.inference.predict import export_onnx
+    from fgbg.inference.onnx import export_onnx
 
     print(json.dumps(export_onnx(args.checkpoint, args.out), indent=2))
 

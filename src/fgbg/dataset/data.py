@@ -51,30 +51,39 @@ def sample_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
     return int(np.random.SeedSequence([seed, epoch, index] + ([stream] if stream else [])).generate_state(1)[0])
 
 
-class PairDataset(torch.utils.data.Dataset):
-    """Samples `ids` of a composed dataset as (x 6,H,W; mask 1,H,W; depth 1,H,W) tensors.
+@dataclass(frozen=True)
+class SampleView:
+    """How a PairDataset shows each sample: as stored (the default, what evaluation reads) or
+    cropped, augmented and perturbed, as training sees it.
 
-    With `augment`, call `set_epoch` before each epoch: sample k of epoch e is always
-    augmented the same way (see fgbg.training.augment).
+    `seed`: the draws of crops, augmentations and perturbations (with the epoch and the index);
+    `crop`: square crops (None: whole images); `fixed_crops`: the same crop every epoch (validation);
+    `augment`: e.g. fgbg.training.augment.Augment; `perturb`: capture perturbations of the inputs
+    (fgbg.training.perturb.Perturb), after augmentation; `raw`: x as uint8 (bg then fg_bg),
+    normalised later on the device (runtime.normalise_on_device); `rows`: a 7th channel, each
+    pixel's row in the whole image (runtime.rows_channel)."""
+
+    seed: int = 0
+    crop: Crop | None = None
+    fixed_crops: bool = False
+    augment: Transform | None = None
+    perturb: Perturbation | None = None
+    raw: bool = False
+    rows: bool = False
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """Samples `ids` of a composed dataset as (x 6,H,W; mask 1,H,W; depth 1,H,W) tensors, shown as `view` says.
+
+    With an augmenting or cropping view, call `set_epoch` before each epoch: sample k of epoch e
+    is always augmented the same way (see fgbg.training.augment).
     """
 
-    def __init__(self, store: ComposedStore, ids: list[int], stats: dict, augment: Transform | None = None,
-                 seed: int = 0, crop: Crop | None = None, fixed_crops: bool = False,
-                 perturb: Perturbation | None = None, raw: bool = False, rows: bool = False) -> None:
-        """`crop`: square crops (None: whole images); `fixed_crops`: the same crop every epoch (validation);
-        `perturb`: capture perturbations of the inputs (fgbg.training.perturb.Perturb), after augmentation;
-        `raw`: x as uint8 (bg then fg_bg), normalised later on the device (runtime.normalise_on_device);
-        `rows`: a 7th channel, each pixel's row in the whole image (runtime.rows_channel)."""
+    def __init__(self, store: ComposedStore, ids: list[int], stats: dict, view: SampleView = SampleView()) -> None:
         self.store = store
         self.ids = list(ids)
         self.stats = {k: stats[k] for k in ("bg", "fg_bg")}
-        self.augment = augment
-        self.seed = seed
-        self.crop = crop
-        self.fixed_crops = fixed_crops
-        self.perturb = perturb
-        self.raw = raw
-        self.rows = rows
+        self.view = view
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -84,23 +93,24 @@ class PairDataset(torch.utils.data.Dataset):
         return len(self.ids)
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        bg, fg_bg, mask, depth = self.store.read(self.ids[k])
+        view = self.view
+        bg, fg_bg, mask, depth = self.store.read(self.ids[k])  # S, S, 3 uint8 x 2; S, S bool; S, S float32
         full_height, top = bg.shape[0], 0
-        if self.crop is not None:
-            rng = np.random.default_rng([self.seed, 0 if self.fixed_crops else self.epoch, k, 1])
-            top, left = crop_window(bg.shape[0], self.crop, self.store.box(self.ids[k]), rng)
-            window = (slice(top, top + self.crop.size), slice(left, left + self.crop.size))
+        if view.crop is not None:
+            rng = np.random.default_rng([view.seed, 0 if view.fixed_crops else self.epoch, k, 1])
+            top, left = crop_window(bg.shape[0], view.crop, self.store.box(self.ids[k]), rng)
+            window = (slice(top, top + view.crop.size), slice(left, left + view.crop.size))
             bg, fg_bg, mask, depth = bg[window], fg_bg[window], mask[window], depth[window]
-        if self.augment is not None:
-            bg, fg_bg, mask, depth = self.augment(bg, fg_bg, mask, depth, sample_seed(self.seed, self.epoch, k))
-        if self.perturb is not None:
-            bg, fg_bg = self.perturb(bg, fg_bg, mask, sample_seed(self.seed, self.epoch, k, stream=2))
+        if view.augment is not None:
+            bg, fg_bg, mask, depth = view.augment(bg, fg_bg, mask, depth, sample_seed(view.seed, self.epoch, k))
+        if view.perturb is not None:
+            bg, fg_bg = view.perturb(bg, fg_bg, mask, sample_seed(view.seed, self.epoch, k, stream=2))
         h, w = bg.shape[:2]
-        if self.raw:
-            planes = [bg, fg_bg] + ([rows_to_uint8(top, h, w, full_height)[..., None]] if self.rows else [])
+        if view.raw:
+            planes = [bg, fg_bg] + ([rows_to_uint8(top, h, w, full_height)[..., None]] if view.rows else [])
             x = torch.from_numpy(np.concatenate(planes, axis=2)).permute(2, 0, 1).contiguous()  # 6 or 7, H, W uint8
         else:
-            x = model_input(bg, fg_bg, self.stats, rows_channel(top, h, w, full_height) if self.rows else None)
+            x = model_input(bg, fg_bg, self.stats, rows_channel(top, h, w, full_height) if view.rows else None)
         mask_t = torch.from_numpy(np.ascontiguousarray(mask[None], dtype=np.float32))  # 1, H, W
         depth_t = torch.from_numpy(np.ascontiguousarray(depth[None], dtype=np.float32))  # 1, H, W
         return x, mask_t, depth_t

@@ -34,7 +34,7 @@ from fgbg.core.metrics import depth_metrics, mask_metrics
 from fgbg.core.plots import WORST, sample_rows, save_grid
 from fgbg.core.progress import progress
 from fgbg.core.runtime import predict_padded
-from fgbg.dataset.data import PairDataset
+from fgbg.dataset.data import PairDataset, SampleView
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.baselines import choose_threshold, difference
 from fgbg.evaluation.scoring import LabelledPair, means, score_pairs
@@ -125,7 +125,7 @@ def evaluate_model(
                     "is fully convolutional), so these are not the figures of its training size; compose at %d px "
                     "to get those", dataset_dir, size, checkpoint, trained_at, size, trained_at)
     ids = split["test"]
-    ds = PairDataset(store, ids, ckpt["stats"], rows=bool(ckpt["model_config"].get("rows")))
+    ds = PairDataset(store, ids, ckpt["stats"], SampleView(rows=bool(ckpt["model_config"].get("rows"))))
     df = _per_image(model, ds, dev, batch_size)
     info = store.index.iloc[ids][["sample", "fg", "bg", "flip", "x", "y"]].reset_index(drop=True)
     df = pd.concat([info, df], axis=1)

@@ -1,4 +1,4 @@
-"""`fgbg predict`: a trained model on your own (bg, fg_bg) pairs, and ONNX export.
+"""`fgbg predict`: a trained model on your own (bg, fg_bg) pairs (ONNX export: fgbg.inference.onnx).
 
 A pair is two images of the same size, turned upright by their EXIF orientation. The
 network is fully convolutional, so it runs on the whole non-square image at its native
@@ -21,25 +21,21 @@ import matplotlib
 
 matplotlib.use("Agg")
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 
-from fgbg.core.checkpoint import load_checkpoint, load_for_inference, model_config_from_record  # noqa: E402
+from fgbg.core.checkpoint import load_for_inference  # noqa: E402
 from fgbg.core.errors import InputError  # noqa: E402
 from fgbg.core.imageio import (  # noqa: E402
-    atomic_path,
     atomic_save_image,
     depth_to_uint16,
     image_files,
     paired_stems,
     read_image,
 )
-from fgbg.core.model import input_channels  # noqa: E402
 from fgbg.core.progress import progress  # noqa: E402
-from fgbg.core.runtime import predict_pair, unwrap  # noqa: E402
+from fgbg.core.runtime import predict_pair  # noqa: E402
 
 log = logging.getLogger(__name__)
-ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-4  # accepted: |onnxruntime - PyTorch| <= ATOL + RTOL * |PyTorch|
 
 
 def write_outputs(out: Path, stem: str, mask: np.ndarray, depth: np.ndarray) -> None:
@@ -79,31 +75,3 @@ def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out
         write_outputs(out, stem, mask, depth)
     log.info("wrote predictions for %d pair(s) into %s", len(pairs), out)
     return len(pairs)
-
-
-def export_onnx(checkpoint: str | Path, out: str | Path) -> dict:
-    """Export to ONNX (opset 17, dynamic batch) and check onnxruntime against PyTorch on a
-    random batch: every output within ONNX_ATOL + ONNX_RTOL * |PyTorch| (numpy.allclose)."""
-    import onnxruntime as ort
-
-    model, ckpt = load_checkpoint(checkpoint, torch.device("cpu"))
-    size = ckpt["input_size"]
-    channels = input_channels(model_config_from_record(ckpt["model_config"]))
-    x = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(0))
-    with atomic_path(out) as tmp:
-        torch.onnx.export(unwrap(model), (x,), str(tmp), input_names=["x"], output_names=["mask_logits", "depth"],
-                          dynamic_axes={"x": {0: "n"}, "mask_logits": {0: "n"}, "depth": {0: "n"}},
-                          opset_version=17, dynamo=False)
-        session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
-        got = session.run(None, {"x": x.numpy()})
-        with torch.no_grad():
-            want = [out.numpy() for out in model(x)]
-        diffs = [float(np.abs(g - w).max()) for g, w in zip(got, want)]
-        within = all(np.allclose(g, w, rtol=ONNX_RTOL, atol=ONNX_ATOL) for g, w in zip(got, want))
-        if not within:
-            raise InputError(f"ONNX export of {checkpoint} differs from PyTorch by up to {max(diffs):.2e}, beyond "
-                             f"atol {ONNX_ATOL} + rtol {ONNX_RTOL}; not written")
-    result = {"max_abs_diff_mask_logits": diffs[0], "max_abs_diff_depth": diffs[1], "atol": ONNX_ATOL,
-              "rtol": ONNX_RTOL, "input": [None, channels, size, size]}
-    log.info("exported %s: onnxruntime matches PyTorch (max difference %.1e)", out, max(diffs))
-    return result

@@ -5,8 +5,8 @@ and trains on its share of the data; only rank 0 logs, writes and decides (wheth
 resume, from what). Without torchrun everything here is a no-op.
 
 Every rank sends the same collectives, with tensors of the same shape on its own device,
-whatever its share of the data (none at all included): the epoch sums are one float64
-tensor of fixed keys, and the finiteness flag (`first_rank`) is one int64. On CUDA the group
+whatever its share of the data (none at all included): the epoch sums (`Sums`) are one
+float64 tensor of fixed keys, and the finiteness flag (`first_rank`) is one int64. On CUDA the group
 is device-aware, `cpu:gloo,cuda:nccl`: those device tensors and the gradients go through
 NCCL, which refuses CPU tensors, and broadcasts of Python objects (the resume decision, an
 error message), which torch sends as CPU tensors in such a group, go through gloo. The tests
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Iterable
 
 import torch
 import torch.distributed as dist
@@ -66,6 +67,33 @@ def all_sum(values: dict, d: Dist, device: torch.device) -> dict[str, float]:
     if d.active:
         dist.all_reduce(sums)
     return dict(zip(keys, sums.tolist()))
+
+
+class Sums:
+    """Weighted sums of 0-d device tensors and a sample count, reduced over every process once.
+
+    `keys` start at a float64 zero on `device`, so that every rank sends the same keys whatever
+    its share of the data (none at all included); others are added as they come. Adding reads
+    nothing back from the device; `reduce` is the one sync (see all_sum)."""
+
+    def __init__(self, keys: Iterable[str] = (), device: torch.device = torch.device("cpu")) -> None:
+        self.device = device
+        self.values: dict[str, torch.Tensor] = {k: torch.zeros((), dtype=torch.float64, device=device) for k in keys}
+        self.n = 0  # samples counted: a host int
+
+    def add(self, values: dict[str, torch.Tensor], weight: float = 1) -> None:
+        """values[k] * weight added to sum k, in float64 on the values' device."""
+        for k, v in values.items():
+            self.values[k] = self.values.get(k, 0.0) + v.double() * weight  # 0-d float64
+
+    def count(self, n: int) -> None:
+        self.n += n
+
+    def reduce(self, d: Dist) -> tuple[dict[str, float], int]:
+        """(mean of each sum over the samples of every process, that sample count)."""
+        totals = all_sum({**self.values, "n": self.n}, d, self.device)
+        n = totals.pop("n")
+        return {k: v / n for k, v in totals.items()}, int(n)
 
 
 def first_rank(flag: torch.Tensor | None, d: Dist, device: torch.device) -> int | None:

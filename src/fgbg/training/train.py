@@ -12,31 +12,29 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import os
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from dvclive import Live
 from fgbg.core.checkpoint import fingerprint, read_checkpoint, save_checkpoint
-from fgbg.core.config import BEST_METRICS, TRAIN_RUNTIME_KEYS, Params, identity
-from fgbg.core.imageio import atomic_write_bytes, atomic_write_json, remove_stale_temps
+from fgbg.core.config import TRAIN_RUNTIME_KEYS, Params, identity
+from fgbg.core.imageio import atomic_write_json, remove_stale_temps
 from fgbg.core.model import build_model, count_parameters
 from fgbg.core.plots import grid_image, sample_rows
 from fgbg.core.runtime import pick_device, unwrap, upsample_like
-from fgbg.dataset.data import Crop, PairDataset
+from fgbg.dataset.data import Crop, PairDataset, SampleView
 from fgbg.dataset.store import ComposedStore
 from fgbg.training import distributed
 from fgbg.training.augment import Augment
+from fgbg.training.live import log_epoch, open_live
 from fgbg.training.optim import build_optimizer, build_scheduler
 from fgbg.training.perturb import Perturb
-from fgbg.training.trainer import Heads, StepState, train_epoch, validate
+from fgbg.training.trainer import Heads, Trainer
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +109,12 @@ def _loaders(params: Params, store: ComposedStore, split: dict, stats: dict, dis
     augment = Augment(params.train.augment)
     crop = Crop(params.train.crop, params.train.crop_object) if params.train.crop else None
     perturb = Perturb(params.train.perturb)
-    train_ds = PairDataset(store, split["train"], stats, augment if augment.enabled else None, seed=params.train.seed,
-                           crop=crop, perturb=perturb if perturb.enabled else None, raw=True, rows=params.model.rows)
+    train_view = SampleView(seed=params.train.seed, crop=crop, augment=augment if augment.enabled else None,
+                            perturb=perturb if perturb.enabled else None, raw=True, rows=params.model.rows)
+    train_ds = PairDataset(store, split["train"], stats, train_view)
     # validation: the same object-centred crop of each sample every epoch (whole images without crops)
-    val_ds = PairDataset(store, split["val"], stats, crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True,
-                         rows=params.model.rows)
+    val_view = SampleView(crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True, rows=params.model.rows)
+    val_ds = PairDataset(store, split["val"], stats, val_view)
     val_ds = torch.utils.data.Subset(val_ds, range(dist.rank, len(val_ds), dist.world))  # disjoint shares
     sampler = None
     if dist.active:
@@ -140,9 +139,9 @@ class EpochResult(NamedTuple):
     lr: float  # the lr the epoch started with: read before the plateau schedule steps on its val loss
 
 
-def _epoch(trainer: "Trainer", model, loaders: Loaders, dist: distributed.Dist, epoch: int) -> EpochResult:
+def _epoch(trainer: Trainer, loaders: Loaders, epoch: int) -> EpochResult:
     """Train and validate one epoch."""
-    params = trainer.params
+    params, dist = trainer.params, trainer.dist
     lr = trainer.opt.param_groups[0]["lr"]
     t0 = time.perf_counter()
     loaders.train_ds.set_epoch(epoch)
@@ -150,19 +149,11 @@ def _epoch(trainer: "Trainer", model, loaders: Loaders, dist: distributed.Dist, 
     if loaders.sampler is not None:
         loaders.sampler.set_epoch(epoch)
     size = epoch_size(params, epoch)
-    device = trainer.heads.device
-    sched = trainer.sched if trainer.per_batch else None
-    tr = train_epoch(model, loaders.train, trainer.heads, trainer.opt, trainer.scaler, trainer.state, params, epoch,
-                     size, sched, show=dist.main, d=dist)
-    tr = distributed.all_sum(tr, dist, device)
+    tr, _ = trainer.train_epoch(loaders.train, epoch, size)  # with the samples DistributedSampler repeats
     t_train = time.perf_counter() - t0
-    distributed.broadcast_buffers(unwrap(model), dist)
-    va = distributed.all_sum(validate(unwrap(model) if dist.active else model, loaders.val, trainer.heads, epoch,
-                                      show=dist.main, d=dist), dist, device)  # not through DDP: see broadcast_buffers
-    trained = tr.pop("n")  # with the few samples DistributedSampler repeats so that every share has one length
-    samples = {"train": len(loaders.train_ds), "val": int(va.pop("n"))}  # each sample once
-    tr = {k: v / trained for k, v in tr.items()}
-    va = {k: v / samples["val"] for k, v in va.items()}
+    distributed.broadcast_buffers(unwrap(trainer.model), dist)
+    va, n_val = trainer.validate(loaders.val, epoch)
+    samples = {"train": len(loaders.train_ds), "val": n_val}  # each sample once
     if trainer.sched is not None and not trainer.per_batch:
         trainer.sched.step(va["loss"])
     return EpochResult(tr, va, samples, size, t_train, lr)
@@ -194,57 +185,16 @@ def _runtime(params: Params) -> tuple[distributed.Dist, torch.device]:
     return dist, device
 
 
-@dataclass
-class Trainer:
-    """The model, its optimisation state and the best score so far; what `last.pt` holds."""
-
-    params: Params
-    model: torch.nn.Module
-    heads: Heads
-    opt: torch.optim.Optimizer
-    sched: object
-    scaler: torch.amp.GradScaler
-    fingerprint: str
-    state: StepState = field(default_factory=StepState)
-    start: int = 0
-    best: float = math.inf
-    best_epoch: int = -1
-
-    @property
-    def per_batch(self) -> bool:
-        return self.sched is not None and self.params.train.scheduler != "plateau"
-
-    def improved(self, score: float) -> bool:
-        """Whether `score` beats the best so far (any score beats none)."""
-        if self.best_epoch < 0:
-            return True
-        return score < self.best if BEST_METRICS[self.params.train.best_metric] == "min" else score > self.best
-
-    def restore(self, ckpt: dict) -> None:
-        unwrap(self.model).load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(ckpt["optimizer"])
-        if self.sched is not None:
-            self.sched.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng"])
-        self.best, self.best_epoch, self.start, self.state.accum = (
-            ckpt["best"], ckpt["best_epoch"], ckpt["epoch"] + 1, ckpt["accum"])
-
-    def resume_state(self, epoch: int, val: dict) -> dict:
-        return dict(epoch=epoch, val=val, fingerprint=self.fingerprint, optimizer=self.opt.state_dict(),
-                    scheduler=self.sched.state_dict() if self.sched is not None else {},
-                    scaler=self.scaler.state_dict(), rng=torch.get_rng_state(), best=self.best,
-                    best_epoch=self.best_epoch, accum=self.state.accum, input_size=self.params.compose.bg_size)
-
-
-def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str, stats: dict) -> Trainer:
+def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str, stats: dict,
+             dist: distributed.Dist = distributed.Dist()) -> Trainer:
     model = build_model(params.model).to(device)
     if params.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     heads = Heads(params, device, stats)
     opt = build_optimizer(model, params)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
-    return Trainer(params, model, heads, opt, build_scheduler(opt, params, steps_per_epoch), scaler, fp)
+    return Trainer(params, model, heads, opt, build_scheduler(opt, params, steps_per_epoch), scaler, fp, dist=dist,
+                   show=dist.main)
 
 
 def train_model(
@@ -264,7 +214,7 @@ def train_model(
     store.check_ids(split["train"] + split["val"], str(split_path))
     loaders = _loaders(params, store, split, stats, dist, device)
     fp = fingerprint(_training_identity(params), stats_path, split_path)
-    trainer = _trainer(params, device, len(loaders.train), fp, stats)
+    trainer = _trainer(params, device, len(loaders.train), fp, stats, dist)
     model_dir = Path(model_dir)
     if dist.main and remove_stale_temps(model_dir):
         log.info("removed temporary files that a killed run left in %s", model_dir)
@@ -281,6 +231,7 @@ def train_model(
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if params.train.compile:
         model = torch.compile(model)
+    trainer.model = model  # as it trains; unwrap(model) is the module
     n_params = count_parameters(unwrap(model))
     if dist.main:
         log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples", params.model.name,
@@ -291,7 +242,7 @@ def train_model(
     try:
         for epoch in range(trainer.start, params.epochs):
             t0 = time.perf_counter()
-            tr, va, samples, size, t_train, lr = _epoch(trainer, model, loaders, dist, epoch)
+            tr, va, samples, size, t_train, lr = _epoch(trainer, loaders, epoch)
             improved = trainer.improved(va[params.train.best_metric])
             if improved:
                 trainer.best, trainer.best_epoch = va[params.train.best_metric], epoch
@@ -303,7 +254,7 @@ def train_model(
                 if improved:
                     save_checkpoint(model_dir / "best.pt", model, params.model, stats, **extra)
                 save_checkpoint(model_dir / "last.pt", model, params.model, stats, **extra)
-                _log_epoch(lives[0], tr, va, lr, size)
+                log_epoch(lives[0], tr, va, lr, size)
                 if params.train.image_every and (epoch + 1) % params.train.image_every == 0:
                     # not DDP's forward: rank 0 alone
                     grid = _prediction_grid(unwrap(model), loaders.val, trainer.heads)
@@ -325,31 +276,3 @@ def train_model(
     if dist.main:
         atomic_write_json(metrics_path, summary)
     return summary
-
-
-def open_live(path: str | Path, resume_at: int | None) -> Live:
-    """A DVCLive logger at `path`; resumed at step `resume_at` (the next epoch) after a crash.
-
-    The steps logged from `resume_at` on (an epoch logged after its checkpoint, before the
-    kill) are dropped and the step is set, so that a resumed run's files equal an
-    uninterrupted one's. DVCLive's own resume counts from the last step it finds, which
-    repeats step 0 and skips one when a run dies in epoch 1.
-    """
-    live = Live(dir=str(path), dvcyaml=False, save_dvc_exp=False, report=None, resume=resume_at is not None)
-    if resume_at is not None:
-        for tsv in sorted((Path(path) / "plots" / "metrics").rglob("*.tsv")):
-            header, *rows = tsv.read_text().splitlines()
-            step_col = header.split("\t").index("step")
-            kept = [r for r in rows if int(r.split("\t")[step_col]) < resume_at]
-            atomic_write_bytes(tsv, "\n".join([header, *kept, ""]).encode())
-        live.step = resume_at
-    return live
-
-
-def _log_epoch(live: Live, tr: dict, va: dict, lr: float, size: int) -> None:
-    for k, v in tr.items():
-        live.log_metric(f"train/{k}", v)
-    for k, v in va.items():
-        live.log_metric(f"val/{k}", v)
-    live.log_metric("lr", lr)
-    live.log_metric("image_size", size)

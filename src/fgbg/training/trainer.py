@@ -1,4 +1,5 @@
-"""One training or validation pass: precision, resizing, micro-batches, OOM and NaN handling.
+"""The Trainer: the model and its optimisation state, and one training or validation pass over
+the data with them: precision, resizing, micro-batches, OOM and NaN handling.
 
 - Precision: `auto` is bf16 autocast on CUDA (fp16 with a GradScaler where bf16 is not
   supported) and fp32 on CPU; `bf16` also runs on CPU.
@@ -17,16 +18,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from fgbg.core.config import Params
+from fgbg.core.config import BEST_METRICS, Params
 from fgbg.core.metrics import DEPTH_KEYS, MASK_KEYS, depth_metrics, mask_metrics
 from fgbg.core.progress import progress
-from fgbg.core.runtime import autocast_dtype, forward, normalise_on_device, upsample_like
-from fgbg.training.distributed import Dist, broadcast, first_rank
+from fgbg.core.runtime import autocast_dtype, forward, normalise_on_device, unwrap, upsample_like
+from fgbg.training.distributed import Dist, Sums, broadcast, first_rank
 from fgbg.training.losses import HeadLoss
 
 log = logging.getLogger(__name__)
@@ -70,10 +72,6 @@ class Heads:
     def term_names(self) -> list[str]:
         """The names of the loss terms that `forward` returns."""
         return [f"{loss.head}_{name}" for loss in (self.mask_loss, self.depth_loss) for name in loss.weights]
-
-    def zeros(self, keys: list[str]) -> dict[str, torch.Tensor]:
-        """A float64 zero on the device per key: every rank's sums have every key, whatever its share."""
-        return {k: torch.zeros((), dtype=torch.float64, device=self.device) for k in keys}
 
     def to_device(self, x, mask, depth):
         x = x.to(self.device, non_blocking=True)
@@ -133,90 +131,139 @@ class FiniteCheck:
         self.bad, self.since = None, step + 1
 
 
-def train_step(model, batch, heads: Heads, opt, scaler, state: StepState, grad_clip: float, epoch: int, step: int):
-    """One optimiser step over `batch`, split into `state.accum` micro-batches.
+@dataclass
+class Trainer:
+    """The model, its optimisation state and the best score so far (what `last.pt` holds), and
+    the passes over the data: `train_epoch`, `validate`, and `train_step` within an epoch.
 
-    Returns (loss, {term: value}) as detached 0-d tensors on the device, averaged over the
-    batch: no host-device sync here (fgbg.training.trainer.FiniteCheck reads finiteness in windows)."""
-    x, mask, depth = batch
-    n = x.shape[0]
-    while True:
-        try:
-            opt.zero_grad(set_to_none=True)
-            sums: dict = {}  # the loss and its terms, weighted by micro-batch share
-            chunks = list(zip(x.tensor_split(state.accum), mask.tensor_split(state.accum), depth.tensor_split(state.accum)))
-            chunks = [c for c in chunks if c[0].shape[0]]
-            for i, (xc, mc, dc) in enumerate(chunks):
-                share = xc.shape[0] / n  # this micro-batch's weight in the batch mean
-                # DDP: all-reduce gradients only after the last micro-batch
-                sync = contextlib.nullcontext() if i == len(chunks) - 1 or not hasattr(model, "no_sync") else model.no_sync()
-                with sync:
-                    _, _, loss, terms = heads.forward(model, xc, mc, dc)
-                    scaler.scale(loss * share).backward()
-                _add(sums, {"loss": loss.detach(), **terms}, share)  # float64 device tensors: no sync
-            if grad_clip:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            return sums.pop("loss"), sums
-        except torch.cuda.OutOfMemoryError:
-            if state.accum >= n:
-                raise
-            state.accum *= 2
-            opt.zero_grad(set_to_none=True)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            log.warning("CUDA out of memory at epoch %d, step %d: splitting each batch of %d into %d micro-batches "
-                        "(gradient accumulation keeps the effective batch)", epoch, step, n, state.accum)
+    `model` is the model as it trains: train_model wraps it in DDP and torch.compile once it is
+    restored (`unwrap` gives the module itself). `dist`: this process's place under torchrun."""
 
+    params: Params
+    model: torch.nn.Module
+    heads: Heads
+    opt: torch.optim.Optimizer
+    sched: object
+    scaler: torch.amp.GradScaler
+    fingerprint: str
+    state: StepState = field(default_factory=StepState)
+    start: int = 0
+    best: float = math.inf
+    best_epoch: int = -1
+    dist: Dist = field(default_factory=Dist)
+    show: bool = True  # progress bars: rank 0's alone under DDP
 
-def _add(sums: dict, values: dict[str, torch.Tensor], weight: float) -> None:
-    """sums[k] += values[k] * weight, in float64 on the values' device."""
-    for k, v in values.items():
-        sums[k] = sums.get(k, 0.0) + v.double() * weight
+    @property
+    def per_batch(self) -> bool:
+        return self.sched is not None and self.params.train.scheduler != "plateau"
 
+    def improved(self, score: float) -> bool:
+        """Whether `score` beats the best so far (any score beats none)."""
+        if self.best_epoch < 0:
+            return True
+        return score < self.best if BEST_METRICS[self.params.train.best_metric] == "min" else score > self.best
 
-def train_epoch(model, loader, heads: Heads, opt, scaler, state: StepState, p: Params, epoch: int, size: int,
-                batch_scheduler=None, show: bool = True, d: Dist = Dist()) -> dict:
-    """Sums of loss terms (times samples, device tensors) and the sample count "n" over one training pass.
+    def restore(self, ckpt: dict) -> None:
+        unwrap(self.model).load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        if self.sched is not None:
+            self.sched.load_state_dict(ckpt["scheduler"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"])
+        self.best, self.best_epoch, self.start, self.state.accum = (
+            ckpt["best"], ckpt["best_epoch"], ckpt["epoch"] + 1, ckpt["accum"])
 
-    Under DDP every rank runs the same steps (DistributedSampler pads the shares to one length)."""
-    model.train()
-    sums = heads.zeros(["loss", *heads.term_names])
-    n = 0
-    finite = FiniteCheck("train", epoch, d, heads.device)
-    step = -1
-    for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False, disable=not show)):
-        x, mask, depth = resize_batch(*heads.to_device(*batch), size)
-        loss, terms = train_step(model, (x, mask, depth), heads, opt, scaler, state, p.train.grad_clip, epoch, step)
-        if batch_scheduler is not None:
-            batch_scheduler.step()
-        finite.add(loss, terms, step)
-        n += x.shape[0]  # a shape: known on the host
-        _add(sums, {"loss": loss, **terms}, x.shape[0])
-    finite.check(step)
-    return {**sums, "n": n}
+    def resume_state(self, epoch: int, val: dict) -> dict:
+        return dict(epoch=epoch, val=val, fingerprint=self.fingerprint, optimizer=self.opt.state_dict(),
+                    scheduler=self.sched.state_dict() if self.sched is not None else {},
+                    scaler=self.scaler.state_dict(), rng=torch.get_rng_state(), best=self.best,
+                    best_epoch=self.best_epoch, accum=self.state.accum, input_size=self.params.compose.bg_size)
 
+    def train_step(self, batch, epoch: int, step: int):
+        """One optimiser step over `batch`, split into `state.accum` micro-batches.
 
-@torch.no_grad()
-def validate(model, loader, heads: Heads, epoch: int, show: bool = True, d: Dist = Dist()) -> dict:
-    """Sums of loss terms and per-image metrics (at full resolution; device tensors) and the count "n".
+        Returns (loss, {term: value}) as detached 0-d tensors on the device, averaged over the
+        batch: no host-device sync here (FiniteCheck reads finiteness in windows)."""
+        model, opt, scaler, state = self.model, self.opt, self.scaler, self.state
+        x, mask, depth = batch  # N, C, H, W; N, 1, H, W; N, 1, H, W
+        n = x.shape[0]
+        while True:
+            try:
+                opt.zero_grad(set_to_none=True)
+                sums = Sums()  # the loss and its terms, weighted by micro-batch share
+                chunks = list(zip(x.tensor_split(state.accum), mask.tensor_split(state.accum),
+                                  depth.tensor_split(state.accum)))
+                chunks = [c for c in chunks if c[0].shape[0]]
+                for i, (xc, mc, dc) in enumerate(chunks):
+                    share = xc.shape[0] / n  # this micro-batch's weight in the batch mean
+                    # DDP: all-reduce gradients only after the last micro-batch
+                    sync_now = i == len(chunks) - 1 or not hasattr(model, "no_sync")
+                    with contextlib.nullcontext() if sync_now else model.no_sync():
+                        _, _, loss, terms = self.heads.forward(model, xc, mc, dc)
+                        scaler.scale(loss * share).backward()
+                    sums.add({"loss": loss.detach(), **terms}, share)  # float64 device tensors: no sync
+                if self.params.train.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), self.params.train.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                return sums.values.pop("loss"), sums.values
+            except torch.cuda.OutOfMemoryError:
+                if state.accum >= n:
+                    raise
+                state.accum *= 2
+                opt.zero_grad(set_to_none=True)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                log.warning("CUDA out of memory at epoch %d, step %d: splitting each batch of %d into %d "
+                            "micro-batches (gradient accumulation keeps the effective batch)", epoch, step, n,
+                            state.accum)
 
-    Under DDP the shares differ in length (one may be empty): the sums have every key on every
-    rank, and finiteness is checked once, at the end."""
-    model.eval()
-    sums = heads.zeros(["loss", *heads.term_names, *MASK_KEYS, *DEPTH_KEYS])
-    n = 0
-    finite = FiniteCheck("val", epoch, d, heads.device, windows=not d.active)
-    step = -1
-    for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} val", unit="batch", leave=False, disable=not show)):
-        x, mask, depth = heads.to_device(*batch)
-        logits, depth_pred, loss, terms = heads.forward(model, x, mask, depth)
-        finite.add(loss, terms, step)
-        n += x.shape[0]
-        _add(sums, {"loss": loss, **terms}, x.shape[0])
-        metrics = {**mask_metrics(upsample_like(logits, mask), mask), **depth_metrics(upsample_like(depth_pred, depth), depth)}
-        _add(sums, {k: v.sum() for k, v in metrics.items()}, 1)
-    finite.check(step)
-    return {**sums, "n": n}
+    def train_epoch(self, loader, epoch: int, size: int) -> tuple[dict[str, float], int]:
+        """(mean of each loss term, samples) over one training pass at `size` px, over every process.
+
+        The count includes the few samples DistributedSampler repeats so that every rank runs
+        the same steps; a per-batch schedule steps after each step."""
+        self.model.train()
+        heads, d = self.heads, self.dist
+        sums = Sums(["loss", *heads.term_names], heads.device)
+        finite = FiniteCheck("train", epoch, d, heads.device)
+        batch_scheduler = self.sched if self.per_batch else None
+        step = -1
+        for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False,
+                                              disable=not self.show)):
+            x, mask, depth = resize_batch(*heads.to_device(*batch), size)  # N, C, size, size; N, 1, size, size x 2
+            loss, terms = self.train_step((x, mask, depth), epoch, step)
+            if batch_scheduler is not None:
+                batch_scheduler.step()
+            finite.add(loss, terms, step)
+            sums.count(x.shape[0])  # a shape: known on the host
+            sums.add({"loss": loss, **terms}, x.shape[0])
+        finite.check(step)
+        return sums.reduce(d)
+
+    @torch.no_grad()
+    def validate(self, loader, epoch: int) -> tuple[dict[str, float], int]:
+        """(mean of each loss term and per-image metric at full resolution, samples) over every process.
+
+        Under DDP it runs on the module itself, not through DDP (see distributed.broadcast_buffers),
+        and the shares differ in length (one may be empty): the sums have every key on every rank,
+        and finiteness is checked once, at the end."""
+        model = unwrap(self.model) if self.dist.active else self.model
+        model.eval()
+        heads, d = self.heads, self.dist
+        sums = Sums(["loss", *heads.term_names, *MASK_KEYS, *DEPTH_KEYS], heads.device)
+        finite = FiniteCheck("val", epoch, d, heads.device, windows=not d.active)
+        step = -1
+        for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} val", unit="batch", leave=False,
+                                              disable=not self.show)):
+            x, mask, depth = heads.to_device(*batch)  # N, C, H, W; N, 1, H, W; N, 1, H, W
+            logits, depth_pred, loss, terms = heads.forward(model, x, mask, depth)  # N, 1, h, w each
+            finite.add(loss, terms, step)
+            sums.count(x.shape[0])
+            sums.add({"loss": loss, **terms}, x.shape[0])
+            metrics = {**mask_metrics(upsample_like(logits, mask), mask),
+                       **depth_metrics(upsample_like(depth_pred, depth), depth)}  # each N
+            sums.add({k: v.sum() for k, v in metrics.items()}, 1)
+        finite.check(step)
+        return sums.reduce(d)

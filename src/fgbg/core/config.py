@@ -1,31 +1,24 @@
-"""Typed, frozen config objects loaded from params.yaml.
+"""The params schema: typed, frozen config objects loaded from params.yaml.
 
-Every section is a frozen dataclass whose defaults sit beside the field. Loading rejects
-unknown keys (with a "did you mean"), wrong types and out-of-range values, and the error
-names the key, the value and what is allowed. A key has the name of the argument it feeds.
+Every section is a frozen dataclass whose defaults sit beside the field, and whose checks
+name the key, the value and what is allowed. A key has the name of the argument it feeds.
+Reading the YAML and converting it by the annotations (unknown keys with a "did you mean",
+wrong types) is fgbg.core.typed_yaml's; this module knows what the keys mean.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal
 
-from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from fgbg.core.errors import ConfigError
-
-
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
+from fgbg.core.typed_yaml import from_dict, read_yaml, require
 
 
 def identity(config: Any, runtime_keys: tuple[str, ...]) -> dict:
@@ -61,9 +54,9 @@ class TeacherConfig:
     batch: int = 32
 
     def __post_init__(self) -> None:
-        _require(self.input_size >= 0, "compose.teacher.input_size", self.input_size, "an int >= 0 (0 = bg_size)")
-        _require(self.batch >= 1, "compose.teacher.batch", self.batch, "an int >= 1")
-        _require(all(v > 0 for v in self.std), "compose.teacher.std", self.std, "three numbers > 0")
+        require(self.input_size >= 0, "compose.teacher.input_size", self.input_size, "an int >= 0 (0 = bg_size)")
+        require(self.batch >= 1, "compose.teacher.batch", self.batch, "an int >= 1")
+        require(all(v > 0 for v in self.std), "compose.teacher.std", self.std, "three numbers > 0")
 
 
 @dataclass(frozen=True)
@@ -83,33 +76,33 @@ class ComposeConfig:
     workers: int = 2
 
     def __post_init__(self) -> None:
-        _require(self.bg_size >= 8, "compose.bg_size", self.bg_size, "an int >= 8")
-        _require(
+        require(self.bg_size >= 8, "compose.bg_size", self.bg_size, "an int >= 8")
+        require(
             1 <= self.fg_size <= self.bg_size,
             "compose.fg_size", self.fg_size, f"an int in [1, compose.bg_size={self.bg_size}]",
         )
-        _require(self.positions >= 1, "compose.positions", self.positions, "an int >= 1")
-        _require(
+        require(self.positions >= 1, "compose.positions", self.positions, "an int >= 1")
+        require(
             self.layout != "grid" or self.positions == 20,
             "compose.positions", self.positions, "20 with layout: grid (the original fixed 5 x 4 grid)",
         )
         lo, hi = self.scale_range
-        _require(
+        require(
             0 < lo <= hi and hi * self.fg_size <= self.bg_size,
             "compose.scale_range", list(self.scale_range),
             f"[min, max] with 0 < min <= max and max * fg_size <= bg_size ({self.bg_size})",
         )
-        _require(
+        require(
             1 <= self.mask_threshold <= 255,
             "compose.mask_threshold", self.mask_threshold, "an int in [1, 255] (alpha level)",
         )
-        _require(1 <= self.jpeg_quality <= 100, "compose.jpeg_quality", self.jpeg_quality, "an int in [1, 100]")
-        _require(
+        require(1 <= self.jpeg_quality <= 100, "compose.jpeg_quality", self.jpeg_quality, "an int in [1, 100]")
+        require(
             self.depth != "teacher" or bool(self.teacher.model),
             "compose.teacher.model", self.teacher.model, "the path of an ONNX depth model when depth: teacher",
         )
-        _require(self.shard_size >= 1, "compose.shard_size", self.shard_size, "an int >= 1")
-        _require(self.workers >= 1, "compose.workers", self.workers, "an int >= 1 (processes)")
+        require(self.shard_size >= 1, "compose.shard_size", self.shard_size, "an int >= 1")
+        require(self.workers >= 1, "compose.workers", self.workers, "an int >= 1 (processes)")
 
     def unused(self) -> list[str]:
         """The keys that the chosen options do not use: accepted, and left out of the dataset's fingerprint."""
@@ -132,8 +125,8 @@ class SplitConfig:
     def __post_init__(self) -> None:
         for name in ("val_fraction", "test_fraction"):
             value = getattr(self, name)
-            _require(0.0 < value < 1.0, f"split.{name}", value, "a float strictly between 0 and 1")
-        _require(self.val_fraction + self.test_fraction < 1.0, "split.test_fraction", self.test_fraction,
+            require(0.0 < value < 1.0, f"split.{name}", value, "a float strictly between 0 and 1")
+        require(self.val_fraction + self.test_fraction < 1.0, "split.test_fraction", self.test_fraction,
                  f"a float below 1 - val_fraction ({1 - self.val_fraction:g}), so that some groups are left to train on")
 
 
@@ -156,7 +149,7 @@ class ModelConfig:
     rows: bool = False
 
     def __post_init__(self) -> None:
-        _require(self.name in MODEL_SIZES, "model.name", self.name, "one of " + ", ".join(map(repr, MODEL_SIZES)))
+        require(self.name in MODEL_SIZES, "model.name", self.name, "one of " + ", ".join(map(repr, MODEL_SIZES)))
         own = MODEL_SIZES[self.name]
         for key, value in own.items():
             given = getattr(self, key)
@@ -167,8 +160,8 @@ class ModelConfig:
                 raise ConfigError(f"params: model.{key} = {given!r} does not apply to model.name = {self.name!r}, "
                                   f"which is built with {built}; set model.{key} to null (the model's own), "
                                   f"or use model.name: unet to choose the size")
-        _require(self.width >= 1, "model.width", self.width, "an int >= 1")
-        _require(1 <= self.levels <= 6, "model.levels", self.levels, "an int in [1, 6]")
+        require(self.width >= 1, "model.width", self.width, "an int >= 1")
+        require(1 <= self.levels <= 6, "model.levels", self.levels, "an int in [1, 6]")
 
 
 @dataclass(frozen=True)
@@ -180,7 +173,7 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         for name in ("hflip", "affine", "color"):
             v = getattr(self, name)
-            _require(0 <= v <= 1, f"train.augment.{name}", v, "a probability in [0, 1]")
+            require(0 <= v <= 1, f"train.augment.{name}", v, "a probability in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -204,15 +197,15 @@ class PerturbConfig:
     def __post_init__(self) -> None:
         for name in ("shadow", "bg_jitter", "misalign", "blur", "noise", "jpeg"):
             v = getattr(self, name)
-            _require(0 <= v <= 1, f"train.perturb.{name}", v, "a probability in [0, 1]")
-        _require(0 <= self.shadow_strength <= 1, "train.perturb.shadow_strength", self.shadow_strength, "a float in [0, 1]")
-        _require(0 <= self.bg_jitter_strength < 1, "train.perturb.bg_jitter_strength", self.bg_jitter_strength,
+            require(0 <= v <= 1, f"train.perturb.{name}", v, "a probability in [0, 1]")
+        require(0 <= self.shadow_strength <= 1, "train.perturb.shadow_strength", self.shadow_strength, "a float in [0, 1]")
+        require(0 <= self.bg_jitter_strength < 1, "train.perturb.bg_jitter_strength", self.bg_jitter_strength,
                  "a float in [0, 1)")
         for name in ("misalign_degrees", "misalign_shift", "noise_sigma"):
-            _require(getattr(self, name) >= 0, f"train.perturb.{name}", getattr(self, name), "a float >= 0")
-        _require(self.blur_sigma >= 0.1, "train.perturb.blur_sigma", self.blur_sigma, "a float >= 0.1 (px)")
+            require(getattr(self, name) >= 0, f"train.perturb.{name}", getattr(self, name), "a float >= 0")
+        require(self.blur_sigma >= 0.1, "train.perturb.blur_sigma", self.blur_sigma, "a float >= 0.1 (px)")
         lo, hi = self.jpeg_quality
-        _require(1 <= lo <= hi <= 100, "train.perturb.jpeg_quality", list(self.jpeg_quality),
+        require(1 <= lo <= hi <= 100, "train.perturb.jpeg_quality", list(self.jpeg_quality),
                  "[low, high] with 1 <= low <= high <= 100")
 
     STRENGTHS = {"shadow": ("shadow_strength",), "bg_jitter": ("bg_jitter_strength",),
@@ -260,35 +253,35 @@ class TrainConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        _require(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a float >= 0")
-        _require(0 <= self.momentum < 1, "train.momentum", self.momentum, "a float in [0, 1)")
-        _require(
+        require(self.weight_decay >= 0, "train.weight_decay", self.weight_decay, "a float >= 0")
+        require(0 <= self.momentum < 1, "train.momentum", self.momentum, "a float in [0, 1)")
+        require(
             0 < self.plateau_factor < 1,
             "train.plateau_factor", self.plateau_factor, "a float in (0, 1)",
         )
-        _require(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
-        _require(self.plateau_threshold >= 0, "train.plateau_threshold", self.plateau_threshold, ">= 0")
-        _require(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, "a float >= 0 (0 = off)")
+        require(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
+        require(self.plateau_threshold >= 0, "train.plateau_threshold", self.plateau_threshold, ">= 0")
+        require(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, "a float >= 0 (0 = off)")
         for name in ("mask_loss", "depth_loss"):
             terms = getattr(self, name)
-            _require(bool(terms), f"train.{name}", terms, "at least one loss with a weight")
+            require(bool(terms), f"train.{name}", terms, "at least one loss with a weight")
             names = [n for n in LOSS_NAMES if name == "mask_loss" or n not in LOGIT_LOSSES]
             for loss, w in terms.items():
-                _require(loss in names, f"train.{name}.{loss}", w, f"a loss named one of {', '.join(sorted(names))}")
-                _require(w >= 0, f"train.{name}.{loss}", w, "a weight >= 0")
-            _require(any(w > 0 for w in terms.values()), f"train.{name}", terms, "at least one weight > 0")
+                require(loss in names, f"train.{name}.{loss}", w, f"a loss named one of {', '.join(sorted(names))}")
+                require(w >= 0, f"train.{name}.{loss}", w, "a weight >= 0")
+            require(any(w > 0 for w in terms.values()), f"train.{name}", terms, "at least one weight > 0")
         schedule = [list(entry) for entry in self.resize_schedule]
         for size, epochs in self.resize_schedule:
-            _require(size >= 8 and epochs >= 1, "train.resize_schedule", schedule, "a list of [size >= 8, epochs >= 1] pairs")
-        _require(self.crop >= 0, "train.crop", self.crop, "an int >= 0 (0 = whole images)")
+            require(size >= 8 and epochs >= 1, "train.resize_schedule", schedule, "a list of [size >= 8, epochs >= 1] pairs")
+        require(self.crop >= 0, "train.crop", self.crop, "an int >= 0 (0 = whole images)")
         if self.resize_schedule and self.crop:
             raise ConfigError(f"params: train.resize_schedule = {schedule} does not apply with train.crop = {self.crop}: "
                               "it resizes whole images, and crops would only be upsampled; set train.crop: 0 to train "
                               "progressively on whole images, or train.resize_schedule: [] to train on crops")
-        _require(0 <= self.crop_object <= 1, "train.crop_object", self.crop_object, "a probability in [0, 1]")
-        _require(self.image_every >= 0, "train.image_every", self.image_every, "an int >= 0 (0 = never)")
-        _require(self.workers >= -1, "train.workers", self.workers, "an int >= 0, or -1 for auto")
-        _require(self.threads >= 0, "train.threads", self.threads, "an int >= 0 (0 = torch default)")
+        require(0 <= self.crop_object <= 1, "train.crop_object", self.crop_object, "a probability in [0, 1]")
+        require(self.image_every >= 0, "train.image_every", self.image_every, "an int >= 0 (0 = never)")
+        require(self.workers >= -1, "train.workers", self.workers, "an int >= 0, or -1 for auto")
+        require(self.threads >= 0, "train.threads", self.threads, "an int >= 0 (0 = torch default)")
 
     def unused(self, image_size: int) -> list[str]:
         """The keys that the chosen options do not use, for images of `image_size`: accepted, and left
@@ -309,7 +302,7 @@ class EvaluateConfig:
     grid_samples: int = 6
 
     def __post_init__(self) -> None:
-        _require(self.grid_samples >= 1, "evaluate.grid_samples", self.grid_samples, "an int >= 1")
+        require(self.grid_samples >= 1, "evaluate.grid_samples", self.grid_samples, "an int >= 1")
 
 
 @dataclass(frozen=True)
@@ -324,98 +317,22 @@ class Params:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
-        _require(self.lr > 0, "lr", self.lr, "a float > 0")
-        _require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
-        _require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
+        require(self.lr > 0, "lr", self.lr, "a float > 0")
+        require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
+        require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
         step = 2 ** self.model.levels
         scheduled = [entry_size for entry_size, _ in self.train.resize_schedule]
         for size in [self.compose.bg_size, self.train.crop] + scheduled:
-            _require(size % step == 0, "compose.bg_size / train.crop / train.resize_schedule", size,
+            require(size % step == 0, "compose.bg_size / train.crop / train.resize_schedule", size,
                      f"sizes divisible by 2**model.levels = {step}")
-        _require(self.train.crop <= self.compose.bg_size, "train.crop", self.train.crop,
+        require(self.train.crop <= self.compose.bg_size, "train.crop", self.train.crop,
                  f"at most compose.bg_size = {self.compose.bg_size}")
         start = 0
         for size, epochs in self.train.resize_schedule:
-            _require(start < self.epochs, "train.resize_schedule", [size, epochs],
+            require(start < self.epochs, "train.resize_schedule", [size, epochs],
                      f"an entry that starts before the last epoch: it would start at epoch {start}, and epochs = "
                      f"{self.epochs}; shorten the schedule or raise epochs")
             start += epochs
-
-
-def _type_name(tp: Any) -> str:
-    if get_origin(tp) is Literal:
-        return "one of " + ", ".join(repr(a) for a in get_args(tp))
-    return getattr(tp, "__name__", str(tp))
-
-
-def _convert(tp: Any, value: Any, key: str) -> Any:
-    """`value` checked against the annotation `tp`; ints are accepted where floats are."""
-    origin = get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value, key)
-    if origin is Literal:
-        _require(value in get_args(tp), key, value, _type_name(tp))
-        return value
-    if origin in (Union, types.UnionType):
-        for arg in get_args(tp):
-            try:
-                return _convert(arg, value, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"params: {key} = {value!r} has the wrong type; expected {tp}")
-    if origin is tuple and len(get_args(tp)) == 2 and get_args(tp)[1] is Ellipsis:
-        _require(isinstance(value, (list, tuple)), key, value, "a list")
-        return tuple(_convert(get_args(tp)[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is tuple:
-        args = get_args(tp)
-        ok = isinstance(value, (list, tuple)) and len(value) == len(args)
-        _require(ok, key, value, f"a list of {len(args)} values")
-        return tuple(_convert(a, v, f"{key}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
-    if origin is dict:
-        _, vt = get_args(tp)
-        _require(isinstance(value, dict), key, value, "a mapping of name: value")
-        return {str(k): _convert(vt, v, f"{key}.{k}") for k, v in value.items()}
-    if tp is type(None):
-        _require(value is None, key, value, "null")
-        return None
-    if tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        _require(ok, key, value, "a number")
-        return float(value)
-    if tp is bool:
-        _require(isinstance(value, bool), key, value, "true or false")
-        return value
-    if tp is int:
-        _require(isinstance(value, int) and not isinstance(value, bool), key, value, "an int")
-        return value
-    _require(isinstance(value, tp), key, value, f"a {_type_name(tp)}")
-    return value
-
-
-def from_dict(cls: type, data: Any, where: str = "") -> Any:
-    """An instance of dataclass `cls` from a mapping; unknown keys are an error."""
-    prefix = f"{where}." if where else ""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"params: {where or 'the file'} must be a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    for key in data:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" Did you mean '{prefix}{close[0]}'?" if close else ""
-            raise ConfigError(
-                f"params: unknown key '{prefix}{key}'. Allowed keys"
-                f"{' in ' + where if where else ''}: {', '.join(names)}.{hint}"
-            )
-    kwargs = {k: _convert(hints[k], v, prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def read_yaml(path: str | Path) -> Any:
-    """A YAML file read as DVC writes it: YAML 1.2, so `1e-05` and `.5` are floats and `yes` is a string."""
-    return YAML(typ="safe", pure=True).load(Path(path).read_text())
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

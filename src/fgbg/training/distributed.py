@@ -135,5 +135,8 @@ def barrier(d: Dist) -> None:
 
 
 def teardown(d: Dist) -> None:
+    """Leave the process group, all ranks together: a rank that destroys it while another still
+    talks to it can abort in gloo's threads ("terminate called without an active exception")."""
     if d.active and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

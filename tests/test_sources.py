@@ -23,6 +23,11 @@ def _write(path, data: bytes):
     path.write_bytes(data)
 
 
+def _warnings(caplog) -> list[str]:
+    """The warnings logged, sorted."""
+    return sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
 def _opaque(h, w):
     a = np.zeros((h, w, 4), np.uint8)
     a[..., 3] = 255
@@ -143,7 +148,7 @@ def test_whatever_is_not_read_gets_a_warning_saying_where_it_goes(tmp_path, capl
     with caplog.at_level("WARNING"):
         src = load_sources(tmp_path, 8, 8)
     assert src.fg_names == ["cat"]
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    warnings = _warnings(caplog)
     assert any("fg2.zip: not read; move it into data/fg/" in w for w in warnings), warnings
     assert any("photos: not read; sources go in data/bg/" in w for w in warnings), warnings
     assert any("notes.txt: not read" in w for w in warnings), warnings
@@ -307,7 +312,7 @@ def test_symlinks_are_taken_as_dvc_add_takes_them_and_each_is_named(tmp_path, ca
     with caplog.at_level("WARNING"):
         src = load_sources(data, 8, 8)
     assert src.fg_names == ["again", "cat", "dog"]
-    warnings = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    warnings = _warnings(caplog)
     fg = data / "fg"
     assert warnings == [
         f"{fg / 'dog.png'}: a symbolic link to {outside / 'dog.png'}, outside {data}/; read as that file, which "
@@ -328,7 +333,7 @@ def test_a_linked_kind_folder_is_not_followed_and_a_linked_kind_archive_is_named
     (data / "bg.zip").symlink_to(outside / "bg.zip")
     with caplog.at_level("WARNING"), pytest.raises(SourceError, match=r"data/fg/ \(or fg.zip\): no images"):
         load_sources(data, 8, 8)
-    warnings = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    warnings = _warnings(caplog)
     assert warnings == [
         f"{data / 'bg.zip'}: a symbolic link to {outside / 'bg.zip'}, outside {data}/; read as that file, which "
         "`dvc add data` records in its place",
@@ -347,7 +352,7 @@ def test_hidden_files_and_entries_that_are_not_images_are_named(tmp_path, caplog
         zf.writestr("__MACOSX/._cat.png", b"resource fork")
     with caplog.at_level("WARNING"):
         load_sources(tmp_path, 8, 8)
-    warnings = sorted(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    warnings = _warnings(caplog)
     assert warnings == [
         f"{tmp_path / 'bg'}/: 2 hidden file(s) or folder(s) not read (names starting with '.', such as .DS_Store or "
         "__MACOSX/._cat.png)",

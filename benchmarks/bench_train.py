@@ -25,7 +25,8 @@ from dataclasses import replace
 import torch
 
 from fgbg.core.config import AugmentConfig, ModelConfig, Params, PerturbConfig, load_params
-from fgbg.core.model import build_model, input_channels
+from fgbg.core.contract import Contract, NormStats, kind_of
+from fgbg.core.model import build_model
 from fgbg.dataset.data import Crop, PairDataset, SampleView
 from fgbg.dataset.store import ComposedStore
 from fgbg.training.augment import Augment
@@ -38,9 +39,9 @@ def previous_train_step(trainer: Trainer, batch) -> tuple[float, dict[str, float
     """The step before issue 11, kept here as the baseline (not a copy of Trainer.train_step): the
     loss and every loss term read back as Python floats at every step, which makes the host wait
     for the device each time."""
-    x, mask, depth = batch  # N, C, H, W; N, 1, H, W; N, 1, H, W
+    x, targets = batch  # N, C, H, W; {head: N, 1, H, W}
     trainer.opt.zero_grad(set_to_none=True)
-    _, _, loss, terms = trainer.heads.forward(trainer.model, x, mask, depth)
+    _, loss, terms = trainer.heads.forward(trainer.model, x, targets)
     value = float(loss.detach())  # the per-step sync the current step avoids
     terms = {k: float(v) for k, v in terms.items()}
     trainer.scaler.scale(loss).backward()
@@ -81,20 +82,22 @@ def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.devic
     memory format, through the epoch loop `train` runs, Trainer.train_epoch (or `step_fn` per step,
     for the baseline). The epoch's one read of its sums counts among the syncs."""
     torch.manual_seed(0)
-    model = build_model(p.model).to(device)
+    contract = Contract(p.model, STATS, tuple(p.heads))
+    model = build_model(contract).to(device)
     if p.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, p)
-    heads = Heads(p, device)
+    heads = Heads(p, device, contract)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
     trainer = Trainer(p, model, heads, opt, None, scaler, fingerprint="", show=False)  # no schedule: the lr stays put
     gen = torch.Generator().manual_seed(0)
-    batch_data = (torch.randn(batch, input_channels(p.model), size, size, generator=gen), (torch.rand(batch, 1, size, size, generator=gen) > 0.8).float(),
-                  torch.rand(batch, 1, size, size, generator=gen))
-    x, mask, depth = heads.to_device(*batch_data)  # N, C, size, size; N, 1, size, size x 2
+    x = torch.randn(batch, contract.input_channels, size, size, generator=gen)
+    targets = {head: torch.rand(batch, 1, size, size, generator=gen) for head in contract.heads}
+    targets = {head: (t > 0.8).float() if kind_of(head).binary else t for head, t in targets.items()}
+    x, targets = heads.to_device(x, targets)  # N, C, size, size; {head: N, 1, size, size}
 
     def run(n: int) -> None:
-        batches = [(x, mask, depth)] * n
+        batches = [(x, targets)] * n
         if step_fn is None:  # what `train` runs
             trainer.train_epoch(batches, 0, size)
         else:
@@ -113,15 +116,16 @@ def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.devic
     return steps * batch / seconds, syncs.count / steps
 
 
+STATS = NormStats((0.5,) * 3, (0.25,) * 3, (0.5,) * 3, (0.25,) * 3)  # the step's speed does not depend on them
 RECIPE = PerturbConfig(shadow=0.3, bg_jitter=0.8, misalign=0.3, blur=0.3, noise=0.4, jpeg=0.5)  # all on
 
 
-def loader_rate(store: ComposedStore, stats: dict, batch: int, workers: int, n_batches: int, crop: int = 0,
+def loader_rate(store: ComposedStore, contract: Contract, batch: int, workers: int, n_batches: int, crop: int = 0,
                 perturb: PerturbConfig | None = None) -> float:
     """Samples/s of the training loader: read, crop, flip, perturb, normalise."""
     view = SampleView(crop=Crop(crop, 0.8) if crop else None, augment=Augment(AugmentConfig()),
                       perturb=Perturb(perturb) if perturb else None, raw=True)  # uint8 out, as `train` loads
-    ds = PairDataset(store, list(range(len(store))), stats, view)  # normalised later, on the device
+    ds = PairDataset(store, list(range(len(store))), contract, view)  # normalised later, on the device
     dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
     it = iter(dl)
     next(it)  # worker start-up is not throughput
@@ -170,16 +174,16 @@ def main() -> None:
     else:
         print("GPU: no CUDA device here; the unet_original bf16 vs fp32 comparison did not run")
     store = ComposedStore(args.dataset)
-    stats = json.loads(open(args.stats).read())
+    contract = Contract(p.model, NormStats.from_dict(json.loads(open(args.stats).read())), tuple(p.heads))
     for workers in (0, 2):
-        res[f"loader_{workers}_workers"] = loader_rate(store, stats, batch, workers, 100)
+        res[f"loader_{workers}_workers"] = loader_rate(store, contract, batch, workers, 100)
         print(f"loader, {workers} workers: {res[f'loader_{workers}_workers']:.0f} samples/s; "
               f"{res[f'loader_{workers}_workers'] / res['cpu_default_channels_last']:.1f}x the model's samples/s")
     side = store.bg.shape[1]
     for crop in sorted({0, p.train.crop}):
         where = f"{crop} px crops" if crop else f"whole {side} px images"
-        off = loader_rate(store, stats, batch, 0, 60, crop)
-        on = loader_rate(store, stats, batch, 0, 60, crop, RECIPE)
+        off = loader_rate(store, contract, batch, 0, 60, crop)
+        on = loader_rate(store, contract, batch, 0, 60, crop, RECIPE)
         res[f"loader_1_core_{crop or side}_perturb_off"], res[f"loader_1_core_{crop or side}_perturb_on"] = off, on
         print(f"loader on 1 core, {where}: {on:.0f} samples/s with every capture perturbation on, "
               f"{off:.0f} with them off; ratio {on / off:.2f}")

@@ -59,7 +59,8 @@ def score(checkpoint: Path, store: ComposedStore, ids: list[int], size: int | No
     ious, rmses = [], []
     for i in ids:
         bg, fg_bg, mask, depth = store.read(i)
-        pred_mask, pred_depth = predict_pair(model, ckpt, bg, fg_bg, "cpu", size)
+        answers = predict_pair(model, ckpt.contract, bg, fg_bg, "cpu", size)
+        pred_mask, pred_depth = answers["mask"], answers["depth"]
         logits = torch.from_numpy(pred_mask[None, None].astype("float32") * 2 - 1)
         ious.append(float(mask_metrics(logits, torch.from_numpy(mask[None, None]).float())["iou"][0]))
         rmses.append(float(depth_metrics(torch.from_numpy(pred_depth[None, None]), torch.from_numpy(depth[None, None]))["rmse"][0]))

@@ -1,15 +1,19 @@
-"""Shared fixtures: tiny sources written by the real generator, and a tiny composed dataset; and
-`compose_sample`, one whole sample composed by the library's rules, to check the store against."""
+"""Shared fixtures: tiny sources written by the real generator, and a tiny composed dataset;
+`compose_sample`, one whole sample composed by the library's rules, to check the store against;
+and a small model `contract` and `write_checkpoint` for inference tests."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from fgbg.composing.build import compose_dataset
 from fgbg.composing.compose import compose_patch, prepare_fg
 from fgbg.composing.synth import write_default_data
-from fgbg.core.config import ComposeConfig
+from fgbg.core.checkpoint import Checkpoint, save_checkpoint
+from fgbg.core.config import ComposeConfig, ModelConfig
+from fgbg.core.contract import Contract, NormStats
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_COMPOSE = ComposeConfig(bg_size=16, fg_size=8, positions=2, shard_size=10, workers=1)
@@ -44,3 +48,20 @@ def compose_sample(
     depth = np.array(bg_depth, dtype=np.float32)
     depth[mask] = obj_depth
     return fg_bg, mask, depth
+
+
+STATS = NormStats((0.5,) * 3, (0.25,) * 3, (0.5,) * 3, (0.25,) * 3)  # x / 255 - 0.5, over 0.25: inputs in [-2, 2]
+
+
+def contract(config: ModelConfig = ModelConfig(width=4, levels=2), heads: tuple[str, ...] = ("mask", "depth"),
+             stats: NormStats = STATS) -> Contract:
+    """A model contract for tests: a small UNet with the default heads."""
+    return Contract(config, stats, heads)
+
+
+def write_checkpoint(path: Path, model: torch.nn.Module, the_contract: Contract, input_size: int = 16,
+                     epoch: int = 0) -> Path:
+    """`model`'s weights saved as a checkpoint that inference loads."""
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    save_checkpoint(path, Checkpoint(the_contract, weights, input_size, epoch))
+    return path

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from fgbg.core.config import ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
+from fgbg.core.config import ConfigError, ModelConfig, Params, from_dict, load_params
 from tests.conftest import ROOT
 
 
@@ -12,7 +12,7 @@ def test_project_params_load_with_their_documented_values():
     p = load_params(ROOT / "params.yaml")
     assert isinstance(p, Params)
     assert p.lr == 0.003 and p.split.group_by == "fg" and p.split.val_fraction == 0.2 and p.split.test_fraction == 0.2
-    assert p.train.mask_loss == {"bce": 1.0, "dice": 1.0}
+    assert p.heads["mask"].losses == {"bce": 1.0, "dice": 1.0} and list(p.heads) == ["mask", "depth"]
 
 
 def test_every_params_yaml_line_with_a_value_has_a_comment():
@@ -45,8 +45,9 @@ def test_unknown_top_level_key():
         ({"split": {"val_fraction": 1.0}}, "split.val_fraction"),
         ({"split": {"val_fraction": 0.5, "test_fraction": 0.5}}, "split.test_fraction"),
         ({"compose": {"fg_size": 200}}, "compose.fg_size"),
-        ({"train": {"mask_loss": {"dice": -1}}}, "train.mask_loss.dice"),
-        ({"train": {"mask_loss": []}}, "train.mask_loss"),
+        ({"heads": {"mask": {"losses": {"dice": -1}}}}, "heads.mask.losses.dice"),
+        ({"heads": {"mask": {"losses": []}}}, "heads.mask.losses"),
+        ({"heads": {"mask": []}}, "heads.mask"),
     ],
 )
 def test_bad_values_name_the_key(data, key):
@@ -74,7 +75,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_defaults_in_code_match_params_yaml():
     assert load_params(ROOT / "params.yaml") == Params()
-    assert TrainConfig().depth_loss == {"l1": 1.0, "ssim": 0.5}
+    assert Params().heads["depth"].losses == {"l1": 1.0, "ssim": 0.5}
 
 
 def test_stages_import_the_src_beside_them(tmp_path):

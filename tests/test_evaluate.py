@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from fgbg.composing.build import compose_dataset
-from fgbg.core.checkpoint import load_checkpoint, save_checkpoint
+from fgbg.core.checkpoint import load_checkpoint
 from fgbg.core.config import ComposeConfig, ModelConfig
+from fgbg.core.contract import NormStats
 from fgbg.core.imageio import atomic_write_json
 from fgbg.core.model import build_model
 from fgbg.core.runtime import predict_pair
@@ -16,6 +17,7 @@ from fgbg.dataset.split import split_index
 from fgbg.dataset.stats import dataset_stats
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.evaluate import evaluate_model
+from tests.conftest import contract, write_checkpoint
 
 
 def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, tmp_path):
@@ -27,8 +29,8 @@ def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, 
     atomic_write_json(tmp_path / "split.json", split)
     stats = dataset_stats(store)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(width=4, levels=3))  # 20 px is not divisible by 2**3
-    save_checkpoint(tmp_path / "model.pt", model, ModelConfig(width=4, levels=3), stats, input_size=20, epoch=0)
+    the_contract = contract(ModelConfig(width=4, levels=3), stats=NormStats.from_dict(stats))
+    write_checkpoint(tmp_path / "model.pt", build_model(the_contract), the_contract, input_size=20)  # 20 % 2**3 != 0
     evaluate_model(checkpoint=tmp_path / "model.pt", dataset_dir=composed, split_path=tmp_path / "split.json",
                    metrics_path=tmp_path / "eval.json", plots_dir=tmp_path / "plots",
                    by_source_path=tmp_path / "by.json", grid_samples=2, batch_size=4)
@@ -36,7 +38,7 @@ def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, 
     ious = []
     for i in split["test"]:
         bg, fg_bg, mask, _ = store.read(i)
-        mask_pred, _ = predict_pair(loaded, ckpt, bg, fg_bg, "cpu")  # predict's path: padded, then cut back
+        mask_pred = predict_pair(loaded, ckpt.contract, bg, fg_bg, "cpu")["mask"]  # predict's path: padded, cut back
         union = (mask_pred | (mask > 0)).sum()
         ious.append((mask_pred & (mask > 0)).sum() / union if union else 1.0)
     ev = json.loads((tmp_path / "eval.json").read_text())
@@ -55,10 +57,11 @@ def test_padding_repeats_the_edge_pixels_and_is_cut_back():
 
         def forward(self, x):
             seen.append(x.clone())
-            return x[:, :1], x[:, 1:2]
+            return {"mask": x[:, :1], "depth": x[:, 1:2]}
 
     x = torch.arange(2 * 3 * 5, dtype=torch.float32).reshape(1, 2, 3, 5)  # 1, 2, H 3, W 5
-    logits, depth = predict_padded(Recorder(), x)
+    outputs = predict_padded(Recorder(), x)
+    logits, depth = outputs["mask"], outputs["depth"]
     padded = seen[0]
     assert padded.shape == (1, 2, 4, 8)
     assert torch.equal(padded[..., :3, :5], x)

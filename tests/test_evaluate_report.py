@@ -10,24 +10,19 @@ import pandas as pd
 import pytest
 import torch
 
-from fgbg.core.checkpoint import save_checkpoint
 from fgbg.core.config import ModelConfig, read_yaml
 from fgbg.core.model import build_model
 from fgbg.dataset.store import META, ComposedStore
 from fgbg.evaluation.baselines import choose_threshold, difference
 from fgbg.evaluation.evaluate import evaluate_model
-from tests.conftest import ROOT
-
-STATS = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
+from tests.conftest import ROOT, contract, write_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    cfg = ModelConfig(width=2, levels=1)
+    the_contract = contract(ModelConfig(width=2, levels=1))
     torch.manual_seed(0)
-    save_checkpoint(path, build_model(cfg), cfg, STATS, epoch=0, input_size=16)
-    return path
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", build_model(the_contract), the_contract)
 
 
 def _evaluate(checkpoint, dataset, split: dict, out):

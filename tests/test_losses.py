@@ -46,9 +46,9 @@ def test_head_loss_weights_terms_and_uses_logits_only_for_bce():
 
 
 def test_unknown_loss_lists_valid_names_and_bce_refused_for_depth():
-    with pytest.raises(KeyError, match="train.mask_loss.*valid names: bce, dice, grad, l1, rmse, ssim"):
+    with pytest.raises(KeyError, match="heads.mask.losses.*valid names: bce, dice, grad, l1, rmse, ssim"):
         HeadLoss("mask", {"focal": 1.0})
-    with pytest.raises(KeyError, match="only suits the mask head"):
+    with pytest.raises(KeyError, match="heads.depth.losses: 'bce' needs logits and only suits a binary head"):
         HeadLoss("depth", {"bce": 1.0})
 
 

@@ -5,24 +5,35 @@ import torch
 
 from fgbg.core.config import ConfigError, ModelConfig
 from fgbg.core.model import UNet, build_model
+from tests.conftest import contract
 
 
 def test_output_shapes_and_ranges():
-    model = build_model(ModelConfig(width=4, levels=2))
-    logits, depth = model(torch.randn(3, 6, 16, 16))
-    assert logits.shape == (3, 1, 16, 16) and depth.shape == (3, 1, 16, 16)
+    model = build_model(contract(ModelConfig(width=4, levels=2)))
+    outputs = model(torch.randn(3, 6, 16, 16))
+    assert list(outputs) == ["mask", "depth"]
+    assert outputs["mask"].shape == (3, 1, 16, 16) and outputs["depth"].shape == (3, 1, 16, 16)
 
-    with torch.no_grad():  # a depth head of zero weights and bias ln 3 gives sigmoid(ln 3) = 3 / 4 everywhere
-        model.depth_head.weight.zero_()
-        model.depth_head.bias.fill_(float(torch.log(torch.tensor(3.0))))
-    _, depth = model(torch.randn(3, 6, 16, 16))
-    assert torch.allclose(depth, torch.full_like(depth, 0.75))
+    with torch.no_grad():  # zero weights and bias ln 3: the depth head gives sigmoid(ln 3) = 3 / 4, the mask its logit
+        for head in ("mask", "depth"):
+            model.heads[head].weight.zero_()
+            model.heads[head].bias.fill_(float(torch.log(torch.tensor(3.0))))
+    outputs = model(torch.randn(3, 6, 16, 16))
+    assert torch.allclose(outputs["depth"], torch.full_like(outputs["depth"], 0.75))
+    assert torch.allclose(outputs["mask"], torch.full_like(outputs["mask"], 1.0986123))  # logits, no activation
+
+
+def test_the_heads_are_the_contracts_in_its_order():
+    model = build_model(contract(ModelConfig(width=4, levels=1), heads=("depth", "mask")))
+    assert list(model(torch.randn(1, 6, 8, 8))) == ["depth", "mask"]
+    assert [k for k in model.state_dict() if k.startswith("heads.")] == [
+        "heads.depth.weight", "heads.depth.bias", "heads.mask.weight", "heads.mask.bias"]
 
 
 def test_backward_reaches_every_parameter():
     model = UNet(width=4, levels=2)
-    logits, depth = model(torch.randn(2, 6, 8, 8))
-    (logits.mean() + depth.mean()).backward()
+    outputs = model(torch.randn(2, 6, 8, 8))
+    (outputs["mask"].mean() + outputs["depth"].mean()).backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
 
 
@@ -31,10 +42,10 @@ def test_same_seed_same_model():
     outs = []
     for _ in range(2):
         torch.manual_seed(7)
-        outs.append(UNet(width=4, levels=1).eval()(x)[0])
+        outs.append(UNet(width=4, levels=1).eval()(x)["mask"])
     assert torch.equal(outs[0], outs[1])
 
 
 def test_unknown_model_lists_valid_names():
     with pytest.raises(ConfigError, match="model.name = 'resnet' is not allowed; expected one of 'unet', 'unet_original'"):
-        build_model(ModelConfig(name="resnet"))
+        build_model(contract(ModelConfig(name="resnet")))

@@ -19,7 +19,7 @@ from fgbg.composing.build import _identity as compose_identity
 from fgbg.core.checkpoint import fingerprint, model_config_from_record
 from fgbg.core.config import ComposeConfig, ConfigError, ModelConfig, Params, TrainConfig, from_dict, load_params
 from fgbg.core.model import MODELS
-from fgbg.training.losses import LOSSES, TAKES_LOGITS
+from fgbg.training.losses import LOSSES
 from fgbg.training.optim import OPTIMIZERS, SCHEDULERS
 from fgbg.training.train import _training_identity
 
@@ -49,8 +49,11 @@ def test_a_checkpoint_of_the_old_format_that_recorded_ignored_sizes_still_loads_
     ({"model": {"name": "unet3"}}, "model.name", "'unet', 'unet_original'"),
     ({"train": {"optimizer": "adamx"}}, "train.optimizer", "'adam', 'adamw', 'sgd'"),
     ({"train": {"scheduler": "step"}}, "train.scheduler", "'plateau', 'onecycle', 'cosine', 'none'"),
-    ({"train": {"mask_loss": {"focal": 1.0}}}, "train.mask_loss.focal", "bce, dice, grad, l1, rmse, ssim"),
-    ({"train": {"depth_loss": {"bce": 1.0}}}, "train.depth_loss.bce", "dice, grad, l1, rmse, ssim"),
+    ({"heads": {"mask": {"losses": {"focal": 1.0}}}}, "heads.mask.losses.focal", "bce, dice, grad, l1, rmse, ssim"),
+    ({"heads": {"depth": {"losses": {"bce": 1.0}}}}, "heads.depth.losses.bce", "dice, grad, l1, rmse, ssim"),
+    ({"heads": {"depht": {"losses": {"l1": 1.0}}}}, "heads", "mask, depth"),
+    ({"heads": {"depth": {"losses": {"l1": 1.0}, "metrics": ["iou"]}}}, "heads.depth.metrics", "rmse, mae, abs_rel"),
+    ({"train": {"best_metric": "accuracy"}}, "train.best_metric", "loss, or a metric of the heads: iou, dice"),
 ])
 def test_names_are_checked_when_params_are_loaded(tmp_path, over, key, valid):
     import yaml
@@ -65,9 +68,9 @@ def test_the_names_params_accept_are_the_registries_names():
     assert sorted(_literal(ModelConfig, "name")) == MODELS.names()
     assert sorted(_literal(TrainConfig, "optimizer")) == OPTIMIZERS.names()
     assert sorted(_literal(TrainConfig, "scheduler")) == SCHEDULERS.names()
-    from fgbg.core.config import LOGIT_LOSSES, LOSS_NAMES
+    from fgbg.core.config import LOSS_NAMES
 
-    assert sorted(LOSS_NAMES) == LOSSES.names() and set(LOGIT_LOSSES) == TAKES_LOGITS
+    assert sorted(LOSS_NAMES) == LOSSES.names()
 
 
 def _literal(cls, field: str) -> tuple:
@@ -137,8 +140,9 @@ def test_the_runtime_keys_are_left_out_of_the_training_fingerprint():
 
 
 @pytest.mark.parametrize("over, message", [
-    ({"train": {"mask_loss": {"bce": 0.0, "dice": 0.0}}}, r"train.mask_loss = \{'bce': 0.0, 'dice': 0.0\} is not "
-                                                           r"allowed; expected at least one weight > 0"),
+    ({"heads": {"mask": {"losses": {"bce": 0.0, "dice": 0.0}}}},
+     r"heads.mask.losses = \{'bce': 0.0, 'dice': 0.0\} is not allowed; expected at least one loss with a weight > 0"),
+    ({"heads": {}}, r"heads = \{\} is not allowed; expected at least one head"),
     ({"epochs": 10, "train": {"crop": 0, "resize_schedule": [[32, 10], [64, 5]]}},
      r"train.resize_schedule = \[64, 5\] is not allowed; expected an entry that starts before the last epoch: it "
      r"would start at epoch 10, and epochs = 10"),
@@ -170,8 +174,8 @@ def test_the_default_training_identity_is_what_it_was():
         "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False},
         "train": {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "scheduler": "plateau",
                   "plateau_patience": 1, "plateau_factor": 0.5, "plateau_threshold": 0.0001, "grad_clip": 0.0,
-                  "mask_loss": {"bce": 1.0, "dice": 1.0}, "depth_loss": {"l1": 1.0, "ssim": 0.5}, "best_metric": "loss",
-                  "resize_schedule": (), "crop": 64, "crop_object": 0.8,
+                  "best_metric": "loss", "resize_schedule": (), "crop": 64, "crop_object": 0.8,
                   "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb, "precision": "auto",
-                  "channels_last": True, "compile": False, "deterministic": False, "seed": 0}}
-    assert fingerprint(identity) == "bf5f8be7e1e37cc9c0a1454cd0254f240db5c2595c9d98cc6e80c0725478b812"
+                  "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
+        "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {"l1": 1.0, "ssim": 0.5}]]}  # ordered: the order builds the model
+    assert fingerprint(identity) == "46f44c8065057d7030db20aaac1ad1f531d69c95f7e8e7fa63cf8a901f88e626"

@@ -78,12 +78,12 @@ def test_a_seed_repeats_its_perturbations_and_all_off_is_disabled(pair):
 def test_a_sample_is_perturbed_by_seed_epoch_and_index_so_a_resumed_run_sees_the_same(tiny_dataset):
     from fgbg.dataset.data import PairDataset, SampleView
     from fgbg.dataset.store import ComposedStore
+    from tests.conftest import contract
 
-    stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
     every = Perturb(PerturbConfig(shadow=0.5, bg_jitter=0.5, misalign=0.5, blur=0.5, noise=0.5, jpeg=0.5))
 
     def sample(epoch, k, seed=0):
-        ds = PairDataset(ComposedStore(tiny_dataset), list(range(12)), stats, SampleView(seed=seed, perturb=every, raw=True))
+        ds = PairDataset(ComposedStore(tiny_dataset), list(range(12)), contract(), SampleView(seed=seed, perturb=every, raw=True))
         ds.set_epoch(epoch)
         return ds[k][0]
 

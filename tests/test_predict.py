@@ -8,24 +8,19 @@ import torch
 from PIL import Image
 
 from fgbg.cli import main as cli
-from fgbg.core.checkpoint import read_checkpoint, save_checkpoint
 from fgbg.core.config import ModelConfig
 from fgbg.core.model import build_model
 from fgbg.inference.onnx import ONNX_ATOL, export_onnx
 from fgbg.inference.predict import predict_paths
 from fgbg.report import END, START, results_markdown, update_readme
-from tests.conftest import ROOT
-
-STATS = {"bg": {"mean": [0.5] * 3, "std": [0.25] * 3}, "fg_bg": {"mean": [0.5] * 3, "std": [0.25] * 3}}
+from tests.conftest import ROOT, contract, write_checkpoint
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    cfg = ModelConfig(width=4, levels=2)
-    save_checkpoint(path, build_model(cfg).eval(), cfg, STATS, epoch=0, input_size=16)
-    return path
+    the_contract = contract(ModelConfig(width=4, levels=2))
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", build_model(the_contract), the_contract)
 
 
 def _img(path, w, h, seed=0):
@@ -61,7 +56,7 @@ def test_predict_folders_paired_by_name_and_the_errors(ckpt, tmp_path):
 
 
 def test_a_checkpoint_of_another_model_version_is_refused(ckpt, tmp_path, capsys):
-    other = read_checkpoint(ckpt)
+    other = torch.load(ckpt, weights_only=True)
     other["model_config"]["width"] = 8  # weights of width 4 do not fit
     torch.save(other, tmp_path / "other.pt")
     _img(tmp_path / "a.png", 16, 16)
@@ -79,12 +74,14 @@ def test_onnx_export_matches_pytorch(ckpt, tmp_path):
 
     result = export_onnx(ckpt, tmp_path / "model.onnx")
     assert result["atol"] == ONNX_ATOL and result["input"] == [None, 6, 16, 16]
+    assert result["outputs"] == ["mask_logits", "depth"]
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()] == ["mask_logits", "depth"]
     x = torch.rand(3, 6, 16, 16, generator=torch.Generator().manual_seed(5))  # another batch size and data
     got = session.run(None, {"x": x.numpy()})
     model, _ = load_checkpoint(ckpt)
     with torch.no_grad():
-        want = [t.numpy() for t in model(x)]
+        want = [t.numpy() for t in model(x).values()]
     for g, w in zip(got, want):
         assert g.shape == (3, 1, 16, 16)
         np.testing.assert_allclose(g, w, rtol=ONNX_RTOL, atol=ONNX_ATOL)
@@ -136,7 +133,7 @@ def test_predict_on_a_dataset_sample_gives_evaluates_mask(ckpt, tiny_dataset, tm
         Image.fromarray(bg).save(tmp_path / f"bg{i}.png")
         Image.fromarray(fg_bg).save(tmp_path / f"s{i}.png")
         predict_paths(ckpt, tmp_path / f"bg{i}.png", tmp_path / f"s{i}.png", tmp_path / "out", device="cpu")
-        logits, _ = predict_batch(model, PairDataset(store, [i], meta["stats"])[0][0][None])
+        logits = predict_batch(model, PairDataset(store, [i], meta.contract)[0][0][None])["mask"]
         got = np.asarray(Image.open(tmp_path / "out" / f"s{i}_mask.png")) > 0
         assert got.shape == (16, 16) and (got == (logits[0, 0] > 0).numpy()).all()
 
@@ -153,7 +150,7 @@ class _Recorder(torch.nn.Module):
     def forward(self, x):
         self.shapes.append(tuple(x.shape))
         logits = x[:, 3:4] - x[:, 0:1]  # N, 1, H, W
-        return logits, torch.full_like(logits, 0.5)
+        return {"mask": logits, "depth": torch.full_like(logits, 0.5)}
 
 
 def test_a_non_square_pair_keeps_its_aspect_ratio(tmp_path):
@@ -163,7 +160,8 @@ def test_a_non_square_pair_keeps_its_aspect_ratio(tmp_path):
     bg = np.full((240, 320, 3), 100, np.uint8)
     fg_bg = bg.copy()
     fg_bg[60:180, 40:100] = 200  # a tall object on the left: 120 x 60 px
-    mask, depth = predict_pair(model, {"stats": STATS, "input_size": 16, "model_config": {}}, bg, fg_bg, "cpu", size=16)
+    answers = predict_pair(model, contract(), bg, fg_bg, "cpu", size=16)
+    mask, depth = answers["mask"], answers["depth"]
     # shorter side 240 -> 16, so 320 -> 21, padded to 24 (a multiple of 2**levels); not squashed to 16 x 16
     assert model.shapes == [(1, 6, 16, 24)]
     assert mask.shape == depth.shape == (240, 320)
@@ -180,7 +178,7 @@ def test_predict_runs_at_native_resolution_by_default():
 
     model = _Recorder()
     bg = np.full((30, 50, 3), 100, np.uint8)
-    mask, _ = predict_pair(model, {"stats": STATS, "input_size": 16, "model_config": {}}, bg, bg, "cpu")
+    mask = predict_pair(model, contract(), bg, bg, "cpu")["mask"]
     assert model.shapes == [(1, 6, 32, 52)] and mask.shape == (30, 50)  # padded to multiples of 4, no scaling
 
 

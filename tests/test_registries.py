@@ -13,6 +13,7 @@ from fgbg.core.config import ModelConfig, Params, from_dict
 from fgbg.core.model import MODELS, build_model, count_parameters
 from fgbg.training.losses import LOSSES, HeadLoss
 from fgbg.training.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
+from tests.conftest import contract
 
 # Non-default values: an object built from params.yaml's defaults holds none of them (tested below).
 LR, WEIGHT_DECAY, MOMENTUM = 0.0123, 0.0456, 0.5
@@ -112,10 +113,11 @@ MODEL_PARAMS = {"width": 6, "levels": 2, "half_output": True, "rows": True}
 def built_unet(cfg: ModelConfig) -> dict:
     """What a built model does with each param: its first width, its poolings, its output size for
     a 16 px input (half_output: 8), its input channels (rows: 7)."""
-    model = build_model(cfg)
+    model = build_model(contract(cfg))
     channels = model.encoders[0][0].in_channels
-    logits, depth = model(torch.zeros(1, channels, 16, 16))
-    assert depth.shape == logits.shape
+    outputs = model(torch.zeros(1, channels, 16, 16))
+    logits = outputs["mask"]
+    assert outputs["depth"].shape == logits.shape
     return {"width": model.encoders[0][0].out_channels, "levels": len(model.encoders),
             "half_output": logits.shape[-1] == 8, "rows": channels == 7}
 
@@ -132,11 +134,10 @@ def test_unet_carries_each_of_its_params(key):
 
 def test_unet_original_preset_is_the_original_network():
     """64 to 1024 channels, 4 poolings, outputs at half the input (96 px for 192 px)."""
-    model = build_model(ModelConfig(name="unet_original"))
+    model = build_model(contract(ModelConfig(name="unet_original")))
     assert model.encoders[0][0].out_channels == 64 and model.bottleneck[0].out_channels == 1024
     assert len(model.encoders) == 4
-    logits, _ = model(torch.zeros(1, 6, 32, 32))
-    assert logits.shape[-1] == 16
+    assert model(torch.zeros(1, 6, 32, 32))["mask"].shape[-1] == 16
     # By hand: a double conv a->b has 9ab + 9bb weights and 4b BatchNorm params; encoders 6-64-128-256-512,
     # bottleneck 512-1024, three up-steps (2x2 transposed conv 4hl + l, then a double conv 2l->l) to 128,
     # and two 1x1 heads of 128 + 1 params.

@@ -11,7 +11,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import fgbg.training.train as train_mod
-from fgbg.core.checkpoint import load_checkpoint, read_checkpoint
+from fgbg.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from fgbg.core.config import Params, from_dict
 from fgbg.core.imageio import atomic_write_json
 from fgbg.core.model import build_model
@@ -21,6 +21,7 @@ from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.evaluate import evaluate_model
 from fgbg.training.train import epoch_size, train_model
 from fgbg.training.trainer import Heads, Trainer
+from tests.conftest import contract, write_checkpoint
 
 TINY = {"epochs": 2, "batch_size": 8, "compose": {"bg_size": 16, "fg_size": 8},
         "model": {"width": 4, "levels": 2}, "train": {"threads": 1, "image_every": 1, "crop": 0}}
@@ -50,7 +51,7 @@ def _train(tiny_dataset, prepared, out, **overrides):
 
 
 def _weights(path):
-    return read_checkpoint(path)["model"]
+    return read_checkpoint(path).weights
 
 
 def _same(a, b):
@@ -67,7 +68,7 @@ def test_train_then_evaluate_writes_every_output(tiny_dataset, prepared, tmp_pat
     assert len(timing) == 3 and float(timing[-1].split("\t")[-1]) > 0  # header + 2 epochs
     assert (live / "images" / "predictions" / "epoch_002.png").is_file()
     model, ckpt = load_checkpoint(tmp_path / "models" / "last.pt")
-    assert ckpt["epoch"] == 1 and set(ckpt["stats"]) == {"bg", "fg_bg"}
+    assert ckpt.epoch == 1 and ckpt.contract.heads == ("mask", "depth") and ckpt.resume["fingerprint"]
     result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
                             split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
                             plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by_source.json",
@@ -125,7 +126,7 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tiny_dataset, prepar
     monkeypatch.setattr(Trainer, "train_epoch", killed_in_epoch_1)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_dataset, prepared, tmp_path / "killed", **over)
-    assert read_checkpoint(tmp_path / "killed" / "models" / "last.pt")["epoch"] == 0
+    assert read_checkpoint(tmp_path / "killed" / "models" / "last.pt").epoch == 0
     monkeypatch.setattr(Trainer, "train_epoch", real_epoch)
     with caplog.at_level(logging.INFO):
         _train(tiny_dataset, prepared, tmp_path / "killed", **over)
@@ -143,8 +144,8 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tiny_dataset, prepar
 def test_a_checkpoint_of_other_params_is_not_resumed(tiny_dataset, prepared, tmp_path, caplog):
     _train(tiny_dataset, prepared, tmp_path, epochs=3)
     ckpt = read_checkpoint(tmp_path / "models" / "last.pt")
-    ckpt["epoch"] = 0  # as if it had stopped early
-    torch.save(ckpt, tmp_path / "models" / "last.pt")
+    ckpt.epoch = 0  # as if it had stopped early
+    save_checkpoint(tmp_path / "models" / "last.pt", ckpt)
     with caplog.at_level(logging.INFO):
         _train(tiny_dataset, prepared, tmp_path, epochs=3, lr=0.01)
     assert "made with other params or data; training starts afresh" in caplog.text
@@ -153,7 +154,7 @@ def test_a_checkpoint_of_other_params_is_not_resumed(tiny_dataset, prepared, tmp
 
 def test_oom_halves_the_micro_batch_and_goes_on(caplog):
     params = from_dict(Params, TINY)
-    model = build_model(params.model)
+    model = build_model(contract(params.model))
     real_forward = model.forward
 
     def small_only(x):
@@ -163,9 +164,9 @@ def test_oom_halves_the_micro_batch_and_goes_on(caplog):
 
     model.forward = small_only
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    batch = (torch.randn(8, 6, 16, 16), torch.zeros(8, 1, 16, 16), torch.rand(8, 1, 16, 16))
+    batch = (torch.randn(8, 6, 16, 16), {"mask": torch.zeros(8, 1, 16, 16), "depth": torch.rand(8, 1, 16, 16)})
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    trainer = Trainer(params, model, Heads(params, torch.device("cpu")), opt, None, scaler, "")
+    trainer = Trainer(params, model, Heads(params, torch.device("cpu"), contract()), opt, None, scaler, "")
     with caplog.at_level(logging.WARNING):
         loss, terms = trainer.train_step(batch, 0, 0)
     assert trainer.state.accum == 4 and "splitting each batch of 8 into 4 micro-batches" in caplog.text
@@ -178,13 +179,13 @@ def test_a_nan_loss_stops_the_epoch_naming_its_window_of_steps(bad_step, window)
 
     assert CHECK_EVERY == 25
     params = from_dict(Params, TINY)
-    model = build_model(params.model)
-    good = (torch.zeros(2, 6, 8, 8), torch.zeros(2, 1, 8, 8), torch.zeros(2, 1, 8, 8))
-    nan = (torch.full((2, 6, 8, 8), float("nan")), *good[1:])
+    model = build_model(contract(params.model))
+    good = (torch.zeros(2, 6, 8, 8), {"mask": torch.zeros(2, 1, 8, 8), "depth": torch.zeros(2, 1, 8, 8)})
+    nan = (torch.full((2, 6, 8, 8), float("nan")), good[1])
     loader = [nan if step == bad_step else good for step in range(40)]
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     with pytest.raises(FloatingPointError, match=rf"epoch 3, {window} \(train\).*mask_bce"):
-        Trainer(params, model, Heads(params, torch.device("cpu")), torch.optim.SGD(model.parameters(), lr=0.1), None,
+        Trainer(params, model, Heads(params, torch.device("cpu"), contract()), torch.optim.SGD(model.parameters(), lr=0.1), None,
                 scaler, "", show=False).train_epoch(loader, 3, 8)
 
 
@@ -240,11 +241,10 @@ def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, precisi
     """50 steps read two values back: the finiteness flag after steps 24 and 49, nothing else; then
     the epoch reads its sums, once."""
     params = from_dict(Params, merge(TINY, {"train": {"precision": precision, "grad_clip": grad_clip}}))
-    stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
-    t = train_mod._trainer(params, torch.device("cpu"), 50, "", stats)  # the model, optimizer and scaler training uses
+    t = train_mod._trainer(params, torch.device("cpu"), 50, "", contract(params.model))  # what training uses
     t.show = False
     assert t.scaler.is_enabled() == (precision == "fp16")
-    batch = (torch.randn(2, 6, 8, 8), (torch.rand(2, 1, 8, 8) > 0.5).float(), torch.rand(2, 1, 8, 8))
+    batch = (torch.randn(2, 6, 8, 8), {"mask": (torch.rand(2, 1, 8, 8) > 0.5).float(), "depth": torch.rand(2, 1, 8, 8)})
     with HostReads(t.opt, monkeypatch) as host:
         t.train_epoch([batch] * 50, 0, 8)
     expected = [("scalar", "trainer.py:check")] * 2 + [("tolist", "distributed.py:all_sum")]
@@ -275,7 +275,7 @@ def test_training_variants_learn_in_the_precision_and_shape_under_test(tiny_data
 
     def recording_build(cfg):
         model = real_build(cfg)
-        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, out[0].dtype, out[0].shape[-1])))
+        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, out["mask"].dtype, out["mask"].shape[-1])))
         return model
 
     monkeypatch.setattr(train_mod, "build_model", recording_build)
@@ -312,14 +312,13 @@ def test_auto_loader_workers():
 
 
 def test_equal_checkpoints_are_equal_bytes(tmp_path):
-    from fgbg.core.checkpoint import save_checkpoint
     from fgbg.core.config import ModelConfig
 
-    stats = {"bg": {"mean": [0.5] * 3, "std": [0.2] * 3}, "fg_bg": {"mean": [0.5] * 3, "std": [0.2] * 3}}
+    the_contract = contract(ModelConfig(width=2, levels=1))
     torch.manual_seed(0)
-    model = build_model(ModelConfig(width=2, levels=1))
-    save_checkpoint(tmp_path / "a.pt", model, ModelConfig(width=2, levels=1), stats, epoch=3)
-    save_checkpoint(tmp_path / "b.pt", model, ModelConfig(width=2, levels=1), stats, epoch=3)
+    model = build_model(the_contract)
+    write_checkpoint(tmp_path / "a.pt", model, the_contract, epoch=3)
+    write_checkpoint(tmp_path / "b.pt", model, the_contract, epoch=3)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()  # so dvc.lock is stable
 
 
@@ -363,8 +362,8 @@ def test_temporary_files_left_by_a_killed_write_are_removed_at_start(tiny_datase
 def test_evaluate_says_when_the_dataset_is_not_at_the_training_size(tiny_dataset, prepared, tmp_path, caplog):
     _train(tiny_dataset, prepared, tmp_path, epochs=1)
     ckpt = read_checkpoint(tmp_path / "models" / "best.pt")
-    ckpt["input_size"] = 32  # as if trained on a dataset composed at 32 px
-    torch.save(ckpt, tmp_path / "other.pt")
+    ckpt.input_size = 32  # as if trained on a dataset composed at 32 px
+    save_checkpoint(tmp_path / "other.pt", ckpt)
     with caplog.at_level(logging.WARNING):
         result = evaluate_model(checkpoint=tmp_path / "other.pt", dataset_dir=tiny_dataset,
                                 split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
@@ -400,7 +399,7 @@ def test_training_on_crops_sees_crops_and_validates_on_fixed_ones(tiny_dataset, 
     monkeypatch.setattr(train_mod, "build_model", recording_build)
     summary = _train(tiny_dataset, prepared, tmp_path, train={"crop": 8, "threads": 1})
     assert {tuple(x.shape[-2:]) for _, x in seen} == {(8, 8)} and summary["image_size"] == 8
-    assert read_checkpoint(tmp_path / "models" / "best.pt")["input_size"] == 16  # the native scale
+    assert read_checkpoint(tmp_path / "models" / "best.pt").input_size == 16  # the native scale
     val = [x for training, x in seen if not training]  # epoch 0's val batches and grid, then epoch 1's
     first, second = val[: len(val) // 2], val[len(val) // 2 :]
     assert len(first) == len(second) == 3  # 12 val samples in batches of 8, then the prediction grid
@@ -410,11 +409,10 @@ def test_training_on_crops_sees_crops_and_validates_on_fixed_ones(tiny_dataset, 
 def test_fixed_crops_are_the_same_window_in_every_epoch(tiny_dataset):
     from fgbg.dataset.data import Crop, PairDataset, SampleView
 
-    stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
     store = ComposedStore(tiny_dataset)
 
     def crops(fixed: bool, epoch: int) -> list[torch.Tensor]:
-        ds = PairDataset(store, list(range(12)), stats, SampleView(crop=Crop(8, 0.5), fixed_crops=fixed, raw=True))
+        ds = PairDataset(store, list(range(12)), contract(), SampleView(crop=Crop(8, 0.5), fixed_crops=fixed, raw=True))
         ds.set_epoch(epoch)
         return [ds[k][0] for k in range(12)]
 
@@ -426,16 +424,17 @@ def test_fixed_crops_are_the_same_window_in_every_epoch(tiny_dataset):
 
 
 def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset):
-    from fgbg.core.runtime import normalise_on_device, rows_channel
+    from fgbg.core.config import ModelConfig
+    from fgbg.core.contract import rows_channel
     from fgbg.dataset.data import Crop, PairDataset, SampleView
 
     assert np.allclose(rows_channel(0, 3, 2, 3), [[-1, -1], [1 / 255, 1 / 255], [1, 1]], atol=1e-6)  # level 128 of 255 for the middle row
     store = ComposedStore(tiny_dataset)
-    stats = {k: {"mean": [0.5] * 3, "std": [0.25] * 3} for k in ("bg", "fg_bg")}
-    ds = PairDataset(store, [0, 1, 2], stats, SampleView(crop=Crop(8, 1.0), rows=True, raw=True))
+    with_rows = contract(ModelConfig(width=4, levels=2, rows=True))
+    ds = PairDataset(store, [0, 1, 2], with_rows, SampleView(crop=Crop(8, 1.0), raw=True))
     raw = ds[1][0]  # 7, 8, 8 uint8
-    x = normalise_on_device(raw[None], stats)[0]
+    x = with_rows.encode_uint8(raw[None])[0]
     top = round(float((x[6, 0, 0] + 1) / 2 * 15))  # the crop's first row in the 16 px image
     assert torch.allclose(x[6], torch.from_numpy(rows_channel(top, 8, 8, 16)))
-    whole = PairDataset(store, [1], stats, SampleView(rows=True))[0][0]  # float path, whole image
+    whole = PairDataset(store, [1], with_rows, SampleView())[0][0]  # float path, whole image
     assert whole.shape[0] == 7 and whole[6, 0, 0] == -1 and whole[6, -1, 0] == 1

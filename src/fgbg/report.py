@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from fgbg.core.heads import HEADS, HIGHER_IS_BETTER, KIND_METRICS
 from fgbg.core.imageio import atomic_write_bytes
-from fgbg.core.metrics import DEPTH_KEYS, MASK_KEYS
 
 START = "<!-- results:start: written by `fgbg report` from metrics/; do not edit by hand -->"
 END = "<!-- results:end -->"
-BETTER = {"rmse": "lower", "mae": "lower", "abs_rel": "lower", "sq_rel": "lower"}
 
 
 def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
@@ -30,9 +29,11 @@ def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
         "| head | metric | model | baseline | better |",
         "|---|---|---|---|---|",
     ]
-    for head, keys in (("mask", MASK_KEYS), ("depth", DEPTH_KEYS)):
-        for k in keys:
-            lines.append(f"| {head} | `{k}` | {ev[head][k]:.4f} | {ev['baseline'][head][k]:.4f} | {BETTER.get(k, 'higher')} |")
+    for head in (h for h in HEADS if h in ev):  # each head the model has, in the catalogue's order
+        for k in (k for k in KIND_METRICS[HEADS[head]] if k in ev[head]):
+            base = ev["baseline"].get(head, {}).get(k)
+            better = "higher" if k in HIGHER_IS_BETTER else "lower"
+            lines.append(f"| {head} | `{k}` | {ev[head][k]:.4f} | {'–' if base is None else f'{base:.4f}'} | {better} |")
     files = ev.get("test_files")
     if files:
         lines += ["", f"The same test samples as a user's files ({files['files']}): mask IoU {files['mask']['iou']:.4f} "

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from ruamel.yaml.error import YAMLError
 
 from fgbg.core.errors import ConfigError
+from fgbg.core.heads import HEADS, HIGHER_IS_BETTER, KIND_METRICS, LOGIT_LOSSES, metric_keys
 from fgbg.core.typed_yaml import from_dict, read_yaml, require
 
 
@@ -217,9 +218,7 @@ class PerturbConfig:
         return [key for name, keys in self.STRENGTHS.items() if getattr(self, name) == 0 for key in keys]
 
 
-BEST_METRICS = {"loss": "min", "rmse": "min", "iou": "max", "dice": "max"}
 LOSS_NAMES = ("bce", "dice", "l1", "rmse", "ssim", "grad")  # fgbg.training.losses.LOSSES (a test keeps them equal)
-LOGIT_LOSSES = ("bce",)  # take the mask logits, so they suit the mask head only
 TRAIN_RUNTIME_KEYS = ("workers", "device", "threads", "image_every")  # how a run goes, not what it learns
 COMPOSE_RUNTIME_KEYS = ("workers",)  # processes: the dataset's bytes are the same with any number
 
@@ -234,9 +233,7 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_threshold: float = 1e-4
     grad_clip: float = 0.0
-    mask_loss: dict[str, float] = field(default_factory=lambda: {"bce": 1.0, "dice": 1.0})
-    depth_loss: dict[str, float] = field(default_factory=lambda: {"l1": 1.0, "ssim": 0.5})
-    best_metric: Literal["loss", "rmse", "iou", "dice"] = "loss"
+    best_metric: str = "loss"
     resize_schedule: tuple[tuple[int, int], ...] = ()
     crop: int = 64
     crop_object: float = 0.8
@@ -262,14 +259,6 @@ class TrainConfig:
         require(self.plateau_patience >= 0, "train.plateau_patience", self.plateau_patience, ">= 0")
         require(self.plateau_threshold >= 0, "train.plateau_threshold", self.plateau_threshold, ">= 0")
         require(self.grad_clip >= 0, "train.grad_clip", self.grad_clip, "a float >= 0 (0 = off)")
-        for name in ("mask_loss", "depth_loss"):
-            terms = getattr(self, name)
-            require(bool(terms), f"train.{name}", terms, "at least one loss with a weight")
-            names = [n for n in LOSS_NAMES if name == "mask_loss" or n not in LOGIT_LOSSES]
-            for loss, w in terms.items():
-                require(loss in names, f"train.{name}.{loss}", w, f"a loss named one of {', '.join(sorted(names))}")
-                require(w >= 0, f"train.{name}.{loss}", w, "a weight >= 0")
-            require(any(w > 0 for w in terms.values()), f"train.{name}", terms, "at least one weight > 0")
         schedule = [list(entry) for entry in self.resize_schedule]
         for size, epochs in self.resize_schedule:
             require(size >= 8 and epochs >= 1, "train.resize_schedule", schedule, "a list of [size >= 8, epochs >= 1] pairs")
@@ -298,6 +287,35 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class HeadConfig:
+    """One head of the model (fgbg.core.heads): its losses, name -> weight, and the metrics
+    reported for it (none listed: every metric of its kind)."""
+
+    losses: dict[str, float] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
+
+    def checked(self, head: str) -> "HeadConfig":
+        """This config checked for the head `head`, its metrics resolved."""
+        require(head in HEADS, "heads", head, "heads named one of " + ", ".join(HEADS))
+        kind = HEADS[head]
+        names = [n for n in LOSS_NAMES if kind == "binary" or n not in LOGIT_LOSSES]
+        for loss, weight in self.losses.items():
+            require(loss in names, f"heads.{head}.losses.{loss}", weight, f"a loss named one of {', '.join(sorted(names))}")
+            require(weight >= 0, f"heads.{head}.losses.{loss}", weight, "a weight >= 0")
+        require(any(w > 0 for w in self.losses.values()), f"heads.{head}.losses", self.losses,
+                "at least one loss with a weight > 0")
+        for metric in self.metrics:
+            require(metric in KIND_METRICS[kind], f"heads.{head}.metrics", list(self.metrics),
+                    f"metrics named one of {', '.join(KIND_METRICS[kind])}")
+        return dataclasses.replace(self, metrics=self.metrics or KIND_METRICS[kind])
+
+
+def _default_heads() -> dict[str, HeadConfig]:
+    return {"mask": HeadConfig({"bce": 1.0, "dice": 1.0}, KIND_METRICS["binary"]),
+            "depth": HeadConfig({"l1": 1.0, "ssim": 0.5}, KIND_METRICS["unit"])}
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     grid_samples: int = 6
 
@@ -314,12 +332,18 @@ class Params:
     split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    heads: dict[str, HeadConfig] = field(default_factory=_default_heads)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def __post_init__(self) -> None:
         require(self.lr > 0, "lr", self.lr, "a float > 0")
         require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
+        require(bool(self.heads), "heads", self.heads, "at least one head, e.g. mask")
+        object.__setattr__(self, "heads", {head: cfg.checked(head) for head, cfg in self.heads.items()})
+        keys = self.metric_keys()
+        require(self.train.best_metric == "loss" or self.train.best_metric in keys.values(), "train.best_metric",
+                self.train.best_metric, "loss, or a metric of the heads: " + ", ".join(keys.values()))
         step = 2 ** self.model.levels
         scheduled = [entry_size for entry_size, _ in self.train.resize_schedule]
         for size in [self.compose.bg_size, self.train.crop] + scheduled:
@@ -333,6 +357,15 @@ class Params:
                      f"an entry that starts before the last epoch: it would start at epoch {start}, and epochs = "
                      f"{self.epochs}; shorten the schedule or raise epochs")
             start += epochs
+
+    def metric_keys(self) -> dict[tuple[str, str], str]:
+        """(head, metric) -> its key in the val metrics (fgbg.core.heads.metric_keys)."""
+        return metric_keys({head: cfg.metrics for head, cfg in self.heads.items()})
+
+    def best_is_higher(self) -> bool:
+        """Whether a higher train.best_metric is better (the loss, RMSE and such: lower)."""
+        names = {key: metric for (_, metric), key in self.metric_keys().items()}
+        return names.get(self.train.best_metric) in HIGHER_IS_BETTER
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

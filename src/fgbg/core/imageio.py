@@ -31,13 +31,13 @@ def image_files(folder: Path) -> dict[str, Path]:
     return {path.stem: path for path in sorted(folder.iterdir()) if path.suffix.lower() in IMAGE_SUFFIXES}
 
 
-def paired_stems(listings: list[dict[str, Path]], hint: str, extra: dict[str, Path] | None = None) -> list[str]:
+def paired_stems(listings: list[dict[str, Path]], hint: str, optional: tuple[dict[str, Path], ...] = ()) -> list[str]:
     """The stems that every listing (image_files of a folder) holds, sorted. A file without its
-    partners, or one in `extra` (an optional folder) without a partner in the first listing, is an
+    partners, or one in an `optional` folder's listing without a partner in the first listing, is an
     error that names each such file, folder by folder, and ends with `hint`: how to name them."""
     shared = set.intersection(*(set(files) for files in listings))
     lonely = [path for files in listings for path in sorted(str(files[stem]) for stem in set(files) - shared)]
-    lonely += sorted(str(path) for stem, path in (extra or {}).items() if stem not in listings[0])
+    lonely += [path for files in optional for path in sorted(str(p) for s, p in files.items() if s not in listings[0])]
     if lonely:
         raise InputError(f"no partner with the same name for: {', '.join(lonely)}; {hint}")
     return sorted(shared)

@@ -1,10 +1,10 @@
 """Metrics per image (each returns a tensor of N values); average them for a report.
 
-Mask (prediction = logits > 0, i.e. probability > 0.5):
+Binary heads, the mask (prediction = logits > 0, i.e. probability > 0.5):
   iou = |P & T| / |P | T|, dice = 2 |P & T| / (|P| + |T|), both 1 when P and T are empty;
   pixel_acc = share of pixels where P == T;
   precision = |P & T| / |P| (1 when P is empty), recall = |P & T| / |T| (1 when T is empty).
-Depth (pred and target in [0, 1]):
+Unit heads, depth (pred and target in [0, 1]):
   rmse, mae; abs_rel = mean |p - t| / t, sq_rel = mean (p - t)^2 / t, and delta1, delta2,
   delta3 = share with max(p/t, t/p) < 1.25, 1.25^2, 1.25^3, with p and t clamped to at
   least DEPTH_EPS so that depth 0 (nearest) stays finite; ssim (Gaussian window 11,
@@ -16,9 +16,11 @@ from __future__ import annotations
 import torch
 from pytorch_msssim import ssim as _ssim
 
+from fgbg.core.heads import KIND_METRICS
+
 DEPTH_EPS = 1e-3
-MASK_KEYS = ("iou", "dice", "pixel_acc", "precision", "recall")
-DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")
+MASK_KEYS = KIND_METRICS["binary"]  # what mask_metrics returns: the metrics of a binary head
+DEPTH_KEYS = KIND_METRICS["unit"]  # what depth_metrics returns: the metrics of a unit head
 
 
 def ssim_window(h: int, w: int) -> int:

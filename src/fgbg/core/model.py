@@ -1,4 +1,7 @@
-"""The network: a UNet with 6 input channels (bg, fg_bg) and two heads (mask logits, depth).
+"""The network: a UNet with 6 input channels (bg, fg_bg) and named heads (mask logits, depth, ...).
+
+Each head is a 1x1 convolution on the last decoder level, through its kind's activation
+(fgbg.core.contract.HeadKind); the model returns {head: N, 1, H, W}, in the order of `heads`.
 
 With `rows`, a 7th input channel gives each pixel's row in the whole image, -1 at the top to
 1 at the bottom. A pasted object's depth is the ground's depth at its foot, which depends on
@@ -15,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fgbg.core.config import ModelConfig
+from fgbg.core.contract import Contract, kind_of
 from fgbg.core.registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -35,7 +38,8 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
 class UNet(nn.Module):
     """Encoder-decoder with skip connections; `levels` poolings, channels double per level."""
 
-    def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3, half_output: bool = False) -> None:
+    def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3, half_output: bool = False,
+                 heads: tuple[str, ...] = ("mask", "depth")) -> None:
         super().__init__()
         chans = [width * 2**i for i in range(levels + 1)]
         self.levels = levels
@@ -55,13 +59,12 @@ class UNet(nn.Module):
             self.ups.append(nn.ConvTranspose2d(c_hi, c_lo, 2, stride=2))
             self.decoders.append(_double_conv(2 * c_lo, c_lo))
         c_out = ups[-1][1] if ups else chans[-1]
-        self.mask_head = nn.Conv2d(c_out, 1, 1)
-        self.depth_head = nn.Conv2d(c_out, 1, 1)
+        self.heads = nn.ModuleDict({head: nn.Conv2d(c_out, 1, 1) for head in heads})
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: N, 6, H, W with H and W divisible by 2**levels.
 
-        Returns (mask logits, depth in [0, 1]), each N, 1, H, W (H/2, W/2 with half_output).
+        Returns {head: output}, each N, 1, H, W (H/2, W/2 with half_output): mask logits, depth in [0, 1].
         """
         skips = []
         for enc in self.encoders:
@@ -71,25 +74,20 @@ class UNet(nn.Module):
         x = self.bottleneck(x)
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))  # N, C, H', W'
-        mask_logits = self.mask_head(x)  # N, 1, H, W
-        depth = torch.sigmoid(self.depth_head(x))  # N, 1, H, W
-        return mask_logits, depth
+        return {head: kind_of(head).activation(conv(x)) for head, conv in self.heads.items()}  # N, 1, H, W each
 
 
 @MODELS.register("unet")
 @MODELS.register("unet_original")  # the same network at the one size its config resolves to
-def _unet(cfg: ModelConfig) -> nn.Module:
-    return UNet(in_channels=input_channels(cfg), width=cfg.width, levels=cfg.levels, half_output=cfg.half_output)
+def _unet(contract: Contract) -> nn.Module:
+    cfg = contract.config
+    return UNet(in_channels=contract.input_channels, width=cfg.width, levels=cfg.levels, half_output=cfg.half_output,
+                heads=contract.heads)
 
 
-def input_channels(cfg: ModelConfig) -> int:
-    """bg and fg_bg (3 + 3), and with `rows` each pixel's row in the whole image (fgbg.core.runtime.rows_channel)."""
-    return 7 if cfg.rows else 6
-
-
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """The model named by `cfg.name`, sized by `cfg`."""
-    return MODELS.get(cfg.name, "model.name")(cfg)
+def build_model(contract: Contract) -> nn.Module:
+    """The model named by the contract's config, sized by it, with its heads."""
+    return MODELS.get(contract.config.name, "model.name")(contract)
 
 
 def count_parameters(model: nn.Module) -> int:

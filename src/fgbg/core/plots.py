@@ -13,41 +13,46 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fgbg.core.contract import NormStats, kind_of  # noqa: E402
+from fgbg.core.heads import HEADS  # noqa: E402
 from fgbg.core.imageio import atomic_write_bytes  # noqa: E402
-from fgbg.core.runtime import mean_std  # noqa: E402
 
-SAMPLE_COLUMNS = ("bg", "fg_bg", "mask", "mask_pred", "depth", "depth_pred", "depth_error")
 WORST = 10  # the worst samples (or pairs) that evaluate and `fgbg score` list and draw
 
 
-def denormalise(x: torch.Tensor, stats: dict) -> tuple[np.ndarray, np.ndarray]:
-    """6 (or 7), H, W model input -> (bg, fg_bg) as H, W, 3 uint8: fgbg.core.runtime.normalise undone."""
-    mean, std = mean_std(stats)
-    images = ((x[:6] * std + mean).clamp(0, 1) * 255).round().byte()  # 6, H, W; a 7th channel (rows) is no image
-    return images[:3].permute(1, 2, 0).numpy(), images[3:].permute(1, 2, 0).numpy()
+def sample_columns(heads: tuple[str, ...]) -> tuple[str, ...]:
+    """A grid's columns: bg, fg_bg, then per head its target and prediction, and a unit head's |error|
+    (for mask and depth: bg, fg_bg, mask, mask_pred, depth, depth_pred, depth_error)."""
+    columns = ["bg", "fg_bg"]
+    for head in heads:
+        columns += [head, f"{head}_pred"] + ([] if kind_of(head).binary else [f"{head}_error"])
+    return tuple(columns)
 
 
-def sample_rows(x, mask, depth, logits, depth_pred, stats) -> list[tuple[np.ndarray, ...]]:
-    """Grid rows (bg, fg_bg, mask, mask_pred, depth, depth_pred, |error|) from batch tensors."""
+def sample_rows(x: torch.Tensor, targets: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor],
+                stats: NormStats) -> list[tuple[np.ndarray, ...]]:
+    """Grid rows in sample_columns' order from a batch: inputs N, C, H, W; targets and outputs {head: N, 1, H, W}."""
     rows = []
     for i in range(x.shape[0]):
-        bg, fg_bg = denormalise(x[i], stats)
-        truth, pred = depth[i, 0].numpy(), depth_pred[i, 0].float().numpy()
-        mask_pred = (logits[i, 0] > 0).float().numpy()
-        rows.append((bg, fg_bg, mask[i, 0].numpy(), mask_pred, truth, pred, np.abs(pred - truth)))
+        row = list(stats.denormalise(x[i]))
+        for head, target in targets.items():
+            kind, truth = kind_of(head), target[i, 0].numpy()
+            pred = kind.answer(outputs[head][i, 0]).float().numpy() if kind.binary else outputs[head][i, 0].float().numpy()
+            row += [truth, pred] + ([] if kind.binary else [np.abs(pred - truth)])
+        rows.append(tuple(row))
     return rows
 
 
 def _cmap(title: str) -> str:
-    if title.startswith("mask"):
-        return "gray"
-    return "inferno" if title.endswith("error") else "magma_r"
+    if title.endswith("error"):
+        return "inferno"
+    head = title.removesuffix("_pred")
+    return "gray" if head in HEADS and kind_of(head).binary else "magma_r"
 
 
-def grid_png(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...] = SAMPLE_COLUMNS,
-             row_labels: list[str] | None = None) -> bytes:
-    """A PNG: one row per sample, one column per title. 2-D arrays are shown in [0, 1]
-    (masks grey; depth magma, near = bright; |depth error| inferno, scale [0, 0.25])."""
+def grid_png(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...], row_labels: list[str] | None = None) -> bytes:
+    """A PNG: one row per sample, one column per title. 2-D arrays are shown in [0, 1] (binary
+    heads grey; unit heads magma, for depth near = bright; |errors| inferno, scale [0, 0.25])."""
     fig, axes = plt.subplots(len(rows), len(titles), figsize=(1.5 * len(titles), 1.5 * len(rows) + 0.2), squeeze=False)
     for r, images in enumerate(rows):
         for c, (img, title) in enumerate(zip(images, titles)):
@@ -70,9 +75,9 @@ def grid_png(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...] = SAMPL
     return buf.getvalue()
 
 
-def save_grid(path: str | Path, rows, titles=SAMPLE_COLUMNS, row_labels=None) -> None:
+def save_grid(path: str | Path, rows, titles: tuple[str, ...], row_labels=None) -> None:
     atomic_write_bytes(path, grid_png(rows, titles, row_labels))
 
 
-def grid_image(rows, titles=SAMPLE_COLUMNS, row_labels=None) -> Image.Image:
+def grid_image(rows, titles: tuple[str, ...], row_labels=None) -> Image.Image:
     return Image.open(io.BytesIO(grid_png(rows, titles, row_labels))).convert("RGB")

@@ -1,4 +1,7 @@
-"""PyTorch view of the composed dataset: normalised 6-channel inputs and the two targets.
+"""PyTorch view of the composed dataset: a model's inputs and a target for each of its heads.
+
+A head's target comes from the stored sample (bg, fg_bg, mask, depth) after cropping and
+augmentation, by the function `TARGETS` registers under the head's name.
 
 Training can take square crops at native resolution instead of whole images, so that a
 CPU step on a 192 px dataset costs what a 64 px step does. A share `object_share` of the
@@ -10,12 +13,13 @@ convolutional, so evaluation and prediction still run on whole images.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 
-from fgbg.core.runtime import model_input, rows_channel, rows_to_uint8
+from fgbg.core.contract import Contract, rows_to_uint8
+from fgbg.core.registry import Registry
 from fgbg.dataset.store import ComposedStore
 
 # (bg, fg_bg, mask, depth, seed) -> the same four transformed, e.g. fgbg.training.augment.Augment. Taken as
@@ -23,6 +27,28 @@ from fgbg.dataset.store import ComposedStore
 Transform = Callable[..., tuple]
 # (bg, fg_bg, mask, seed) -> (bg, fg_bg), e.g. fgbg.training.perturb.Perturb; a callable for the same reason.
 Perturbation = Callable[..., tuple]
+
+
+class Sample(NamedTuple):
+    """One stored sample, as cropped and augmented: what a head's target is made from."""
+
+    bg: np.ndarray  # H, W, 3 uint8
+    fg_bg: np.ndarray  # H, W, 3 uint8
+    mask: np.ndarray  # H, W bool
+    depth: np.ndarray  # H, W float32 in [0, 1]
+
+
+TARGETS: Registry = Registry("head target")  # head name -> (Sample -> H, W float32)
+
+
+@TARGETS.register("mask")
+def mask_target(sample: Sample) -> np.ndarray:
+    return sample.mask.astype(np.float32)
+
+
+@TARGETS.register("depth")
+def depth_target(sample: Sample) -> np.ndarray:
+    return sample.depth
 
 
 @dataclass(frozen=True)
@@ -59,9 +85,8 @@ class SampleView:
     `seed`: the draws of crops, augmentations and perturbations (with the epoch and the index);
     `crop`: square crops (None: whole images); `fixed_crops`: the same crop every epoch (validation);
     `augment`: e.g. fgbg.training.augment.Augment; `perturb`: capture perturbations of the inputs
-    (fgbg.training.perturb.Perturb), after augmentation; `raw`: x as uint8 (bg then fg_bg),
-    normalised later on the device (runtime.normalise_on_device); `rows`: a 7th channel, each
-    pixel's row in the whole image (runtime.rows_channel)."""
+    (fgbg.training.perturb.Perturb), after augmentation; `raw`: x as uint8 (bg, fg_bg and the rows
+    levels), encoded later on the device (fgbg.core.contract.Contract.encode_uint8)."""
 
     seed: int = 0
     crop: Crop | None = None
@@ -69,20 +94,22 @@ class SampleView:
     augment: Transform | None = None
     perturb: Perturbation | None = None
     raw: bool = False
-    rows: bool = False
 
 
 class PairDataset(torch.utils.data.Dataset):
-    """Samples `ids` of a composed dataset as (x 6,H,W; mask 1,H,W; depth 1,H,W) tensors, shown as `view` says.
+    """Samples `ids` of a composed dataset as (x C,H,W; {head: target 1,H,W}) for the model of `contract`
+    (its input encoding and heads), shown as `view` says.
 
     With an augmenting or cropping view, call `set_epoch` before each epoch: sample k of epoch e
     is always augmented the same way (see fgbg.training.augment).
     """
 
-    def __init__(self, store: ComposedStore, ids: list[int], stats: dict, view: SampleView = SampleView()) -> None:
+    def __init__(self, store: ComposedStore, ids: list[int], contract: Contract, view: SampleView = SampleView()) -> None:
+        for head in contract.heads:
+            TARGETS.get(head, "heads")
         self.store = store
         self.ids = list(ids)
-        self.stats = {k: stats[k] for k in ("bg", "fg_bg")}
+        self.contract = contract
         self.view = view
         self.epoch = 0
 
@@ -92,7 +119,7 @@ class PairDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         view = self.view
         bg, fg_bg, mask, depth = self.store.read(self.ids[k])  # S, S, 3 uint8 x 2; S, S bool; S, S float32
         full_height, top = bg.shape[0], 0
@@ -103,14 +130,15 @@ class PairDataset(torch.utils.data.Dataset):
             bg, fg_bg, mask, depth = bg[window], fg_bg[window], mask[window], depth[window]
         if view.augment is not None:
             bg, fg_bg, mask, depth = view.augment(bg, fg_bg, mask, depth, sample_seed(view.seed, self.epoch, k))
+        sample = Sample(bg, fg_bg, mask, depth)
         if view.perturb is not None:
             bg, fg_bg = view.perturb(bg, fg_bg, mask, sample_seed(view.seed, self.epoch, k, stream=2))
         h, w = bg.shape[:2]
         if view.raw:
-            planes = [bg, fg_bg] + ([rows_to_uint8(top, h, w, full_height)[..., None]] if view.rows else [])
-            x = torch.from_numpy(np.concatenate(planes, axis=2)).permute(2, 0, 1).contiguous()  # 6 or 7, H, W uint8
+            rows = [rows_to_uint8(top, h, w, full_height)[..., None]] if self.contract.config.rows else []
+            x = torch.from_numpy(np.concatenate([bg, fg_bg, *rows], axis=2)).permute(2, 0, 1).contiguous()  # C, H, W uint8
         else:
-            x = model_input(bg, fg_bg, self.stats, rows_channel(top, h, w, full_height) if view.rows else None)
-        mask_t = torch.from_numpy(np.ascontiguousarray(mask[None], dtype=np.float32))  # 1, H, W
-        depth_t = torch.from_numpy(np.ascontiguousarray(depth[None], dtype=np.float32))  # 1, H, W
-        return x, mask_t, depth_t
+            x = self.contract.encode(bg, fg_bg, top, full_height)
+        targets = {head: torch.from_numpy(np.ascontiguousarray(TARGETS.get(head)(sample)[None], dtype=np.float32))
+                   for head in self.contract.heads}  # 1, H, W each
+        return x, targets

@@ -3,6 +3,7 @@
 - mask: |fg_bg - bg| > t, where the difference is the largest over the three channels
   (0-255) and t is the threshold with the best mean IoU on the val split;
 - depth: the bg depth itself, as if the object were not there.
+A head with no baseline here is reported without one.
 """
 
 from __future__ import annotations
@@ -45,3 +46,12 @@ def choose_threshold(pairs) -> int:
     if n == 0:
         raise ValueError("no samples to choose the difference threshold on")
     return int(np.argmax(total / n))
+
+
+def baseline_answers(diff: np.ndarray, threshold: int, bg_depth: np.ndarray | None) -> dict:
+    """{head: the baseline's answer}, as a model's would be (fgbg.core.contract.HeadKind.answer), from a pair's
+    `difference`: the mask as H, W bool, depth as H, W in [0, 1] (only where the bg depth is known)."""
+    answers = {"mask": diff > threshold}
+    if bg_depth is not None:
+        answers["depth"] = bg_depth
+    return answers

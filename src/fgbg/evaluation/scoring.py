@@ -5,7 +5,8 @@ the whole pair at native resolution):
 - evaluate's `test_files`: every test sample written as two separate JPEG files (quality
   90, as the original dataset saved each bg and fg_bg) and read back;
 - `fgbg score PAIRS`: a user's labelled pairs, PAIRS/bg/, PAIRS/fg_bg/, PAIRS/mask/ and
-  optionally PAIRS/depth/ (16-bit, depth = value / 65535), paired by file name.
+  optionally a folder for each other head, PAIRS/depth/ (16-bit, depth = value / 65535), paired
+  by file name.
 Each pair gets the metrics of fgbg.core.metrics and the trivial baselines of fgbg.evaluation.baselines.
 """
 
@@ -19,8 +20,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fgbg.core.checkpoint import load_for_inference
+from fgbg.core.checkpoint import LoadedModel, load_for_inference
+from fgbg.core.contract import answers_as_outputs, kind_of, score
 from fgbg.core.errors import InputError
+from fgbg.core.heads import all_metric_keys
 from fgbg.core.imageio import (
     atomic_write_bytes,
     atomic_write_json,
@@ -29,71 +32,74 @@ from fgbg.core.imageio import (
     read_image,
     uint16_to_depth,
 )
-from fgbg.core.metrics import DEPTH_KEYS, MASK_KEYS, depth_metrics, mask_metrics
 from fgbg.core.plots import WORST, grid_png
 from fgbg.core.progress import progress
 from fgbg.core.runtime import predict_pair
-from fgbg.evaluation.baselines import choose_threshold, difference
+from fgbg.evaluation.baselines import baseline_answers, choose_threshold, difference
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LabelledPair:
-    """One pair of image files and its targets; depth and bg_depth (H, W in [0, 1]) are optional."""
+    """One pair of image files and its targets, {head: H, W} (a mask at least); bg_depth (H, W in [0, 1])
+    is optional, for the depth baseline."""
 
     name: str
     bg: Path
     fg_bg: Path
-    mask: np.ndarray  # H, W bool
-    depth: np.ndarray | None = None
+    targets: dict[str, np.ndarray]
     bg_depth: np.ndarray | None = None
 
 
-def _metrics(pred_mask: np.ndarray, pred_depth: np.ndarray | None, pair: LabelledPair) -> dict[str, float]:
-    """Per-image metrics of a predicted mask (H, W bool) and depth against the pair's targets."""
+def _scores(answers: dict[str, np.ndarray], pair: LabelledPair, keys: dict) -> dict[str, float]:
+    """Per-image metrics of each head's answer (H, W) against the pair's target, where it has one."""
     def batch(image):
         return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]  # 1, 1, H, W
 
-    out = {k: float(v[0]) for k, v in mask_metrics(batch(pred_mask) * 2 - 1, batch(pair.mask)).items()}
-    if pred_depth is not None and pair.depth is not None:
-        out |= {k: float(v[0]) for k, v in depth_metrics(batch(pred_depth), batch(pair.depth)).items()}
-    return out
+    outputs = answers_as_outputs({head: batch(answer) for head, answer in answers.items()})
+    targets = {head: batch(target) for head, target in pair.targets.items()}
+    return {key: float(values[0]) for key, values in score(outputs, targets, keys).items()}
 
 
 def _read_pair(pair: LabelledPair) -> tuple[np.ndarray, np.ndarray]:
     bg, fg_bg = read_image(pair.bg, "RGB"), read_image(pair.fg_bg, "RGB")
+    shape = pair.targets["mask"].shape
     for path, img in ((pair.fg_bg, fg_bg), (pair.bg, bg)):
-        if img.shape[:2] != pair.mask.shape:
-            raise InputError(f"{path} is {img.shape[1]}x{img.shape[0]} but its mask is {pair.mask.shape[1]}x"
-                             f"{pair.mask.shape[0]}; a bg, its fg_bg and their mask must be the same size")
+        if img.shape[:2] != shape:
+            raise InputError(f"{path} is {img.shape[1]}x{img.shape[0]} but its mask is {shape[1]}x{shape[0]}; "
+                             "a bg, its fg_bg and their mask must be the same size")
     return bg, fg_bg
 
 
-def score_pairs(model, ckpt: dict, pairs: list[LabelledPair], device, threshold: int | None = None,
+def score_pairs(loaded: LoadedModel, pairs: list[LabelledPair], threshold: int | None = None,
                 size: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(model metrics, baseline metrics, the difference threshold) per pair, one row each.
+    """(model metrics, baseline metrics, the difference threshold) per pair, one row each: every metric
+    of each head's kind (fgbg.core.heads.all_metric_keys), for the heads that the pair has a target for.
 
     `threshold` None: chosen on these pairs (optimistic for the baseline, so fair to the model)."""
+    keys = all_metric_keys(loaded.contract.heads)
     diffs = []
     rows, base_rows = [], []
     for pair in progress(pairs, desc="score", unit="pair"):
         bg, fg_bg = _read_pair(pair)
-        pred_mask, pred_depth = predict_pair(model, ckpt, bg, fg_bg, device, size)
-        rows.append({"name": pair.name, **_metrics(pred_mask, pred_depth, pair)})
+        answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device, size)
+        rows.append({"name": pair.name, **_scores(answers, pair, keys)})
         diffs.append(difference(bg, fg_bg))
     if threshold is None:
-        threshold = choose_threshold(zip(diffs, (p.mask for p in pairs)))
+        threshold = choose_threshold(zip(diffs, (p.targets["mask"] for p in pairs)))
     for pair, diff in zip(pairs, diffs):
-        base_rows.append({"name": pair.name, **_metrics(diff > threshold, pair.bg_depth, pair)})
+        base_rows.append({"name": pair.name, **_scores(baseline_answers(diff, threshold, pair.bg_depth), pair, keys)})
     return pd.DataFrame(rows), pd.DataFrame(base_rows), threshold
 
 
-def means(df: pd.DataFrame) -> dict:
-    """{"mask": {...}, "depth": {...}} averages over the rows (depth only where it was scored)."""
-    out = {"mask": {k: float(df[k].mean()) for k in MASK_KEYS}}
-    if all(k in df for k in DEPTH_KEYS):
-        out["depth"] = {k: float(df[k].mean()) for k in DEPTH_KEYS}
+def means(df: pd.DataFrame, keys: dict[tuple[str, str], str]) -> dict:
+    """{head: {metric: mean}} over the rows, for the (head, metric) `keys` that were scored (depth only where
+    it was given)."""
+    out: dict = {}
+    for (head, metric), key in keys.items():
+        if key in df:
+            out.setdefault(head, {})[metric] = float(df[key].mean())
     return out
 
 
@@ -105,20 +111,28 @@ def _listing(folder: Path, optional: bool = False) -> dict[str, Path]:
     return image_files(folder)
 
 
-def labelled_pairs(root: str | Path) -> list[LabelledPair]:
-    """The pairs of a folder (see module doc); a file without its partners names it."""
+def read_target(path: Path, head: str) -> np.ndarray:
+    """A head's target from its file: a binary head's as bool (grey >= 128), a unit head's as the 16-bit
+    levels of fgbg.core.imageio.depth_to_uint16 read back (value / 65535)."""
+    return read_image(path, "L") >= 128 if kind_of(head).binary else uint16_to_depth(read_image(path))
+
+
+def labelled_pairs(root: str | Path, heads: tuple[str, ...] = ("mask", "depth")) -> list[LabelledPair]:
+    """The pairs of a folder (see module doc), with a target for each head that has a folder there (mask/
+    is required); a file without its partners names it."""
     root = Path(root)
     bgs, fg_bgs, masks = (_listing(root / kind) for kind in ("bg", "fg_bg", "mask"))
-    depths = _listing(root / "depth", optional=True)
+    others = {head: _listing(root / head, optional=True) for head in heads if head != "mask"}
     names = paired_stems([bgs, fg_bgs, masks], "each pair needs bg/<name>, fg_bg/<name> and mask/<name> (and "
-                         "depth/<name> where depth is given)", extra=depths)
+                         f"{', '.join(f'{head}/<name>' for head in others)} where those are given)",
+                         optional=tuple(others.values()))
     if not names:
         raise InputError(f"{root}/bg/: no .jpg or .png images to score")
     pairs = []
     for name in names:
-        mask = read_image(masks[name], "L") >= 128
-        depth = uint16_to_depth(read_image(depths[name])) if name in depths else None
-        pairs.append(LabelledPair(name, bgs[name], fg_bgs[name], mask, depth))
+        files = {"mask": masks[name], **{head: files[name] for head, files in others.items() if name in files}}
+        targets = {head: read_target(path, head) for head, path in files.items()}
+        pairs.append(LabelledPair(name, bgs[name], fg_bgs[name], targets))
     return pairs
 
 
@@ -126,12 +140,13 @@ def score_folder(checkpoint: str | Path, pairs_dir: str | Path, out: str | Path,
                  threshold: int | None = None, size: int | None = None) -> dict:
     """`fgbg score`: metrics and baseline of a pairs folder into `out` (JSON), and a grid of the
     worst pairs beside it (`<out stem>_worst.png`)."""
-    model, ckpt, dev = load_for_inference(checkpoint, device)
-    pairs = labelled_pairs(pairs_dir)
+    loaded = load_for_inference(checkpoint, device)
+    keys = all_metric_keys(loaded.contract.heads)
+    pairs = labelled_pairs(pairs_dir, loaded.contract.heads)
     chosen = "given" if threshold is not None else "chosen on these pairs"
-    df, base, threshold = score_pairs(model, ckpt, pairs, dev, threshold, size)
-    result = {**means(df), "pairs": len(df), "checkpoint": str(checkpoint),
-              "baseline": {**means(base), "mask_rule": f"|fg_bg - bg| > {threshold} ({chosen})"},
+    df, base, threshold = score_pairs(loaded, pairs, threshold, size)
+    result = {**means(df, keys), "pairs": len(df), "checkpoint": str(checkpoint),
+              "baseline": {**means(base, keys), "mask_rule": f"|fg_bg - bg| > {threshold} ({chosen})"},
               "per_pair": df.to_dict(orient="records")}
     out = Path(out)
     atomic_write_json(out, result)
@@ -140,8 +155,8 @@ def score_folder(checkpoint: str | Path, pairs_dir: str | Path, out: str | Path,
     for row in worst.itertuples():
         pair = pairs[row.Index]
         bg, fg_bg = _read_pair(pair)
-        pred_mask, _ = predict_pair(model, ckpt, bg, fg_bg, dev, size)
-        rows.append((bg, fg_bg, pair.mask.astype(np.float32), pred_mask.astype(np.float32)))
+        answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device, size)
+        rows.append((bg, fg_bg, pair.targets["mask"].astype(np.float32), answers["mask"].astype(np.float32)))
     labels = [f"{r.name}\nIoU {r.iou:.2f}" for r in worst.itertuples()]
     atomic_write_bytes(out.with_name(f"{out.stem}_worst.png"),
                        grid_png(rows, ("bg", "fg_bg", "mask", "mask_pred"), row_labels=labels))

@@ -5,7 +5,8 @@ network is fully convolutional, so it runs on the whole non-square image at its 
 resolution, padded (edge pixels repeated) to a multiple of 2**levels and cropped back.
 With `size`, the pair is first scaled (area when shrinking, bilinear when enlarging) so
 that its shorter side is `size`, aspect kept, and the outputs (mask logits and depth,
-bilinear) are resized back: less detail, less time and memory. For each pair it writes
+bilinear) are resized back: less detail, less time and memory. For each pair it writes a file
+per head (fgbg.core.heads): a binary head's as 0 / 255, a unit head's as 16 bits with a preview:
     <stem>_mask.png           0 / 255
     <stem>_depth.png          16-bit, depth = value / 65535 (0 = nearest, 1 = farthest)
     <stem>_depth_preview.png  colour-mapped depth (magma, near = bright)
@@ -24,6 +25,7 @@ import numpy as np  # noqa: E402
 from matplotlib import colormaps  # noqa: E402
 
 from fgbg.core.checkpoint import load_for_inference  # noqa: E402
+from fgbg.core.contract import kind_of  # noqa: E402
 from fgbg.core.errors import InputError  # noqa: E402
 from fgbg.core.imageio import (  # noqa: E402
     atomic_save_image,
@@ -38,11 +40,15 @@ from fgbg.core.runtime import predict_pair  # noqa: E402
 log = logging.getLogger(__name__)
 
 
-def write_outputs(out: Path, stem: str, mask: np.ndarray, depth: np.ndarray) -> None:
-    atomic_save_image(out / f"{stem}_mask.png", mask.astype(np.uint8) * 255)
-    atomic_save_image(out / f"{stem}_depth.png", depth_to_uint16(depth))
-    preview = (colormaps["magma_r"](depth)[..., :3] * 255).round().astype(np.uint8)
-    atomic_save_image(out / f"{stem}_depth_preview.png", preview)
+def write_outputs(out: Path, stem: str, answers: dict[str, np.ndarray]) -> None:
+    """Each head's answer (H, W) as its file(s), see module doc."""
+    for head, answer in answers.items():
+        if kind_of(head).binary:
+            atomic_save_image(out / f"{stem}_{head}.png", answer.astype(np.uint8) * 255)
+        else:
+            atomic_save_image(out / f"{stem}_{head}.png", depth_to_uint16(answer))
+            preview = (colormaps["magma_r"](answer)[..., :3] * 255).round().astype(np.uint8)
+            atomic_save_image(out / f"{stem}_{head}_preview.png", preview)
 
 
 def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
@@ -63,7 +69,7 @@ def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
 def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out: str | Path, device: str = "auto",
                   size: int | None = None) -> int:
     """Predict every pair (see module doc) into `out`; returns the number of pairs."""
-    model, ckpt, dev = load_for_inference(checkpoint, device)
+    loaded = load_for_inference(checkpoint, device)
     pairs = _pairs(Path(bg), Path(fg_bg))
     out = Path(out)
     for stem, bg_path, fg_bg_path in progress(pairs, desc="predict", unit="pair", disable=len(pairs) == 1):
@@ -71,7 +77,6 @@ def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out
         if bg_img.shape != fg_bg_img.shape:
             raise InputError(f"{bg_path} is {bg_img.shape[1]}x{bg_img.shape[0]} but {fg_bg_path} is "
                              f"{fg_bg_img.shape[1]}x{fg_bg_img.shape[0]}; a bg and its fg_bg must be the same size")
-        mask, depth = predict_pair(model, ckpt, bg_img, fg_bg_img, dev, size)
-        write_outputs(out, stem, mask, depth)
+        write_outputs(out, stem, predict_pair(loaded.model, loaded.contract, bg_img, fg_bg_img, loaded.device, size))
     log.info("wrote predictions for %d pair(s) into %s", len(pairs), out)
     return len(pairs)

@@ -1,8 +1,9 @@
-"""Losses per head, chosen by name with weights in params.yaml.
+"""Losses per head, chosen by name with weights in params.yaml (`heads.<head>.losses`).
 
-Each loss takes (pred, target), both N, 1, H, W. For the mask head `pred` is the
-probability sigmoid(logits), except for `bce`, which takes the logits (numerically
-stable). For the depth head `pred` is the predicted depth in [0, 1].
+Each loss takes (pred, target), both N, 1, H, W, with `pred` the head's probability
+(fgbg.core.contract.HeadKind.probability): sigmoid(logits) for a binary head such as the
+mask, the output itself for a unit head such as depth; `bce` takes a binary head's logits
+(numerically stable).
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from pytorch_msssim import ssim as _ssim
 
+from fgbg.core.contract import kind_of
 from fgbg.core.errors import ChoiceError
+from fgbg.core.heads import LOGIT_LOSSES
 from fgbg.core.metrics import ssim_window
 from fgbg.core.registry import Registry
 
 LOSSES: Registry = Registry("loss")
-TAKES_LOGITS = {"bce"}
 
 
 @LOSSES.register("bce")
@@ -61,26 +63,28 @@ def grad(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class HeadLoss:
-    """Weighted sum of named losses for one head ("mask" or "depth")."""
+    """Weighted sum of named losses for one head."""
 
     def __init__(self, head: str, weights: dict[str, float]) -> None:
+        self.kind = kind_of(head)
         for name in weights:
-            LOSSES.get(name, f"train.{head}_loss")
-            if name in TAKES_LOGITS and head != "mask":
-                raise ChoiceError(f"params: train.{head}_loss: {name!r} needs logits and only suits the mask head")
+            LOSSES.get(name, f"heads.{head}.losses")
+            if name in LOGIT_LOSSES and not self.kind.binary:
+                raise ChoiceError(f"params: heads.{head}.losses: {name!r} needs logits and only suits a binary head "
+                                  "such as the mask")
         self.head = head
         self.weights = dict(weights)
 
-    def __call__(self, raw: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """raw: mask logits or depth, N, 1, H, W. Returns (weighted total, {term: detached 0-d tensor}).
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """output: the head's, N, 1, H, W. Returns (weighted total, {<head>_<loss>: detached 0-d tensor}).
 
         The terms stay tensors on the device: turning them into Python floats would make the
         host wait for the device at every step."""
-        prob = torch.sigmoid(raw) if self.head == "mask" else raw
-        total = raw.new_zeros((), dtype=torch.float32)
+        prob = self.kind.probability(output)
+        total = output.new_zeros((), dtype=torch.float32)
         terms = {}
         for name, w in self.weights.items():
-            value = LOSSES.get(name)(raw if name in TAKES_LOGITS else prob, target)
+            value = LOSSES.get(name)(output if name in LOGIT_LOSSES else prob, target)
             terms[f"{self.head}_{name}"] = value.detach()
             total = total + w * value.float()
         return total, terms

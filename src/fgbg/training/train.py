@@ -21,11 +21,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from fgbg.core.checkpoint import fingerprint, read_checkpoint, save_checkpoint
+from fgbg.core.checkpoint import Checkpoint, fingerprint, read_checkpoint, save_checkpoint
 from fgbg.core.config import TRAIN_RUNTIME_KEYS, Params, identity
+from fgbg.core.contract import Contract, NormStats
+from fgbg.core.heads import HEADLINE, HEADS
 from fgbg.core.imageio import atomic_write_json, remove_stale_temps
 from fgbg.core.model import build_model, count_parameters
-from fgbg.core.plots import grid_image, sample_rows
+from fgbg.core.plots import grid_image, sample_columns, sample_rows
 from fgbg.core.runtime import pick_device, unwrap, upsample_like
 from fgbg.dataset.data import Crop, PairDataset, SampleView
 from fgbg.dataset.store import ComposedStore
@@ -61,16 +63,17 @@ def _training_identity(params: Params) -> dict:
     image_every), and keys the chosen options do not use put back to their defaults (TrainConfig.decisive)."""
     train = identity(params.train.decisive(params.compose.bg_size), TRAIN_RUNTIME_KEYS)
     return {"lr": params.lr, "epochs": params.epochs, "batch_size": params.batch_size,
-            "model": dataclasses.asdict(params.model), "train": train}
+            "model": dataclasses.asdict(params.model), "train": train,
+            "heads": [[head, cfg.losses] for head, cfg in params.heads.items()]}  # a list: their order builds the model
 
 
-def _resumable(path: Path, fp: str, epochs: int, dist: distributed.Dist) -> dict | None:
+def _resumable(path: Path, fp: str, epochs: int, dist: distributed.Dist) -> Checkpoint | None:
     """The checkpoint to resume from, decided by rank 0 and sent to every rank: ranks on
     machines without shared storage may hold another `last.pt`, or none."""
     return distributed.broadcast(_read_resumable(path, fp, epochs) if dist.main else None, dist)
 
 
-def _read_resumable(path: Path, fp: str, epochs: int) -> dict | None:
+def _read_resumable(path: Path, fp: str, epochs: int) -> Checkpoint | None:
     if not path.is_file():
         return None
     try:
@@ -78,9 +81,9 @@ def _read_resumable(path: Path, fp: str, epochs: int) -> dict | None:
     except (ValueError, RuntimeError, OSError) as e:
         reason = f"it cannot be read ({e})"
     else:
-        if ckpt.get("fingerprint") != fp:
+        if ckpt.resume.get("fingerprint") != fp:
             reason = "it was made with other params or data"
-        elif ckpt["epoch"] >= epochs - 1:
+        elif ckpt.epoch >= epochs - 1:
             reason = "that run finished"
         else:
             return ckpt
@@ -104,17 +107,17 @@ class Loaders(NamedTuple):
     generator: torch.Generator
 
 
-def _loaders(params: Params, store: ComposedStore, split: dict, stats: dict, dist: distributed.Dist,
+def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contract, dist: distributed.Dist,
              device: torch.device) -> Loaders:
     augment = Augment(params.train.augment)
     crop = Crop(params.train.crop, params.train.crop_object) if params.train.crop else None
     perturb = Perturb(params.train.perturb)
     train_view = SampleView(seed=params.train.seed, crop=crop, augment=augment if augment.enabled else None,
-                            perturb=perturb if perturb.enabled else None, raw=True, rows=params.model.rows)
-    train_ds = PairDataset(store, split["train"], stats, train_view)
+                            perturb=perturb if perturb.enabled else None, raw=True)
+    train_ds = PairDataset(store, split["train"], contract, train_view)
     # validation: the same object-centred crop of each sample every epoch (whole images without crops)
-    val_view = SampleView(crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True, rows=params.model.rows)
-    val_ds = PairDataset(store, split["val"], stats, val_view)
+    val_view = SampleView(crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True)
+    val_ds = PairDataset(store, split["val"], contract, val_view)
     val_ds = torch.utils.data.Subset(val_ds, range(dist.rank, len(val_ds), dist.world))  # disjoint shares
     sampler = None
     if dist.active:
@@ -131,6 +134,7 @@ def _loaders(params: Params, store: ComposedStore, split: dict, stats: dict, dis
 
 
 class EpochResult(NamedTuple):
+    epoch: int
     train: dict  # means over the train split
     val: dict  # means over the val split
     samples: dict  # {"train": n, "val": n}, summed over every process
@@ -156,18 +160,19 @@ def _epoch(trainer: Trainer, loaders: Loaders, epoch: int) -> EpochResult:
     samples = {"train": len(loaders.train_ds), "val": n_val}  # each sample once
     if trainer.sched is not None and not trainer.per_batch:
         trainer.sched.step(va["loss"])
-    return EpochResult(tr, va, samples, size, t_train, lr)
+    return EpochResult(epoch, tr, va, samples, size, t_train, lr)
 
 
 def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
-    x, mask, depth = next(iter(val_dl))
+    x, targets = next(iter(val_dl))
+    x, targets = x[:n], {head: target[:n] for head, target in targets.items()}
     model.eval()
     with torch.no_grad():
-        x, mask_d, depth_d = heads.to_device(x[:n], mask[:n], depth[:n])  # x normalised on the device
-        logits, depth_pred, _, _ = heads.forward(model, x, mask_d, depth_d)
-    rows = sample_rows(x.cpu().contiguous(), mask[:n], depth[:n], upsample_like(logits, mask[:n]).cpu(),
-                       upsample_like(depth_pred, depth[:n]).cpu(), val_dl.dataset.dataset.stats)
-    return grid_image(rows)
+        x_dev, targets_dev = heads.to_device(x, targets)  # x encoded on the device
+        outputs, _, _ = heads.forward(model, x_dev, targets_dev)
+    outputs = {head: upsample_like(out, targets[head]).cpu() for head, out in outputs.items()}
+    return grid_image(sample_rows(x_dev.cpu().contiguous(), targets, outputs, heads.contract.stats),
+                      sample_columns(heads.contract.heads))
 
 
 def _runtime(params: Params) -> tuple[distributed.Dist, torch.device]:
@@ -185,16 +190,68 @@ def _runtime(params: Params) -> tuple[distributed.Dist, torch.device]:
     return dist, device
 
 
-def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str, stats: dict,
+def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str, contract: Contract,
              dist: distributed.Dist = distributed.Dist()) -> Trainer:
-    model = build_model(params.model).to(device)
+    model = build_model(contract).to(device)
     if params.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    heads = Heads(params, device, stats)
+    heads = Heads(params, device, contract)
     opt = build_optimizer(model, params)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
     return Trainer(params, model, heads, opt, build_scheduler(opt, params, steps_per_epoch), scaler, fp, dist=dist,
                    show=dist.main)
+
+
+def _start(trainer: Trainer, model_dir: Path, device: torch.device) -> Checkpoint | None:
+    """Resume from `last.pt` where it may (else clear the old checkpoints), then wrap the model as it
+    trains: DDP under torchrun, torch.compile when asked. Returns the checkpoint resumed from."""
+    params, dist = trainer.params, trainer.dist
+    if dist.main and remove_stale_temps(model_dir):
+        log.info("removed temporary files that a killed run left in %s", model_dir)
+    ckpt = _resumable(model_dir / "last.pt", trainer.fingerprint, params.epochs, dist)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+        if dist.main:
+            log.info("resumed from %s, which ended after epoch %d", model_dir / "last.pt", ckpt.epoch)
+    elif dist.main:
+        for name in ("last.pt", "best.pt"):
+            (model_dir / name).unlink(missing_ok=True)
+    model = trainer.model
+    if dist.active:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if params.train.compile:
+        model = torch.compile(model)
+    trainer.model = model  # as it trains; unwrap(model) is the module
+    return ckpt
+
+
+def _headlines(heads: Heads, val: dict) -> str:
+    """Each head's headline val metric (fgbg.core.heads.HEADLINE), e.g. 'iou 0.9671, rmse 0.0594'."""
+    keys = [key for (head, metric), key in heads.metric_keys.items() if metric == HEADLINE[HEADS[head]]]
+    return ", ".join(f"{key} {val[key]:.4f}" for key in keys)
+
+
+def _end_of_epoch(trainer: Trainer, loaders: Loaders, result: EpochResult, model_dir: Path, lives: list,
+                  improved: bool, seconds: float) -> None:
+    """Rank 0: the checkpoints, the DVCLive logs (a prediction grid every image_every epochs) and the log line."""
+    params, epoch = trainer.params, result.epoch
+    checkpoint = trainer.checkpoint(epoch, result.val)
+    if improved:
+        save_checkpoint(model_dir / "best.pt", checkpoint)
+    save_checkpoint(model_dir / "last.pt", checkpoint)
+    log_epoch(lives[0], result.train, result.val, result.lr, result.size)
+    if params.train.image_every and (epoch + 1) % params.train.image_every == 0:
+        grid = _prediction_grid(unwrap(trainer.model), loaders.val, trainer.heads)  # not DDP's forward: rank 0 alone
+        lives[0].log_image(f"predictions/epoch_{epoch + 1:03d}.png", grid)
+    speed = len(loaders.train_ds) / result.train_s
+    if len(lives) > 1:
+        lives[1].log_metric("epoch_s", seconds)
+        lives[1].log_metric("train_samples_per_s", speed)
+    for live in lives:
+        live.next_step()
+    log.info("epoch %d (%d px): train loss %.4f, val loss %.4f, %s, lr %.2g; %.1f s, %.0f train samples/s", epoch,
+             result.size, result.train["loss"], result.val["loss"], _headlines(trainer.heads, result.val), result.lr,
+             seconds, speed)
 
 
 def train_model(
@@ -208,65 +265,36 @@ def train_model(
     same params on the same machine leaves `git status` clean.
     """
     dist, device = _runtime(params)
-    stats = json.loads(Path(stats_path).read_text())
+    contract = Contract(params.model, NormStats.from_dict(json.loads(Path(stats_path).read_text())), tuple(params.heads))
     split = json.loads(Path(split_path).read_text())
     store = ComposedStore(dataset_dir)
     store.check_ids(split["train"] + split["val"], str(split_path))
-    loaders = _loaders(params, store, split, stats, dist, device)
+    loaders = _loaders(params, store, split, contract, dist, device)
     fp = fingerprint(_training_identity(params), stats_path, split_path)
-    trainer = _trainer(params, device, len(loaders.train), fp, stats, dist)
+    trainer = _trainer(params, device, len(loaders.train), fp, contract, dist)
     model_dir = Path(model_dir)
-    if dist.main and remove_stale_temps(model_dir):
-        log.info("removed temporary files that a killed run left in %s", model_dir)
-    ckpt = _resumable(model_dir / "last.pt", trainer.fingerprint, params.epochs, dist)
-    if ckpt is not None:
-        trainer.restore(ckpt)
-        if dist.main:
-            log.info("resumed from %s, which ended after epoch %d", model_dir / "last.pt", ckpt["epoch"])
-    elif dist.main:
-        for name in ("last.pt", "best.pt"):
-            (model_dir / name).unlink(missing_ok=True)
-    model = trainer.model
-    if dist.active:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if params.train.compile:
-        model = torch.compile(model)
-    trainer.model = model  # as it trains; unwrap(model) is the module
-    n_params = count_parameters(unwrap(model))
+    resumed = _start(trainer, model_dir, device)
+    n_params = count_parameters(unwrap(trainer.model))
     if dist.main:
-        log.info("model %s: %d parameters; device %s x %d; precision %s; %d train / %d val samples", params.model.name,
-                 n_params, device, dist.world, trainer.heads.dtype or "fp32", len(split["train"]), len(split["val"]))
+        log.info("model %s: %d parameters, heads %s; device %s x %d; precision %s; %d train / %d val samples",
+                 params.model.name, n_params, ", ".join(contract.heads), device, dist.world,
+                 trainer.heads.dtype or "fp32", len(split["train"]), len(split["val"]))
     summary: dict = {}
-    lives = [open_live(path, trainer.start if ckpt is not None else None)
+    lives = [open_live(path, trainer.start if resumed is not None else None)
              for path in (live_dir, timing_dir) if path is not None and dist.main]
+    best_key = f"best_val_{params.train.best_metric}"
     try:
         for epoch in range(trainer.start, params.epochs):
             t0 = time.perf_counter()
-            tr, va, samples, size, t_train, lr = _epoch(trainer, loaders, epoch)
-            improved = trainer.improved(va[params.train.best_metric])
+            result = _epoch(trainer, loaders, epoch)
+            improved = trainer.improved(result.val[params.train.best_metric])
             if improved:
-                trainer.best, trainer.best_epoch = va[params.train.best_metric], epoch
-            summary = {"epoch": epoch, "train": tr, "val": va, "lr": lr, "best_epoch": trainer.best_epoch,
-                       f"best_val_{params.train.best_metric}": trainer.best, "parameters": n_params, "image_size": size,
-                       "micro_batches": trainer.state.accum, "samples": samples}
+                trainer.best, trainer.best_epoch = result.val[params.train.best_metric], epoch
+            summary = {"epoch": epoch, "train": result.train, "val": result.val, "lr": result.lr,
+                       "best_epoch": trainer.best_epoch, best_key: trainer.best, "parameters": n_params,
+                       "image_size": result.size, "micro_batches": trainer.state.accum, "samples": result.samples}
             if dist.main:
-                extra = trainer.resume_state(epoch, va)
-                if improved:
-                    save_checkpoint(model_dir / "best.pt", model, params.model, stats, **extra)
-                save_checkpoint(model_dir / "last.pt", model, params.model, stats, **extra)
-                log_epoch(lives[0], tr, va, lr, size)
-                if params.train.image_every and (epoch + 1) % params.train.image_every == 0:
-                    # not DDP's forward: rank 0 alone
-                    grid = _prediction_grid(unwrap(model), loaders.val, trainer.heads)
-                    lives[0].log_image(f"predictions/epoch_{epoch + 1:03d}.png", grid)
-                if len(lives) > 1:
-                    lives[1].log_metric("epoch_s", time.perf_counter() - t0)
-                    lives[1].log_metric("train_samples_per_s", len(split["train"]) / t_train)
-                for live in lives:
-                    live.next_step()
-                log.info("epoch %d (%d px): train loss %.4f, val loss %.4f, iou %.4f, rmse %.4f, lr %.2g; %.1f s, "
-                         "%.0f train samples/s", epoch, size, tr["loss"], va["loss"], va["iou"], va["rmse"], lr,
-                         time.perf_counter() - t0, len(split["train"]) / t_train)
+                _end_of_epoch(trainer, loaders, result, model_dir, lives, improved, time.perf_counter() - t0)
             distributed.barrier(dist)
     finally:
         for live in lives:

@@ -4,7 +4,7 @@ the data with them: precision, resizing, micro-batches, OOM and NaN handling.
 - Precision: `auto` is bf16 autocast on CUDA (fp16 with a GradScaler where bf16 is not
   supported) and fp32 on CPU; `bf16` also runs on CPU.
 - Progressive resizing: a train batch is resized on the device to the epoch's size
-  (inputs bilinear, mask by area then > 0.5, depth by area).
+  (inputs bilinear, targets by area, a binary head's then > 0.5).
 - CUDA out of memory: the step is retried in twice as many micro-batches (gradient
   accumulation keeps the effective batch), and the run goes on with that split.
 - A NaN or inf loss stops the run with the epoch, the window of steps it appeared in and
@@ -24,29 +24,27 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from fgbg.core.config import BEST_METRICS, Params
-from fgbg.core.metrics import DEPTH_KEYS, MASK_KEYS, depth_metrics, mask_metrics
+from fgbg.core.checkpoint import Checkpoint
+from fgbg.core.config import Params
+from fgbg.core.contract import Contract, kind_of, score
 from fgbg.core.progress import progress
-from fgbg.core.runtime import autocast_dtype, forward, normalise_on_device, unwrap, upsample_like
+from fgbg.core.runtime import autocast_dtype, forward, unwrap, upsample_like
 from fgbg.training.distributed import Dist, Sums, broadcast, first_rank
 from fgbg.training.losses import HeadLoss
 
 log = logging.getLogger(__name__)
 
 
-def resize_targets(mask, depth, size: int):
-    """N, 1, H, W targets to size x size: mask by area then > 0.5, depth by area."""
-    if mask.shape[-2:] == (size, size):
-        return mask, depth
-    mask = (F.interpolate(mask, size=(size, size), mode="area") > 0.5).float()
-    return mask, F.interpolate(depth, size=(size, size), mode="area")
+def resize_targets(targets: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+    """N, 1, H, W targets to size x size, each as its head's kind resizes (HeadKind.resize_target)."""
+    return {head: kind_of(head).resize_target(target, size) for head, target in targets.items()}
 
 
-def resize_batch(x, mask, depth, size: int):
+def resize_batch(x: torch.Tensor, targets: dict[str, torch.Tensor], size: int):
     """A batch to size x size: inputs bilinear (antialiased), targets as `resize_targets`."""
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return (x, *resize_targets(mask, depth, size))
+    return x, resize_targets(targets, size)
 
 
 @dataclass
@@ -57,37 +55,44 @@ class StepState:
 
 
 class Heads:
-    """The two heads' losses, and the forward pass under autocast."""
+    """The heads' losses and metrics (params.yaml `heads:`), and the forward pass under autocast."""
 
-    def __init__(self, p: Params, device: torch.device, stats: dict | None = None) -> None:
-        """`stats`: normalise uint8 batches on the device (float batches pass as they are)."""
-        self.mask_loss = HeadLoss("mask", p.train.mask_loss)
-        self.depth_loss = HeadLoss("depth", p.train.depth_loss)
+    def __init__(self, params: Params, device: torch.device, contract: Contract) -> None:
+        """`contract`: encodes uint8 batches on the device (float batches pass as they are)."""
+        self.losses = {head: HeadLoss(head, cfg.losses) for head, cfg in params.heads.items()}
+        self.metric_keys = params.metric_keys()  # (head, metric) -> key
         self.device = device
-        self.dtype = autocast_dtype(p.train.precision, device)
-        self.channels_last = p.train.channels_last
-        self.stats = stats
+        self.dtype = autocast_dtype(params.train.precision, device)
+        self.channels_last = params.train.channels_last
+        self.contract = contract
 
     @property
     def term_names(self) -> list[str]:
         """The names of the loss terms that `forward` returns."""
-        return [f"{loss.head}_{name}" for loss in (self.mask_loss, self.depth_loss) for name in loss.weights]
+        return [f"{loss.head}_{name}" for loss in self.losses.values() for name in loss.weights]
 
-    def to_device(self, x, mask, depth):
+    def to_device(self, x: torch.Tensor, targets: dict[str, torch.Tensor]):
         x = x.to(self.device, non_blocking=True)
         if x.dtype == torch.uint8:
-            x = normalise_on_device(x, self.stats)  # N, 6, H, W float32
+            x = self.contract.encode_uint8(x)  # N, C, H, W float32
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, mask.to(self.device, non_blocking=True), depth.to(self.device, non_blocking=True)
+        return x, {head: target.to(self.device, non_blocking=True) for head, target in targets.items()}
 
-    def forward(self, model, x, mask, depth):
-        """(mask logits, depth, loss, {term: value}); targets are pooled to a half-size output."""
-        logits, depth_pred = forward(model, x, self.dtype)  # N, 1, h, w each
-        mask, depth = resize_targets(mask, depth, logits.shape[-1])
-        lm, terms = self.mask_loss(logits, mask)
-        ld, dterms = self.depth_loss(depth_pred, depth)
-        return logits, depth_pred, lm + ld, {**terms, **dterms}
+    def forward(self, model, x: torch.Tensor, targets: dict[str, torch.Tensor]):
+        """({head: output}, loss, {term: value}); targets are pooled to a half-size output."""
+        outputs = forward(model, x, self.dtype)  # N, 1, h, w each
+        targets = resize_targets(targets, next(iter(outputs.values())).shape[-1])
+        loss, terms = 0, {}
+        for head, head_loss in self.losses.items():
+            head_total, head_terms = head_loss(outputs[head], targets[head])
+            loss, terms = loss + head_total, {**terms, **head_terms}
+        return outputs, loss, terms
+
+    def metrics(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{metric key: N values} of each head's listed metrics, outputs upsampled to the targets' size."""
+        outputs = {head: upsample_like(out, targets[head]) for head, out in outputs.items()}
+        return score(outputs, targets, self.metric_keys)
 
 
 CHECK_EVERY = 25  # steps between reading the finiteness flag back from the device
@@ -161,23 +166,27 @@ class Trainer:
         """Whether `score` beats the best so far (any score beats none)."""
         if self.best_epoch < 0:
             return True
-        return score < self.best if BEST_METRICS[self.params.train.best_metric] == "min" else score > self.best
+        return score > self.best if self.params.best_is_higher() else score < self.best
 
-    def restore(self, ckpt: dict) -> None:
-        unwrap(self.model).load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(ckpt["optimizer"])
+    def restore(self, checkpoint: Checkpoint) -> None:
+        resume = checkpoint.resume
+        unwrap(self.model).load_state_dict(checkpoint.weights)
+        self.opt.load_state_dict(resume["optimizer"])
         if self.sched is not None:
-            self.sched.load_state_dict(ckpt["scheduler"])
-        self.scaler.load_state_dict(ckpt["scaler"])
-        torch.set_rng_state(ckpt["rng"])
+            self.sched.load_state_dict(resume["scheduler"])
+        self.scaler.load_state_dict(resume["scaler"])
+        torch.set_rng_state(resume["rng"])
         self.best, self.best_epoch, self.start, self.state.accum = (
-            ckpt["best"], ckpt["best_epoch"], ckpt["epoch"] + 1, ckpt["accum"])
+            resume["best"], resume["best_epoch"], checkpoint.epoch + 1, resume["accum"])
 
-    def resume_state(self, epoch: int, val: dict) -> dict:
-        return dict(epoch=epoch, val=val, fingerprint=self.fingerprint, optimizer=self.opt.state_dict(),
-                    scheduler=self.sched.state_dict() if self.sched is not None else {},
-                    scaler=self.scaler.state_dict(), rng=torch.get_rng_state(), best=self.best,
-                    best_epoch=self.best_epoch, accum=self.state.accum, input_size=self.params.compose.bg_size)
+    def checkpoint(self, epoch: int, val: dict) -> Checkpoint:
+        """The model as it stands after `epoch`, with what resuming needs."""
+        weights = {k: v.detach().cpu() for k, v in unwrap(self.model).state_dict().items()}
+        resume = dict(fingerprint=self.fingerprint, optimizer=self.opt.state_dict(),
+                      scheduler=self.sched.state_dict() if self.sched is not None else {},
+                      scaler=self.scaler.state_dict(), rng=torch.get_rng_state(), best=self.best,
+                      best_epoch=self.best_epoch, accum=self.state.accum)
+        return Checkpoint(self.heads.contract, weights, self.params.compose.bg_size, epoch, val, resume)
 
     def train_step(self, batch, epoch: int, step: int):
         """One optimiser step over `batch`, split into `state.accum` micro-batches.
@@ -185,21 +194,21 @@ class Trainer:
         Returns (loss, {term: value}) as detached 0-d tensors on the device, averaged over the
         batch: no host-device sync here (FiniteCheck reads finiteness in windows)."""
         model, opt, scaler, state = self.model, self.opt, self.scaler, self.state
-        x, mask, depth = batch  # N, C, H, W; N, 1, H, W; N, 1, H, W
+        x, targets = batch  # N, C, H, W; {head: N, 1, H, W}
         n = x.shape[0]
         while True:
             try:
                 opt.zero_grad(set_to_none=True)
                 sums = Sums()  # the loss and its terms, weighted by micro-batch share
-                chunks = list(zip(x.tensor_split(state.accum), mask.tensor_split(state.accum),
-                                  depth.tensor_split(state.accum)))
-                chunks = [c for c in chunks if c[0].shape[0]]
-                for i, (xc, mc, dc) in enumerate(chunks):
+                split = {head: target.tensor_split(state.accum) for head, target in targets.items()}
+                chunks = [(xc, {head: parts[i] for head, parts in split.items()})
+                          for i, xc in enumerate(x.tensor_split(state.accum)) if xc.shape[0]]
+                for i, (xc, tc) in enumerate(chunks):
                     share = xc.shape[0] / n  # this micro-batch's weight in the batch mean
                     # DDP: all-reduce gradients only after the last micro-batch
                     sync_now = i == len(chunks) - 1 or not hasattr(model, "no_sync")
                     with contextlib.nullcontext() if sync_now else model.no_sync():
-                        _, _, loss, terms = self.heads.forward(model, xc, mc, dc)
+                        _, loss, terms = self.heads.forward(model, xc, tc)
                         scaler.scale(loss * share).backward()
                     sums.add({"loss": loss.detach(), **terms}, share)  # float64 device tensors: no sync
                 if self.params.train.grad_clip:
@@ -232,8 +241,8 @@ class Trainer:
         step = -1
         for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False,
                                               disable=not self.show)):
-            x, mask, depth = resize_batch(*heads.to_device(*batch), size)  # N, C, size, size; N, 1, size, size x 2
-            loss, terms = self.train_step((x, mask, depth), epoch, step)
+            x, targets = resize_batch(*heads.to_device(*batch), size)  # N, C, size, size; {head: N, 1, size, size}
+            loss, terms = self.train_step((x, targets), epoch, step)
             if batch_scheduler is not None:
                 batch_scheduler.step()
             finite.add(loss, terms, step)
@@ -252,18 +261,16 @@ class Trainer:
         model = unwrap(self.model) if self.dist.active else self.model
         model.eval()
         heads, d = self.heads, self.dist
-        sums = Sums(["loss", *heads.term_names, *MASK_KEYS, *DEPTH_KEYS], heads.device)
+        sums = Sums(["loss", *heads.term_names, *heads.metric_keys.values()], heads.device)
         finite = FiniteCheck("val", epoch, d, heads.device, windows=not d.active)
         step = -1
         for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} val", unit="batch", leave=False,
                                               disable=not self.show)):
-            x, mask, depth = heads.to_device(*batch)  # N, C, H, W; N, 1, H, W; N, 1, H, W
-            logits, depth_pred, loss, terms = heads.forward(model, x, mask, depth)  # N, 1, h, w each
+            x, targets = heads.to_device(*batch)  # N, C, H, W; {head: N, 1, H, W}
+            outputs, loss, terms = heads.forward(model, x, targets)  # {head: N, 1, h, w}
             finite.add(loss, terms, step)
             sums.count(x.shape[0])
             sums.add({"loss": loss, **terms}, x.shape[0])
-            metrics = {**mask_metrics(upsample_like(logits, mask), mask),
-                       **depth_metrics(upsample_like(depth_pred, depth), depth)}  # each N
-            sums.add({k: v.sum() for k, v in metrics.items()}, 1)
+            sums.add({k: v.sum() for k, v in heads.metrics(outputs, targets).items()}, 1)
         finite.check(step)
         return sums.reduce(d)

@@ -1,0 +1,46 @@
+"""The heads a model may have, by name, and the kind of each: the names and rules that params.yaml
+is checked against (no torch here; how a kind computes is fgbg.core.contract's).
+
+- `binary`: logits of a 0/1 map (the mask); a pixel is set where logits > 0; scored by
+  IoU and its kin; saved as a 0/255 PNG;
+- `unit`: a value in [0, 1] per pixel (depth; an alpha matte), a sigmoid's output; scored
+  by RMSE and its kin; saved as a 16-bit PNG (value / 65535).
+
+A new head registers its kind in `HEADS`, a target in fgbg.dataset.data.TARGETS, and is
+listed in params.yaml's `heads:` with its losses and metrics. Losses, metrics, plots,
+evaluation, prediction and ONNX export iterate over the heads and need nothing else.
+"""
+
+from __future__ import annotations
+
+HEADS: dict[str, str] = {  # head name -> kind
+    "mask": "binary",  # the object's mask
+    "depth": "unit",  # depth of the scene with the object in it: 0 nearest, 1 farthest
+}
+
+KIND_METRICS = {  # what fgbg.core.metrics computes per kind (its module doc defines each)
+    "binary": ("iou", "dice", "pixel_acc", "precision", "recall"),
+    "unit": ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim"),
+}
+HEADLINE = {"binary": "iou", "unit": "rmse"}  # the metric that ranks samples and sources, per kind
+HIGHER_IS_BETTER = {"iou", "dice", "pixel_acc", "precision", "recall", "delta1", "delta2", "delta3", "ssim"}
+LOGIT_LOSSES = ("bce",)  # take logits, so they suit binary heads only
+
+
+def metric_keys(metrics: dict[str, tuple[str, ...]]) -> dict[tuple[str, str], str]:
+    """(head, metric) -> the flat key it is logged under (train.json's val, DVCLive, per-image tables),
+    for heads in order with their metrics.
+
+    The first head of each kind keeps bare names (iou for the mask, rmse for depth: the keys every
+    run has logged); a later head of the same kind is `<head>_<metric>`. The kinds' metric names
+    differ, so keys never clash, and adding a head renames nothing."""
+    firsts = {}
+    for head in metrics:
+        firsts.setdefault(HEADS[head], head)
+    return {(head, name): name if firsts[HEADS[head]] == head else f"{head}_{name}"
+            for head, names in metrics.items() for name in names}
+
+
+def all_metric_keys(heads: tuple[str, ...]) -> dict[tuple[str, str], str]:
+    """metric_keys of every metric of each head's kind: what per-image tables hold."""
+    return metric_keys({head: KIND_METRICS[HEADS[head]] for head in heads})

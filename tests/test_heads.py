@@ -1,0 +1,138 @@
+"""Named heads: a third head needs only its declaration, its target and params; format-1 checkpoints
+still load; metric keys; every head has a kind and a target."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fgbg.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+from fgbg.core.config import ModelConfig, Params, from_dict
+from fgbg.core.contract import KINDS, NormStats
+from fgbg.core.heads import HEADLINE, HEADS, KIND_METRICS, metric_keys
+from fgbg.dataset.data import TARGETS, Sample
+from fgbg.evaluation.evaluate import evaluate_model
+from fgbg.inference.onnx import export_onnx
+from fgbg.inference.predict import predict_paths
+from fgbg.training.train import train_model
+from tests.conftest import ROOT
+from tests.test_train import TINY, merge
+
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def test_every_head_has_a_kind_and_a_target_and_every_kind_its_metrics():
+    assert set(TARGETS.names()) == set(HEADS)
+    assert set(HEADS.values()) <= set(KINDS) == set(KIND_METRICS) == set(HEADLINE)
+    for kind, names in KIND_METRICS.items():
+        assert HEADLINE[kind] in names
+
+
+def test_metric_keys_keep_the_first_head_of_each_kind_bare(monkeypatch):
+    monkeypatch.setitem(HEADS, "outline", "binary")
+    keys = metric_keys({"mask": ("iou",), "depth": ("rmse",), "outline": ("iou", "dice")})
+    assert keys == {("mask", "iou"): "iou", ("depth", "rmse"): "rmse", ("outline", "iou"): "outline_iou",
+                    ("outline", "dice"): "outline_dice"}
+    assert metric_keys({"outline": ("iou",), "mask": ("iou",)}) == {("outline", "iou"): "iou", ("mask", "iou"): "mask_iou"}
+
+
+def test_a_format_1_checkpoint_loads_to_the_predictions_it_gave():
+    """tests/fixtures/checkpoint_v1.pt was written by the format-1 code (fixtures/make_checkpoint_v1.py), as the
+    `fgbg-unet@v0.1.0` artifact was: its weights load under the named heads and give the same outputs."""
+    model, ckpt = load_checkpoint(FIXTURES / "checkpoint_v1.pt")
+    want = np.load(FIXTURES / "checkpoint_v1_outputs.npz")
+    assert ckpt.contract.heads == ("mask", "depth") and ckpt.contract.config == ModelConfig(width=4, levels=2, rows=True)
+    assert ckpt.contract.stats == NormStats((0.4, 0.5, 0.6), (0.2, 0.25, 0.3), (0.45, 0.5, 0.55), (0.21, 0.22, 0.23))
+    assert (ckpt.input_size, ckpt.epoch, ckpt.val) == (32, 3, {"loss": 0.5})
+    with torch.no_grad():
+        outputs = model(torch.from_numpy(want["x"]))
+    assert torch.equal(outputs["mask"], torch.from_numpy(want["mask_logits"]))
+    assert torch.equal(outputs["depth"], torch.from_numpy(want["depth"]))
+
+
+def test_a_checkpoint_reads_back_as_it_was_written(tmp_path):
+    ckpt = read_checkpoint(FIXTURES / "checkpoint_v1.pt")
+    save_checkpoint(tmp_path / "v2.pt", ckpt)  # written as format 2
+    assert torch.load(tmp_path / "v2.pt", weights_only=True)["format_version"] == 2
+    again = read_checkpoint(tmp_path / "v2.pt")
+    assert again.contract == ckpt.contract and (again.input_size, again.epoch, again.val) == (32, 3, {"loss": 0.5})
+    assert list(again.weights) == list(ckpt.weights) and all(torch.equal(again.weights[k], ckpt.weights[k])
+                                                              for k in ckpt.weights)
+
+
+def outline_target(sample: Sample) -> np.ndarray:
+    """The object's outline: mask pixels with a 4-neighbour outside the mask (the image border counts as outside)."""
+    mask = np.pad(sample.mask, 1)
+    inside = mask[:-2, 1:-1] & mask[2:, 1:-1] & mask[1:-1, :-2] & mask[1:-1, 2:]
+    return (sample.mask & ~inside).astype(np.float32)
+
+
+def test_outline_target_by_hand():
+    mask = np.zeros((5, 5), bool)
+    mask[1:4, 1:4] = True  # a 3 x 3 square: its 8 border pixels are the outline, the centre is not
+    got = outline_target(Sample(None, None, mask, None))
+    assert got.sum() == 8 and got[2, 2] == 0 and got[1, 1] == 1 and got[0].sum() == 0
+
+
+@pytest.fixture
+def outline_head(monkeypatch):
+    """A third head, added as a user would: declared among the heads (its kind) and given a target.
+    Nothing else in fgbg changes."""
+    monkeypatch.setitem(HEADS, "outline", "binary")
+    monkeypatch.setitem(TARGETS._items, "outline", outline_target)
+
+
+def test_a_third_head_trains_evaluates_predicts_and_exports(outline_head, tiny_dataset, tmp_path):
+    from fgbg.core.imageio import atomic_write_json
+    from fgbg.dataset.split import split_index
+    from fgbg.dataset.stats import dataset_stats
+    from fgbg.dataset.store import ComposedStore
+
+    store = ComposedStore(tiny_dataset)
+    atomic_write_json(tmp_path / "stats.json", dataset_stats(store))
+    atomic_write_json(tmp_path / "split.json", split_index(store.index, group_by="fg", val_fraction=0.25,
+                                                           test_fraction=0.25, seed=0))
+    heads = {"mask": {"losses": {"bce": 1.0}, "metrics": ["iou", "dice"]}, "depth": {"losses": {"l1": 1.0}},
+             "outline": {"losses": {"bce": 1.0, "dice": 0.5}, "metrics": ["iou"]}}  # the params of the third head
+    params = from_dict(Params, merge(TINY, {"epochs": 1, "heads": heads, "train": {"best_metric": "outline_iou"}}))
+    summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=tmp_path / "stats.json",
+                          split_path=tmp_path / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
+                          metrics_path=tmp_path / "train.json")
+    assert set(summary["train"]) == {"loss", "mask_bce", "depth_l1", "outline_bce", "outline_dice"}
+    assert set(summary["val"]) == {"loss", "mask_bce", "depth_l1", "outline_bce", "outline_dice", "iou", "dice",
+                                   *KIND_METRICS["unit"], "outline_iou"}  # mask's metrics as listed, depth's all
+    assert summary["best_val_outline_iou"] == summary["val"]["outline_iou"]
+    assert (tmp_path / "live" / "plots" / "metrics" / "val" / "outline_iou.tsv").is_file()
+
+    metrics = {head: params.heads[head].metrics for head in params.heads}
+    result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
+                            split_path=tmp_path / "split.json", metrics_path=tmp_path / "eval.json",
+                            plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json", grid_samples=2,
+                            batch_size=4, metrics=metrics)
+    assert set(result["outline"]) == {"iou"} and set(result["mask"]) == {"iou", "dice"}
+    assert set(result["baseline"]) == {"mask", "depth", "mask_rule", "depth_rule"}  # no baseline for the outline
+    assert set(result["test_files"]["outline"]) == {"iou"}
+    by = json.loads((tmp_path / "by.json").read_text())
+    assert {"iou", "rmse", "outline_iou"} <= set(by["worst"][0])
+    assert (tmp_path / "plots" / "per_fg.csv").read_text().startswith("fg,iou,rmse,outline_iou,iou_error,outline_iou_error")
+    samples = Image.open(tmp_path / "plots" / "samples.png")
+    assert samples.size[0] == 9 * 150  # 9 columns of 1.5 in at 100 dpi: bg, fg_bg, mask's 2, depth's 3, outline's 2
+
+    bg, fg_bg, _, _ = store.read(0)
+    Image.fromarray(bg).save(tmp_path / "bg.png")
+    Image.fromarray(fg_bg).save(tmp_path / "scene.png")
+    predict_paths(tmp_path / "models" / "best.pt", tmp_path / "bg.png", tmp_path / "scene.png", tmp_path / "out",
+                  device="cpu")
+    outline = np.asarray(Image.open(tmp_path / "out" / "scene_outline.png"))
+    assert outline.shape == (16, 16) and set(np.unique(outline)) <= {0, 255}
+    assert export_onnx(tmp_path / "models" / "best.pt", tmp_path / "m.onnx")["outputs"] == [
+        "mask_logits", "depth", "outline_logits"]
+
+
+def test_evaluate_refuses_params_that_list_other_heads_than_the_checkpoints(tmp_path):
+    with pytest.raises(ValueError, match=r"heads = \['mask'\], but .*checkpoint_v1.pt has the heads \['mask', 'depth'\]"):
+        evaluate_model(checkpoint=FIXTURES / "checkpoint_v1.pt", dataset_dir=tmp_path, split_path=tmp_path / "s.json",
+                       metrics_path=tmp_path / "e.json", plots_dir=tmp_path, by_source_path=tmp_path / "b.json",
+                       grid_samples=1, batch_size=1, metrics={"mask": ("iou",)})

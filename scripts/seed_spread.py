@@ -45,7 +45,7 @@ def main(argv=None) -> None:
         ev = evaluate_model(checkpoint=run_dir / "models" / "best.pt", dataset_dir="dataset/composed",
                             split_path="dataset/split.json", metrics_path=run_dir / "eval.json",
                             plots_dir=run_dir / "plots", by_source_path=run_dir / "eval_by_source.json",
-                            grid_samples=p.evaluate.grid_samples, batch_size=p.batch_size, device=p.train.device)
+                            params=p)
         per_seed[seed] = {f"{head}.{k}": ev[head][k] for head, k in KEYS}
         logging.getLogger("seed_spread").info("seed %d: %s", seed, per_seed[seed])
     spread = {}

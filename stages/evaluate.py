@@ -22,8 +22,7 @@ def main(argv=None) -> None:
     p = load_params(args.params)
     evaluate_model(
         checkpoint=args.checkpoint, dataset_dir=args.dataset, split_path=args.split, metrics_path=args.metrics,
-        plots_dir=args.plots, by_source_path=args.by_source, grid_samples=p.evaluate.grid_samples,
-        batch_size=p.batch_size, metrics={head: cfg.metrics for head, cfg in p.heads.items()}, device=p.train.device,
+        plots_dir=args.plots, by_source_path=args.by_source, params=p,
     )
 
 

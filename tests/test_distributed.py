@@ -133,13 +133,13 @@ def _train(rank: int, paths: dict, nan: tuple[str, int] | None = None) -> dict:
     if nan and rank == 1:
         real, calls = Heads.forward, {"train": 0, "val": 0}
 
-        def forward(self, model, x, mask, depth):
-            logits, depth_pred, loss, terms = real(self, model, x, mask, depth)
+        def forward(self, model, x, targets):
+            outputs, loss, terms = real(self, model, x, targets)
             phase = "train" if model.training else "val"
             calls[phase] += 1
             if (phase, calls[phase] - 1) == nan:
                 loss = loss * float("nan")
-            return logits, depth_pred, loss, terms
+            return outputs, loss, terms
 
         Heads.forward = forward
     return train_model(params=from_dict(Params, TWO_RANKS), **paths)["samples"]

@@ -8,7 +8,7 @@ import torch
 
 from fgbg.composing.build import compose_dataset
 from fgbg.core.checkpoint import load_checkpoint
-from fgbg.core.config import ComposeConfig, ModelConfig
+from fgbg.core.config import ComposeConfig, ModelConfig, Params, from_dict
 from fgbg.core.contract import NormStats
 from fgbg.core.imageio import atomic_write_json
 from fgbg.core.model import build_model
@@ -33,7 +33,7 @@ def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, 
     write_checkpoint(tmp_path / "model.pt", build_model(the_contract), the_contract, input_size=20)  # 20 % 2**3 != 0
     evaluate_model(checkpoint=tmp_path / "model.pt", dataset_dir=composed, split_path=tmp_path / "split.json",
                    metrics_path=tmp_path / "eval.json", plots_dir=tmp_path / "plots",
-                   by_source_path=tmp_path / "by.json", grid_samples=2, batch_size=4)
+                   by_source_path=tmp_path / "by.json", params=from_dict(Params, {"batch_size": 4, "evaluate": {"grid_samples": 2}}))
     loaded, ckpt = load_checkpoint(tmp_path / "model.pt")
     ious = []
     for i in split["test"]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from fgbg.core.config import ModelConfig, read_yaml
+from fgbg.core.config import ModelConfig, Params, from_dict, read_yaml
 from fgbg.core.model import build_model
 from fgbg.dataset.store import META, ComposedStore
 from fgbg.evaluation.baselines import choose_threshold, difference
@@ -30,7 +30,7 @@ def _evaluate(checkpoint, dataset, split: dict, out):
     (out / "split.json").write_text(json.dumps(split))
     return evaluate_model(checkpoint=checkpoint, dataset_dir=dataset, split_path=out / "split.json",
                           metrics_path=out / "eval.json", plots_dir=out / "plots", by_source_path=out / "by.json",
-                          grid_samples=2, batch_size=8)
+                          params=from_dict(Params, {"batch_size": 8, "evaluate": {"grid_samples": 2}}))
 
 
 def _split_by_fg(store: ComposedStore, val: list[str], test: list[str]) -> dict:

@@ -106,11 +106,9 @@ def test_a_third_head_trains_evaluates_predicts_and_exports(outline_head, tiny_d
     assert summary["best_val_outline_iou"] == summary["val"]["outline_iou"]
     assert (tmp_path / "live" / "plots" / "metrics" / "val" / "outline_iou.tsv").is_file()
 
-    metrics = {head: params.heads[head].metrics for head in params.heads}
     result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
                             split_path=tmp_path / "split.json", metrics_path=tmp_path / "eval.json",
-                            plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json", grid_samples=2,
-                            batch_size=4, metrics=metrics)
+                            plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json", params=params)
     assert set(result["outline"]) == {"iou"} and set(result["mask"]) == {"iou", "dice"}
     assert set(result["baseline"]) == {"mask", "depth", "mask_rule", "depth_rule"}  # no baseline for the outline
     assert set(result["test_files"]["outline"]) == {"iou"}
@@ -135,4 +133,4 @@ def test_evaluate_refuses_params_that_list_other_heads_than_the_checkpoints(tmp_
     with pytest.raises(ValueError, match=r"heads = \['mask'\], but .*checkpoint_v1.pt has the heads \['mask', 'depth'\]"):
         evaluate_model(checkpoint=FIXTURES / "checkpoint_v1.pt", dataset_dir=tmp_path, split_path=tmp_path / "s.json",
                        metrics_path=tmp_path / "e.json", plots_dir=tmp_path, by_source_path=tmp_path / "b.json",
-                       grid_samples=1, batch_size=1, metrics={"mask": ("iou",)})
+                       params=from_dict(Params, {"heads": {"mask": {"losses": {"bce": 1.0}}}}))

@@ -72,7 +72,7 @@ def test_train_then_evaluate_writes_every_output(tiny_dataset, prepared, tmp_pat
     result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
                             split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
                             plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by_source.json",
-                            grid_samples=2, batch_size=4)
+                            params=from_dict(Params, {"batch_size": 4, "evaluate": {"grid_samples": 2}}))
     saved = json.loads((tmp_path / "eval.json").read_text())
     split = json.loads((prepared / "split.json").read_text())
     assert saved == result and saved["split"] == "test" and saved["samples"] == len(split["test"])
@@ -368,7 +368,7 @@ def test_evaluate_says_when_the_dataset_is_not_at_the_training_size(tiny_dataset
         result = evaluate_model(checkpoint=tmp_path / "other.pt", dataset_dir=tiny_dataset,
                                 split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
                                 plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json",
-                                grid_samples=2, batch_size=4)
+                                params=from_dict(Params, {"batch_size": 4, "evaluate": {"grid_samples": 2}}))
     assert "is composed at 16 px but" in caplog.text and "trained at 32 px: evaluating at 16 px" in caplog.text
     assert (result["image_size"], result["trained_at"]) == (16, 32)
 

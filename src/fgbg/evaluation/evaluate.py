@@ -30,9 +30,10 @@ import torch
 from PIL import Image
 
 from fgbg.core.checkpoint import LoadedModel, load_for_inference
+from fgbg.core.config import Params
 from fgbg.core.contract import answers_as_outputs, kind_of, score
 from fgbg.core.errors import ConfigError
-from fgbg.core.heads import HEADLINE, HEADS, HIGHER_IS_BETTER, KIND_METRICS, all_metric_keys, metric_keys
+from fgbg.core.heads import HEADLINE, HEADS, HIGHER_IS_BETTER, all_metric_keys, metric_keys
 from fgbg.core.imageio import atomic_path, atomic_write_json
 from fgbg.core.plots import WORST, sample_columns, sample_rows, save_grid
 from fgbg.core.progress import progress
@@ -158,16 +159,16 @@ def _per_source(df: pd.DataFrame, keys: dict, headlines: dict, worst: pd.DataFra
 
 def evaluate_model(
     *, checkpoint: str | Path, dataset_dir: str | Path, split_path: str | Path, metrics_path: str | Path,
-    plots_dir: str | Path, by_source_path: str | Path, grid_samples: int, batch_size: int,
-    metrics: dict[str, tuple[str, ...]] | None = None, device: str = "auto",
+    plots_dir: str | Path, by_source_path: str | Path, params: Params,
 ) -> dict:
     """Per-image metrics on the test split beside the baselines: averages, per-source breakdowns,
-    grids (see module doc). `metrics`: {head: metrics reported}, params.yaml's `heads:` (default: every
-    metric of each of the checkpoint's heads)."""
-    loaded = load_for_inference(checkpoint, device)
+    grids (see module doc). From `params`: the heads' metrics, batch_size, evaluate.grid_samples and
+    train.device."""
+    loaded = load_for_inference(checkpoint, params.train.device)
     heads = loaded.contract.heads
-    metrics = metrics or {head: KIND_METRICS[HEADS[head]] for head in heads}
+    metrics = {head: cfg.metrics for head, cfg in params.heads.items()}
     _checked_heads(loaded, metrics, checkpoint)
+    batch_size = params.batch_size
     keys = metric_keys(metrics)  # what eval.json reports
     split = json.loads(Path(split_path).read_text())
     store = ComposedStore(dataset_dir)
@@ -196,7 +197,7 @@ def evaluate_model(
     df["badness"] = sum(kind_of(head).error(df[key]) for head, (_, key) in headlines.items())
     worst = df.sort_values("badness", ascending=False, kind="stable").head(WORST)
     _per_source(df, keys, headlines, worst, by_source_path, plots_dir)
-    picks = np.linspace(0, len(ds) - 1, min(grid_samples, len(ds))).round().astype(int)
+    picks = np.linspace(0, len(ds) - 1, min(params.evaluate.grid_samples, len(ds))).round().astype(int)
     _grid(Path(plots_dir) / "samples.png", loaded, ds, picks)
     labels = [_worst_label(row, headlines) for row in worst.itertuples()]
     _grid(Path(plots_dir) / "worst.png", loaded, ds, worst.index.to_numpy(), labels)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 import torch
-import torch.distributed as dist
+import torch.distributed as torch_dist
 
 
 @dataclass(frozen=True)
@@ -48,15 +48,15 @@ def setup(device_type: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend(device_type))
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend=backend(device_type))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if device_type == "cuda":
         torch.cuda.set_device(local)
-    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local)
+    return Dist(rank=torch_dist.get_rank(), world=torch_dist.get_world_size(), local_rank=local)
 
 
-def all_sum(values: dict, d: Dist, device: torch.device) -> dict[str, float]:
+def all_sum(values: dict, dist: Dist, device: torch.device) -> dict[str, float]:
     """Each value (a number or a 0-d tensor) summed over all processes, as floats.
 
     Every rank must give the same keys. The values travel as one float64 tensor on `device`,
@@ -64,8 +64,8 @@ def all_sum(values: dict, d: Dist, device: torch.device) -> dict[str, float]:
     not meet), and come back to the host in one read: the one sync of an epoch's sums."""
     keys = sorted(values)
     sums = torch.stack([torch.as_tensor(values[k], dtype=torch.float64, device=device) for k in keys])  # len(keys)
-    if d.active:
-        dist.all_reduce(sums)
+    if dist.active:
+        torch_dist.all_reduce(sums)
     return dict(zip(keys, sums.tolist()))
 
 
@@ -89,54 +89,54 @@ class Sums:
     def count(self, n: int) -> None:
         self.n += n
 
-    def reduce(self, d: Dist) -> tuple[dict[str, float], int]:
+    def reduce(self, dist: Dist) -> tuple[dict[str, float], int]:
         """(mean of each sum over the samples of every process, that sample count)."""
-        totals = all_sum({**self.values, "n": self.n}, d, self.device)
+        totals = all_sum({**self.values, "n": self.n}, dist, self.device)
         n = totals.pop("n")
         return {k: v / n for k, v in totals.items()}, int(n)
 
 
-def first_rank(flag: torch.Tensor | None, d: Dist, device: torch.device) -> int | None:
+def first_rank(flag: torch.Tensor | None, dist: Dist, device: torch.device) -> int | None:
     """The lowest rank whose `flag` (a 0-d bool tensor; None for unset) is set, or None.
 
     Every rank must call it at the same point: one all_reduce of an int64 on `device`, so
     that a condition met on one rank (a NaN in its share) stops every rank alike."""
     flag = torch.zeros((), dtype=torch.bool, device=device) if flag is None else flag.to(device)
-    rank = torch.where(flag, d.rank, d.world).to(torch.int64).reshape(1)  # 1, on every rank
-    if d.active:
-        dist.all_reduce(rank, op=dist.ReduceOp.MIN)
+    rank = torch.where(flag, dist.rank, dist.world).to(torch.int64).reshape(1)  # 1, on every rank
+    if dist.active:
+        torch_dist.all_reduce(rank, op=torch_dist.ReduceOp.MIN)
     first = int(rank.item())
-    return None if first == d.world else first
+    return None if first == dist.world else first
 
 
-def broadcast(obj, d: Dist, src: int = 0):
+def broadcast(obj, dist: Dist, src: int = 0):
     """Rank `src`'s `obj` on every process (identity for one process)."""
-    if not d.active:
+    if not dist.active:
         return obj
-    box = [obj if d.rank == src else None]
-    dist.broadcast_object_list(box, src=src)
+    box = [obj if dist.rank == src else None]
+    torch_dist.broadcast_object_list(box, src=src)
     return box[0]
 
 
-def broadcast_buffers(module: torch.nn.Module, d: Dist) -> None:
+def broadcast_buffers(module: torch.nn.Module, dist: Dist) -> None:
     """Rank 0's buffers (BatchNorm statistics) on every rank, in place.
 
     DDP broadcasts them at the start of a training forward, so after an epoch's last step each
     rank's differ by its own last batch; DDP's own broadcast at the next forward never comes
     on a rank with no val samples, which is why validation runs on the module itself, after this."""
-    if d.active:
+    if dist.active:
         for buffer in module.buffers():
-            dist.broadcast(buffer, src=0)
+            torch_dist.broadcast(buffer, src=0)
 
 
-def barrier(d: Dist) -> None:
-    if d.active:
-        dist.barrier()
+def barrier(dist: Dist) -> None:
+    if dist.active:
+        torch_dist.barrier()
 
 
-def teardown(d: Dist) -> None:
+def teardown(dist: Dist) -> None:
     """Leave the process group, all ranks together: a rank that destroys it while another still
     talks to it can abort in gloo's threads ("terminate called without an active exception")."""
-    if d.active and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if dist.active and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

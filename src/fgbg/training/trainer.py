@@ -103,13 +103,13 @@ class FiniteCheck:
     CHECK_EVERY steps and at the end: one host-device sync per window instead of per step.
     A NaN or inf stops the run naming the epoch and the steps it appeared between.
 
-    Under DDP (`d`) each check is collective, and stops every rank with the message of the
+    Under DDP (`dist`) each check is collective, and stops every rank with the message of the
     lowest rank that met one; so the checks must come at the same steps on every rank:
     `windows=False` checks only at the end (validation, whose shares differ in length)."""
 
-    def __init__(self, phase: str, epoch: int, d: Dist = Dist(), device: torch.device = torch.device("cpu"),
+    def __init__(self, phase: str, epoch: int, dist: Dist = Dist(), device: torch.device = torch.device("cpu"),
                  windows: bool = True) -> None:
-        self.phase, self.epoch, self.d, self.device, self.windows = phase, epoch, d, device, windows
+        self.phase, self.epoch, self.dist, self.device, self.windows = phase, epoch, dist, device, windows
         self.bad: torch.Tensor | None = None  # 0-d bool on the device: a non-finite loss since `since`
         self.since = 0
         self.terms: dict[str, torch.Tensor] = {}
@@ -122,17 +122,17 @@ class FiniteCheck:
             self.check(step)
 
     def check(self, step: int) -> None:
-        if self.d.active:
-            first = first_rank(self.bad, self.d, self.device)  # every rank, the same steps: the window's sync
+        if self.dist.active:
+            first = first_rank(self.bad, self.dist, self.device)  # every rank, the same steps: the window's sync
         else:
             first = 0 if self.bad is not None and bool(self.bad) else None  # the one sync of the window
         if first is not None:
             terms = {k: float(v) for k, v in self.terms.items()}
-            where = f"{self.phase}, rank {self.d.rank}" if self.d.active else self.phase
+            where = f"{self.phase}, rank {self.dist.rank}" if self.dist.active else self.phase
             message = (f"loss is not finite at epoch {self.epoch}, between steps {self.since} and {step} ({where}); "
                        f"terms at step {step}: {terms}. The last good checkpoint is kept; lower lr, set "
                        "train.grad_clip, or change the loss weights")
-            raise FloatingPointError(broadcast(message if first == self.d.rank else None, self.d, src=first))
+            raise FloatingPointError(broadcast(message if first == self.dist.rank else None, self.dist, src=first))
         self.bad, self.since = None, step + 1
 
 
@@ -234,9 +234,9 @@ class Trainer:
         The count includes the few samples DistributedSampler repeats so that every rank runs
         the same steps; a per-batch schedule steps after each step."""
         self.model.train()
-        heads, d = self.heads, self.dist
+        heads, dist = self.heads, self.dist
         sums = Sums(["loss", *heads.term_names], heads.device)
-        finite = FiniteCheck("train", epoch, d, heads.device)
+        finite = FiniteCheck("train", epoch, dist, heads.device)
         batch_scheduler = self.sched if self.per_batch else None
         step = -1
         for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False,
@@ -249,7 +249,7 @@ class Trainer:
             sums.count(x.shape[0])  # a shape: known on the host
             sums.add({"loss": loss, **terms}, x.shape[0])
         finite.check(step)
-        return sums.reduce(d)
+        return sums.reduce(dist)
 
     @torch.no_grad()
     def validate(self, loader, epoch: int) -> tuple[dict[str, float], int]:
@@ -260,9 +260,9 @@ class Trainer:
         and finiteness is checked once, at the end."""
         model = unwrap(self.model) if self.dist.active else self.model
         model.eval()
-        heads, d = self.heads, self.dist
+        heads, dist = self.heads, self.dist
         sums = Sums(["loss", *heads.term_names, *heads.metric_keys.values()], heads.device)
-        finite = FiniteCheck("val", epoch, d, heads.device, windows=not d.active)
+        finite = FiniteCheck("val", epoch, dist, heads.device, windows=not dist.active)
         step = -1
         for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} val", unit="batch", leave=False,
                                               disable=not self.show)):
@@ -273,4 +273,4 @@ class Trainer:
             sums.add({"loss": loss, **terms}, x.shape[0])
             sums.add({k: v.sum() for k, v in heads.metrics(outputs, targets).items()}, 1)
         finite.check(step)
-        return sums.reduce(d)
+        return sums.reduce(dist)

@@ -13,54 +13,54 @@ SCHEDULERS: Registry = Registry("scheduler")
 
 
 @OPTIMIZERS.register("adam")
-def _adam(model_params, p: Params, fused: bool | None) -> torch.optim.Optimizer:
-    return torch.optim.Adam(model_params, lr=p.lr, weight_decay=p.train.weight_decay, fused=fused)
+def _adam(model_params, params: Params, fused: bool | None) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model_params, lr=params.lr, weight_decay=params.train.weight_decay, fused=fused)
 
 
 @OPTIMIZERS.register("adamw")
-def _adamw(model_params, p: Params, fused: bool | None) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(model_params, lr=p.lr, weight_decay=p.train.weight_decay, fused=fused)
+def _adamw(model_params, params: Params, fused: bool | None) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(model_params, lr=params.lr, weight_decay=params.train.weight_decay, fused=fused)
 
 
 @OPTIMIZERS.register("sgd")
-def _sgd(model_params, p: Params, fused: bool | None) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model_params, lr=p.lr, momentum=p.train.momentum, weight_decay=p.train.weight_decay,
+def _sgd(model_params, params: Params, fused: bool | None) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model_params, lr=params.lr, momentum=params.train.momentum, weight_decay=params.train.weight_decay,
                            fused=fused)
 
 
 @SCHEDULERS.register("plateau")
-def _plateau(opt, p: Params, steps_per_epoch: int):
+def _plateau(opt, params: Params, steps_per_epoch: int):
     """Stepped once per epoch with the validation loss."""
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=p.train.plateau_factor, patience=p.train.plateau_patience,
-        threshold=p.train.plateau_threshold,
+        opt, mode="min", factor=params.train.plateau_factor, patience=params.train.plateau_patience,
+        threshold=params.train.plateau_threshold,
     )
 
 
 @SCHEDULERS.register("onecycle")
-def _onecycle(opt, p: Params, steps_per_epoch: int):
+def _onecycle(opt, params: Params, steps_per_epoch: int):
     """Stepped every batch; peaks at `lr`."""
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=p.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=params.epochs * steps_per_epoch)
 
 
 @SCHEDULERS.register("cosine")
-def _cosine(opt, p: Params, steps_per_epoch: int):
+def _cosine(opt, params: Params, steps_per_epoch: int):
     """Stepped every batch, from `lr` down to 0."""
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=params.epochs * steps_per_epoch)
 
 
 @SCHEDULERS.register("none")
-def _none(opt, p: Params, steps_per_epoch: int):
+def _none(opt, params: Params, steps_per_epoch: int):
     return None
 
 
-def build_optimizer(model: torch.nn.Module, p: Params) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, params: Params) -> torch.optim.Optimizer:
     """`train.optimizer` over the model's parameters, on the device they are on. Under fp16 (a
     GradScaler) it is torch's fused optimizer: its step takes the scaler's found-inf flag on the
     device, where an unfused step makes the scaler read the flag back, a host-device sync per step."""
-    fp16 = autocast_dtype(p.train.precision, next(model.parameters()).device) == torch.float16
-    return OPTIMIZERS.get(p.train.optimizer, "train.optimizer")(model.parameters(), p, fused=fp16 or None)
+    fp16 = autocast_dtype(params.train.precision, next(model.parameters()).device) == torch.float16
+    return OPTIMIZERS.get(params.train.optimizer, "train.optimizer")(model.parameters(), params, fused=fp16 or None)
 
 
-def build_scheduler(opt: torch.optim.Optimizer, p: Params, steps_per_epoch: int):
-    return SCHEDULERS.get(p.train.scheduler, "train.scheduler")(opt, p, steps_per_epoch)
+def build_scheduler(opt: torch.optim.Optimizer, params: Params, steps_per_epoch: int):
+    return SCHEDULERS.get(params.train.scheduler, "train.scheduler")(opt, params, steps_per_epoch)

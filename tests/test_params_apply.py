@@ -163,8 +163,9 @@ def test_the_default_fingerprints_are_what_they_were():
 
 
 def test_the_default_training_identity_is_what_it_was():
-    """The default run's checkpoint fingerprint hashes this dict (then the stats and split files), so
-    a `last.pt` made before a refactor is still resumed after it."""
+    """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
+    that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
+    (last: the named heads joined it, and train.mask_loss / depth_loss left)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
                "noise_sigma": 0.03, "jpeg": 0.0, "jpeg_quality": (70, 95)}

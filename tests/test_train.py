@@ -438,3 +438,15 @@ def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset)
     assert torch.allclose(x[6], torch.from_numpy(rows_channel(top, 8, 8, 16)))
     whole = PairDataset(store, [1], with_rows, SampleView())[0][0]  # float path, whole image
     assert whole.shape[0] == 7 and whole[6, 0, 0] == -1 and whole[6, -1, 0] == 1
+
+
+@pytest.mark.parametrize("metric, best_epoch", [("loss", 2), ("iou", 0), ("rmse", 1)])
+def test_best_pt_is_the_epoch_with_the_best_val_metric_in_its_direction(tiny_dataset, prepared, tmp_path, monkeypatch,
+                                                                         metric, best_epoch):
+    """Each metric peaks in another epoch: the loss is lowest at 2, the IoU highest at 0, the RMSE lowest at 1."""
+    vals = [{"loss": 3.0, "iou": 0.9, "rmse": 0.3}, {"loss": 2.0, "iou": 0.5, "rmse": 0.1},
+            {"loss": 1.0, "iou": 0.7, "rmse": 0.2}]
+    monkeypatch.setattr(Trainer, "validate", lambda self, loader, epoch: (dict(vals[epoch]), 12))
+    summary = _train(tiny_dataset, prepared, tmp_path, epochs=3, train={"best_metric": metric, "image_every": 0})
+    assert summary["best_epoch"] == best_epoch and summary[f"best_val_{metric}"] == vals[best_epoch][metric]
+    assert read_checkpoint(tmp_path / "models" / "best.pt").epoch == best_epoch

@@ -10,40 +10,59 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fgbg.core.heads import HEADS, HIGHER_IS_BETTER, KIND_METRICS
+from fgbg.core.heads import HEADLINE, HEADLINE_NAMES, HEADS, HIGHER_IS_BETTER, KIND_METRICS
 from fgbg.core.imageio import atomic_write_bytes
 
 START = "<!-- results:start: written by `fgbg report` from metrics/; do not edit by hand -->"
 END = "<!-- results:end -->"
 
 
+def _headlines(ev: dict) -> list[tuple[str, str]]:
+    """(head, its headline metric) for each head in eval.json that reports it, in the catalogue's order."""
+    return [(head, HEADLINE[HEADS[head]]) for head in HEADS if HEADLINE[HEADS[head]] in ev.get(head, {})]
+
+
+def _figure(block: dict, base: dict, head: str, metric: str) -> str:
+    """'mask IoU 0.9646 (baseline 0.9198)', the baseline where there is one."""
+    text = f"{head} {HEADLINE_NAMES[metric]} {block[head][metric]:.4f}"
+    return text + (f" (baseline {base[head][metric]:.4f})" if metric in base.get(head, {}) else "")
+
+
 def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
     ev = json.loads(Path(eval_path).read_text())
     by = json.loads(Path(by_source_path).read_text())
+    heads = [head for head in HEADS if head in ev]
+    headlines = _headlines(ev)
+    base = ev["baseline"]
+    rules = "; ".join(f"{head}{':' if head != 'mask' else ''} {base[f'{head}_rule']}" for head in heads
+                      if f"{head}_rule" in base)
     lines = [
         f"{ev['split'].capitalize()} split of the default run: {ev['samples']} samples, {ev['unseen']} "
         f"(checkpoint of epoch {ev['checkpoint_epoch'] + 1}, chosen on the val split). Each figure stands beside "
         "its trivial baseline, scored on the same samples:",
-        f"mask {ev['baseline']['mask_rule']}; depth: {ev['baseline']['depth_rule']}.",
+        f"{rules}.",
         "",
         "| head | metric | model | baseline | better |",
         "|---|---|---|---|---|",
     ]
-    for head in (h for h in HEADS if h in ev):  # each head the model has, in the catalogue's order
+    for head in heads:
         for k in (k for k in KIND_METRICS[HEADS[head]] if k in ev[head]):
-            base = ev["baseline"].get(head, {}).get(k)
+            value = base.get(head, {}).get(k)
             better = "higher" if k in HIGHER_IS_BETTER else "lower"
-            lines.append(f"| {head} | `{k}` | {ev[head][k]:.4f} | {'–' if base is None else f'{base:.4f}'} | {better} |")
+            lines.append(f"| {head} | `{k}` | {ev[head][k]:.4f} | {'–' if value is None else f'{value:.4f}'} | {better} |")
     files = ev.get("test_files")
     if files:
-        lines += ["", f"The same test samples as a user's files ({files['files']}): mask IoU {files['mask']['iou']:.4f} "
-                  f"(baseline {files['baseline']['mask']['iou']:.4f}), depth RMSE {files['depth']['rmse']:.4f} "
-                  f"(baseline {files['baseline']['depth']['rmse']:.4f})."]
-    lines += ["", "Per foreground class:", "", "| class | samples | mask IoU | depth RMSE |", "|---|---|---|---|"]
+        figures = ", ".join(_figure(files, files["baseline"], head, metric) for head, metric in headlines)
+        lines += ["", f"The same test samples as a user's files ({files['files']}): {figures}."]
+    names = " | ".join(f"{head} {HEADLINE_NAMES[metric]}" for head, metric in headlines)
+    lines += ["", "Per foreground class:", "", f"| class | samples | {names} |", "|---" * (2 + len(headlines)) + "|"]
     for name, m in by["fg_class"].items():
-        lines.append(f"| {name} | {m['samples']} | {m['mask']['iou']:.4f} | {m['depth']['rmse']:.4f} |")
+        lines.append(f"| {name} | {m['samples']} | " + " | ".join(f"{m[head][metric]:.4f}" for head, metric in headlines)
+                     + " |")
+    errors = " + ".join(f"(1 - {HEADLINE_NAMES[metric]})" if metric in HIGHER_IS_BETTER else HEADLINE_NAMES[metric]
+                        for _, metric in headlines)
     lines += ["", f"![{ev['split']} samples](plots/samples.png)", "",
-              f"The 10 worst {ev['split']} samples, ranked by (1 - IoU) + RMSE:", "", "![worst samples](plots/worst.png)"]
+              f"The 10 worst {ev['split']} samples, ranked by {errors}:", "", "![worst samples](plots/worst.png)"]
     return "\n".join(lines)
 
 

@@ -24,9 +24,11 @@ import torch
 from fgbg.core.config import PRESETS, ModelConfig, params_hash
 from fgbg.core.contract import Contract, NormStats
 from fgbg.core.errors import InputError
+from fgbg.core.heads import HEADS
 from fgbg.core.imageio import atomic_write_bytes
 from fgbg.core.model import build_model
 from fgbg.core.runtime import pick_device
+from fgbg.core.typed_yaml import from_dict
 
 FORMAT_VERSION = 2
 V1_HEADS = ("mask", "depth")  # format 1's heads, as attributes <head>_head
@@ -49,13 +51,20 @@ class Checkpoint:
 
     @classmethod
     def from_dict(cls, payload: dict) -> "Checkpoint":
-        """From format 2, or format 1 converted (see module doc)."""
+        """From format 2, or format 1 converted (see module doc); a field of the wrong form is a ValueError."""
         if payload["format_version"] == 1:
             payload = _from_v1(payload)
+        heads, weights, size = payload["heads"], payload["model"], payload["input_size"]
+        if not (isinstance(heads, list) and heads and len(set(heads)) == len(heads) and all(h in HEADS for h in heads)):
+            raise ValueError(f"heads {heads!r}: a list of distinct heads this fgbg knows ({', '.join(HEADS)})")
+        if not (isinstance(weights, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                  for k, v in weights.items())):
+            raise ValueError("the weights are not a mapping of names to tensors")
+        if not (isinstance(size, int) and size > 0):
+            raise ValueError(f"input_size {size!r} is not a positive int")
         contract = Contract(model_config_from_record(payload["model_config"]), NormStats.from_dict(payload["stats"]),
-                            tuple(payload["heads"]))
-        return cls(contract, payload["model"], payload["input_size"], payload["epoch"], payload["val"],
-                   payload["resume"])
+                            tuple(heads))
+        return cls(contract, weights, size, int(payload["epoch"]), dict(payload["val"]), dict(payload["resume"]))
 
     def build(self, device: str | torch.device = "cpu") -> torch.nn.Module:
         """The model with these weights, in eval mode on `device`."""
@@ -66,8 +75,11 @@ class Checkpoint:
 
 def _from_v1(payload: dict) -> dict:
     """A format-1 checkpoint dict in format 2's layout."""
+    if not isinstance(payload["model"], dict):
+        raise ValueError("the weights are not a mapping of names to tensors")
     weights = {}
     for key, value in payload["model"].items():
+        key = str(key)
         head = next((h for h in V1_HEADS if key.startswith(f"{h}_head.")), None)
         weights[f"heads.{head}.{key[len(head) + 6:]}" if head else key] = value
     return {**payload, "format_version": 2, "heads": list(V1_HEADS), "model": weights,
@@ -101,7 +113,7 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
         raise InputError(f"{path}: checkpoint has no input_size (made by an older fgbg); retrain with `dvc repro train`")
     try:
         return Checkpoint.from_dict(payload)
-    except (TypeError, KeyError, ValueError) as e:
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
         raise InputError(f"{path}: a damaged format-{version} checkpoint ({type(e).__name__}: {e}); retrain with "
                          "`dvc repro train`") from None
 
@@ -121,7 +133,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     checkpoint = read_checkpoint(path)
     try:
         return checkpoint.build(device), checkpoint
-    except (TypeError, KeyError, RuntimeError) as e:
+    except (TypeError, KeyError, ValueError, RuntimeError) as e:
         raise InputError(f"{path}: these weights do not fit this fgbg's {checkpoint.contract.config.name!r} "
                          f"model ({str(e).splitlines()[0]}); retrain with `dvc repro train`") from None
 
@@ -135,11 +147,13 @@ def load_for_inference(path: str | Path, device: str = "auto") -> LoadedModel:
 
 
 def model_config_from_record(record: dict) -> ModelConfig:
-    """The ModelConfig a checkpoint records. Format 1 recorded a preset's params as given, sizes it
-    ignored included; a preset is built at its own size, so those are dropped."""
+    """The ModelConfig a checkpoint records, checked as params are (typed_yaml.from_dict). Format 1 recorded a
+    preset's params as given, sizes it ignored included; a preset is built at its own size, so those are dropped."""
+    if not isinstance(record, dict):
+        raise ValueError(f"model_config {record!r} is not a mapping")
     if record.get("name") in PRESETS:
         record = {k: v for k, v in record.items() if k not in ("width", "levels", "half_output")}
-    return ModelConfig(**record)
+    return from_dict(ModelConfig, record, "model")
 
 
 def fingerprint(params: dict, *files: str | Path) -> str:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from fgbg.core.config import ModelConfig
+from fgbg.core.errors import InputError
 from fgbg.core.heads import HEADLINE, HEADS, HIGHER_IS_BETTER
 from fgbg.core.metrics import depth_metrics, mask_metrics
 
@@ -36,9 +37,12 @@ class NormStats:
 
     @classmethod
     def from_dict(cls, stats: dict) -> "NormStats":
-        """From stats.json's (or a checkpoint's) {"bg": {"mean", "std"}, "fg_bg": {...}}; other keys are ignored."""
-        return cls(*(tuple(float(v) for v in stats[image][moment]) for image in ("bg", "fg_bg")
-                     for moment in ("mean", "std")))
+        """From stats.json's (or a checkpoint's) {"bg": {"mean", "std"}, "fg_bg": {...}}; other keys are ignored.
+        Three numbers each, the stds > 0, else a ValueError."""
+        values = [tuple(float(v) for v in stats[image][moment]) for image in ("bg", "fg_bg") for moment in ("mean", "std")]
+        if any(len(v) != 3 for v in values) or min(values[1] + values[3]) <= 0:
+            raise InputError(f"normalisation stats need 3 means and 3 stds > 0 for bg and fg_bg, got {stats}")
+        return cls(*values)
 
     def to_dict(self) -> dict:
         return {"bg": {"mean": list(self.bg_mean), "std": list(self.bg_std)},

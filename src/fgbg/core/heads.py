@@ -23,6 +23,7 @@ KIND_METRICS = {  # what fgbg.core.metrics computes per kind (its module doc def
     "unit": ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim"),
 }
 HEADLINE = {"binary": "iou", "unit": "rmse"}  # the metric that ranks samples and sources, per kind
+HEADLINE_NAMES = {"iou": "IoU", "rmse": "RMSE"}  # how reports write each headline metric
 HIGHER_IS_BETTER = {"iou", "dice", "pixel_acc", "precision", "recall", "delta1", "delta2", "delta3", "ssim"}
 LOGIT_LOSSES = ("bce",)  # take logits, so they suit binary heads only
 
@@ -32,12 +33,13 @@ def metric_keys(metrics: dict[str, tuple[str, ...]]) -> dict[tuple[str, str], st
     for heads in order with their metrics.
 
     The first head of each kind keeps bare names (iou for the mask, rmse for depth: the keys every
-    run has logged); a later head of the same kind is `<head>_<metric>`. The kinds' metric names
-    differ, so keys never clash, and adding a head renames nothing."""
+    run has logged); a later head of the same kind is `<head>/<metric>` (DVCLive draws it in a folder
+    of its own). The kinds' metric names differ, and loss terms are `<head>_<loss>`, so keys never
+    clash, and adding a head renames nothing."""
     firsts = {}
     for head in metrics:
         firsts.setdefault(HEADS[head], head)
-    return {(head, name): name if firsts[HEADS[head]] == head else f"{head}_{name}"
+    return {(head, name): name if firsts[HEADS[head]] == head else f"{head}/{name}"
             for head, names in metrics.items() for name in names}
 
 

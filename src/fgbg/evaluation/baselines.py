@@ -48,10 +48,11 @@ def choose_threshold(pairs) -> int:
     return int(np.argmax(total / n))
 
 
-def baseline_answers(diff: np.ndarray, threshold: int, bg_depth: np.ndarray | None) -> dict:
+def baseline_answers(diff: np.ndarray, threshold: int | None, bg_depth: np.ndarray | None) -> dict:
     """{head: the baseline's answer}, as a model's would be (fgbg.core.contract.HeadKind.answer), from a pair's
-    `difference`: the mask as H, W bool, depth as H, W in [0, 1] (only where the bg depth is known)."""
-    answers = {"mask": diff > threshold}
+    `difference`: the mask as H, W bool (where a threshold was chosen), depth as H, W in [0, 1] (where the bg
+    depth is known)."""
+    answers = {"mask": diff > threshold} if threshold is not None else {}
     if bg_depth is not None:
         answers["depth"] = bg_depth
     return answers

@@ -33,7 +33,7 @@ from fgbg.core.checkpoint import LoadedModel, load_for_inference
 from fgbg.core.config import Params
 from fgbg.core.contract import answers_as_outputs, kind_of, score
 from fgbg.core.errors import ConfigError
-from fgbg.core.heads import HEADLINE, HEADS, HIGHER_IS_BETTER, all_metric_keys, metric_keys
+from fgbg.core.heads import HEADLINE, HEADLINE_NAMES, HEADS, HIGHER_IS_BETTER, all_metric_keys, metric_keys
 from fgbg.core.imageio import atomic_path, atomic_write_json
 from fgbg.core.plots import WORST, sample_columns, sample_rows, save_grid
 from fgbg.core.progress import progress
@@ -122,7 +122,7 @@ def _checked_heads(loaded: LoadedModel, metrics: dict[str, tuple[str, ...]], che
                           f"{list(loaded.contract.heads)}; list the checkpoint's heads, or retrain with `dvc repro train`")
 
 
-LABELS = {"iou": "IoU {:.2f}", "rmse": "RMSE {:.3f}"}  # how worst.png labels each kind's headline metric
+DIGITS = {"iou": 2, "rmse": 3}  # how worst.png writes each kind's headline metric
 
 
 def _headlines(heads: tuple[str, ...]) -> dict[str, tuple[str, str]]:
@@ -131,10 +131,10 @@ def _headlines(heads: tuple[str, ...]) -> dict[str, tuple[str, str]]:
     return {head: (HEADLINE[HEADS[head]], keys[(head, HEADLINE[HEADS[head]])]) for head in heads}
 
 
-def _worst_label(row, headlines: dict[str, tuple[str, str]]) -> str:
-    lines = [row.fg, row.bg]
+def _worst_label(row: pd.Series, headlines: dict[str, tuple[str, str]]) -> str:
+    lines = [row["fg"], row["bg"]]
     for head, (metric, key) in headlines.items():
-        lines.append(("" if key == metric else f"{head} ") + LABELS[metric].format(getattr(row, key)))
+        lines.append(("" if key == metric else f"{head} ") + f"{HEADLINE_NAMES[metric]} {row[key]:.{DIGITS[metric]}f}")
     return "\n".join(lines)
 
 
@@ -185,9 +185,11 @@ def evaluate_model(
     df = pd.concat([info, df], axis=1)
     df["fg_class"] = df["fg"].str.split("_").str[0]
     threshold = _difference_threshold(store, split["val"])
-    baseline = {**means(_baseline_per_image(store, ids, threshold, batch_size, keys), keys),
-                "mask_rule": f"|fg_bg - bg| > {threshold} (largest channel difference, 0-255; threshold chosen on val)",
-                "depth_rule": _depth_rule(store.meta["compose"]["depth"])}
+    baseline = {**means(_baseline_per_image(store, ids, threshold, batch_size, keys), keys)}
+    if "mask" in heads:
+        baseline["mask_rule"] = f"|fg_bg - bg| > {threshold} (largest channel difference, 0-255; threshold chosen on val)"
+    if "depth" in heads:
+        baseline["depth_rule"] = _depth_rule(store.meta["compose"]["depth"])
     result = {"split": "test", "unseen": split["unseen"], **means(df, keys), "baseline": baseline, "samples": len(df),
               "checkpoint_epoch": loaded.checkpoint.epoch, "image_size": size, "trained_at": trained_at,
               "test_files": _test_files(loaded, store, ids, threshold, keys)}
@@ -199,7 +201,7 @@ def evaluate_model(
     _per_source(df, keys, headlines, worst, by_source_path, plots_dir)
     picks = np.linspace(0, len(ds) - 1, min(params.evaluate.grid_samples, len(ds))).round().astype(int)
     _grid(Path(plots_dir) / "samples.png", loaded, ds, picks)
-    labels = [_worst_label(row, headlines) for row in worst.itertuples()]
+    labels = [_worst_label(row, headlines) for _, row in worst.iterrows()]
     _grid(Path(plots_dir) / "worst.png", loaded, ds, worst.index.to_numpy(), labels)
     store.close()
     log.info("eval on %d test samples: %s", len(df), ", ".join(

@@ -24,6 +24,7 @@ import torch
 from fgbg.core.checkpoint import Checkpoint, fingerprint, read_checkpoint, save_checkpoint
 from fgbg.core.config import TRAIN_RUNTIME_KEYS, Params, identity
 from fgbg.core.contract import Contract, NormStats
+from fgbg.core.errors import InputError
 from fgbg.core.heads import HEADLINE, HEADS
 from fgbg.core.imageio import atomic_write_json, remove_stale_temps
 from fgbg.core.model import build_model, count_parameters
@@ -190,6 +191,13 @@ def _runtime(params: Params) -> tuple[distributed.Dist, torch.device]:
     return dist, device
 
 
+def _norm_stats(stats_path: str | Path) -> NormStats:
+    try:
+        return NormStats.from_dict(json.loads(Path(stats_path).read_text()))
+    except (ValueError, KeyError, TypeError) as e:
+        raise InputError(f"{stats_path}: not usable normalisation stats ({e}); run `dvc repro stats`") from None
+
+
 def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str, contract: Contract,
              dist: distributed.Dist = distributed.Dist()) -> Trainer:
     model = build_model(contract).to(device)
@@ -265,7 +273,7 @@ def train_model(
     same params on the same machine leaves `git status` clean.
     """
     dist, device = _runtime(params)
-    contract = Contract(params.model, NormStats.from_dict(json.loads(Path(stats_path).read_text())), tuple(params.heads))
+    contract = Contract(params.model, _norm_stats(stats_path), tuple(params.heads))
     split = json.loads(Path(split_path).read_text())
     store = ComposedStore(dataset_dir)
     store.check_ids(split["train"] + split["val"], str(split_path))

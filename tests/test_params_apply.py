@@ -165,18 +165,18 @@ def test_the_default_fingerprints_are_what_they_were():
 def test_the_default_training_identity_is_what_it_was():
     """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
     that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
-    (last: the named heads joined it, and train.mask_loss / depth_loss left)."""
+    (last: train.val_samples and model.depth joined it)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
                "noise_sigma": 0.03, "jpeg": 0.0, "jpeg_quality": (70, 95)}
     identity = _training_identity(Params())
     assert identity == {
         "lr": 0.003, "epochs": 10, "batch_size": 16,
-        "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False},
+        "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False, "depth": "learned"},
         "train": {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "scheduler": "plateau",
                   "plateau_patience": 1, "plateau_factor": 0.5, "plateau_threshold": 0.0001, "grad_clip": 0.0,
-                  "best_metric": "loss", "resize_schedule": (), "crop": 64, "crop_object": 0.8,
+                  "best_metric": "loss", "resize_schedule": (), "crop": 64, "crop_object": 0.8, "val_samples": 160,
                   "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb, "precision": "auto",
                   "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
         "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {"l1": 1.0, "ssim": 0.5}]]}  # ordered: the order builds the model
-    assert fingerprint(identity) == "46f44c8065057d7030db20aaac1ad1f531d69c95f7e8e7fa63cf8a901f88e626"
+    assert fingerprint(identity) == "212e593cfe32dac7783581a2b0e318775250a441276b181281ea76039d31fd22"

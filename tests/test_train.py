@@ -344,7 +344,7 @@ def test_colour_jitter_keeps_bg_and_fg_bg_equal_outside_the_object(tiny_dataset)
     augment = Augment(AugmentConfig(hflip=0.0, color=1.0))
     changed = 0
     for seed in range(5):
-        a_bg, a_fg_bg, a_mask, a_depth = augment(bg, fg_bg, mask, depth, seed)
+        a_bg, a_fg_bg, a_mask, a_depth, _ = augment(ds.sample(3), seed)
         changed += int((a_bg != bg).any())
         assert (a_bg[outside] == a_fg_bg[outside]).all(), f"seed {seed}: the jitter moved bg and fg_bg apart"
         assert (a_mask == mask).all() and (a_depth == depth).all()
@@ -387,7 +387,7 @@ def test_crop_windows_by_hand():
     assert crop_window(64, Crop(64, 1.0), box, rng) == (0, 0)  # a crop as large as the image is the image
 
 
-def test_training_on_crops_sees_crops_and_validates_on_fixed_ones(tiny_dataset, prepared, tmp_path, monkeypatch):
+def test_training_on_crops_sees_crops_and_validates_on_whole_images(tiny_dataset, prepared, tmp_path, monkeypatch):
     seen = []  # (training?, input) of every forward pass
     real_build = train_mod.build_model
 
@@ -397,30 +397,22 @@ def test_training_on_crops_sees_crops_and_validates_on_fixed_ones(tiny_dataset, 
         return model
 
     monkeypatch.setattr(train_mod, "build_model", recording_build)
-    summary = _train(tiny_dataset, prepared, tmp_path, train={"crop": 8, "threads": 1})
-    assert {tuple(x.shape[-2:]) for _, x in seen} == {(8, 8)} and summary["image_size"] == 8
+    summary = _train(tiny_dataset, prepared, tmp_path, train={"crop": 8, "threads": 1, "val_samples": 10})
+    assert {tuple(x.shape[-2:]) for training, x in seen if training} == {(8, 8)} and summary["image_size"] == 8
     assert read_checkpoint(tmp_path / "models" / "best.pt").input_size == 16  # the native scale
     val = [x for training, x in seen if not training]  # epoch 0's val batches and grid, then epoch 1's
+    assert {tuple(x.shape[-2:]) for x in val} == {(16, 16)}  # whole images, as evaluate sees them
     first, second = val[: len(val) // 2], val[len(val) // 2 :]
-    assert len(first) == len(second) == 3  # 12 val samples in batches of 8, then the prediction grid
-    assert all(torch.equal(a, b) for a, b in zip(first, second)), "epoch 1 validated on other crops than epoch 0"
+    assert [len(x) for x in first] == [8, 2, 4]  # 10 of the 12 val samples in batches of 8, then the grid
+    assert all(torch.equal(a, b) for a, b in zip(first, second)), "epoch 1 validated on other samples than epoch 0"
+    assert summary["samples"]["val"] == 10
 
 
-def test_fixed_crops_are_the_same_window_in_every_epoch(tiny_dataset):
-    from fgbg.dataset.data import Crop, PairDataset, SampleView
+def test_val_subset_is_evenly_spaced():
+    from fgbg.training.train import val_subset
 
-    store = ComposedStore(tiny_dataset)
-
-    def crops(fixed: bool, epoch: int) -> list[torch.Tensor]:
-        ds = PairDataset(store, list(range(12)), contract(), SampleView(crop=Crop(8, 0.5), fixed_crops=fixed, raw=True))
-        ds.set_epoch(epoch)
-        return [ds[k][0] for k in range(12)]
-
-    def same(a, b) -> bool:
-        return all(torch.equal(x, y) for x, y in zip(a, b))
-
-    assert same(crops(True, 0), crops(True, 5)) and same(crops(True, 5), crops(True, 5))
-    assert not same(crops(False, 0), crops(False, 5))  # training crops move with the epoch
+    assert val_subset([10, 11, 12, 13, 14], 3) == [10, 12, 14]
+    assert val_subset([10, 11, 12], 0) == val_subset([10, 11, 12], 5) == [10, 11, 12]
 
 
 def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset):

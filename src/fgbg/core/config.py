@@ -148,6 +148,7 @@ class ModelConfig:
     levels: int | None = None
     half_output: bool | None = None
     rows: bool = False
+    depth: Literal["learned", "ground_contact"] = "learned"
 
     def __post_init__(self) -> None:
         require(self.name in MODEL_SIZES, "model.name", self.name, "one of " + ", ".join(map(repr, MODEL_SIZES)))
@@ -237,6 +238,7 @@ class TrainConfig:
     resize_schedule: tuple[tuple[int, int], ...] = ()
     crop: int = 64
     crop_object: float = 0.8
+    val_samples: int = 160
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     perturb: PerturbConfig = field(default_factory=PerturbConfig)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -268,6 +270,7 @@ class TrainConfig:
                               "it resizes whole images, and crops would only be upsampled; set train.crop: 0 to train "
                               "progressively on whole images, or train.resize_schedule: [] to train on crops")
         require(0 <= self.crop_object <= 1, "train.crop_object", self.crop_object, "a probability in [0, 1]")
+        require(self.val_samples >= 0, "train.val_samples", self.val_samples, "an int >= 0 (0 = every val sample)")
         require(self.image_every >= 0, "train.image_every", self.image_every, "an int >= 0 (0 = never)")
         require(self.workers >= -1, "train.workers", self.workers, "an int >= 0, or -1 for auto")
         require(self.threads >= 0, "train.threads", self.threads, "an int >= 0 (0 = torch default)")
@@ -342,6 +345,11 @@ class Params:
         require(bool(self.heads), "heads", self.heads, "at least one head, e.g. mask")
         object.__setattr__(self, "heads", {head: cfg.checked(head) for head, cfg in self.heads.items()})
         keys = self.metric_keys()
+        if self.model.depth == "ground_contact":
+            require({"mask", "bg_depth", "depth"} <= set(self.heads), "heads", list(self.heads),
+                    "mask, bg_depth and depth with model.depth: ground_contact (depth is derived from the other two)")
+            require(self.compose.depth == "geometry", "model.depth", self.model.depth,
+                    "learned with compose.depth: teacher (a teacher's depth does not follow the ground-contact rule)")
         require(self.train.best_metric == "loss" or self.train.best_metric in keys.values(), "train.best_metric",
                 self.train.best_metric, "loss, or a metric of the heads: " + ", ".join(keys.values()))
         step = 2 ** self.model.levels

@@ -16,6 +16,7 @@ from __future__ import annotations
 HEADS: dict[str, str] = {  # head name -> kind
     "mask": "binary",  # the object's mask
     "depth": "unit",  # depth of the scene with the object in it: 0 nearest, 1 farthest
+    "bg_depth": "unit",  # depth of the scene without the object (model.depth: ground_contact derives depth from it)
 }
 
 KIND_METRICS = {  # what fgbg.core.metrics computes per kind (its module doc defines each)

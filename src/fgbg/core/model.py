@@ -39,7 +39,7 @@ class UNet(nn.Module):
     """Encoder-decoder with skip connections; `levels` poolings, channels double per level."""
 
     def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3, half_output: bool = False,
-                 heads: tuple[str, ...] = ("mask", "depth")) -> None:
+                 heads: tuple[str, ...] = ("mask", "depth"), ground_contact: bool = False) -> None:
         super().__init__()
         chans = [width * 2**i for i in range(levels + 1)]
         self.levels = levels
@@ -59,7 +59,10 @@ class UNet(nn.Module):
             self.ups.append(nn.ConvTranspose2d(c_hi, c_lo, 2, stride=2))
             self.decoders.append(_double_conv(2 * c_lo, c_lo))
         c_out = ups[-1][1] if ups else chans[-1]
-        self.heads = nn.ModuleDict({head: nn.Conv2d(c_out, 1, 1) for head in heads})
+        self.order = heads
+        self.ground_contact = ground_contact  # depth derived from mask and bg_depth, not a conv of its own
+        self.heads = nn.ModuleDict({head: nn.Conv2d(c_out, 1, 1) for head in heads
+                                    if not (ground_contact and head == "depth")})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x: N, 6, H, W with H and W divisible by 2**levels.
@@ -74,7 +77,30 @@ class UNet(nn.Module):
         x = self.bottleneck(x)
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))  # N, C, H', W'
-        return {head: kind_of(head).activation(conv(x)) for head, conv in self.heads.items()}  # N, 1, H, W each
+        outputs = {head: kind_of(head).activation(conv(x)) for head, conv in self.heads.items()}  # N, 1, H, W each
+        if self.ground_contact:
+            outputs["depth"] = ground_contact(outputs["mask"], outputs["bg_depth"])
+        return {head: outputs[head] for head in self.order}
+
+
+def ground_contact(mask_logits: torch.Tensor, bg_depth: torch.Tensor) -> torch.Tensor:
+    """The depth of the scene with the object, by the rule that made the geometry labels
+    (fgbg.composing.compose): the bg depth, except under the mask (logits > 0), where the object
+    stands on the ground at its lowest row and takes the median bg depth of that row's mask pixels
+    (the mean of the two middle values for an even count, as numpy's median). N, 1, H, W each.
+
+    Gradients reach the bg depth everywhere the result takes it from, the foot pixels included."""
+    mask = mask_logits > 0  # N, 1, H, W
+    n, _, h, w = mask.shape
+    rows = torch.arange(h, device=mask.device).view(1, 1, h)
+    bottom = torch.where(mask.any(dim=3), rows, -1).amax(dim=2)  # N, 1: the lowest mask row, -1 for none
+    at_bottom = bottom.clamp(min=0).view(n, 1, 1, 1).expand(n, 1, 1, w)
+    foot = mask.gather(2, at_bottom)  # N, 1, 1, W: the mask pixels of that row
+    values = torch.where(foot, bg_depth.gather(2, at_bottom), torch.inf).sort(dim=3).values  # foot depths first
+    count = foot.sum(dim=3, keepdim=True)  # N, 1, 1, 1
+    low, high = values.gather(3, (count - 1).clamp(min=0) // 2), values.gather(3, count // 2)  # the middle two
+    median = torch.where(count > 0, (low + high) / 2, 0.0)  # N, 1, 1, 1
+    return torch.where(mask, median, bg_depth)
 
 
 @MODELS.register("unet")
@@ -82,7 +108,7 @@ class UNet(nn.Module):
 def _unet(contract: Contract) -> nn.Module:
     cfg = contract.config
     return UNet(in_channels=contract.input_channels, width=cfg.width, levels=cfg.levels, half_output=cfg.half_output,
-                heads=contract.heads)
+                heads=contract.heads, ground_contact=cfg.depth == "ground_contact")
 
 
 def build_model(contract: Contract) -> nn.Module:

@@ -13,29 +13,20 @@ convolutional, so evaluation and prediction still run on whole images.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 import torch
 
 from fgbg.core.contract import Contract, rows_to_uint8
 from fgbg.core.registry import Registry
-from fgbg.dataset.store import ComposedStore
+from fgbg.dataset.store import ComposedStore, Sample
 
-# (bg, fg_bg, mask, depth, seed) -> the same four transformed, e.g. fgbg.training.augment.Augment. Taken as
-# a callable, so that evaluation, which reads samples as they are, does not import augmentation.
+# (Sample, seed) -> the Sample transformed, e.g. fgbg.training.augment.Augment. Taken as a callable, so that
+# evaluation, which reads samples as they are, does not import augmentation.
 Transform = Callable[..., tuple]
 # (bg, fg_bg, mask, seed) -> (bg, fg_bg), e.g. fgbg.training.perturb.Perturb; a callable for the same reason.
 Perturbation = Callable[..., tuple]
-
-
-class Sample(NamedTuple):
-    """One stored sample, as cropped and augmented: what a head's target is made from."""
-
-    bg: np.ndarray  # H, W, 3 uint8
-    fg_bg: np.ndarray  # H, W, 3 uint8
-    mask: np.ndarray  # H, W bool
-    depth: np.ndarray  # H, W float32 in [0, 1]
 
 
 TARGETS: Registry = Registry("head target")  # head name -> (Sample -> H, W float32)
@@ -49,6 +40,11 @@ def mask_target(sample: Sample) -> np.ndarray:
 @TARGETS.register("depth")
 def depth_target(sample: Sample) -> np.ndarray:
     return sample.depth
+
+
+@TARGETS.register("bg_depth")
+def bg_depth_target(sample: Sample) -> np.ndarray:
+    return sample.bg_depth
 
 
 @dataclass(frozen=True)
@@ -83,14 +79,13 @@ class SampleView:
     cropped, augmented and perturbed, as training sees it.
 
     `seed`: the draws of crops, augmentations and perturbations (with the epoch and the index);
-    `crop`: square crops (None: whole images); `fixed_crops`: the same crop every epoch (validation);
+    `crop`: square crops (None: whole images);
     `augment`: e.g. fgbg.training.augment.Augment; `perturb`: capture perturbations of the inputs
     (fgbg.training.perturb.Perturb), after augmentation; `raw`: x as uint8 (bg, fg_bg and the rows
     levels), encoded later on the device (fgbg.core.contract.Contract.encode_uint8)."""
 
     seed: int = 0
     crop: Crop | None = None
-    fixed_crops: bool = False
     augment: Transform | None = None
     perturb: Perturbation | None = None
     raw: bool = False
@@ -121,18 +116,18 @@ class PairDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         view = self.view
-        bg, fg_bg, mask, depth = self.store.read(self.ids[k])  # S, S, 3 uint8 x 2; S, S bool; S, S float32
-        full_height, top = bg.shape[0], 0
+        sample = self.store.sample(self.ids[k])  # S, S maps
+        full_height, top = sample.bg.shape[0], 0
         if view.crop is not None:
-            rng = np.random.default_rng([view.seed, 0 if view.fixed_crops else self.epoch, k, 1])
-            top, left = crop_window(bg.shape[0], view.crop, self.store.box(self.ids[k]), rng)
+            rng = np.random.default_rng([view.seed, self.epoch, k, 1])
+            top, left = crop_window(full_height, view.crop, self.store.box(self.ids[k]), rng)
             window = (slice(top, top + view.crop.size), slice(left, left + view.crop.size))
-            bg, fg_bg, mask, depth = bg[window], fg_bg[window], mask[window], depth[window]
+            sample = Sample(*(image[window] for image in sample))
         if view.augment is not None:
-            bg, fg_bg, mask, depth = view.augment(bg, fg_bg, mask, depth, sample_seed(view.seed, self.epoch, k))
-        sample = Sample(bg, fg_bg, mask, depth)
+            sample = view.augment(sample, sample_seed(view.seed, self.epoch, k))
+        bg, fg_bg = sample.bg, sample.fg_bg
         if view.perturb is not None:
-            bg, fg_bg = view.perturb(bg, fg_bg, mask, sample_seed(view.seed, self.epoch, k, stream=2))
+            bg, fg_bg = view.perturb(bg, fg_bg, sample.mask, sample_seed(view.seed, self.epoch, k, stream=2))
         h, w = bg.shape[:2]
         if view.raw:
             rows = [rows_to_uint8(top, h, w, full_height)[..., None]] if self.contract.config.rows else []

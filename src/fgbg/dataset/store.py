@@ -31,6 +31,7 @@ import json
 import os
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -99,6 +100,16 @@ def _check_files(root: Path, meta: dict) -> None:
 
 def decode_mask(blob: bytes, h: int, w: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(blob, np.uint8), count=h * w).reshape(h, w).astype(bool)
+
+
+class Sample(NamedTuple):
+    """One sample's images and maps (whole, or cropped and augmented alike): what a head's target is made from."""
+
+    bg: np.ndarray  # H, W, 3 uint8
+    fg_bg: np.ndarray  # H, W, 3 uint8
+    mask: np.ndarray  # H, W bool
+    depth: np.ndarray  # H, W float32 in [0, 1]
+    bg_depth: np.ndarray  # H, W float32 in [0, 1]: the scene's depth without the object (the bg's)
 
 
 class ComposedStore:
@@ -170,6 +181,10 @@ class ComposedStore:
             depth = np.array(self.bg_depth[b])
             depth[mask] = self._obj_depth[i]
         return bg, fg_bg, mask, depth
+
+    def sample(self, i: int) -> Sample:
+        """`read(i)` and the bg depth of its bg, as a Sample."""
+        return Sample(*self.read(i), np.array(self.bg_depth[self._cols[i, 6]]))
 
     def close(self) -> None:
         for fd in self._fds.values():

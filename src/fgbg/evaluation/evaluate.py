@@ -38,7 +38,7 @@ from fgbg.core.imageio import atomic_path, atomic_write_json
 from fgbg.core.plots import WORST, sample_columns, sample_rows, save_grid
 from fgbg.core.progress import progress
 from fgbg.core.runtime import predict_padded
-from fgbg.dataset.data import TARGETS, PairDataset, Sample
+from fgbg.dataset.data import TARGETS, PairDataset
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.baselines import baseline_answers, choose_threshold, difference
 from fgbg.evaluation.scoring import LabelledPair, means, score_pairs
@@ -61,14 +61,12 @@ def _per_image(loaded: LoadedModel, ds: PairDataset, batch_size: int, keys: dict
 def _baseline_per_image(store: ComposedStore, ids: list[int], threshold: int, batch_size: int, keys: dict) -> pd.DataFrame:
     """Metrics of the baselines (fgbg.evaluation.baselines): the difference mask and the bg depth."""
     cols: dict[str, list] = {}
-    bg_idx = store.index["bg_idx"].to_numpy()
     for start in range(0, len(ids), batch_size):
         batch_ids = ids[start : start + batch_size]
-        reads = [store.read(i) for i in batch_ids]
-        answers = [baseline_answers(difference(bg, fg_bg), threshold, store.bg_depth[bg_idx[i]])
-                   for i, (bg, fg_bg, _, _) in zip(batch_ids, reads)]
+        samples = [store.sample(i) for i in batch_ids]
+        answers = [baseline_answers(difference(s.bg, s.fg_bg), threshold, s.bg_depth) for s in samples]
         stacked = {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in answers[0]}
-        targets = {head: torch.from_numpy(np.stack([TARGETS.get(head)(Sample(*r)) for r in reads]))[:, None]
+        targets = {head: torch.from_numpy(np.stack([TARGETS.get(head)(s) for s in samples]))[:, None]
                    for head in stacked}  # N, 1, H, W each
         for k, v in score(answers_as_outputs(stacked), targets, keys).items():
             cols.setdefault(k, []).extend(v.tolist())
@@ -87,13 +85,12 @@ def _test_files(loaded: LoadedModel, store: ComposedStore, ids: list[int], thres
     with tempfile.TemporaryDirectory(prefix="fgbg-test-files-") as tmp:
         pairs = []
         for i in ids:
-            sample = Sample(*store.read(i))
+            sample = store.sample(i)
             paths = (Path(tmp) / f"{i}_bg.jpg", Path(tmp) / f"{i}_fg_bg.jpg")
             for img, path in zip((sample.bg, sample.fg_bg), paths):
                 Image.fromarray(img).save(path, quality=FILE_QUALITY)
-            bg_depth = np.array(store.bg_depth[store.index["bg_idx"].iat[i]])  # a copy: the store maps it read-only
             targets = {head: TARGETS.get(head)(sample) for head in loaded.contract.heads}
-            pairs.append(LabelledPair(str(i), *paths, targets, bg_depth))
+            pairs.append(LabelledPair(str(i), *paths, targets, sample.bg_depth))
         df, base, _ = score_pairs(loaded, pairs, threshold)
     return {**means(df, keys), "baseline": means(base, keys), "samples": len(df),
             "files": f"bg and fg_bg as separate JPEG files, quality {FILE_QUALITY}, read as `fgbg predict` reads them"}

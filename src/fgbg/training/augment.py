@@ -1,6 +1,7 @@
 """Training augmentations (albumentations), seeded per sample and epoch.
 
-Geometric transforms (horizontal flip, affine) move bg, fg_bg, mask and depth together.
+Geometric transforms (horizontal flip, affine) move every image and map of the sample together
+(bg, fg_bg, mask, depth, the bg depth).
 The colour jitter draws once per sample and applies the same per-pixel map to bg and
 fg_bg: brightness, contrast around one shared level (the bg's mean grey; each image's own
 mean would move every pixel of fg_bg off bg's), saturation, hue. Equal pixels stay equal,
@@ -16,10 +17,11 @@ import cv2
 import numpy as np
 
 from fgbg.core.config import AugmentConfig
+from fgbg.dataset.data import Sample
 
 
 class Augment:
-    """Callable: (bg, fg_bg, mask, depth, seed) -> the same four, transformed together."""
+    """Callable: (Sample, seed) -> the Sample, transformed together."""
 
     def __init__(self, cfg: AugmentConfig) -> None:
         transforms = []
@@ -33,18 +35,20 @@ class Augment:
             ))
         self.color = cfg.color
         self.enabled = bool(transforms) or bool(cfg.color)
-        self.compose = A.Compose(transforms, additional_targets={"fg_bg": "image", "depth": "mask"}, seed=0)
+        targets = {"fg_bg": "image", "depth": "mask", "bg_depth": "mask"}
+        self.compose = A.Compose(transforms, additional_targets=targets, seed=0)
 
-    def __call__(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, depth: np.ndarray, seed: int):
+    def __call__(self, sample: Sample, seed: int) -> Sample:
         if not self.enabled:
-            return bg, fg_bg, mask, depth
+            return sample
         self.compose.set_random_seed(seed)
-        out = self.compose(image=bg, fg_bg=fg_bg, mask=mask.astype(np.uint8), depth=depth)
+        out = self.compose(image=sample.bg, fg_bg=sample.fg_bg, mask=sample.mask.astype(np.uint8), depth=sample.depth,
+                           bg_depth=sample.bg_depth)
         bg, fg_bg = out["image"], out["fg_bg"]
         rng = np.random.default_rng([seed, 1])  # the colour draw, apart from albumentations' stream
         if rng.random() < self.color:
             bg, fg_bg = shared_color_jitter(bg, fg_bg, rng)
-        return bg, fg_bg, out["mask"].astype(bool), out["depth"]
+        return Sample(bg, fg_bg, out["mask"].astype(bool), out["depth"], out["bg_depth"])
 
 
 def shared_color_jitter(bg: np.ndarray, fg_bg: np.ndarray, rng: np.random.Generator,

@@ -100,6 +100,13 @@ def loader_workers(workers: int, device: torch.device) -> int:
     return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
+def val_subset(ids: list[int], n: int) -> list[int]:
+    """`n` of the val ids, evenly spaced (so every group is in), or all of them for 0 or n >= len(ids)."""
+    if not n or n >= len(ids):
+        return list(ids)
+    return [ids[int(k)] for k in np.linspace(0, len(ids) - 1, n).round()]
+
+
 class Loaders(NamedTuple):
     train_ds: PairDataset
     train: torch.utils.data.DataLoader
@@ -116,9 +123,8 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
     train_view = SampleView(seed=params.train.seed, crop=crop, augment=augment if augment.enabled else None,
                             perturb=perturb if perturb.enabled else None, raw=True)
     train_ds = PairDataset(store, split["train"], contract, train_view)
-    # validation: the same object-centred crop of each sample every epoch (whole images without crops)
-    val_view = SampleView(crop=crop and Crop(crop.size, 1.0), fixed_crops=True, raw=True)
-    val_ds = PairDataset(store, split["val"], contract, val_view)
+    # validation: whole images, as evaluate and users see them, of a fixed subset of val
+    val_ds = PairDataset(store, val_subset(split["val"], params.train.val_samples), contract, SampleView(raw=True))
     val_ds = torch.utils.data.Subset(val_ds, range(dist.rank, len(val_ds), dist.world))  # disjoint shares
     sampler = None
     if dist.active:

@@ -1,0 +1,72 @@
+"""model.depth: ground_contact: depth derived from the mask and the scene's depth without the object, by the
+rule that made the geometry labels."""
+
+import numpy as np
+import pytest
+import torch
+
+from fgbg.core.config import ConfigError, ModelConfig, Params, from_dict
+from fgbg.core.model import build_model, ground_contact
+from fgbg.dataset.store import ComposedStore
+from tests.conftest import contract
+
+GC_HEADS = {"mask": {"losses": {"bce": 1.0}}, "bg_depth": {"losses": {"l1": 1.0}}, "depth": {"losses": {"l1": 1.0}}}
+
+
+def test_the_rule_by_hand():
+    bg_depth = torch.tensor([[0.9, 0.9, 0.9, 0.9],
+                             [0.5, 0.6, 0.7, 0.8],
+                             [0.1, 0.2, 0.3, 0.4],
+                             [0.05, 0.05, 0.05, 0.05]]).view(1, 1, 4, 4)
+    mask = torch.tensor([[0, 1, 1, 0],
+                         [0, 1, 1, 1],
+                         [0, 1, 0, 1],
+                         [0, 0, 0, 0]], dtype=torch.bool).view(1, 1, 4, 4)
+    depth = ground_contact(mask.float() * 2 - 1, bg_depth)
+    # the lowest mask row is row 2, its mask pixels take 0.2 and 0.4: the object's depth is their median, 0.3
+    want = torch.where(mask, torch.tensor(0.3), bg_depth)
+    assert torch.allclose(depth, want, atol=1e-7)
+    odd = mask.clone()
+    odd[0, 0, 2, 2] = True  # three foot pixels, 0.2, 0.3, 0.4: the middle one
+    assert torch.allclose(ground_contact(odd.float() * 2 - 1, bg_depth), torch.where(odd, torch.tensor(0.3), bg_depth))
+    empty = ground_contact(-torch.ones(1, 1, 4, 4), bg_depth)  # no object: the bg depth
+    assert torch.equal(empty, bg_depth)
+
+
+def test_gradients_reach_the_bg_depth_at_the_foot_and_outside_the_object():
+    bg_depth = torch.rand(1, 1, 4, 4, requires_grad=True)
+    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
+    mask[0, 0, 1:3, 1] = True  # a 2 px column, foot at row 2, column 1
+    ground_contact(mask.float() * 2 - 1, bg_depth).sum().backward()
+    grad = bg_depth.grad[0, 0]
+    assert grad[2, 1] == 2  # the foot: both mask pixels take its depth (the median of one pixel)
+    assert grad[0, 0] == 1 and grad[1, 1] == 0  # outside: itself; hidden behind the object: nothing
+
+
+def test_the_rule_gives_the_stored_depth_labels_exactly(tiny_dataset):
+    store = ComposedStore(tiny_dataset)
+    for i in range(len(store)):
+        sample = store.sample(i)
+        mask = torch.from_numpy(sample.mask)[None, None]
+        got = ground_contact(mask.float() * 2 - 1, torch.from_numpy(sample.bg_depth)[None, None])
+        assert torch.equal(got[0, 0], torch.from_numpy(sample.depth)), i
+
+
+def test_a_ground_contact_model_derives_depth_and_has_no_depth_conv():
+    the_contract = contract(ModelConfig(width=4, levels=2, depth="ground_contact"), heads=("mask", "bg_depth", "depth"))
+    model = build_model(the_contract)
+    assert sorted(model.heads) == ["bg_depth", "mask"]
+    outputs = model(torch.randn(2, 6, 16, 16))
+    assert list(outputs) == ["mask", "bg_depth", "depth"]
+    assert torch.equal(outputs["depth"], ground_contact(outputs["mask"], outputs["bg_depth"]))
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"model": {"depth": "ground_contact"}}, "heads = \\['mask', 'depth'\\] is not allowed; expected mask, bg_depth and depth"),
+    ({"model": {"depth": "ground_contact"}, "heads": GC_HEADS, "compose": {"depth": "teacher", "teacher": {"model": "m.onnx"}}},
+     "model.depth = 'ground_contact' is not allowed; expected learned with compose.depth: teacher"),
+])
+def test_ground_contact_needs_its_heads_and_geometry_depth(over, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(Params, over)
+    assert from_dict(Params, {"model": {"depth": "ground_contact"}, "heads": GC_HEADS}).model.depth == "ground_contact"

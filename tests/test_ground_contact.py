@@ -1,7 +1,6 @@
 """model.depth: ground_contact: depth derived from the mask and the scene's depth without the object, by the
 rule that made the geometry labels."""
 
-import numpy as np
 import pytest
 import torch
 

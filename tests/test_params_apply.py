@@ -102,6 +102,8 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
     (_train_id, {"train": {"scheduler": "none"}}, {"train": {"scheduler": "plateau"}}, {"train": {"plateau_threshold": 0.1}}),
     (_train_id, {"train": {"crop": 0}}, {"train": {"crop": 64}}, {"train": {"crop_object": 0.3}}),
     (_train_id, {"train": {"crop": 192}}, {"train": {"crop": 64}}, {"train": {"crop_object": 0.3}}),
+    (_train_id, {"train": {"crop": 192}}, {"train": {"crop": 24, "crop_height": 192}}, {"train": {"crop_object": 0.3}}),
+    (_train_id, {"train": {"crop": 0}}, {"train": {"crop": 64}}, {"train": {"crop_height": 192}}),
     (_train_id, {"train": {"optimizer": "sgd", "scheduler": "onecycle"}}, {"train": {"optimizer": "sgd"}},
      {"train": {"momentum": 0.5}}),
     *[(_train_id, {"train": {"perturb": {name: 0.0}}}, {"train": {"perturb": {name: 0.5}}},
@@ -116,7 +118,7 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
     (_compose_id, {"layout": "grid", "positions": 20}, {"layout": "grid", "positions": 20, "scale_range": [0.5, 1.0]},
      {"seed": 7}),
 ], ids=["momentum-adam", "momentum-adamw", "patience-cosine", "factor-onecycle", "threshold-none", "crop_object",
-        "crop_object-whole", "momentum-onecycle", "shadow_strength", "bg_jitter_strength", "misalign_degrees",
+        "crop_object-whole", "crop_object-strips", "crop_height", "momentum-onecycle", "shadow_strength", "bg_jitter_strength", "misalign_degrees",
         "misalign_shift", "blur_sigma", "noise_sigma", "perturb-jpeg_quality",
         "jpeg_quality", "teacher", "seed-grid", "seed-grid-scaled"])
 def test_a_key_that_does_not_apply_changes_no_fingerprint_and_one_that_does_applies(identity, unused_under, used_under,
@@ -165,7 +167,7 @@ def test_the_default_fingerprints_are_what_they_were():
 def test_the_default_training_identity_is_what_it_was():
     """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
     that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
-    (last: train.val_samples and model.depth joined it)."""
+    (last: train.val_samples, train.crop_height and model.depth joined it)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
                "noise_sigma": 0.03, "jpeg": 0.0, "jpeg_quality": (70, 95)}
@@ -175,8 +177,8 @@ def test_the_default_training_identity_is_what_it_was():
         "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False, "depth": "learned"},
         "train": {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "scheduler": "plateau",
                   "plateau_patience": 1, "plateau_factor": 0.5, "plateau_threshold": 0.0001, "grad_clip": 0.0,
-                  "best_metric": "loss", "resize_schedule": (), "crop": 64, "crop_object": 0.8, "val_samples": 160,
+                  "best_metric": "loss", "resize_schedule": (), "crop": 64, "crop_object": 0.8, "crop_height": 0, "val_samples": 160,
                   "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb, "precision": "auto",
                   "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
         "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {"l1": 1.0, "ssim": 0.5}]]}  # ordered: the order builds the model
-    assert fingerprint(identity) == "212e593cfe32dac7783581a2b0e318775250a441276b181281ea76039d31fd22"
+    assert fingerprint(identity) == "4cdc8b699d8f36228e61aedc6baf4fc47c64727648a808c8a9833472046ad295"

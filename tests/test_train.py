@@ -442,3 +442,33 @@ def test_best_pt_is_the_epoch_with_the_best_val_metric_in_its_direction(tiny_dat
     summary = _train(tiny_dataset, prepared, tmp_path, epochs=3, train={"best_metric": metric, "image_every": 0})
     assert summary["best_epoch"] == best_epoch and summary[f"best_val_{metric}"] == vals[best_epoch][metric]
     assert read_checkpoint(tmp_path / "models" / "best.pt").epoch == best_epoch
+
+
+def test_full_height_strips_by_hand():
+    from fgbg.dataset.data import Crop, crop_window
+
+    box = (100, 120, 40, 30)  # x, y, h, w: foot row 159, centre column 115
+    rng = np.random.default_rng(0)
+    strip = Crop(24, 1.0, height=192)
+    assert strip.shape == (192, 24)
+    for _ in range(100):
+        top, left = crop_window(192, strip, box, rng)
+        assert top == 0 and 92 <= left <= 115 < left + 24  # the whole height, and the object's centre column
+    band = [crop_window(192, Crop(192, 0.0, height=64), box, rng) for _ in range(50)]
+    assert {left for _, left in band} == {0} and len({top for top, _ in band}) > 10
+
+
+def test_training_on_strips_sees_strips(tiny_dataset, prepared, tmp_path, monkeypatch):
+    seen = []
+    real_build = train_mod.build_model
+
+    def recording_build(cfg):
+        model = real_build(cfg)
+        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, tuple(inp[0].shape[-2:]))))
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", recording_build)
+    _train(tiny_dataset, prepared, tmp_path, epochs=1, model={"half_output": True},
+           train={"crop": 4, "crop_height": 16, "image_every": 0})
+    assert {shape for training, shape in seen if training} == {(16, 4)}  # not squashed to a square
+    assert {shape for training, shape in seen if not training} == {(16, 16)}

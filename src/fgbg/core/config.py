@@ -238,6 +238,7 @@ class TrainConfig:
     resize_schedule: tuple[tuple[int, int], ...] = ()
     crop: int = 64
     crop_object: float = 0.8
+    crop_height: int = 0
     val_samples: int = 160
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     perturb: PerturbConfig = field(default_factory=PerturbConfig)
@@ -270,6 +271,7 @@ class TrainConfig:
                               "it resizes whole images, and crops would only be upsampled; set train.crop: 0 to train "
                               "progressively on whole images, or train.resize_schedule: [] to train on crops")
         require(0 <= self.crop_object <= 1, "train.crop_object", self.crop_object, "a probability in [0, 1]")
+        require(self.crop_height >= 0, "train.crop_height", self.crop_height, "an int >= 0 (0 = square crops)")
         require(self.val_samples >= 0, "train.val_samples", self.val_samples, "an int >= 0 (0 = every val sample)")
         require(self.image_every >= 0, "train.image_every", self.image_every, "an int >= 0 (0 = never)")
         require(self.workers >= -1, "train.workers", self.workers, "an int >= 0, or -1 for auto")
@@ -280,7 +282,9 @@ class TrainConfig:
         out of the training fingerprint. OneCycle sets the momentum itself (0.95 down to 0.85 and back)."""
         return ((["momentum"] if self.optimizer != "sgd" or self.scheduler == "onecycle" else [])
                 + (["plateau_patience", "plateau_factor", "plateau_threshold"] if self.scheduler != "plateau" else [])
-                + (["crop_object"] if self.crop in (0, image_size) else []))  # a crop of the whole image is the image
+                + (["crop_object"] if self.crop == 0 or (self.crop == image_size and self.crop_height in (0, image_size))
+                   else [])
+                + (["crop_height"] if self.crop == 0 else []))  # a crop of the whole image is the image
 
     def decisive(self, image_size: int) -> "TrainConfig":
         """This config with its unused keys (and its perturbations') at their defaults: with the runtime
@@ -354,11 +358,12 @@ class Params:
                 self.train.best_metric, "loss, or a metric of the heads: " + ", ".join(keys.values()))
         step = 2 ** self.model.levels
         scheduled = [entry_size for entry_size, _ in self.train.resize_schedule]
-        for size in [self.compose.bg_size, self.train.crop] + scheduled:
-            require(size % step == 0, "compose.bg_size / train.crop / train.resize_schedule", size,
+        for size in [self.compose.bg_size, self.train.crop, self.train.crop_height] + scheduled:
+            require(size % step == 0, "compose.bg_size / train.crop / train.crop_height / train.resize_schedule", size,
                      f"sizes divisible by 2**model.levels = {step}")
-        require(self.train.crop <= self.compose.bg_size, "train.crop", self.train.crop,
-                 f"at most compose.bg_size = {self.compose.bg_size}")
+        for key in ("crop", "crop_height"):
+            require(getattr(self.train, key) <= self.compose.bg_size, f"train.{key}", getattr(self.train, key),
+                    f"at most compose.bg_size = {self.compose.bg_size}")
         start = 0
         for size, epochs in self.train.resize_schedule:
             require(start < self.epochs, "train.resize_schedule", [size, epochs],

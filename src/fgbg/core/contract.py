@@ -94,11 +94,11 @@ class HeadKind:
     def binary(self) -> bool:
         return self.name == "binary"
 
-    def resize_target(self, target: torch.Tensor, size: int) -> torch.Tensor:
-        """N, 1, H, W target to size x size: by area, then back to 0/1 for a binary head."""
-        if target.shape[-2:] == (size, size):
+    def resize_target(self, target: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """N, 1, H, W target to size (h, w): by area, then back to 0/1 for a binary head."""
+        if tuple(target.shape[-2:]) == tuple(size):
             return target
-        pooled = F.interpolate(target, size=(size, size), mode="area")
+        pooled = F.interpolate(target, size=tuple(size), mode="area")
         return (pooled > 0.5).float() if self.binary else pooled
 
     def answer(self, output: torch.Tensor) -> torch.Tensor:

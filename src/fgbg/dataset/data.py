@@ -49,22 +49,28 @@ def bg_depth_target(sample: Sample) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Crop:
-    size: int  # side of the square crop in px
+    size: int  # width of the crop in px (and its height, for a square one)
     object_share: float  # probability that a crop sits on the object, else anywhere
+    height: int = 0  # height in px; 0: square. The image's height: full-height strips
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height or self.size, self.size
 
 
 def crop_window(image_size: int, crop: Crop, box: tuple[int, int, int, int], rng: np.random.Generator) -> tuple[int, int]:
-    """(top, left) of a crop.size square in an image_size square, for an object box (x, y, h, w)."""
-    room = image_size - crop.size
-    if room <= 0:
+    """(top, left) of a crop.shape window in an image_size square, for an object box (x, y, h, w)."""
+    height, width = crop.shape
+    room_h, room_w = image_size - height, image_size - width
+    if room_h <= 0 and room_w <= 0:
         return 0, 0
     x, y, h, w = box
     if rng.random() < crop.object_share:
         foot, centre = y + h - 1, x + w // 2  # the object's lowest row and its centre column
-        top = rng.integers(max(0, foot - crop.size + 1), min(foot, room) + 1)
-        left = rng.integers(max(0, centre - crop.size + 1), min(centre, room) + 1)
+        top = rng.integers(max(0, foot - height + 1), min(foot, room_h) + 1) if room_h > 0 else 0
+        left = rng.integers(max(0, centre - width + 1), min(centre, room_w) + 1) if room_w > 0 else 0
         return int(top), int(left)
-    return int(rng.integers(0, room + 1)), int(rng.integers(0, room + 1))
+    return (int(rng.integers(0, room_h + 1)) if room_h > 0 else 0), (int(rng.integers(0, room_w + 1)) if room_w > 0 else 0)
 
 
 def sample_seed(seed: int, epoch: int, index: int, stream: int = 0) -> int:
@@ -121,7 +127,8 @@ class PairDataset(torch.utils.data.Dataset):
         if view.crop is not None:
             rng = np.random.default_rng([view.seed, self.epoch, k, 1])
             top, left = crop_window(full_height, view.crop, self.store.box(self.ids[k]), rng)
-            window = (slice(top, top + view.crop.size), slice(left, left + view.crop.size))
+            height, width = view.crop.shape
+            window = (slice(top, top + height), slice(left, left + width))
             sample = Sample(*(image[window] for image in sample))
         if view.augment is not None:
             sample = view.augment(sample, sample_seed(view.seed, self.epoch, k))

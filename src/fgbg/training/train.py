@@ -118,7 +118,7 @@ class Loaders(NamedTuple):
 def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contract, dist: distributed.Dist,
              device: torch.device) -> Loaders:
     augment = Augment(params.train.augment)
-    crop = Crop(params.train.crop, params.train.crop_object) if params.train.crop else None
+    crop = Crop(params.train.crop, params.train.crop_object, params.train.crop_height) if params.train.crop else None
     perturb = Perturb(params.train.perturb)
     train_view = SampleView(seed=params.train.seed, crop=crop, augment=augment if augment.enabled else None,
                             perturb=perturb if perturb.enabled else None, raw=True)
@@ -160,7 +160,8 @@ def _epoch(trainer: Trainer, loaders: Loaders, epoch: int) -> EpochResult:
     if loaders.sampler is not None:
         loaders.sampler.set_epoch(epoch)
     size = epoch_size(params, epoch)
-    tr, _ = trainer.train_epoch(loaders.train, epoch, size)  # with the samples DistributedSampler repeats
+    resize = size if params.train.resize_schedule else None  # crops and whole images train as loaded
+    tr, _ = trainer.train_epoch(loaders.train, epoch, resize)  # with the samples DistributedSampler repeats
     t_train = time.perf_counter() - t0
     distributed.broadcast_buffers(unwrap(trainer.model), dist)
     va, n_val = trainer.validate(loaders.val, epoch)

@@ -35,16 +35,19 @@ from fgbg.training.losses import HeadLoss
 log = logging.getLogger(__name__)
 
 
-def resize_targets(targets: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
-    """N, 1, H, W targets to size x size, each as its head's kind resizes (HeadKind.resize_target)."""
+def resize_targets(targets: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """N, 1, H, W targets to size (h, w), each as its head's kind resizes (HeadKind.resize_target)."""
     return {head: kind_of(head).resize_target(target, size) for head, target in targets.items()}
 
 
-def resize_batch(x: torch.Tensor, targets: dict[str, torch.Tensor], size: int):
-    """A batch to size x size: inputs bilinear (antialiased), targets as `resize_targets`."""
+def resize_batch(x: torch.Tensor, targets: dict[str, torch.Tensor], size: int | None):
+    """A batch to size x size (progressive resizing; None: as loaded): inputs bilinear (antialiased),
+    targets as `resize_targets`."""
+    if size is None:
+        return x, targets
     if x.shape[-2:] != (size, size):
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x, resize_targets(targets, size)
+    return x, resize_targets(targets, (size, size))
 
 
 @dataclass
@@ -82,7 +85,7 @@ class Heads:
     def forward(self, model, x: torch.Tensor, targets: dict[str, torch.Tensor]):
         """({head: output}, loss, {term: value}); targets are pooled to a half-size output."""
         outputs = forward(model, x, self.dtype)  # N, 1, h, w each
-        targets = resize_targets(targets, next(iter(outputs.values())).shape[-1])
+        targets = resize_targets(targets, next(iter(outputs.values())).shape[-2:])
         loss, terms = 0, {}
         for head, head_loss in self.losses.items():
             head_total, head_terms = head_loss(outputs[head], targets[head])
@@ -228,8 +231,9 @@ class Trainer:
                             "micro-batches (gradient accumulation keeps the effective batch)", epoch, step, n,
                             state.accum)
 
-    def train_epoch(self, loader, epoch: int, size: int) -> tuple[dict[str, float], int]:
-        """(mean of each loss term, samples) over one training pass at `size` px, over every process.
+    def train_epoch(self, loader, epoch: int, size: int | None) -> tuple[dict[str, float], int]:
+        """(mean of each loss term, samples) over one training pass, every batch resized to `size` px (None:
+        as loaded), over every process.
 
         The count includes the few samples DistributedSampler repeats so that every rank runs
         the same steps; a per-batch schedule steps after each step."""
@@ -241,7 +245,7 @@ class Trainer:
         step = -1
         for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False,
                                               disable=not self.show)):
-            x, targets = resize_batch(*heads.to_device(*batch), size)  # N, C, size, size; {head: N, 1, size, size}
+            x, targets = resize_batch(*heads.to_device(*batch), size)  # N, C, h, w; {head: N, 1, h, w}
             loss, terms = self.train_step((x, targets), epoch, step)
             if batch_scheduler is not None:
                 batch_scheduler.step()

@@ -1,6 +1,7 @@
 """model.depth: ground_contact: depth derived from the mask and the scene's depth without the object, by the
 rule that made the geometry labels."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +70,41 @@ def test_ground_contact_needs_its_heads_and_geometry_depth(over, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(Params, over)
     assert from_dict(Params, {"model": {"depth": "ground_contact"}, "heads": GC_HEADS}).model.depth == "ground_contact"
+
+
+def test_a_ground_contact_model_trains_and_evaluates_its_depth(tiny_dataset, tmp_path):
+    """Through the real loop: the bg_depth target travels through crops and flips with the sample."""
+    from fgbg.core.checkpoint import load_checkpoint
+    from fgbg.core.imageio import atomic_write_json
+    from fgbg.dataset.split import split_index
+    from fgbg.dataset.stats import dataset_stats
+    from fgbg.evaluation.evaluate import evaluate_model
+    from fgbg.training.train import train_model
+    from tests.test_train import TINY, merge
+
+    store = ComposedStore(tiny_dataset)
+    atomic_write_json(tmp_path / "stats.json", dataset_stats(store))
+    atomic_write_json(tmp_path / "split.json", split_index(store.index, group_by="fg", val_fraction=0.25,
+                                                           test_fraction=0.25, seed=0))
+    heads = {"mask": GC_HEADS["mask"], "depth": GC_HEADS["depth"], "bg_depth": GC_HEADS["bg_depth"]}
+    params = from_dict(Params, merge(TINY, {"epochs": 1, "heads": heads, "model": {"depth": "ground_contact"},
+                                            "train": {"crop": 8, "augment": {"hflip": 1.0}, "image_every": 0}}))
+    summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=tmp_path / "stats.json",
+                          split_path=tmp_path / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
+                          metrics_path=tmp_path / "train.json")
+    assert {"depth_l1", "bg_depth_l1", "rmse", "bg_depth/rmse"} <= set(summary["val"])  # depth first: bare names
+    model, ckpt = load_checkpoint(tmp_path / "models" / "best.pt")
+    assert ckpt.contract.config.depth == "ground_contact" and sorted(model.heads) == ["bg_depth", "mask"]
+    result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
+                            split_path=tmp_path / "split.json", metrics_path=tmp_path / "eval.json",
+                            plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json", params=params)
+    assert result["depth"]["rmse"] == pytest.approx(summary["val"]["rmse"], abs=1) and "bg_depth" in result
+
+
+def test_hflip_moves_the_bg_depth_with_the_images(tiny_dataset):
+    from fgbg.core.config import AugmentConfig
+    from fgbg.training.augment import Augment
+
+    sample = ComposedStore(tiny_dataset).sample(2)
+    flipped = Augment(AugmentConfig(hflip=1.0))(sample, seed=0)
+    assert np.array_equal(flipped.bg_depth, sample.bg_depth[:, ::-1]) and np.array_equal(flipped.mask, sample.mask[:, ::-1])

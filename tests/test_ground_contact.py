@@ -108,3 +108,26 @@ def test_hflip_moves_the_bg_depth_with_the_images(tiny_dataset):
     sample = ComposedStore(tiny_dataset).sample(2)
     flipped = Augment(AugmentConfig(hflip=1.0))(sample, seed=0)
     assert np.array_equal(flipped.bg_depth, sample.bg_depth[:, ::-1]) and np.array_equal(flipped.mask, sample.mask[:, ::-1])
+
+
+def test_a_ground_contact_model_exports_to_onnx_with_its_derived_depth(tmp_path):
+    import onnxruntime as ort
+
+    from fgbg.inference.onnx import export_onnx
+    from tests.conftest import write_checkpoint
+
+    the_contract = contract(ModelConfig(width=4, levels=2, depth="ground_contact"), heads=("mask", "depth", "bg_depth"))
+    torch.manual_seed(0)
+    write_checkpoint(tmp_path / "gc.pt", build_model(the_contract), the_contract)
+    assert export_onnx(tmp_path / "gc.pt", tmp_path / "gc.onnx")["outputs"] == ["mask_logits", "depth", "bg_depth"]
+
+    class Rule(torch.nn.Module):  # the rule alone, on inputs that hold objects (a random model's mask may not)
+        def forward(self, mask_logits, bg_depth):
+            return ground_contact(mask_logits, bg_depth)
+
+    logits = torch.randn(3, 1, 12, 10, generator=torch.Generator().manual_seed(1))
+    bg_depth = torch.rand(3, 1, 12, 10, generator=torch.Generator().manual_seed(2))
+    torch.onnx.export(Rule(), (logits, bg_depth), str(tmp_path / "rule.onnx"), input_names=["m", "g"],
+                      opset_version=17, dynamo=False)
+    got = ort.InferenceSession(str(tmp_path / "rule.onnx")).run(None, {"m": logits.numpy(), "g": bg_depth.numpy()})[0]
+    assert np.array_equal(got, Rule()(logits, bg_depth).numpy())

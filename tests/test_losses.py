@@ -1,5 +1,7 @@
 """Losses on hand-checked tensors, and the registry's errors."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -46,7 +48,7 @@ def test_head_loss_weights_terms_and_uses_logits_only_for_bce():
 
 
 def test_unknown_loss_lists_valid_names_and_bce_refused_for_depth():
-    with pytest.raises(KeyError, match="heads.mask.losses.*valid names: bce, dice, grad, l1, rmse, ssim"):
+    with pytest.raises(KeyError, match="heads.mask.losses.*valid names: bce, dice, grad, l1, log_l1, rmse, ssim"):
         HeadLoss("mask", {"focal": 1.0})
     with pytest.raises(KeyError, match="heads.depth.losses: 'bce' needs logits and only suits a binary head"):
         HeadLoss("depth", {"bce": 1.0})
@@ -58,3 +60,10 @@ def test_ssim_of_two_constant_images_by_hand():
     b = torch.full((1, 1, 16, 16), 0.25)
     expected = (2 * 0.5 * 0.25 + 1e-4) / (0.25 + 0.0625 + 1e-4)
     assert LOSSES.get("ssim")(a, b).item() == pytest.approx(1 - expected, abs=1e-5)
+
+
+def test_log_l1_by_hand():
+    pred = torch.tensor([0.2, 0.5, 0.0005]).view(1, 1, 1, 3)
+    target = torch.tensor([0.1, 0.5, 0.001]).view(1, 1, 1, 3)
+    # |ln 2| + 0 + |ln(0.001 / 0.001)| (the 0.0005 is clamped to 0.001, as the metrics clamp): ln 2 / 3
+    assert LOSSES.get("log_l1")(pred, target).item() == pytest.approx(math.log(2) / 3, rel=1e-5)

@@ -15,7 +15,7 @@ from pytorch_msssim import ssim as _ssim
 from fgbg.core.contract import kind_of
 from fgbg.core.errors import ChoiceError
 from fgbg.core.heads import LOGIT_LOSSES
-from fgbg.core.metrics import ssim_window
+from fgbg.core.metrics import DEPTH_EPS, ssim_window
 from fgbg.core.registry import Registry
 
 LOSSES: Registry = Registry("loss")
@@ -43,6 +43,13 @@ def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def rmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Root of the per-image mean squared error, averaged over images."""
     return torch.sqrt(((pred - target) ** 2).mean(dim=(1, 2, 3)) + 1e-12).mean()
+
+
+@LOSSES.register("log_l1")
+def log_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean |log p - log t|, both clamped to at least DEPTH_EPS as the metrics do: the error relative to the
+    depth itself, which delta1 (|log p/t| < log 1.25) and abs_rel measure, where an L1 lets near pixels go."""
+    return (pred.clamp(min=DEPTH_EPS).log() - target.clamp(min=DEPTH_EPS).log()).abs().mean()
 
 
 @LOSSES.register("ssim")

@@ -131,3 +131,18 @@ def test_a_ground_contact_model_exports_to_onnx_with_its_derived_depth(tmp_path)
                       opset_version=17, dynamo=False)
     got = ort.InferenceSession(str(tmp_path / "rule.onnx")).run(None, {"m": logits.numpy(), "g": bg_depth.numpy()})[0]
     assert np.array_equal(got, Rule()(logits, bg_depth).numpy())
+
+
+def test_affine_moves_the_bg_depth_as_it_moves_the_depth(tiny_dataset):
+    """Outside the object depth and bg depth are equal; both are warped as maps (nearest), so they stay equal."""
+    from fgbg.core.config import AugmentConfig
+    from fgbg.training.augment import Augment
+
+    store = ComposedStore(tiny_dataset)
+    moved = 0
+    for i in range(6):
+        sample = store.sample(i)
+        out = Augment(AugmentConfig(hflip=0.0, affine=1.0))(sample, seed=i)
+        moved += int(not np.array_equal(out.bg_depth, sample.bg_depth))
+        assert np.array_equal(out.depth[~out.mask], out.bg_depth[~out.mask]), i
+    assert moved >= 3  # the warp really ran (a draw can leave a sample in place)

@@ -177,6 +177,29 @@ def queue_status(repo: Path, timeout: float = 600) -> dict[str, str]:
         time.sleep(2)
 
 
+def run_queue(repo: Path, workers: int) -> dict[str, str]:
+    """`dvc queue start -j N`, then queue_status once every task has ended. `queue start` returns when its
+    workers end; one run in three here saw a worker stay alive after every task had ended (a DVC queue
+    shutdown hang, 0 active and 0 idle workers in `dvc queue status`), so the test waits for the tasks,
+    not for the workers, and then stops any worker left."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("DVC_EXP_NAME", None)
+    start = subprocess.Popen(["dvc", "queue", "start", "-j", str(workers)], cwd=repo, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(5)  # the workers pick the tasks up
+        status = queue_status(repo)
+        try:
+            start.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=repo, env=env, capture_output=True, timeout=120)
+    finally:
+        if start.poll() is None:
+            start.kill()
+            start.wait()
+    return status
+
+
 def test_a_sweep_runs_two_at_a_time_on_linked_data_and_a_failed_run_keeps_its_log(repo):
     """What DVC users do (README, "Sweeps"): queue several values, run them two at a time. Each run
     skips compose, split and stats, links the dataset from the cache into its workspace instead
@@ -188,8 +211,7 @@ def test_a_sweep_runs_two_at_a_time_on_linked_data_and_a_failed_run_keeps_its_lo
         sh(repo, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"lr={lr}")
     sh(repo, "dvc", "exp", "run", "--queue", "-n", "sweep-bad", "-S", "lr=-1")
     with workspace_links(repo) as links:
-        sh(repo, "dvc", "queue", "start", "-j", "2")  # returns when its workers end: they keep its output open
-        status = queue_status(repo)
+        status = run_queue(repo, workers=2)
     assert status == {**{name: "Success" for name in lrs}, "sweep-bad": "Failed"}, status
     workspaces = {path.split("/dataset/")[0] for path in links}
     assert len(workspaces) >= 3, links  # the four runs' workspaces, less any that came and went unseen

@@ -60,10 +60,15 @@ def repo(tmp_path_factory) -> Path:
     return repo
 
 
-def sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
+def tool_env() -> dict:
+    """This environment with the venv's tools first on PATH, and no DVC experiment name inherited."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("DVC_EXP_NAME", None)
-    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return env
+
+
+def sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
+    r = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r.stdout + r.stderr
 
@@ -182,8 +187,7 @@ def run_queue(repo: Path, workers: int) -> dict[str, str]:
     workers end; one run in three here saw a worker stay alive after every task had ended (a DVC queue
     shutdown hang, 0 active and 0 idle workers in `dvc queue status`), so the test waits for the tasks,
     not for the workers, and then stops any worker left."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    env.pop("DVC_EXP_NAME", None)
+    env = tool_env()
     start = subprocess.Popen(["dvc", "queue", "start", "-j", str(workers)], cwd=repo, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

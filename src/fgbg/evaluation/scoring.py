@@ -162,8 +162,9 @@ def score_folder(checkpoint: str | Path, pairs_dir: str | Path, out: str | Path,
     atomic_write_json(out, result)
     headlines = {head: keys[(head, HEADLINE[HEADS[head]])] for head in heads if keys[(head, HEADLINE[HEADS[head]])] in df}
     badness = sum(kind_of(head).error(df[key].fillna(0)) for head, key in headlines.items())
+    worst = badness.sort_values(ascending=False, kind="stable").index[:WORST]
     rows = []
-    for k in badness.sort_values(ascending=False, kind="stable").index[:WORST]:
+    for k in worst:
         pair = pairs[k]
         bg, fg_bg = _read_pair(pair)
         answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device, size)
@@ -173,7 +174,7 @@ def score_folder(checkpoint: str | Path, pairs_dir: str | Path, out: str | Path,
             row += [truth.astype(np.float32), answers[head].astype(np.float32)]
         rows.append(tuple(row))
     labels = [f"{df['name'][k]}\n" + ", ".join(f"{key} {df[key][k]:.2f}" for key in headlines.values())
-              for k in badness.sort_values(ascending=False, kind="stable").index[:WORST]]
+              for k in worst]
     columns = tuple(c for head in headlines for c in (head, f"{head}_pred"))
     atomic_write_bytes(out.with_name(f"{out.stem}_worst.png"), grid_png(rows, ("bg", "fg_bg", *columns), row_labels=labels))
     log.info("scored %d pairs: %s; wrote %s", len(df), ", ".join(

@@ -72,6 +72,18 @@ def test_ground_contact_needs_its_heads_and_geometry_depth(over, message):
     assert from_dict(Params, {"model": {"depth": "ground_contact"}, "heads": GC_HEADS}).model.depth == "ground_contact"
 
 
+def test_the_derived_depth_may_go_without_losses_and_a_learned_one_may_not():
+    """Under ground contact the depth is computed, so it may be left out of the loss (a crop that cuts the
+    object's foot would teach the bg depth a wrong foot); a learned depth head with no loss never learns."""
+    derived = {**GC_HEADS, "depth": {"losses": {}}}
+    params = from_dict(Params, {"model": {"depth": "ground_contact"}, "heads": derived})
+    assert params.heads["depth"].losses == {} and params.heads["depth"].metrics  # still scored
+    from fgbg.training.trainer import Heads
+    assert "depth" not in Heads(params, torch.device("cpu"), contract(heads=("mask", "bg_depth", "depth"))).losses
+    with pytest.raises(ConfigError, match=r"heads.depth.losses = \{\} is not allowed; expected at least one loss"):
+        from_dict(Params, {"heads": {"mask": GC_HEADS["mask"], "depth": {"losses": {}}}})
+
+
 def test_a_ground_contact_model_trains_and_evaluates_its_depth(tiny_dataset, tmp_path):
     """Through the real loop: the bg_depth target travels through crops and flips with the sample."""
     from fgbg.core.checkpoint import load_checkpoint

@@ -301,16 +301,17 @@ class HeadConfig:
     losses: dict[str, float] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
 
-    def checked(self, head: str) -> "HeadConfig":
-        """This config checked for the head `head`, its metrics resolved."""
+    def checked(self, head: str, derived: bool = False) -> "HeadConfig":
+        """This config checked for the head `head`, its metrics resolved. A `derived` head (computed
+        from the others, as the depth under ground contact) may have no losses."""
         require(head in HEADS, "heads", head, "heads named one of " + ", ".join(HEADS))
         kind = HEADS[head]
         names = [n for n in LOSS_NAMES if kind == "binary" or n not in LOGIT_LOSSES]
         for loss, weight in self.losses.items():
             require(loss in names, f"heads.{head}.losses.{loss}", weight, f"a loss named one of {', '.join(sorted(names))}")
             require(weight >= 0, f"heads.{head}.losses.{loss}", weight, "a weight >= 0")
-        require(any(w > 0 for w in self.losses.values()), f"heads.{head}.losses", self.losses,
-                "at least one loss with a weight > 0")
+        require(any(w > 0 for w in self.losses.values()) or (derived and not self.losses), f"heads.{head}.losses",
+                self.losses, "at least one loss with a weight > 0" + (", or none" if derived else ""))
         for metric in self.metrics:
             require(metric in KIND_METRICS[kind], f"heads.{head}.metrics", list(self.metrics),
                     f"metrics named one of {', '.join(KIND_METRICS[kind])}")
@@ -347,7 +348,8 @@ class Params:
         require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
         require(bool(self.heads), "heads", self.heads, "at least one head, e.g. mask")
-        object.__setattr__(self, "heads", {head: cfg.checked(head) for head, cfg in self.heads.items()})
+        derived = {"depth"} if self.model.depth == "ground_contact" else set()
+        object.__setattr__(self, "heads", {head: cfg.checked(head, head in derived) for head, cfg in self.heads.items()})
         keys = self.metric_keys()
         if self.model.depth == "ground_contact":
             require({"mask", "bg_depth", "depth"} <= set(self.heads), "heads", list(self.heads),

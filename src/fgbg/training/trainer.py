@@ -62,7 +62,7 @@ class Heads:
 
     def __init__(self, params: Params, device: torch.device, contract: Contract) -> None:
         """`contract`: encodes uint8 batches on the device (float batches pass as they are)."""
-        self.losses = {head: HeadLoss(head, cfg.losses) for head, cfg in params.heads.items()}
+        self.losses = {head: HeadLoss(head, cfg.losses) for head, cfg in params.heads.items() if cfg.losses}
         self.metric_keys = params.metric_keys()  # (head, metric) -> key
         self.device = device
         self.dtype = autocast_dtype(params.train.precision, device)

@@ -120,6 +120,7 @@ def test_hflip_moves_the_bg_depth_with_the_images(tiny_dataset):
     sample = ComposedStore(tiny_dataset).sample(2)
     flipped = Augment(AugmentConfig(hflip=1.0))(sample, seed=0)
     assert np.array_equal(flipped.bg_depth, sample.bg_depth[:, ::-1]) and np.array_equal(flipped.mask, sample.mask[:, ::-1])
+    assert np.array_equal(flipped.alpha, sample.alpha[:, ::-1])
 
 
 def test_a_ground_contact_model_exports_to_onnx_with_its_derived_depth(tmp_path):
@@ -157,4 +158,5 @@ def test_affine_moves_the_bg_depth_as_it_moves_the_depth(tiny_dataset):
         out = Augment(AugmentConfig(hflip=0.0, affine=1.0))(sample, seed=i)
         moved += int(not np.array_equal(out.bg_depth, sample.bg_depth))
         assert np.array_equal(out.depth[~out.mask], out.bg_depth[~out.mask]), i
+        assert np.array_equal(out.mask, np.round(out.alpha * 255) >= 128), i  # the alpha moves as the mask does
     assert moved >= 3  # the warp really ran (a draw can leave a sample in place)

@@ -72,7 +72,7 @@ def outline_target(sample: Sample) -> np.ndarray:
 def test_outline_target_by_hand():
     mask = np.zeros((5, 5), bool)
     mask[1:4, 1:4] = True  # a 3 x 3 square: its 8 border pixels are the outline, the centre is not
-    got = outline_target(Sample(None, None, mask, None, None))
+    got = outline_target(Sample(None, None, mask, None, None, None))
     assert got.sum() == 8 and got[2, 2] == 0 and got[1, 1] == 1 and got[0].sum() == 0
 
 

@@ -109,6 +109,6 @@ def test_the_crc_is_of_the_stored_record(copy):
     ds = ComposedStore(copy)
     row = ds.index.iloc[5]
     data = (copy / SHARDS / shard_name(int(row.shard))).read_bytes()
-    record = data[int(row.offset) : int(row.offset + row.patch_len + row.mask_len + row.depth_len)]
+    record = data[int(row.offset) : int(row.offset + row.patch_len + row.alpha_len + row.depth_len)]
     assert zlib.crc32(record) == int(row.crc32)
     assert np.issubdtype(ds.index["crc32"].dtype, np.integer)

@@ -38,6 +38,23 @@ def test_read_returns_the_composed_sample(tiny_data, tiny_dataset):
     assert len(list((tiny_dataset / SHARDS).iterdir())) == 5
 
 
+def test_the_store_keeps_the_fg_alpha_and_the_mask_is_its_threshold(tiny_data, tiny_dataset):
+    """The 8-bit alpha of the placed fg, exactly, inside its box; 0 outside; the mask is alpha >= mask_threshold."""
+    ds = ComposedStore(tiny_dataset)
+    src = load_sources(tiny_data, 16, 8)
+    soft = 0
+    for i in range(len(ds)):
+        row = ds.index.iloc[i]
+        fg = placed_fg(src.fg[row.fg_idx], row.flip, row.h, row.w)
+        sample = ds.sample(i)
+        want = np.zeros((16, 16), np.float32)
+        want[row.y : row.y + row.h, row.x : row.x + row.w] = fg[..., 3] / 255
+        assert sample.alpha.dtype == np.float32 and np.array_equal(sample.alpha, want), i
+        assert np.array_equal(sample.mask, np.round(sample.alpha * 255) >= 128), i
+        soft += int(((want > 0) & (want < 1)).sum())
+    assert soft > 0  # the tiny fgs have soft edges: the alpha is more than the mask
+
+
 def test_composing_again_in_parallel_gives_identical_bytes(tiny_data, tiny_dataset, tmp_path):
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=dataclasses.replace(TINY_COMPOSE, workers=2))
     _same_files(tiny_dataset, tmp_path / "composed")

@@ -56,6 +56,7 @@ from fgbg.dataset.store import (
     SHARDS,
     SUM_COLUMNS,
     decode_depth,
+    encode_alpha,
     encode_depth,
     file_records,
     shard_name,
@@ -125,7 +126,7 @@ def _shard_bytes(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
                     prepared.clear()
                 placed = placed_fg(src.fg[r.fg_idx], r.flip, int(full_h), int(full_w))[: r.h, : r.w]  # grid: cropped
                 fg = prepare_fg(np.ascontiguousarray(placed), cfg.mask_threshold)
-                prepared[key] = (fg, np.packbits(fg.obj, axis=None).tobytes())
+                prepared[key] = (fg, encode_alpha(placed[..., 3]))
             parts.append((*compose_patch(src.bg[r.bg_idx], depths[r.bg_idx], prepared[key][0], r.x, r.y),
                           *prepared[key]))
         teacher_depth = [None] * len(chunk)
@@ -134,8 +135,8 @@ def _shard_bytes(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
             for img, r, (patch, *_) in zip(full, chunk, parts):
                 img[r.y : r.y + r.h, r.x : r.x + r.w] = patch
             teacher_depth = list(teacher.predict(full))
-        for r, (patch, obj_depth, fg, mask_bits), tdepth in zip(chunk, parts, teacher_depth):
-            blobs = [encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality), mask_bits, encode_depth(tdepth)]
+        for r, (patch, obj_depth, fg, alpha), tdepth in zip(chunk, parts, teacher_depth):
+            blobs = [encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality), alpha, encode_depth(tdepth)]
             stored = decode_image(blobs[0]) if cfg.fg_bg_format == "jpeg" else patch
             box = src.bg[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w]
             rgb = job.bg_sums[r.bg_idx] + _rgb_sums(stored) - _rgb_sums(box)
@@ -153,7 +154,7 @@ def _shard_bytes(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
             crc = zlib.crc32(b"".join(blobs))  # checked on every read (fgbg.dataset.store)
             out_rows.append([offset, *map(len, blobs), crc, obj_depth, *rgb.astype(np.int64), n_obj, d_sum, d_sq])
             offset += sum(map(len, blobs))
-    cols = ["offset", "patch_len", "mask_len", "depth_len", "crc32", "obj_depth", *SUM_COLUMNS]
+    cols = ["offset", "patch_len", "alpha_len", "depth_len", "crc32", "obj_depth", *SUM_COLUMNS]
     rows = pd.DataFrame(out_rows, columns=cols)
     rows.insert(0, "shard", k)
     buf = io.BytesIO()

@@ -35,7 +35,7 @@ class Augment:
             ))
         self.color = cfg.color
         self.enabled = bool(transforms) or bool(cfg.color)
-        targets = {"fg_bg": "image", "depth": "mask", "bg_depth": "mask"}
+        targets = {"fg_bg": "image", "depth": "mask", "bg_depth": "mask", "alpha": "mask"}
         self.compose = A.Compose(transforms, additional_targets=targets, seed=0)
 
     def __call__(self, sample: Sample, seed: int) -> Sample:
@@ -43,12 +43,12 @@ class Augment:
             return sample
         self.compose.set_random_seed(seed)
         out = self.compose(image=sample.bg, fg_bg=sample.fg_bg, mask=sample.mask.astype(np.uint8), depth=sample.depth,
-                           bg_depth=sample.bg_depth)
+                           bg_depth=sample.bg_depth, alpha=sample.alpha)
         bg, fg_bg = out["image"], out["fg_bg"]
         rng = np.random.default_rng([seed, 1])  # the colour draw, apart from albumentations' stream
         if rng.random() < self.color:
             bg, fg_bg = shared_color_jitter(bg, fg_bg, rng)
-        return Sample(bg, fg_bg, out["mask"].astype(bool), out["depth"], out["bg_depth"])
+        return Sample(bg, fg_bg, out["mask"].astype(bool), out["depth"], out["bg_depth"], out["alpha"])
 
 
 def shared_color_jitter(bg: np.ndarray, fg_bg: np.ndarray, rng: np.random.Generator,

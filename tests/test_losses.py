@@ -48,7 +48,7 @@ def test_head_loss_weights_terms_and_uses_logits_only_for_bce():
 
 
 def test_unknown_loss_lists_valid_names_and_bce_refused_for_depth():
-    with pytest.raises(KeyError, match="heads.mask.losses.*valid names: bce, dice, grad, l1, log_l1, rmse, ssim"):
+    with pytest.raises(KeyError, match="heads.mask.losses.*valid names: bce, dice, grad, l1, log_l1, rmse, sobel, ssim"):
         HeadLoss("mask", {"focal": 1.0})
     with pytest.raises(KeyError, match="heads.depth.losses: 'bce' needs logits and only suits a binary head"):
         HeadLoss("depth", {"bce": 1.0})
@@ -67,3 +67,13 @@ def test_log_l1_by_hand():
     target = torch.tensor([0.1, 0.5, 0.001]).view(1, 1, 1, 3)
     # |ln 2| + 0 + |ln(0.001 / 0.001)| (the 0.0005 is clamped to 0.001, as the metrics clamp): ln 2 / 3
     assert LOSSES.get("log_l1")(pred, target).item() == pytest.approx(math.log(2) / 3, rel=1e-5)
+
+
+def test_sobel_by_hand():
+    """A vertical step of height 1 between columns 1 and 2 of a 4 x 4 map: the x-Sobel (scaled by 1/8)
+    gives (1 + 2 + 1) / 8 = 0.5 on columns 1 and 2 of every row (edges replicated), 0 elsewhere; y gives 0.
+    Against a flat prediction: 8 pixels of 0.5 over 2 x 16 gradient values."""
+    target = torch.zeros(1, 1, 4, 4)
+    target[..., 2:] = 1.0
+    assert LOSSES.get("sobel")(torch.zeros_like(target), target).item() == pytest.approx(8 * 0.5 / 32)
+    assert LOSSES.get("sobel")(target + 0.3, target).item() == pytest.approx(0, abs=1e-6)  # an offset has no edges

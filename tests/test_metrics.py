@@ -2,10 +2,17 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from fgbg.core.metrics import depth_metrics, mask_metrics
+from fgbg.core.metrics import (
+    connectivity_error,
+    depth_metrics,
+    gaussian_derivative_filters,
+    mask_metrics,
+    matte_metrics,
+)
 
 
 def t(rows):
@@ -69,3 +76,36 @@ def test_precision_recall_and_depth_extras_by_hand():
     assert d["delta1"].item() == pytest.approx(1 / 4)  # only 1.0 < 1.25
     assert d["delta2"].item() == pytest.approx(2 / 4)  # 1.4 < 1.5625
     assert d["delta3"].item() == pytest.approx(3 / 4)  # 1.8 < 1.953125; 2.0 is not
+
+
+def test_matte_sad_and_mse_by_hand():
+    target = torch.zeros(1, 1, 4, 4)
+    target[0, 0, 0, :] = 1.0  # 4 opaque pixels
+    target[0, 0, 1, :2] = 0.5  # 2 half-transparent ones
+    got = matte_metrics(torch.zeros(1, 1, 4, 4), target)
+    assert got["sad"].item() == pytest.approx((4 + 2 * 0.5) / 1000)
+    assert got["mse"].item() == pytest.approx((4 * 1 + 2 * 0.25) / 16)
+    same = matte_metrics(target, target)
+    assert all(same[k].item() == 0 for k in ("sad", "mse", "grad", "conn"))
+
+
+def test_matte_grad_of_an_impulse_is_the_filters_squared_norms():
+    """|grad t|^2 of a one-pixel target, summed over the image, is the sum of both filters' squares:
+    1 + 1 with unit-norm filters, so Grad = 2 / 1000 against a flat prediction."""
+    target = torch.zeros(1, 1, 21, 21)
+    target[0, 0, 10, 10] = 1.0
+    assert matte_metrics(torch.zeros_like(target), target)["grad"].item() == pytest.approx(2 / 1000)
+    filters = gaussian_derivative_filters()
+    assert filters.shape == (2, 1, 11, 11)  # sigma 1.4: radius ceil(4.2) = 5
+    assert filters[0, 0, 5, :5].gt(0).all() and filters[0, 0, 5, 6:].lt(0).all()  # d/dx: falls along x
+
+
+def test_connectivity_error_by_hand():
+    """A row of opaque target pixels; the prediction dips to 0.5 at the third. Up to t = 0.5 every pixel is
+    connected; from 0.6 the largest region is pixels 0-1, so pixels 2 and 3 get the level l = 0.5.
+    d = alpha - l: the prediction's 0, 0, 0, 0.5, the target's 0, 0, 0.5, 0.5; phi = 1 - d [d >= 0.15]:
+    1, 1, 1, 0.5 against 1, 1, 0.5, 0.5: one pixel differs by 0.5."""
+    target = torch.ones(1, 1, 1, 4, dtype=torch.float64)
+    pred = torch.tensor([1.0, 1.0, 0.5, 1.0], dtype=torch.float64).view(1, 1, 1, 4)
+    assert matte_metrics(pred, target)["conn"].item() == pytest.approx(0.5 / 1000)
+    assert connectivity_error(np.zeros((3, 3)), np.zeros((3, 3))) == 0  # no object: nothing to connect

@@ -344,7 +344,7 @@ def test_colour_jitter_keeps_bg_and_fg_bg_equal_outside_the_object(tiny_dataset)
     augment = Augment(AugmentConfig(hflip=0.0, color=1.0))
     changed = 0
     for seed in range(5):
-        a_bg, a_fg_bg, a_mask, a_depth, _ = augment(ds.sample(3), seed)
+        a_bg, a_fg_bg, a_mask, a_depth, *_ = augment(ds.sample(3), seed)
         changed += int((a_bg != bg).any())
         assert (a_bg[outside] == a_fg_bg[outside]).all(), f"seed {seed}: the jitter moved bg and fg_bg apart"
         assert (a_mask == mask).all() and (a_depth == depth).all()

@@ -219,7 +219,8 @@ class PerturbConfig:
         return [key for name, keys in self.STRENGTHS.items() if getattr(self, name) == 0 for key in keys]
 
 
-LOSS_NAMES = ("bce", "dice", "l1", "log_l1", "rmse", "ssim", "grad")  # fgbg.training.losses.LOSSES (a test keeps them equal)
+# fgbg.training.losses.LOSSES (a test keeps them equal)
+LOSS_NAMES = ("bce", "dice", "l1", "log_l1", "rmse", "ssim", "grad", "sobel")
 TRAIN_RUNTIME_KEYS = ("workers", "device", "threads", "image_every")  # how a run goes, not what it learns
 COMPOSE_RUNTIME_KEYS = ("workers",)  # processes: the dataset's bytes are the same with any number
 

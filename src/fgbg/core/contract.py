@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from fgbg.core.config import ModelConfig
 from fgbg.core.errors import InputError
 from fgbg.core.heads import HEADLINE, HEADS, HIGHER_IS_BETTER
-from fgbg.core.metrics import depth_metrics, mask_metrics
+from fgbg.core.metrics import depth_metrics, mask_metrics, matte_metrics
 
 RGB = tuple[float, float, float]
 
@@ -89,6 +89,7 @@ class HeadKind:
     activation: Callable[[torch.Tensor], torch.Tensor]  # the network's raw output -> the head's output
     probability: Callable[[torch.Tensor], torch.Tensor]  # the head's output -> values in [0, 1]
     metrics: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]  # (output, target) -> N each
+    cmap: str = "gray"  # how plots show its maps
 
     @property
     def binary(self) -> bool:
@@ -106,13 +107,15 @@ class HeadKind:
         return output > 0 if self.binary else output.clamp(0, 1)
 
     def error(self, value):
-        """The kind's headline metric (fgbg.core.heads.HEADLINE) as an error, 0 when perfect: 1 - IoU, or the RMSE."""
+        """The kind's headline metric (fgbg.core.heads.HEADLINE) as an error, 0 when perfect: 1 - IoU, RMSE, SAD."""
         return 1 - value if HEADLINE[self.name] in HIGHER_IS_BETTER else value
 
 
 KINDS = {
     "binary": HeadKind("binary", activation=lambda raw: raw, probability=torch.sigmoid, metrics=mask_metrics),
-    "unit": HeadKind("unit", activation=torch.sigmoid, probability=lambda out: out, metrics=depth_metrics),
+    "unit": HeadKind("unit", activation=torch.sigmoid, probability=lambda out: out, metrics=depth_metrics,
+                     cmap="magma_r"),
+    "matte": HeadKind("matte", activation=torch.sigmoid, probability=lambda out: out, metrics=matte_metrics),
 }
 
 

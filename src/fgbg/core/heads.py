@@ -3,8 +3,10 @@ is checked against (no torch here; how a kind computes is fgbg.core.contract's).
 
 - `binary`: logits of a 0/1 map (the mask); a pixel is set where logits > 0; scored by
   IoU and its kin; saved as a 0/255 PNG;
-- `unit`: a value in [0, 1] per pixel (depth; an alpha matte), a sigmoid's output; scored
-  by RMSE and its kin; saved as a 16-bit PNG (value / 65535).
+- `unit`: a value in [0, 1] per pixel (depth), a sigmoid's output; scored by RMSE and its
+  kin; saved as a 16-bit PNG (value / 65535);
+- `matte`: an alpha matte in [0, 1], a sigmoid's output; scored by the matting metrics SAD,
+  MSE, Grad and Conn (fgbg.core.metrics); saved as an 8-bit PNG.
 
 A new head registers its kind in `HEADS`, a target in fgbg.dataset.data.TARGETS, and is
 listed in params.yaml's `heads:` with its losses and metrics. Losses, metrics, plots,
@@ -17,14 +19,16 @@ HEADS: dict[str, str] = {  # head name -> kind
     "mask": "binary",  # the object's mask
     "depth": "unit",  # depth of the scene with the object in it: 0 nearest, 1 farthest
     "bg_depth": "unit",  # depth of the scene without the object (model.depth: ground_contact derives depth from it)
+    "alpha": "matte",  # the object's soft alpha (its opacity), of which the mask is alpha >= mask_threshold
 }
 
 KIND_METRICS = {  # what fgbg.core.metrics computes per kind (its module doc defines each)
     "binary": ("iou", "dice", "pixel_acc", "precision", "recall"),
     "unit": ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim"),
+    "matte": ("sad", "mse", "grad", "conn"),
 }
-HEADLINE = {"binary": "iou", "unit": "rmse"}  # the metric that ranks samples and sources, per kind
-HEADLINE_NAMES = {"iou": "IoU", "rmse": "RMSE"}  # how reports write each headline metric
+HEADLINE = {"binary": "iou", "unit": "rmse", "matte": "sad"}  # the metric that ranks samples and sources, per kind
+HEADLINE_NAMES = {"iou": "IoU", "rmse": "RMSE", "sad": "SAD"}  # how reports write each headline metric
 HIGHER_IS_BETTER = {"iou", "dice", "pixel_acc", "precision", "recall", "delta1", "delta2", "delta3", "ssim"}
 LOGIT_LOSSES = ("bce",)  # take logits, so they suit binary heads only
 

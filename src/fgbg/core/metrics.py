@@ -9,18 +9,32 @@ Unit heads, depth (pred and target in [0, 1]):
   delta3 = share with max(p/t, t/p) < 1.25, 1.25^2, 1.25^3, with p and t clamped to at
   least DEPTH_EPS so that depth 0 (nearest) stays finite; ssim (Gaussian window 11,
   sigma 1.5, data range 1).
+Matte heads, the alpha (pred and target in [0, 1]; Rhemann et al. 2009, alphamatting.com), each
+over the whole image (no trimap: the object's outline is wherever the target says):
+  sad = sum |p - t| / 1000; mse = mean (p - t)^2;
+  grad = sum (|grad p| - |grad t|)^2 / 1000, the gradients by first-order Gaussian derivative
+  filters, sigma 1.4, each 2-D filter scaled to unit L2 norm (edges padded by replication);
+  conn = sum |phi(p) - phi(t)| / 1000, with phi = 1 - d [d >= 0.15], d = alpha - l, and l the
+  highest threshold k / 10 up to which the pixel stays in the largest 4-connected region where
+  both p and t >= the threshold (1 where it always does).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from pytorch_msssim import ssim as _ssim
+from scipy import ndimage
 
 from fgbg.core.heads import KIND_METRICS
 
 DEPTH_EPS = 1e-3
 MASK_KEYS = KIND_METRICS["binary"]  # what mask_metrics returns: the metrics of a binary head
 DEPTH_KEYS = KIND_METRICS["unit"]  # what depth_metrics returns: the metrics of a unit head
+GRAD_SIGMA = 1.4  # of the Gaussian derivative filters of the matting Grad error
+CONN_STEP = 10  # thresholds k / 10 of the connectivity error
+CONN_THETA = 0.15  # below this, a pixel's distance from its connected level does not count
 
 
 def ssim_window(h: int, w: int) -> int:
@@ -65,3 +79,51 @@ def depth_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.T
         "delta3": (ratio < 1.25**3).double().mean(dim=(1, 2, 3)),
         "ssim": _ssim(pred.float(), target.float(), data_range=1.0, win_size=win, size_average=False).double(),
     }
+
+
+def matte_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """pred, target: N, 1, H, W alphas in [0, 1]."""
+    pred, target = pred.double(), target.double()
+    err = pred - target
+    conn = [connectivity_error(p[0].cpu().numpy(), t[0].cpu().numpy()) for p, t in zip(pred, target)]
+    return {
+        "sad": err.abs().sum(dim=(1, 2, 3)) / 1000,
+        "mse": (err**2).mean(dim=(1, 2, 3)),
+        "grad": ((gradient_magnitude(pred) - gradient_magnitude(target)) ** 2).sum(dim=(1, 2, 3)) / 1000,
+        "conn": torch.tensor(conn, dtype=torch.float64, device=pred.device),
+    }
+
+
+def gaussian_derivative_filters(sigma: float = GRAD_SIGMA) -> torch.Tensor:
+    """2, 1, K, K float64: d/dx and d/dy of a Gaussian (K = 2 ceil(3 sigma) + 1), each of unit L2 norm."""
+    r = int(np.ceil(3 * sigma))
+    u = torch.arange(-r, r + 1, dtype=torch.float64)
+    g = torch.exp(-(u**2) / (2 * sigma**2))
+    dx = g[:, None] * (-u / sigma**2 * g)[None, :]  # rows: y, columns: x
+    dx = dx / dx.square().sum().sqrt()
+    return torch.stack([dx, dx.T])[:, None]
+
+
+def gradient_magnitude(alpha: torch.Tensor, sigma: float = GRAD_SIGMA) -> torch.Tensor:
+    """N, 1, H, W -> N, 1, H, W: |grad alpha| by Gaussian derivative filters, edges replicated."""
+    filters = gaussian_derivative_filters(sigma).to(alpha)
+    r = filters.shape[-1] // 2
+    grads = F.conv2d(F.pad(alpha, (r, r, r, r), mode="replicate"), filters)  # N, 2, H, W
+    return grads.square().sum(dim=1, keepdim=True).sqrt()
+
+
+def connectivity_error(pred: np.ndarray, target: np.ndarray) -> float:
+    """H, W alphas in [0, 1] -> the connectivity error (module doc)."""
+    level = np.full(pred.shape, np.nan)  # l: unset until the pixel leaves the largest region
+    for k in range(1, CONN_STEP + 1):
+        t = k / CONN_STEP
+        labels, n = ndimage.label((pred >= t) & (target >= t))  # 4-connected
+        largest = labels == 1 + np.argmax(np.bincount(labels.ravel())[1:]) if n else np.zeros(pred.shape, bool)
+        level[np.isnan(level) & ~largest] = (k - 1) / CONN_STEP
+    level[np.isnan(level)] = 1.0
+
+    def phi(alpha: np.ndarray) -> np.ndarray:
+        d = alpha - level
+        return 1 - d * (d >= CONN_THETA)
+
+    return float(np.abs(phi(pred) - phi(target)).sum() / 1000)

@@ -47,7 +47,7 @@ def _cmap(title: str) -> str:
     if title.endswith("error"):
         return "inferno"
     head = title.removesuffix("_pred")
-    return "gray" if head in HEADS and kind_of(head).binary else "magma_r"
+    return kind_of(head).cmap if head in HEADS else "magma_r"
 
 
 def grid_png(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...], row_labels: list[str] | None = None) -> bytes:

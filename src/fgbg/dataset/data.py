@@ -1,6 +1,6 @@
 """PyTorch view of the composed dataset: a model's inputs and a target for each of its heads.
 
-A head's target comes from the stored sample (bg, fg_bg, mask, depth) after cropping and
+A head's target comes from the stored sample (bg, fg_bg, mask, depth, bg_depth, alpha) after cropping and
 augmentation, by the function `TARGETS` registers under the head's name.
 
 Training can take square crops at native resolution instead of whole images, so that a
@@ -45,6 +45,11 @@ def depth_target(sample: Sample) -> np.ndarray:
 @TARGETS.register("bg_depth")
 def bg_depth_target(sample: Sample) -> np.ndarray:
     return sample.bg_depth
+
+
+@TARGETS.register("alpha")
+def alpha_target(sample: Sample) -> np.ndarray:
+    return sample.alpha
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 - mask: |fg_bg - bg| > t, where the difference is the largest over the three channels
   (0-255) and t is the threshold with the best mean IoU on the val split;
-- depth: the bg depth itself, as if the object were not there.
+- depth: the bg depth itself, as if the object were not there;
+- alpha: the difference mask used as an alpha (0 or 1: no soft edge).
 A head with no baseline here is reported without one.
 """
 
@@ -50,9 +51,9 @@ def choose_threshold(pairs) -> int:
 
 def baseline_answers(diff: np.ndarray, threshold: int | None, bg_depth: np.ndarray | None) -> dict:
     """{head: the baseline's answer}, as a model's would be (fgbg.core.contract.HeadKind.answer), from a pair's
-    `difference`: the mask as H, W bool (where a threshold was chosen), depth as H, W in [0, 1] (where the bg
-    depth is known)."""
-    answers = {"mask": diff > threshold} if threshold is not None else {}
+    `difference`: the mask as H, W bool and the alpha as its 0 / 1 (where a threshold was chosen), depth as
+    H, W in [0, 1] (where the bg depth is known)."""
+    answers = {"mask": diff > threshold, "alpha": (diff > threshold).astype(np.float32)} if threshold is not None else {}
     if bg_depth is not None:
         answers["depth"] = bg_depth
     return answers

@@ -13,7 +13,10 @@ Writes
   the IoU's error 1 - IoU, for bar charts (the per-fg chart draws the error: every IoU is near 1,
   where bars look alike);
 - plots/samples.png: evenly spaced samples (bg, fg_bg, then each head's target and prediction,
-  and a unit head's |error|); plots/worst.png: the 10 worst the same way.
+  and a unit head's |error|); plots/worst.png: the 10 worst the same way; with an alpha head,
+  plots/cutouts.png: the same samples as a user gets them (alpha, cut-out, depth);
+- with a mask and an alpha head, `mask_as_alpha` (the mask's answer scored as an alpha) and
+  `alpha_as_mask` (the alpha at the mask threshold scored as a mask).
 "Worst" ranks by the sum of the heads' errors, (1 - IoU) + RMSE, so a sample is bad when any head fails.
 """
 
@@ -33,11 +36,20 @@ from fgbg.core.checkpoint import LoadedModel, load_for_inference
 from fgbg.core.config import Params
 from fgbg.core.contract import answers_as_outputs, kind_of, score
 from fgbg.core.errors import ConfigError
-from fgbg.core.heads import HEADLINE, HEADLINE_NAMES, HEADS, HIGHER_IS_BETTER, all_metric_keys, metric_keys
+from fgbg.core.heads import (
+    HEADLINE,
+    HEADLINE_NAMES,
+    HEADS,
+    HIGHER_IS_BETTER,
+    KIND_METRICS,
+    all_metric_keys,
+    metric_keys,
+)
 from fgbg.core.imageio import atomic_path, atomic_write_json
+from fgbg.core.matting import cutout, on_checkerboard
 from fgbg.core.plots import WORST, sample_columns, sample_rows, save_grid
 from fgbg.core.progress import progress
-from fgbg.core.runtime import predict_padded
+from fgbg.core.runtime import predict_padded, predict_pair
 from fgbg.dataset.data import TARGETS, PairDataset
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.baselines import baseline_answers, choose_threshold, difference
@@ -48,14 +60,35 @@ log = logging.getLogger(__name__)
 FILE_QUALITY = 90  # test_files: each bg and fg_bg saved as its own JPEG, as the original dataset was
 
 
-def _per_image(loaded: LoadedModel, ds: PairDataset, batch_size: int, keys: dict) -> pd.DataFrame:
+def _per_image(loaded: LoadedModel, ds: PairDataset, batch_size: int, keys: dict, mask_threshold: int) -> pd.DataFrame:
+    """Each test image's metrics (`keys`), and with a mask and an alpha head, each scored as the other
+    (`_crossed`)."""
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
     cols: dict[str, list] = {}
     for x, targets in progress(loader, desc="evaluate", unit="batch"):
         outputs = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
-        for k, v in score(outputs, targets, keys).items():
+        for k, v in {**score(outputs, targets, keys), **_crossed(outputs, targets, mask_threshold)}.items():
             cols.setdefault(k, []).extend(v.tolist())
     return pd.DataFrame(cols)
+
+
+CROSSED = {"mask_as_alpha": "alpha", "alpha_as_mask": "mask"}  # block -> the head whose target and metrics it takes
+
+
+def _crossed(outputs: dict, targets: dict, mask_threshold: int) -> dict[str, torch.Tensor]:
+    """With a mask and an alpha head: the mask head's answer scored as an alpha (0 / 1, what a binary mask
+    gives a cut-out) and the alpha's `>= mask_threshold` scored as a mask, as `<block>/<metric>` columns:
+    which head to take each answer from."""
+    if not {"mask", "alpha"} <= set(outputs):
+        return {}
+    crossed = {"mask_as_alpha": kind_of("mask").answer(outputs["mask"]).float(),
+               "alpha_as_mask": outputs["alpha"] - (mask_threshold - 0.5) / 255}  # logits > 0: rounds to >= threshold
+    columns = {}
+    for block, output in crossed.items():
+        head = CROSSED[block]
+        keys = {(head, metric): f"{block}/{metric}" for metric in KIND_METRICS[HEADS[head]]}
+        columns.update(score({head: output}, targets, keys))
+    return columns
 
 
 def _baseline_per_image(store: ComposedStore, ids: list[int], threshold: int, batch_size: int, keys: dict) -> pd.DataFrame:
@@ -65,7 +98,8 @@ def _baseline_per_image(store: ComposedStore, ids: list[int], threshold: int, ba
         batch_ids = ids[start : start + batch_size]
         samples = [store.sample(i) for i in batch_ids]
         answers = [baseline_answers(difference(s.bg, s.fg_bg), threshold, s.bg_depth) for s in samples]
-        stacked = {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in answers[0]}
+        heads = [head for head in answers[0] if any(head == h for h, _ in keys)]  # the model's heads with a baseline
+        stacked = {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in heads}
         targets = {head: torch.from_numpy(np.stack([TARGETS.get(head)(s) for s in samples]))[:, None]
                    for head in stacked}  # N, 1, H, W each
         for k, v in score(answers_as_outputs(stacked), targets, keys).items():
@@ -113,13 +147,27 @@ def _grid(path: Path, loaded: LoadedModel, ds: PairDataset, positions, labels: l
               row_labels=labels)
 
 
+def _cutouts(path: Path, loaded: LoadedModel, store: ComposedStore, ids: list[int]) -> None:
+    """plots/cutouts.png, what the model gives a user: bg, fg_bg, the predicted alpha, the cut-out on a
+    checkerboard, and the predicted depth (where the model has one)."""
+    rows = []
+    for i in ids:
+        sample = store.sample(i)
+        answers = predict_pair(loaded.model, loaded.contract, sample.bg, sample.fg_bg, loaded.device)
+        cut = on_checkerboard(cutout(sample.bg, sample.fg_bg, answers["alpha"]))
+        depth = (answers["depth"],) if "depth" in answers else ()
+        rows.append((sample.bg, sample.fg_bg, answers["alpha"], cut, *depth))
+    titles = ("bg", "fg_bg", "alpha_pred", "cutout") + (("depth_pred",) if "depth" in loaded.contract.heads else ())
+    save_grid(path, rows, titles)
+
+
 def _checked_heads(loaded: LoadedModel, metrics: dict[str, tuple[str, ...]], checkpoint: str | Path) -> None:
     if tuple(metrics) != loaded.contract.heads:
         raise ConfigError(f"params: heads = {list(metrics)}, but {checkpoint} has the heads "
                           f"{list(loaded.contract.heads)}; list the checkpoint's heads, or retrain with `dvc repro train`")
 
 
-DIGITS = {"iou": 2, "rmse": 3}  # how worst.png writes each kind's headline metric
+DIGITS = {"iou": 2, "rmse": 3, "sad": 3}  # how worst.png writes each kind's headline metric
 
 
 def _headlines(heads: tuple[str, ...]) -> dict[str, tuple[str, str]]:
@@ -177,7 +225,8 @@ def evaluate_model(
                     "to get those", dataset_dir, size, checkpoint, trained_at, size, trained_at)
     ids = split["test"]
     ds = PairDataset(store, ids, loaded.contract)
-    df = _per_image(loaded, ds, batch_size, all_metric_keys(heads))
+    mask_threshold = int(store.meta["compose"]["mask_threshold"])
+    df = _per_image(loaded, ds, batch_size, all_metric_keys(heads), mask_threshold)
     info = store.index.iloc[ids][["sample", "fg", "bg", "flip", "x", "y"]].reset_index(drop=True)
     df = pd.concat([info, df], axis=1)
     df["fg_class"] = df["fg"].str.split("_").str[0]
@@ -187,7 +236,12 @@ def evaluate_model(
         baseline["mask_rule"] = f"|fg_bg - bg| > {threshold} (largest channel difference, 0-255; threshold chosen on val)"
     if "depth" in heads:
         baseline["depth_rule"] = _depth_rule(store.meta["compose"]["depth"])
-    result = {"split": "test", "unseen": split["unseen"], **means(df, keys), "baseline": baseline, "samples": len(df),
+    if "alpha" in heads:
+        baseline["alpha_rule"] = "the difference mask (mask_rule) used as an alpha"
+    crossed = {block: {m: float(df[f"{block}/{m}"].mean()) for m in KIND_METRICS[HEADS[head]]}
+               for block, head in CROSSED.items() if f"{block}/{HEADLINE[HEADS[head]]}" in df}
+    result = {"split": "test", "unseen": split["unseen"], **means(df, keys), **crossed, "baseline": baseline,
+              "samples": len(df),
               "checkpoint_epoch": loaded.checkpoint.epoch, "image_size": size, "trained_at": trained_at,
               "test_files": _test_files(loaded, store, ids, threshold, keys)}
     atomic_write_json(metrics_path, result)
@@ -200,6 +254,8 @@ def evaluate_model(
     _grid(Path(plots_dir) / "samples.png", loaded, ds, picks)
     labels = [_worst_label(row, headlines) for _, row in worst.iterrows()]
     _grid(Path(plots_dir) / "worst.png", loaded, ds, worst.index.to_numpy(), labels)
+    if "alpha" in heads:
+        _cutouts(Path(plots_dir) / "cutouts.png", loaded, store, [ids[k] for k in picks])
     store.close()
     log.info("eval on %d test samples: %s", len(df), ", ".join(
         f"{key} {df[key].mean():.4f} (baseline {baseline.get(head, {}).get(metric, float('nan')):.4f})"

@@ -6,10 +6,13 @@ resolution, padded (edge pixels repeated) to a multiple of 2**levels and cropped
 With `size`, the pair is first scaled (area when shrinking, bilinear when enlarging) so
 that its shorter side is `size`, aspect kept, and the outputs (mask logits and depth,
 bilinear) are resized back: less detail, less time and memory. For each pair it writes a file
-per head (fgbg.core.heads): a binary head's as 0 / 255, a unit head's as 16 bits with a preview:
+per head (fgbg.core.heads, `WRITERS` by kind): a binary head's as 0 / 255, a unit head's as 16 bits
+with a preview, a matte head's as 8 bits, and with an alpha head the cut-out:
     <stem>_mask.png           0 / 255
     <stem>_depth.png          16-bit, depth = value / 65535 (0 = nearest, 1 = farthest)
     <stem>_depth_preview.png  colour-mapped depth (magma, near = bright)
+    <stem>_alpha.png          8-bit alpha, value / 255
+    <stem>_cutout.png         RGBA: the object alone, its colours recovered from the known bg (fgbg.core.matting)
 Folders are paired by file stem; a bg without a fg_bg (or the reverse) is an error.
 """
 
@@ -34,21 +37,36 @@ from fgbg.core.imageio import (  # noqa: E402
     paired_stems,
     read_image,
 )
+from fgbg.core.matting import cutout  # noqa: E402
 from fgbg.core.progress import progress  # noqa: E402
 from fgbg.core.runtime import predict_pair  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
-def write_outputs(out: Path, stem: str, answers: dict[str, np.ndarray]) -> None:
-    """Each head's answer (H, W) as its file(s), see module doc."""
+def _binary(out: Path, name: str, answer: np.ndarray) -> None:
+    atomic_save_image(out / f"{name}.png", answer.astype(np.uint8) * 255)
+
+
+def _unit(out: Path, name: str, answer: np.ndarray) -> None:
+    atomic_save_image(out / f"{name}.png", depth_to_uint16(answer))
+    preview = (colormaps["magma_r"](answer)[..., :3] * 255).round().astype(np.uint8)
+    atomic_save_image(out / f"{name}_preview.png", preview)
+
+
+def _matte(out: Path, name: str, answer: np.ndarray) -> None:
+    atomic_save_image(out / f"{name}.png", np.round(answer * 255).astype(np.uint8))
+
+
+WRITERS = {"binary": _binary, "unit": _unit, "matte": _matte}  # head kind -> (folder, file stem, answer H, W)
+
+
+def write_outputs(out: Path, stem: str, answers: dict[str, np.ndarray], bg: np.ndarray, fg_bg: np.ndarray) -> None:
+    """Each head's answer (H, W) as its file(s), and the cut-out where there is an alpha; see module doc."""
     for head, answer in answers.items():
-        if kind_of(head).binary:
-            atomic_save_image(out / f"{stem}_{head}.png", answer.astype(np.uint8) * 255)
-        else:
-            atomic_save_image(out / f"{stem}_{head}.png", depth_to_uint16(answer))
-            preview = (colormaps["magma_r"](answer)[..., :3] * 255).round().astype(np.uint8)
-            atomic_save_image(out / f"{stem}_{head}_preview.png", preview)
+        WRITERS[kind_of(head).name](out, f"{stem}_{head}", answer)
+    if "alpha" in answers:
+        atomic_save_image(out / f"{stem}_cutout.png", cutout(bg, fg_bg, answers["alpha"]))
 
 
 def _pairs(bg: Path, fg_bg: Path) -> list[tuple[str, Path, Path]]:
@@ -77,6 +95,7 @@ def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out
         if bg_img.shape != fg_bg_img.shape:
             raise InputError(f"{bg_path} is {bg_img.shape[1]}x{bg_img.shape[0]} but {fg_bg_path} is "
                              f"{fg_bg_img.shape[1]}x{fg_bg_img.shape[0]}; a bg and its fg_bg must be the same size")
-        write_outputs(out, stem, predict_pair(loaded.model, loaded.contract, bg_img, fg_bg_img, loaded.device, size))
+        answers = predict_pair(loaded.model, loaded.contract, bg_img, fg_bg_img, loaded.device, size)
+        write_outputs(out, stem, answers, bg_img, fg_bg_img)
     log.info("wrote predictions for %d pair(s) into %s", len(pairs), out)
     return len(pairs)

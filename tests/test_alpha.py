@@ -1,0 +1,78 @@
+"""The alpha head: trained on the stored alpha, scored by the matting metrics beside the binary mask used as
+an alpha, written by predict as an 8-bit alpha and an RGBA cut-out, and drawn by evaluate."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fgbg.core.config import Params, from_dict
+from fgbg.evaluation.evaluate import _crossed, evaluate_model
+from fgbg.inference.predict import WRITERS, predict_paths
+from fgbg.training.train import train_model
+from tests.test_train import TINY, merge
+
+ALPHA_HEADS = {"mask": {"losses": {"bce": 1.0, "dice": 1.0}}, "depth": {"losses": {"l1": 1.0}},
+               "alpha": {"losses": {"l1": 1.0, "sobel": 1.0}}}
+
+
+def test_each_head_scored_as_the_other_by_hand():
+    """A 1 x 4 image: the alpha target 1, 0.6, 0.2, 0; the mask target (alpha >= 128/255) 1, 1, 0, 0.
+    The mask head says 1, 0, 0, 0: as an alpha its SAD is (0.6 + 0.2) / 1000. The alpha head says 0.9, 0.55,
+    0.3, 0: at the threshold, 1, 1, 0, 0, the mask exactly (IoU 1)."""
+    targets = {"alpha": torch.tensor([1.0, 0.6, 0.2, 0.0]).view(1, 1, 1, 4),
+               "mask": torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 1, 4)}
+    outputs = {"mask": torch.tensor([3.0, -1.0, -2.0, -5.0]).view(1, 1, 1, 4),
+               "alpha": torch.tensor([0.9, 0.55, 0.3, 0.0]).view(1, 1, 1, 4)}
+    got = _crossed(outputs, targets, mask_threshold=128)
+    assert got["mask_as_alpha/sad"].item() == pytest.approx(0.8 / 1000)
+    assert got["mask_as_alpha/mse"].item() == pytest.approx((0.36 + 0.04) / 4)
+    assert got["alpha_as_mask/iou"].item() == 1.0
+    outputs["alpha"][0, 0, 0, 1] = 127.4 / 255  # rounds to 127: below the threshold
+    assert _crossed(outputs, targets, mask_threshold=128)["alpha_as_mask/iou"].item() == pytest.approx(0.5)
+    assert _crossed({"mask": outputs["mask"]}, targets, 128) == {}  # only with both heads
+
+
+def test_the_matte_writer_saves_8_bits(tmp_path):
+    WRITERS["matte"](tmp_path, "a", np.array([[0.0, 0.5, 1.0]]))
+    assert np.asarray(Image.open(tmp_path / "a.png")).tolist() == [[0, 128, 255]]
+
+
+def test_an_alpha_head_trains_evaluates_and_predicts_a_cutout(tiny_dataset, tmp_path):
+    from fgbg.core.imageio import atomic_write_json
+    from fgbg.dataset.split import split_index
+    from fgbg.dataset.stats import dataset_stats
+    from fgbg.dataset.store import ComposedStore
+
+    store = ComposedStore(tiny_dataset)
+    atomic_write_json(tmp_path / "stats.json", dataset_stats(store))
+    atomic_write_json(tmp_path / "split.json", split_index(store.index, group_by="fg", val_fraction=0.25,
+                                                           test_fraction=0.25, seed=0))
+    params = from_dict(Params, merge(TINY, {"epochs": 1, "heads": ALPHA_HEADS, "train": {"best_metric": "sad"}}))
+    summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=tmp_path / "stats.json",
+                          split_path=tmp_path / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
+                          metrics_path=tmp_path / "train.json")
+    assert {"alpha_l1", "alpha_sobel", "sad", "mse", "grad", "conn"} <= set(summary["val"])
+    assert summary["best_val_sad"] == summary["val"]["sad"]
+
+    result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
+                            split_path=tmp_path / "split.json", metrics_path=tmp_path / "eval.json",
+                            plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json", params=params)
+    for block in (result["alpha"], result["baseline"]["alpha"], result["mask_as_alpha"]):
+        assert set(block) == {"sad", "mse", "grad", "conn"}
+    assert set(result["alpha_as_mask"]) == set(result["mask"])
+    assert result["baseline"]["alpha_rule"].startswith("the difference mask")
+    assert json.loads((tmp_path / "eval.json").read_text())["mask_as_alpha"] == result["mask_as_alpha"]
+    assert Image.open(tmp_path / "plots" / "cutouts.png").size[0] == 5 * 150  # bg, fg_bg, alpha, cut-out, depth
+
+    bg, fg_bg, _, _ = store.read(0)
+    Image.fromarray(bg).save(tmp_path / "bg.png")
+    Image.fromarray(fg_bg).save(tmp_path / "scene.png")
+    predict_paths(tmp_path / "models" / "best.pt", tmp_path / "bg.png", tmp_path / "scene.png", tmp_path / "out",
+                  device="cpu")
+    alpha = np.asarray(Image.open(tmp_path / "out" / "scene_alpha.png"))
+    cut = Image.open(tmp_path / "out" / "scene_cutout.png")
+    assert alpha.shape == (16, 16) and alpha.dtype == np.uint8
+    assert cut.mode == "RGBA" and np.array_equal(np.asarray(cut)[..., 3], alpha)  # its opacity is the alpha

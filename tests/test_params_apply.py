@@ -167,18 +167,19 @@ def test_the_default_fingerprints_are_what_they_were():
 def test_the_default_training_identity_is_what_it_was():
     """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
     that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
-    (last: train.val_samples, train.crop_height and model.depth joined it)."""
+    (last: model.input joined it)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
                "noise_sigma": 0.03, "jpeg": 0.0, "jpeg_quality": (70, 95)}
     identity = _training_identity(Params())
     assert identity == {
         "lr": 0.003, "epochs": 10, "batch_size": 16,
-        "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False, "depth": "learned"},
+        "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False, "depth": "learned",
+                  "input": "rgb"},
         "train": {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "scheduler": "plateau",
                   "plateau_patience": 1, "plateau_factor": 0.5, "plateau_threshold": 0.0001, "grad_clip": 0.0,
                   "best_metric": "loss", "resize_schedule": (), "crop": 64, "crop_object": 0.8, "crop_height": 0, "val_samples": 160,
                   "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb, "precision": "auto",
                   "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
         "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {"l1": 1.0, "ssim": 0.5}]]}  # ordered: the order builds the model
-    assert fingerprint(identity) == "4cdc8b699d8f36228e61aedc6baf4fc47c64727648a808c8a9833472046ad295"
+    assert fingerprint(identity) == "5475c8d5ac59d5c9112abdb533b5ce85144ee7257939edd9b4398dc431f72cad"

@@ -432,6 +432,29 @@ def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset)
     assert whole.shape[0] == 7 and whole[6, 0, 0] == -1 and whole[6, -1, 0] == 1
 
 
+def test_gray_inputs_are_each_images_luma_on_both_paths(tiny_dataset):
+    """model.input gray: a red bg pixel (255, 0, 0) has luma 0.299; with the tests' stats (mean 0.5, std 0.25 in
+    every channel, so 0.5 and 0.25 in luma too) it is (0.299 - 0.5) / 0.25. The loader's uint8 path, encoded on
+    the device, gives what the float path gives; plots show the luma as three equal channels."""
+    from fgbg.core.config import ModelConfig
+    from fgbg.dataset.data import PairDataset, SampleView
+
+    gray = contract(ModelConfig(width=4, levels=2, input="gray"))
+    bg = np.zeros((4, 4, 3), np.uint8)
+    bg[0, 0] = (255, 0, 0)
+    fg_bg = np.full((4, 4, 3), 255, np.uint8)
+    x = gray.encode(bg, fg_bg)
+    assert x.shape == (2, 4, 4) and gray.input_channels == 2
+    assert x[0, 0, 0].item() == pytest.approx((0.299 - 0.5) / 0.25) and x[1, 0, 0].item() == pytest.approx(2.0)
+    shown_bg, shown_fg_bg = gray.decode_images(x)
+    assert shown_bg[0, 0].tolist() == [76] * 3 and shown_fg_bg[0, 0].tolist() == [255] * 3  # round(0.299 * 255)
+    store = ComposedStore(tiny_dataset)
+    raw = PairDataset(store, [4], gray, SampleView(raw=True))[0][0]
+    assert torch.allclose(gray.encode_uint8(raw[None])[0], PairDataset(store, [4], gray)[0][0], atol=1e-6)
+    with_rows = contract(ModelConfig(width=4, levels=2, input="gray", rows=True))
+    assert with_rows.input_channels == 3 and with_rows.encode(bg, fg_bg).shape == (3, 4, 4)
+
+
 @pytest.mark.parametrize("metric, best_epoch", [("loss", 2), ("iou", 0), ("rmse", 1)])
 def test_best_pt_is_the_epoch_with_the_best_val_metric_in_its_direction(tiny_dataset, prepared, tmp_path, monkeypatch,
                                                                          metric, best_epoch):

@@ -149,6 +149,7 @@ class ModelConfig:
     half_output: bool | None = None
     rows: bool = False
     depth: Literal["learned", "ground_contact"] = "learned"
+    input: Literal["rgb", "gray"] = "rgb"
 
     def __post_init__(self) -> None:
         require(self.name in MODEL_SIZES, "model.name", self.name, "one of " + ", ".join(map(repr, MODEL_SIZES)))

@@ -26,6 +26,7 @@ from fgbg.core.heads import HEADLINE, HEADS, HIGHER_IS_BETTER
 from fgbg.core.metrics import depth_metrics, mask_metrics, matte_metrics
 
 RGB = tuple[float, float, float]
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights: model.input gray, as PIL's "L" mode converts
 
 
 @dataclass(frozen=True)
@@ -48,22 +49,39 @@ class NormStats:
         return {"bg": {"mean": list(self.bg_mean), "std": list(self.bg_std)},
                 "fg_bg": {"mean": list(self.fg_bg_mean), "std": list(self.fg_bg_std)}}
 
-    def mean_std(self, device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, std) of the 6 image channels, bg's then fg_bg's, each 6, 1, 1 float32."""
+    def mean_std(self, device: torch.device | str | None = None, gray: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) of the 6 image channels, bg's then fg_bg's, each 6, 1, 1 float32; `gray`: of their
+        2 luma channels, 2, 1, 1 (the luma of the means, exact; of the stds, an upper bound: close enough
+        to scale the inputs, and the same in training and inference)."""
         mean = torch.tensor(self.bg_mean + self.fg_bg_mean, dtype=torch.float32, device=device)
         std = torch.tensor(self.bg_std + self.fg_bg_std, dtype=torch.float32, device=device)
+        if gray:
+            mean, std = to_gray(mean[:, None, None])[:, 0, 0], to_gray(std[:, None, None])[:, 0, 0]
         return mean[:, None, None], std[:, None, None]
 
-    def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """6, H, W or N, 6, H, W uint8 (bg then fg_bg) -> float32 (x / 255 - mean) / std, on the images' device."""
-        mean, std = self.mean_std(images.device)
-        return (images.float() / 255.0 - mean) / std
+    def normalise(self, images: torch.Tensor, gray: bool = False) -> torch.Tensor:
+        """6, H, W or N, 6, H, W uint8 (bg then fg_bg) -> float32 (x / 255 - mean) / std, on the images' device;
+        `gray`: the 2 luma channels (bg's, fg_bg's) of x / 255, normalised by their own mean and std."""
+        mean, std = self.mean_std(images.device, gray)
+        x = images.float() / 255.0
+        return ((to_gray(x) if gray else x) - mean) / std
 
-    def denormalise(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """6 (or 7), H, W model input -> (bg, fg_bg) as H, W, 3 uint8: `normalise` undone."""
-        mean, std = self.mean_std()
-        images = ((x[:6] * std + mean).clamp(0, 1) * 255).round().byte()  # 6, H, W; a 7th channel (rows) is no image
+    def denormalise(self, x: torch.Tensor, gray: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """6 (2 with `gray`), or one more with rows, H, W model input -> (bg, fg_bg) as H, W, 3 uint8:
+        `normalise` undone (a gray input as three equal channels)."""
+        mean, std = self.mean_std(gray=gray)
+        n = len(mean)  # image channels; a last one (rows) is no image
+        images = ((x[:n] * std + mean).clamp(0, 1) * 255).round().byte()  # n, H, W
+        if gray:
+            images = images.repeat_interleave(3, dim=0)
         return images[:3].permute(1, 2, 0).numpy(), images[3:].permute(1, 2, 0).numpy()
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """..., 6, H, W (bg's RGB then fg_bg's) -> ..., 2, H, W: each image's luma (LUMA)."""
+    weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    rgb = x.unflatten(-3, (2, 3))  # ..., 2, 3, H, W
+    return (rgb * weights).sum(dim=-3)
 
 
 def rows_to_uint8(top: int, height: int, width: int, full_height: int) -> np.ndarray:
@@ -132,15 +150,19 @@ class Contract:
     heads: tuple[str, ...]
 
     @property
+    def gray(self) -> bool:
+        return self.config.input == "gray"
+
+    @property
     def input_channels(self) -> int:
-        """bg and fg_bg (3 + 3), and with `rows` each pixel's row in the whole image."""
-        return 7 if self.config.rows else 6
+        """bg and fg_bg (3 + 3, or 1 + 1 gray), and with `rows` each pixel's row in the whole image."""
+        return (2 if self.gray else 6) + self.config.rows
 
     def encode(self, bg: np.ndarray, fg_bg: np.ndarray, top: int = 0, full_height: int | None = None) -> torch.Tensor:
         """C, H, W float32 input from bg and fg_bg (H, W, 3 uint8 each), a window from row `top` of an image
         `full_height` tall (default: the whole image)."""
         images = torch.from_numpy(np.concatenate([bg, fg_bg], axis=2)).permute(2, 0, 1)  # 6, H, W uint8
-        parts = [self.stats.normalise(images)]
+        parts = [self.stats.normalise(images, self.gray)]
         if self.config.rows:
             h, w = bg.shape[:2]
             parts.append(torch.from_numpy(rows_channel(top, h, w, full_height or h))[None])
@@ -150,8 +172,12 @@ class Contract:
         """N, 6 (or 7), H, W uint8 (bg, fg_bg and the rows levels, as the loader sends them) -> float32,
         as `encode` makes it, on x's device: a quarter of the bytes cross to the GPU, and the CPU does
         no float work."""
-        images = self.stats.normalise(x[:, :6])  # N, 6, H, W
+        images = self.stats.normalise(x[:, :6], self.gray)  # N, 6 (2 gray), H, W
         return images if x.shape[1] == 6 else torch.cat([images, uint8_to_rows(x[:, 6:])], dim=1)
+
+    def decode_images(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """One C, H, W input -> (bg, fg_bg) H, W, 3 uint8, for plots (NormStats.denormalise)."""
+        return self.stats.denormalise(x, self.gray)
 
     def answers(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each head's final answer from its output (HeadKind.answer)."""

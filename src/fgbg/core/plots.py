@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fgbg.core.contract import NormStats, kind_of  # noqa: E402
+from fgbg.core.contract import Contract, kind_of  # noqa: E402
 from fgbg.core.heads import HEADS  # noqa: E402
 from fgbg.core.imageio import atomic_write_bytes  # noqa: E402
 
@@ -30,11 +30,11 @@ def sample_columns(heads: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def sample_rows(x: torch.Tensor, targets: dict[str, torch.Tensor], outputs: dict[str, torch.Tensor],
-                stats: NormStats) -> list[tuple[np.ndarray, ...]]:
+                contract: Contract) -> list[tuple[np.ndarray, ...]]:
     """Grid rows in sample_columns' order from a batch: inputs N, C, H, W; targets and outputs {head: N, 1, H, W}."""
     rows = []
     for i in range(x.shape[0]):
-        row = list(stats.denormalise(x[i]))
+        row = list(contract.decode_images(x[i]))
         for head, target in targets.items():
             kind, truth = kind_of(head), target[i, 0].numpy()
             pred = kind.answer(outputs[head][i, 0]).float().numpy() if kind.binary else outputs[head][i, 0].float().numpy()

@@ -143,7 +143,7 @@ def _depth_rule(depth_mode: str) -> str:
 def _grid(path: Path, loaded: LoadedModel, ds: PairDataset, positions, labels: list[str] | None = None) -> None:
     x, targets = torch.utils.data.default_collate([ds[int(k)] for k in positions])
     outputs = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
-    save_grid(path, sample_rows(x, targets, outputs, loaded.contract.stats), sample_columns(loaded.contract.heads),
+    save_grid(path, sample_rows(x, targets, outputs, loaded.contract), sample_columns(loaded.contract.heads),
               row_labels=labels)
 
 

@@ -179,7 +179,7 @@ def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
         x_dev, targets_dev = heads.to_device(x, targets)  # x encoded on the device
         outputs, _, _ = heads.forward(model, x_dev, targets_dev)
     outputs = {head: upsample_like(out, targets[head]).cpu() for head, out in outputs.items()}
-    return grid_image(sample_rows(x_dev.cpu().contiguous(), targets, outputs, heads.contract.stats),
+    return grid_image(sample_rows(x_dev.cpu().contiguous(), targets, outputs, heads.contract),
                       sample_columns(heads.contract.heads))
 
 

@@ -76,3 +76,18 @@ def test_an_alpha_head_trains_evaluates_and_predicts_a_cutout(tiny_dataset, tmp_
     cut = Image.open(tmp_path / "out" / "scene_cutout.png")
     assert alpha.shape == (16, 16) and alpha.dtype == np.uint8
     assert cut.mode == "RGBA" and np.array_equal(np.asarray(cut)[..., 3], alpha)  # its opacity is the alpha
+
+
+def test_the_report_sets_the_alpha_beside_the_mask_used_as_an_alpha(tmp_path):
+    from fgbg.report import results_markdown
+
+    ev = {"split": "test", "unseen": "unseen fgs", "samples": 2, "checkpoint_epoch": 0, "mask": {"iou": 0.9},
+          "alpha": {"sad": 0.2, "mse": 0.01, "grad": 0.1, "conn": 0.2},
+          "mask_as_alpha": {"sad": 0.5, "mse": 0.02, "grad": 0.4, "conn": 0.5}, "alpha_as_mask": {"iou": 0.91},
+          "baseline": {}}
+    (tmp_path / "e.json").write_text(json.dumps(ev))
+    (tmp_path / "b.json").write_text(json.dumps({"fg_class": {}}))
+    text = results_markdown(tmp_path / "e.json", tmp_path / "b.json")
+    assert ("used as an alpha (0 or 1): SAD 0.2000 against 0.5000 (0.40x), Grad 0.1000 against 0.4000 (0.25x). "
+            "The alpha at the mask threshold, used as the mask, scores IoU 0.9100 (the mask head 0.9000).") in text
+    assert "| alpha | `sad` | 0.2000 | – | lower |" in text

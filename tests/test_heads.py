@@ -118,6 +118,7 @@ def test_a_third_head_trains_evaluates_predicts_and_exports(outline_head, tiny_d
     assert (tmp_path / "plots" / "per_fg.csv").read_text().startswith("fg,iou,rmse,outline/iou,iou_error,outline/iou_error")
     samples = Image.open(tmp_path / "plots" / "samples.png")
     assert samples.size[0] == 9 * 150  # 9 columns of 1.5 in at 100 dpi: bg, fg_bg, mask's 2, depth's 3, outline's 2
+    assert Image.open(tmp_path / "plots" / "cutouts.png").size[0] == 5 * 150  # without an alpha, the mask cuts out
 
     bg, fg_bg, _, _ = store.read(0)
     Image.fromarray(bg).save(tmp_path / "bg.png")

@@ -54,6 +54,7 @@ def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
     if files:
         figures = ", ".join(_figure(files, files["baseline"], head, metric) for head, metric in headlines)
         lines += ["", f"The same test samples as a user's files ({files['files']}): {figures}."]
+    lines += _crossed_lines(ev)
     names = " | ".join(f"{head} {HEADLINE_NAMES[metric]}" for head, metric in headlines)
     lines += ["", "Per foreground class:", "", f"| class | samples | {names} |", "|---" * (2 + len(headlines)) + "|"]
     for name, m in by["fg_class"].items():
@@ -64,6 +65,18 @@ def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
     lines += ["", f"![{ev['split']} samples](plots/samples.png)", "",
               f"The 10 worst {ev['split']} samples, ranked by {errors}:", "", "![worst samples](plots/worst.png)"]
     return "\n".join(lines)
+
+
+def _crossed_lines(ev: dict) -> list[str]:
+    """With a mask and an alpha head: each answer scored as the other (eval.json's mask_as_alpha, alpha_as_mask)."""
+    if "mask_as_alpha" not in ev:
+        return []
+    alpha, as_alpha, as_mask = ev["alpha"], ev["mask_as_alpha"], ev["alpha_as_mask"]
+    ratios = ", ".join(f"{name} {alpha[k]:.4f} against {as_alpha[k]:.4f} ({alpha[k] / as_alpha[k]:.2f}x)"
+                       for k, name in (("sad", "SAD"), ("grad", "Grad")) if as_alpha[k] > 0)
+    return ["", f"The alpha head against the mask head's answer used as an alpha (0 or 1): {ratios}. The alpha at "
+                f"the mask threshold, used as the mask, scores IoU {as_mask['iou']:.4f} (the mask head "
+                f"{ev['mask']['iou']:.4f})."]
 
 
 def update_readme(readme: str | Path, eval_path: str | Path, by_source_path: str | Path) -> bool:

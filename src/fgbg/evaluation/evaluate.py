@@ -13,8 +13,9 @@ Writes
   the IoU's error 1 - IoU, for bar charts (the per-fg chart draws the error: every IoU is near 1,
   where bars look alike);
 - plots/samples.png: evenly spaced samples (bg, fg_bg, then each head's target and prediction,
-  and a unit head's |error|); plots/worst.png: the 10 worst the same way; with an alpha head,
-  plots/cutouts.png: the same samples as a user gets them (alpha, cut-out, depth);
+  and a unit head's |error|); plots/worst.png: the 10 worst the same way; plots/cutouts.png: the
+  same samples as a user gets them (the alpha, or the mask where there is no alpha head; the
+  cut-out; depth);
 - with a mask and an alpha head, `mask_as_alpha` (the mask's answer scored as an alpha) and
   `alpha_as_mask` (the alpha at the mask threshold scored as a mask).
 "Worst" ranks by the sum of the heads' errors, (1 - IoU) + RMSE, so a sample is bad when any head fails.
@@ -148,17 +149,23 @@ def _grid(path: Path, loaded: LoadedModel, ds: PairDataset, positions, labels: l
 
 
 def _cutouts(path: Path, loaded: LoadedModel, store: ComposedStore, ids: list[int]) -> None:
-    """plots/cutouts.png, what the model gives a user: bg, fg_bg, the predicted alpha, the cut-out on a
-    checkerboard, and the predicted depth (where the model has one)."""
+    """plots/cutouts.png, what the model gives a user: bg, fg_bg, the predicted alpha (the alpha head's, else
+    the mask's 0 / 1), the cut-out on a checkerboard, and the predicted depth, as the model has them."""
+    heads = loaded.contract.heads
+    alpha_from = next((head for head in ("alpha", "mask") if head in heads), None)
+    shown = [head for head in (alpha_from, "depth") if head in heads]
     rows = []
     for i in ids:
         sample = store.sample(i)
         answers = predict_pair(loaded.model, loaded.contract, sample.bg, sample.fg_bg, loaded.device)
-        cut = on_checkerboard(cutout(sample.bg, sample.fg_bg, answers["alpha"]))
-        depth = (answers["depth"],) if "depth" in answers else ()
-        rows.append((sample.bg, sample.fg_bg, answers["alpha"], cut, *depth))
-    titles = ("bg", "fg_bg", "alpha_pred", "cutout") + (("depth_pred",) if "depth" in loaded.contract.heads else ())
-    save_grid(path, rows, titles)
+        row = [sample.bg, sample.fg_bg, *(answers[head].astype(np.float32) for head in shown)]
+        if alpha_from:
+            row.insert(3, on_checkerboard(cutout(sample.bg, sample.fg_bg, answers[alpha_from].astype(np.float32))))
+        rows.append(tuple(row))
+    titles = ["bg", "fg_bg", *(f"{head}_pred" for head in shown)]
+    if alpha_from:
+        titles.insert(3, "cutout")
+    save_grid(path, rows, tuple(titles))
 
 
 def _checked_heads(loaded: LoadedModel, metrics: dict[str, tuple[str, ...]], checkpoint: str | Path) -> None:
@@ -254,8 +261,7 @@ def evaluate_model(
     _grid(Path(plots_dir) / "samples.png", loaded, ds, picks)
     labels = [_worst_label(row, headlines) for _, row in worst.iterrows()]
     _grid(Path(plots_dir) / "worst.png", loaded, ds, worst.index.to_numpy(), labels)
-    if "alpha" in heads:
-        _cutouts(Path(plots_dir) / "cutouts.png", loaded, store, [ids[k] for k in picks])
+    _cutouts(Path(plots_dir) / "cutouts.png", loaded, store, [ids[k] for k in picks])
     store.close()
     log.info("eval on %d test samples: %s", len(df), ", ".join(
         f"{key} {df[key].mean():.4f} (baseline {baseline.get(head, {}).get(metric, float('nan')):.4f})"

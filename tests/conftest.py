@@ -12,7 +12,7 @@ from fgbg.composing.build import compose_dataset
 from fgbg.composing.compose import compose_patch, prepare_fg
 from fgbg.composing.synth import write_default_data
 from fgbg.core.checkpoint import Checkpoint, save_checkpoint
-from fgbg.core.config import ComposeConfig, ModelConfig
+from fgbg.core.config import ComposeConfig, ModelConfig, Params
 from fgbg.core.contract import Contract, NormStats
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,9 +53,12 @@ def compose_sample(
 STATS = NormStats((0.5,) * 3, (0.25,) * 3, (0.5,) * 3, (0.25,) * 3)  # x / 255 - 0.5, over 0.25: inputs in [-2, 2]
 
 
-def contract(config: ModelConfig = ModelConfig(width=4, levels=2), heads: tuple[str, ...] = ("mask", "depth"),
-             stats: NormStats = STATS) -> Contract:
-    """A model contract for tests: a small UNet with the default heads."""
+def contract(config: ModelConfig = ModelConfig(width=4, levels=2, depth="learned"),
+             heads: tuple[str, ...] | None = None, stats: NormStats = STATS) -> Contract:
+    """A model contract for tests: a small UNet; its heads by default mask and depth, or under ground contact
+    the default params' heads (mask, depth, bg_depth, alpha)."""
+    if heads is None:
+        heads = tuple(Params().heads) if config.depth == "ground_contact" else ("mask", "depth")
     return Contract(config, stats, heads)
 
 

@@ -14,9 +14,6 @@ from fgbg.inference.predict import WRITERS, predict_paths
 from fgbg.training.train import train_model
 from tests.test_train import TINY, merge
 
-ALPHA_HEADS = {"mask": {"losses": {"bce": 1.0, "dice": 1.0}}, "depth": {"losses": {"l1": 1.0}},
-               "alpha": {"losses": {"l1": 1.0, "sobel": 1.0}}}
-
 
 def test_each_head_scored_as_the_other_by_hand():
     """A 1 x 4 image: the alpha target 1, 0.6, 0.2, 0; the mask target (alpha >= 128/255) 1, 1, 0, 0.
@@ -50,7 +47,8 @@ def test_an_alpha_head_trains_evaluates_and_predicts_a_cutout(tiny_dataset, tmp_
     atomic_write_json(tmp_path / "stats.json", dataset_stats(store))
     atomic_write_json(tmp_path / "split.json", split_index(store.index, group_by="fg", val_fraction=0.25,
                                                            test_fraction=0.25, seed=0))
-    params = from_dict(Params, merge(TINY, {"epochs": 1, "heads": ALPHA_HEADS, "train": {"best_metric": "sad"}}))
+    params = from_dict(Params, merge(TINY, {"epochs": 1, "train": {"best_metric": "sad"}}))  # the default heads
+    assert list(params.heads) == ["mask", "depth", "bg_depth", "alpha"]
     summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=tmp_path / "stats.json",
                           split_path=tmp_path / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
                           metrics_path=tmp_path / "train.json")

@@ -12,7 +12,8 @@ def test_project_params_load_with_their_documented_values():
     p = load_params(ROOT / "params.yaml")
     assert isinstance(p, Params)
     assert p.lr == 0.003 and p.split.group_by == "fg" and p.split.val_fraction == 0.2 and p.split.test_fraction == 0.2
-    assert p.heads["mask"].losses == {"bce": 1.0, "dice": 1.0} and list(p.heads) == ["mask", "depth"]
+    assert p.heads["mask"].losses == {"bce": 1.0, "dice": 1.0} and list(p.heads) == ["mask", "depth", "bg_depth", "alpha"]
+    assert p.model.depth == "ground_contact" and p.heads["depth"].losses == {}  # derived (README "Depth recipes")
 
 
 def test_every_params_yaml_line_with_a_value_has_a_comment():
@@ -75,7 +76,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_defaults_in_code_match_params_yaml():
     assert load_params(ROOT / "params.yaml") == Params()
-    assert Params().heads["depth"].losses == {"l1": 1.0, "ssim": 0.5}
+    assert Params().heads["bg_depth"].losses == {"l1": 1.0, "ssim": 0.5}
 
 
 def test_stages_import_the_src_beside_them(tmp_path):

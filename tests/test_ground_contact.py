@@ -62,7 +62,8 @@ def test_a_ground_contact_model_derives_depth_and_has_no_depth_conv():
 
 
 @pytest.mark.parametrize("over, message", [
-    ({"model": {"depth": "ground_contact"}}, "heads = \\['mask', 'depth'\\] is not allowed; expected mask, bg_depth and depth"),
+    ({"model": {"depth": "ground_contact"}, "heads": {"mask": GC_HEADS["mask"], "depth": GC_HEADS["depth"]}},
+     "heads = \\['mask', 'depth'\\] is not allowed; expected mask, bg_depth and depth"),
     ({"model": {"depth": "ground_contact"}, "heads": GC_HEADS, "compose": {"depth": "teacher", "teacher": {"model": "m.onnx"}}},
      "model.depth = 'ground_contact' is not allowed; expected learned with compose.depth: teacher"),
 ])
@@ -81,7 +82,20 @@ def test_the_derived_depth_may_go_without_losses_and_a_learned_one_may_not():
     from fgbg.training.trainer import Heads
     assert "depth" not in Heads(params, torch.device("cpu"), contract(heads=("mask", "bg_depth", "depth"))).losses
     with pytest.raises(ConfigError, match=r"heads.depth.losses = \{\} is not allowed; expected at least one loss"):
-        from_dict(Params, {"heads": {"mask": GC_HEADS["mask"], "depth": {"losses": {}}}})
+        from_dict(Params, {"model": {"depth": "learned"}, "heads": {"mask": GC_HEADS["mask"], "depth": {"losses": {}}}})
+
+
+def test_the_teacher_error_gives_the_whole_fix_and_the_fix_works():
+    with pytest.raises(ConfigError, match=r"add -S model.depth=learned -S 'heads.depth.losses=\{l1: 1, ssim: 0.5\}'"):
+        from_dict(Params, {"compose": {"depth": "teacher", "teacher": {"model": "m.onnx"}}})
+    from fgbg.core.typed_yaml import read_yaml
+    from tests.conftest import ROOT
+
+    data = read_yaml(ROOT / "params.yaml")  # as dvc exp run -S sets these keys in it
+    data["compose"].update({"depth": "teacher", "teacher": {"model": "m.onnx"}})
+    data["model"]["depth"] = "learned"
+    data["heads"]["depth"]["losses"] = {"l1": 1, "ssim": 0.5}
+    assert from_dict(Params, data).model.depth == "learned"
 
 
 def test_a_ground_contact_model_trains_and_evaluates_its_depth(tiny_dataset, tmp_path):

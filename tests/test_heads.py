@@ -43,7 +43,8 @@ def test_a_format_1_checkpoint_loads_to_the_predictions_it_gave():
     `fgbg-unet@v0.1.0` artifact was: its weights load under the named heads and give the same outputs."""
     model, ckpt = load_checkpoint(FIXTURES / "checkpoint_v1.pt")
     want = np.load(FIXTURES / "checkpoint_v1_outputs.npz")
-    assert ckpt.contract.heads == ("mask", "depth") and ckpt.contract.config == ModelConfig(width=4, levels=2, rows=True)
+    assert ckpt.contract.heads == ("mask", "depth") and ckpt.contract.config == ModelConfig(width=4, levels=2, rows=True,
+                                                                                                 depth="learned")
     assert ckpt.contract.stats == NormStats((0.4, 0.5, 0.6), (0.2, 0.25, 0.3), (0.45, 0.5, 0.55), (0.21, 0.22, 0.23))
     assert (ckpt.input_size, ckpt.epoch, ckpt.val) == (32, 3, {"loss": 0.5})
     with torch.no_grad():
@@ -96,7 +97,8 @@ def test_a_third_head_trains_evaluates_predicts_and_exports(outline_head, tiny_d
                                                            test_fraction=0.25, seed=0))
     heads = {"mask": {"losses": {"bce": 1.0}, "metrics": ["iou", "dice"]}, "depth": {"losses": {"l1": 1.0}},
              "outline": {"losses": {"bce": 1.0, "dice": 0.5}, "metrics": ["iou", "dice"]}}  # the third head's params
-    params = from_dict(Params, merge(TINY, {"epochs": 1, "heads": heads, "train": {"best_metric": "outline/iou"}}))
+    params = from_dict(Params, merge(TINY, {"epochs": 1, "heads": heads, "model": {"depth": "learned"},
+                                                  "train": {"best_metric": "outline/iou"}}))
     summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=tmp_path / "stats.json",
                           split_path=tmp_path / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
                           metrics_path=tmp_path / "train.json")
@@ -135,7 +137,7 @@ def test_evaluate_refuses_params_that_list_other_heads_than_the_checkpoints(tmp_
     with pytest.raises(ValueError, match=r"heads = \['mask'\], but .*checkpoint_v1.pt has the heads \['mask', 'depth'\]"):
         evaluate_model(checkpoint=FIXTURES / "checkpoint_v1.pt", dataset_dir=tmp_path, split_path=tmp_path / "s.json",
                        metrics_path=tmp_path / "e.json", plots_dir=tmp_path, by_source_path=tmp_path / "b.json",
-                       params=from_dict(Params, {"heads": {"mask": {"losses": {"bce": 1.0}}}}))
+                       params=from_dict(Params, {"model": {"depth": "learned"}, "heads": {"mask": {"losses": {"bce": 1.0}}}}))
 
 
 def _hostile(payload: dict) -> dict:

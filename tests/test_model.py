@@ -9,7 +9,7 @@ from tests.conftest import contract
 
 
 def test_output_shapes_and_ranges():
-    model = build_model(contract(ModelConfig(width=4, levels=2)))
+    model = build_model(contract(ModelConfig(width=4, levels=2, depth="learned")))
     outputs = model(torch.randn(3, 6, 16, 16))
     assert list(outputs) == ["mask", "depth"]
     assert outputs["mask"].shape == (3, 1, 16, 16) and outputs["depth"].shape == (3, 1, 16, 16)
@@ -24,7 +24,7 @@ def test_output_shapes_and_ranges():
 
 
 def test_the_heads_are_the_contracts_in_its_order():
-    model = build_model(contract(ModelConfig(width=4, levels=1), heads=("depth", "mask")))
+    model = build_model(contract(ModelConfig(width=4, levels=1, depth="learned"), heads=("depth", "mask")))
     assert list(model(torch.randn(1, 6, 8, 8))) == ["depth", "mask"]
     assert [k for k in model.state_dict() if k.startswith("heads.")] == [
         "heads.depth.weight", "heads.depth.bias", "heads.mask.weight", "heads.mask.bias"]

@@ -40,9 +40,15 @@ def test_a_preset_refuses_an_override_naming_both_keys(key, value):
 
 def test_a_checkpoint_of_the_old_format_that_recorded_ignored_sizes_still_loads_as_built():
     record = {"name": "unet_original", "width": 16, "levels": 3, "half_output": False, "rows": False}  # format 1 did this
-    assert model_config_from_record(record) == ModelConfig(name="unet_original")
+    assert model_config_from_record(record) == ModelConfig(name="unet_original", depth="learned")
     assert model_config_from_record({"name": "unet", "width": 4, "levels": 2, "half_output": False, "rows": True}) == \
-        ModelConfig(width=4, levels=2, rows=True)
+        ModelConfig(width=4, levels=2, rows=True, depth="learned")  # recorded before depth: learned, what it was
+
+
+def test_a_record_of_each_model_key_wins_over_what_an_unrecorded_key_meant():
+    record = {"name": "unet", "width": 4, "levels": 2, "half_output": False, "rows": False,
+              "depth": "ground_contact", "input": "gray"}
+    assert model_config_from_record(record) == ModelConfig(width=4, levels=2, depth="ground_contact", input="gray")
 
 
 @pytest.mark.parametrize("over, key, valid", [
@@ -103,7 +109,7 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
     (_train_id, {"train": {"crop": 0}}, {"train": {"crop": 64}}, {"train": {"crop_object": 0.3}}),
     (_train_id, {"train": {"crop": 192}}, {"train": {"crop": 64}}, {"train": {"crop_object": 0.3}}),
     (_train_id, {"train": {"crop": 192}}, {"train": {"crop": 24, "crop_height": 192}}, {"train": {"crop_object": 0.3}}),
-    (_train_id, {"train": {"crop": 0}}, {"train": {"crop": 64}}, {"train": {"crop_height": 192}}),
+    (_train_id, {"train": {"crop": 0}}, {"train": {"crop": 64}}, {"train": {"crop_height": 0}}),
     (_train_id, {"train": {"optimizer": "sgd", "scheduler": "onecycle"}}, {"train": {"optimizer": "sgd"}},
      {"train": {"momentum": 0.5}}),
     *[(_train_id, {"train": {"perturb": {name: 0.0}}}, {"train": {"perturb": {name: 0.5}}},
@@ -167,19 +173,20 @@ def test_the_default_fingerprints_are_what_they_were():
 def test_the_default_training_identity_is_what_it_was():
     """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
     that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
-    (last: model.input joined it)."""
+    (last: model.input joined it, and the default became ground contact on strips with an alpha head)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
                "noise_sigma": 0.03, "jpeg": 0.0, "jpeg_quality": (70, 95)}
     identity = _training_identity(Params())
     assert identity == {
         "lr": 0.003, "epochs": 10, "batch_size": 16,
-        "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False, "depth": "learned",
-                  "input": "rgb"},
-        "train": {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "scheduler": "plateau",
+        "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False,
+                  "depth": "ground_contact", "input": "rgb"},
+        "train": {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "scheduler": "cosine",
                   "plateau_patience": 1, "plateau_factor": 0.5, "plateau_threshold": 0.0001, "grad_clip": 0.0,
-                  "best_metric": "loss", "resize_schedule": (), "crop": 64, "crop_object": 0.8, "crop_height": 0, "val_samples": 160,
-                  "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb, "precision": "auto",
-                  "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
-        "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {"l1": 1.0, "ssim": 0.5}]]}  # ordered: the order builds the model
-    assert fingerprint(identity) == "5475c8d5ac59d5c9112abdb533b5ce85144ee7257939edd9b4398dc431f72cad"
+                  "best_metric": "loss", "resize_schedule": (), "crop": 24, "crop_object": 0.8, "crop_height": 192,
+                  "val_samples": 160, "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb,
+                  "precision": "auto", "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
+        "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {}], ["bg_depth", {"l1": 1.0, "ssim": 0.5}],
+                  ["alpha", {"l1": 1.0, "sobel": 1.0}]]}  # ordered: the order builds the model
+    assert fingerprint(identity) == "25950b46298b0b8eb59fe877855929e1a84dce382ea16540daed32e77d1afa2b"

@@ -19,7 +19,7 @@ from tests.conftest import ROOT, contract, write_checkpoint
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     torch.manual_seed(0)
-    the_contract = contract(ModelConfig(width=4, levels=2))
+    the_contract = contract(ModelConfig(width=4, levels=2, depth="learned"))  # mask and depth
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", build_model(the_contract), the_contract)
 
 

@@ -134,7 +134,7 @@ def test_unet_carries_each_of_its_params(key):
 
 def test_unet_original_preset_is_the_original_network():
     """64 to 1024 channels, 4 poolings, outputs at half the input (96 px for 192 px)."""
-    model = build_model(contract(ModelConfig(name="unet_original")))
+    model = build_model(contract(ModelConfig(name="unet_original", depth="learned")))
     assert model.encoders[0][0].out_channels == 64 and model.bottleneck[0].out_channels == 1024
     assert len(model.encoders) == 4
     assert model(torch.zeros(1, 6, 32, 32))["mask"].shape[-1] == 16

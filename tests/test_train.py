@@ -27,6 +27,13 @@ TINY = {"epochs": 2, "batch_size": 8, "compose": {"bg_size": 16, "fg_size": 8},
         "model": {"width": 4, "levels": 2}, "train": {"threads": 1, "image_every": 1, "crop": 0}}
 
 
+def batch_targets(n: int, size: int) -> dict[str, torch.Tensor]:
+    """Random targets of the default heads, n of size x size: a 0/1 mask, maps in [0, 1]."""
+    gen = torch.Generator().manual_seed(n * size)
+    return {"mask": (torch.rand(n, 1, size, size, generator=gen) > 0.5).float(),
+            **{head: torch.rand(n, 1, size, size, generator=gen) for head in ("depth", "bg_depth", "alpha")}}
+
+
 def merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -68,7 +75,7 @@ def test_train_then_evaluate_writes_every_output(tiny_dataset, prepared, tmp_pat
     assert len(timing) == 3 and float(timing[-1].split("\t")[-1]) > 0  # header + 2 epochs
     assert (live / "images" / "predictions" / "epoch_002.png").is_file()
     model, ckpt = load_checkpoint(tmp_path / "models" / "last.pt")
-    assert ckpt.epoch == 1 and ckpt.contract.heads == ("mask", "depth") and ckpt.resume["fingerprint"]
+    assert ckpt.epoch == 1 and ckpt.contract.heads == ("mask", "depth", "bg_depth", "alpha") and ckpt.resume["fingerprint"]
     result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
                             split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
                             plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by_source.json",
@@ -164,13 +171,13 @@ def test_oom_halves_the_micro_batch_and_goes_on(caplog):
 
     model.forward = small_only
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    batch = (torch.randn(8, 6, 16, 16), {"mask": torch.zeros(8, 1, 16, 16), "depth": torch.rand(8, 1, 16, 16)})
+    batch = (torch.randn(8, 6, 16, 16), batch_targets(8, 16))
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     trainer = Trainer(params, model, Heads(params, torch.device("cpu"), contract()), opt, None, scaler, "")
     with caplog.at_level(logging.WARNING):
         loss, terms = trainer.train_step(batch, 0, 0)
     assert trainer.state.accum == 4 and "splitting each batch of 8 into 4 micro-batches" in caplog.text
-    assert loss > 0 and set(terms) == {"mask_bce", "mask_dice", "depth_l1", "depth_ssim"}
+    assert loss > 0 and set(terms) == {"mask_bce", "mask_dice", "bg_depth_l1", "bg_depth_ssim", "alpha_l1", "alpha_sobel"}
 
 
 @pytest.mark.parametrize("bad_step, window", [(3, "between steps 0 and 24"), (30, "between steps 25 and 39")])
@@ -180,7 +187,7 @@ def test_a_nan_loss_stops_the_epoch_naming_its_window_of_steps(bad_step, window)
     assert CHECK_EVERY == 25
     params = from_dict(Params, TINY)
     model = build_model(contract(params.model))
-    good = (torch.zeros(2, 6, 8, 8), {"mask": torch.zeros(2, 1, 8, 8), "depth": torch.zeros(2, 1, 8, 8)})
+    good = (torch.zeros(2, 6, 8, 8), {head: torch.zeros(2, 1, 8, 8) for head in params.heads})
     nan = (torch.full((2, 6, 8, 8), float("nan")), good[1])
     loader = [nan if step == bad_step else good for step in range(40)]
     scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -244,7 +251,7 @@ def test_a_training_step_reads_nothing_back_from_the_device(monkeypatch, precisi
     t = train_mod._trainer(params, torch.device("cpu"), 50, "", contract(params.model))  # what training uses
     t.show = False
     assert t.scaler.is_enabled() == (precision == "fp16")
-    batch = (torch.randn(2, 6, 8, 8), {"mask": (torch.rand(2, 1, 8, 8) > 0.5).float(), "depth": torch.rand(2, 1, 8, 8)})
+    batch = (torch.randn(2, 6, 8, 8), batch_targets(2, 8))
     with HostReads(t.opt, monkeypatch) as host:
         t.train_epoch([batch] * 50, 0, 8)
     expected = [("scalar", "trainer.py:check")] * 2 + [("tolist", "distributed.py:all_sum")]
@@ -325,7 +332,7 @@ def test_equal_checkpoints_are_equal_bytes(tmp_path):
 def test_the_logged_lr_is_the_one_each_epoch_trained_with(tiny_dataset, prepared, tmp_path):
     # patience 0 and a threshold no val loss can meet: the plateau schedule halves the lr after
     # epoch 1's validation (epoch 0 is always an improvement), so epoch 2 trains at half the lr
-    over = {"epochs": 3, "lr": 0.002, "train": {"plateau_patience": 0, "plateau_threshold": 0.99}}
+    over = {"epochs": 3, "lr": 0.002, "train": {"scheduler": "plateau", "plateau_patience": 0, "plateau_threshold": 0.99}}
     _train(tiny_dataset, prepared, tmp_path, **over)
     rows = (tmp_path / "live" / "plots" / "metrics" / "lr.tsv").read_text().splitlines()[1:]
     assert [float(r.split("\t")[-1]) for r in rows] == [0.002, 0.002, 0.001]
@@ -397,7 +404,7 @@ def test_training_on_crops_sees_crops_and_validates_on_whole_images(tiny_dataset
         return model
 
     monkeypatch.setattr(train_mod, "build_model", recording_build)
-    summary = _train(tiny_dataset, prepared, tmp_path, train={"crop": 8, "threads": 1, "val_samples": 10})
+    summary = _train(tiny_dataset, prepared, tmp_path, train={"crop": 8, "crop_height": 0, "threads": 1, "val_samples": 10})
     assert {tuple(x.shape[-2:]) for training, x in seen if training} == {(8, 8)} and summary["image_size"] == 8
     assert read_checkpoint(tmp_path / "models" / "best.pt").input_size == 16  # the native scale
     val = [x for training, x in seen if not training]  # epoch 0's val batches and grid, then epoch 1's
@@ -461,7 +468,8 @@ def test_best_pt_is_the_epoch_with_the_best_val_metric_in_its_direction(tiny_dat
     """Each metric peaks in another epoch: the loss is lowest at 2, the IoU highest at 0, the RMSE lowest at 1."""
     vals = [{"loss": 3.0, "iou": 0.9, "rmse": 0.3}, {"loss": 2.0, "iou": 0.5, "rmse": 0.1},
             {"loss": 1.0, "iou": 0.7, "rmse": 0.2}]
-    monkeypatch.setattr(Trainer, "validate", lambda self, loader, epoch: (dict(vals[epoch]), 12))
+    others = {"bg_depth/rmse": 0.1, "sad": 0.1}  # the other heads' headlines, logged each epoch
+    monkeypatch.setattr(Trainer, "validate", lambda self, loader, epoch: ({**vals[epoch], **others}, 12))
     summary = _train(tiny_dataset, prepared, tmp_path, epochs=3, train={"best_metric": metric, "image_every": 0})
     assert summary["best_epoch"] == best_epoch and summary[f"best_val_{metric}"] == vals[best_epoch][metric]
     assert read_checkpoint(tmp_path / "models" / "best.pt").epoch == best_epoch

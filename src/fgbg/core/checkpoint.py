@@ -146,6 +146,11 @@ def load_for_inference(path: str | Path, device: str = "auto") -> LoadedModel:
     return LoadedModel(model, checkpoint, dev)
 
 
+# what a model key meant in a checkpoint that does not record it: the default when the key was added, before
+# the default moved (model.depth was learned until ground contact became the default)
+RECORD_DEFAULTS = {"depth": "learned", "input": "rgb"}
+
+
 def model_config_from_record(record: dict) -> ModelConfig:
     """The ModelConfig a checkpoint records, checked as params are (typed_yaml.from_dict). Format 1 recorded a
     preset's params as given, sizes it ignored included; a preset is built at its own size, so those are dropped."""
@@ -153,7 +158,7 @@ def model_config_from_record(record: dict) -> ModelConfig:
         raise ValueError(f"model_config {record!r} is not a mapping")
     if record.get("name") in PRESETS:
         record = {k: v for k, v in record.items() if k not in ("width", "levels", "half_output")}
-    return from_dict(ModelConfig, record, "model")
+    return from_dict(ModelConfig, {**RECORD_DEFAULTS, **record}, "model")
 
 
 def fingerprint(params: dict, *files: str | Path) -> str:

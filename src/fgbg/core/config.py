@@ -148,7 +148,7 @@ class ModelConfig:
     levels: int | None = None
     half_output: bool | None = None
     rows: bool = False
-    depth: Literal["learned", "ground_contact"] = "learned"
+    depth: Literal["learned", "ground_contact"] = "ground_contact"
     input: Literal["rgb", "gray"] = "rgb"
 
     def __post_init__(self) -> None:
@@ -231,16 +231,16 @@ class TrainConfig:
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = 0.0
     momentum: float = 0.9
-    scheduler: Literal["plateau", "onecycle", "cosine", "none"] = "plateau"
+    scheduler: Literal["plateau", "onecycle", "cosine", "none"] = "cosine"
     plateau_patience: int = 1
     plateau_factor: float = 0.5
     plateau_threshold: float = 1e-4
     grad_clip: float = 0.0
     best_metric: str = "loss"
     resize_schedule: tuple[tuple[int, int], ...] = ()
-    crop: int = 64
+    crop: int = 24
     crop_object: float = 0.8
-    crop_height: int = 0
+    crop_height: int = 192
     val_samples: int = 160
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     perturb: PerturbConfig = field(default_factory=PerturbConfig)
@@ -284,7 +284,8 @@ class TrainConfig:
         out of the training fingerprint. OneCycle sets the momentum itself (0.95 down to 0.85 and back)."""
         return ((["momentum"] if self.optimizer != "sgd" or self.scheduler == "onecycle" else [])
                 + (["plateau_patience", "plateau_factor", "plateau_threshold"] if self.scheduler != "plateau" else [])
-                + (["crop_object"] if self.crop == 0 or (self.crop == image_size and self.crop_height in (0, image_size))
+                + (["crop_object"] if self.crop == 0 or (self.crop == image_size and (self.crop_height == 0
+                                                                             or self.crop_height >= image_size))
                    else [])
                 + (["crop_height"] if self.crop == 0 else []))  # a crop of the whole image is the image
 
@@ -322,7 +323,9 @@ class HeadConfig:
 
 def _default_heads() -> dict[str, HeadConfig]:
     return {"mask": HeadConfig({"bce": 1.0, "dice": 1.0}, KIND_METRICS["binary"]),
-            "depth": HeadConfig({"l1": 1.0, "ssim": 0.5}, KIND_METRICS["unit"])}
+            "depth": HeadConfig({}, KIND_METRICS["unit"]),  # derived by ground contact: no loss of its own
+            "bg_depth": HeadConfig({"l1": 1.0, "ssim": 0.5}, KIND_METRICS["unit"]),
+            "alpha": HeadConfig({"l1": 1.0, "sobel": 1.0}, KIND_METRICS["matte"])}
 
 
 @dataclass(frozen=True)
@@ -357,7 +360,8 @@ class Params:
             require({"mask", "bg_depth", "depth"} <= set(self.heads), "heads", list(self.heads),
                     "mask, bg_depth and depth with model.depth: ground_contact (depth is derived from the other two)")
             require(self.compose.depth == "geometry", "model.depth", self.model.depth,
-                    "learned with compose.depth: teacher (a teacher's depth does not follow the ground-contact rule)")
+                    "learned with compose.depth: teacher (a teacher's depth does not follow the ground-contact rule): "
+                    "add -S model.depth=learned -S 'heads.depth.losses={l1: 1, ssim: 0.5}'")
         require(self.train.best_metric == "loss" or self.train.best_metric in keys.values(), "train.best_metric",
                 self.train.best_metric, "loss, or a metric of the heads: " + ", ".join(keys.values()))
         step = 2 ** self.model.levels
@@ -365,9 +369,8 @@ class Params:
         for size in [self.compose.bg_size, self.train.crop, self.train.crop_height] + scheduled:
             require(size % step == 0, "compose.bg_size / train.crop / train.crop_height / train.resize_schedule", size,
                      f"sizes divisible by 2**model.levels = {step}")
-        for key in ("crop", "crop_height"):
-            require(getattr(self.train, key) <= self.compose.bg_size, f"train.{key}", getattr(self.train, key),
-                    f"at most compose.bg_size = {self.compose.bg_size}")
+        require(self.train.crop <= self.compose.bg_size, "train.crop", self.train.crop,
+                f"at most compose.bg_size = {self.compose.bg_size}")  # crop_height may be more: the image's height
         start = 0
         for size, epochs in self.train.resize_schedule:
             require(start < self.epochs, "train.resize_schedule", [size, epochs],

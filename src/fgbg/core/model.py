@@ -59,6 +59,8 @@ class UNet(nn.Module):
             self.ups.append(nn.ConvTranspose2d(c_hi, c_lo, 2, stride=2))
             self.decoders.append(_double_conv(2 * c_lo, c_lo))
         c_out = ups[-1][1] if ups else chans[-1]
+        if ground_contact and not {"mask", "bg_depth", "depth"} <= set(heads):
+            raise ValueError(f"ground contact derives depth from the mask and bg_depth heads; got the heads {heads}")
         self.order = heads
         self.ground_contact = ground_contact  # depth derived from mask and bg_depth, not a conv of its own
         self.heads = nn.ModuleDict({head: nn.Conv2d(c_out, 1, 1) for head in heads

@@ -56,7 +56,7 @@ def alpha_target(sample: Sample) -> np.ndarray:
 class Crop:
     size: int  # width of the crop in px (and its height, for a square one)
     object_share: float  # probability that a crop sits on the object, else anywhere
-    height: int = 0  # height in px; 0: square. The image's height: full-height strips
+    height: int = 0  # height in px; 0: square. The image's height (or more): full-height strips
 
     @property
     def shape(self) -> tuple[int, int]:

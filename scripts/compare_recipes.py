@@ -1,0 +1,156 @@
+"""Training recipes side by side, each a full default-length run scored by `evaluate` on the whole
+192 px test images (and on them as JPEG files, `test_files`): the README's depth-recipe and
+perturbation tables.
+
+    python scripts/compare_recipes.py depth|perturb [--only NAME ...] [--out logs/recipes]
+
+A recipe is params.yaml with some keys set, written as `dvc exp run -S` takes them (a value is
+YAML, and a key given a mapping replaces it whole: `heads={...}` lists every head). Recipes that
+change `compose.*`, or that take the data without `bg_depth/` (`data=prior`), compose a dataset
+of their own (with its split and stats) under --out; the others train on the pipeline's
+`dataset/` (run `dvc repro split stats` first). Every recipe of a set trains the same epochs on
+crops of about the same area (192 x 24 strips, 64 px squares), so each gets about the same CPU
+time; each prints its training time beside its scores, so that the claim can be checked.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from ruamel.yaml import YAML  # noqa: E402
+
+from fgbg.composing.build import compose_dataset  # noqa: E402
+from fgbg.core.config import Params, from_dict  # noqa: E402
+from fgbg.core.errors import ConfigError, run  # noqa: E402
+from fgbg.core.imageio import atomic_write_json  # noqa: E402
+from fgbg.core.typed_yaml import read_yaml  # noqa: E402
+from fgbg.dataset.split import split_index  # noqa: E402
+from fgbg.dataset.stats import dataset_stats  # noqa: E402
+from fgbg.dataset.store import ComposedStore  # noqa: E402
+from fgbg.evaluation.evaluate import evaluate_model  # noqa: E402
+from fgbg.training.train import train_model  # noqa: E402
+
+LEARNED_HEADS = "heads={mask: {losses: {bce: 1, dice: 1}}, depth: {losses: {l1: 1, ssim: 0.5}}}"
+LEARNED = ["model.depth=learned", LEARNED_HEADS, "train.crop=64", "train.crop_height=0"]
+RECIPES = {
+    "depth": {  # what gives the depth its foot: the head, the crops, the schedule, the data
+        "learned, 64 px crops": LEARNED + ["train.scheduler=plateau"],
+        "learned, 64 px crops, cosine": LEARNED,
+        "ground contact, 64 px crops, cosine": ["train.crop=64", "train.crop_height=0"],
+        "ground contact, 192 x 24 strips, plateau": ["train.scheduler=plateau"],
+        "ground contact, 192 x 24 strips, cosine (default)": [],
+        "default, depth loss through the rule": ["heads.depth.losses={l1: 1}"],
+        "default, prior-only data": ["data=prior"],
+        "learned, 64 px crops, prior-only data": LEARNED + ["data=prior"],
+    },
+    "perturb": {  # each capture perturbation alone, at the recipe's probability, against none
+        "none (default)": [],
+        "jpeg": ["train.perturb.jpeg=0.5"],
+        "noise": ["train.perturb.noise=0.4"],
+        "blur": ["train.perturb.blur=0.3"],
+        "bg_jitter": ["train.perturb.bg_jitter=0.8"],
+        "misalign": ["train.perturb.misalign=0.3"],
+        "shadow": ["train.perturb.shadow=0.3"],
+        "fg_bg composed as JPEG": ["compose.fg_bg_format=jpeg"],
+    },
+}
+DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")
+HIGHER = {"delta1", "delta2", "delta3", "ssim"}
+
+
+def recipe_params(base: dict, sets: list[str]) -> tuple[Params, bool]:
+    """(params.yaml's dict with `sets` applied, as Params; whether it takes the prior-only data)."""
+    data = json.loads(json.dumps(base))
+    prior = False
+    for item in sets:
+        key, _, text = item.partition("=")
+        value = YAML(typ="safe").load(text)
+        if key == "data":
+            prior = value == "prior"
+            continue
+        *parents, leaf = key.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return from_dict(Params, data), prior
+
+
+def prepared_dataset(p: Params, data_dir: Path, out: Path) -> tuple[Path, Path, Path]:
+    """(composed dataset, split.json, stats.json) of `p`, composed from `data_dir` into `out` once."""
+    dataset = out / "composed"
+    if not dataset.is_dir():
+        compose_dataset(data_dir=data_dir, out_dir=dataset, cfg=p.compose)
+    store = ComposedStore(dataset)
+    split = split_index(store.index, group_by=p.split.group_by, val_fraction=p.split.val_fraction,
+                        test_fraction=p.split.test_fraction, seed=p.split.seed)
+    atomic_write_json(out / "split.json", split)
+    atomic_write_json(out / "stats.json", dataset_stats(store, split["train"]))
+    return dataset, out / "split.json", out / "stats.json"
+
+
+def prior_data(data_dir: Path, out: Path) -> Path:
+    """`data_dir` without bg_depth/: every bg takes the ground-plane prior, as a user's photos do."""
+    prior = out / "data_prior"
+    if not prior.is_dir():
+        shutil.copytree(data_dir, prior, ignore=shutil.ignore_patterns("bg_depth"))
+    return prior
+
+
+def row(name: str, ev: dict, train_s: float) -> str:
+    depth, base = ev.get("depth", {}), ev["baseline"].get("depth", {})
+    beats = sum((depth[k] > base[k]) if k in HIGHER else (depth[k] < base[k]) for k in DEPTH_KEYS if k in depth)
+    alpha = f" {ev['alpha']['sad']:.3f} |" if "alpha" in ev else " – |"
+    return (f"| {name} | {train_s:.0f} | {ev['mask']['iou']:.4f} | {ev['test_files']['mask']['iou']:.4f} |"
+            + "".join(f" {depth[k]:.4f} |" for k in ("rmse", "abs_rel", "delta1")) + f" {beats} of 8 |" + alpha)
+
+
+HEADER = ("| recipe | train s | IoU | test_files IoU | RMSE | abs_rel | delta1 | beats the bg-depth baseline | "
+          "alpha SAD |\n|---|---|---|---|---|---|---|---|---|")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("set", choices=sorted(RECIPES))
+    ap.add_argument("--only", nargs="+", help="these recipes of the set (default: all)")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--data", default="data", type=Path)
+    ap.add_argument("--dataset", default="dataset", type=Path, help="the pipeline's dataset/ (composed, split, stats)")
+    ap.add_argument("--out", default="logs/recipes", type=Path)
+    args = ap.parse_args(argv)
+    recipes = RECIPES[args.set]
+    unknown = sorted(set(args.only or ()) - set(recipes))
+    if unknown:
+        raise ConfigError(f"--only: no recipe {unknown[0]!r} in {args.set}; the recipes: {', '.join(recipes)}")
+    base = read_yaml(args.params)
+    default = from_dict(Params, base)
+    lines = [HEADER]
+    for name in args.only or recipes:
+        p, prior = recipe_params(base, recipes[name])
+        work = args.out / args.set / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        work.mkdir(parents=True, exist_ok=True)
+        if prior or p.compose != default.compose:
+            data = prior_data(args.data, args.out) if prior else args.data
+            dataset, split, stats = prepared_dataset(p, data, work)
+        else:
+            dataset, split, stats = args.dataset / "composed", args.dataset / "split.json", args.dataset / "stats.json"
+        start = time.perf_counter()
+        train_model(params=p, dataset_dir=dataset, stats_path=stats, split_path=split, model_dir=work / "models",
+                    live_dir=work / "dvclive", metrics_path=work / "train.json")
+        train_s = time.perf_counter() - start
+        ev = evaluate_model(checkpoint=work / "models" / "best.pt", dataset_dir=dataset, split_path=split,
+                            metrics_path=work / "eval.json", plots_dir=work / "plots",
+                            by_source_path=work / "eval_by_source.json", params=p)
+        atomic_write_json(work / "time.json", {"train_s": train_s})
+        lines.append(row(name, ev, train_s))
+        print(lines[-1], flush=True)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--dataset dataset/composed] [--steps 30]
 
-1. Model: training samples/s (forward, the configured losses of both heads, backward,
+1. Model: training samples/s (forward, the configured losses of the heads, backward,
    optimiser step: what `train` runs) of the default model at the default size,
    channels-last against plain NCHW fp32 (the baseline). With CUDA also the
    original UNet (unet_original) at 192 px, bf16 autocast + channels-last against fp32 eager.
@@ -77,10 +77,12 @@ class SyncCounter:
             setattr(torch.Tensor, name, real)
 
 
-def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.device, step_fn=None) -> tuple[float, float]:
+def model_rate(p: Params, size: int | tuple[int, int], batch: int, steps: int, device: torch.device,
+               step_fn=None) -> tuple[float, float]:
     """(training samples/s, host syncs per step) of `p`'s model, losses, optimiser, precision and
     memory format, through the epoch loop `train` runs, Trainer.train_epoch (or `step_fn` per step,
-    for the baseline). The epoch's one read of its sums counts among the syncs."""
+    for the baseline). The epoch's one read of its sums counts among the syncs. `size`: a side, or (h, w)."""
+    h, w = (size, size) if isinstance(size, int) else size
     torch.manual_seed(0)
     contract = Contract(p.model, STATS, tuple(p.heads))
     model = build_model(contract).to(device)
@@ -91,15 +93,15 @@ def model_rate(p: Params, size: int, batch: int, steps: int, device: torch.devic
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
     trainer = Trainer(p, model, heads, opt, None, scaler, fingerprint="", show=False)  # no schedule: the lr stays put
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, contract.input_channels, size, size, generator=gen)
-    targets = {head: torch.rand(batch, 1, size, size, generator=gen) for head in contract.heads}
+    x = torch.randn(batch, contract.input_channels, h, w, generator=gen)
+    targets = {head: torch.rand(batch, 1, h, w, generator=gen) for head in contract.heads}
     targets = {head: (t > 0.8).float() if kind_of(head).binary else t for head, t in targets.items()}
-    x, targets = heads.to_device(x, targets)  # N, C, size, size; {head: N, 1, size, size}
+    x, targets = heads.to_device(x, targets)  # N, C, h, w; {head: N, 1, h, w}
 
     def run(n: int) -> None:
         batches = [(x, targets)] * n
         if step_fn is None:  # what `train` runs
-            trainer.train_epoch(batches, 0, size)
+            trainer.train_epoch(batches, 0, max(h, w))
         else:
             for b in batches:
                 step_fn(trainer, b)
@@ -121,9 +123,9 @@ RECIPE = PerturbConfig(shadow=0.3, bg_jitter=0.8, misalign=0.3, blur=0.3, noise=
 
 
 def loader_rate(store: ComposedStore, contract: Contract, batch: int, workers: int, n_batches: int, crop: int = 0,
-                perturb: PerturbConfig | None = None) -> float:
-    """Samples/s of the training loader: read, crop, flip, perturb, normalise."""
-    view = SampleView(crop=Crop(crop, 0.8) if crop else None, augment=Augment(AugmentConfig()),
+                perturb: PerturbConfig | None = None, crop_height: int = 0) -> float:
+    """Samples/s of the training loader: read, crop (crop_height: strips), flip, perturb, normalise."""
+    view = SampleView(crop=Crop(crop, 0.8, crop_height) if crop else None, augment=Augment(AugmentConfig()),
                       perturb=Perturb(perturb) if perturb else None, raw=True)  # uint8 out, as `train` loads
     ds = PairDataset(store, list(range(len(store))), contract, view)  # normalised later, on the device
     dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
@@ -148,7 +150,8 @@ def main() -> None:
     res: dict = {"threads": torch.get_num_threads()}
     size, batch = p.compose.bg_size, p.batch_size
     fp32 = replace(p.train, precision="fp32")
-    size = p.train.crop or size  # what a training step sees
+    if p.train.crop:  # what a training step sees: crops, or full-height strips
+        size = (min(p.train.crop_height, size) or p.train.crop, p.train.crop)
     current = replace(p, train=replace(fp32, channels_last=True))
     res["cpu_default_channels_last"], res["syncs_per_step"] = model_rate(current, size, batch, args.steps, cpu)
     res["cpu_default_nchw_baseline"], _ = model_rate(replace(p, train=replace(fp32, channels_last=False)),
@@ -158,7 +161,7 @@ def main() -> None:
     print(f"CPU, training step against the previous one (the baseline): {res['cpu_default_channels_last']:.1f} against "
           f"{res['cpu_previous_step']:.1f} samples/s (ratio {res['cpu_default_channels_last'] / res['cpu_previous_step']:.2f}); "
           f"host syncs per step {res['syncs_per_step']:.2f} against {res['previous_syncs_per_step']:.2f}")
-    print(f"CPU, default model ({p.model.width}x{p.model.levels}) at {size} px, batch {batch}: "
+    print(f"CPU, default model ({p.model.width}x{p.model.levels}) at {size} px (h, w), batch {batch}: "
           f"{res['cpu_default_channels_last']:.1f} samples/s channels-last, {res['cpu_default_nchw_baseline']:.1f} NCHW; "
           f"ratio {res['cpu_default_channels_last'] / res['cpu_default_nchw_baseline']:.2f}")
     if torch.cuda.is_available():
@@ -181,9 +184,10 @@ def main() -> None:
               f"{res[f'loader_{workers}_workers'] / res['cpu_default_channels_last']:.1f}x the model's samples/s")
     side = store.bg.shape[1]
     for crop in sorted({0, p.train.crop}):
-        where = f"{crop} px crops" if crop else f"whole {side} px images"
-        off = loader_rate(store, contract, batch, 0, 60, crop)
-        on = loader_rate(store, contract, batch, 0, 60, crop, RECIPE)
+        where = (f"{min(p.train.crop_height, side)} x {crop} px strips" if crop and p.train.crop_height else
+                 f"{crop} px crops" if crop else f"whole {side} px images")
+        off = loader_rate(store, contract, batch, 0, 60, crop, crop_height=p.train.crop_height)
+        on = loader_rate(store, contract, batch, 0, 60, crop, RECIPE, crop_height=p.train.crop_height)
         res[f"loader_1_core_{crop or side}_perturb_off"], res[f"loader_1_core_{crop or side}_perturb_on"] = off, on
         print(f"loader on 1 core, {where}: {on:.0f} samples/s with every capture perturbation on, "
               f"{off:.0f} with them off; ratio {on / off:.2f}")

@@ -8,7 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
+from fgbg.core.checkpoint import load_checkpoint
 from fgbg.core.config import Params, from_dict
+from fgbg.core.matting import cutout, on_checkerboard
+from fgbg.core.runtime import predict_pair
 from fgbg.evaluation.evaluate import _crossed, evaluate_model
 from fgbg.inference.predict import WRITERS, predict_paths
 from fgbg.training.train import train_model
@@ -29,6 +32,8 @@ def test_each_head_scored_as_the_other_by_hand():
     assert got["alpha_as_mask/iou"].item() == 1.0
     outputs["alpha"][0, 0, 0, 1] = 127.4 / 255  # rounds to 127: below the threshold
     assert _crossed(outputs, targets, mask_threshold=128)["alpha_as_mask/iou"].item() == pytest.approx(0.5)
+    outputs["alpha"][0, 0, 0, 1] = 127.7 / 255  # rounds to 128: at the threshold, in the mask
+    assert _crossed(outputs, targets, mask_threshold=128)["alpha_as_mask/iou"].item() == 1.0
     assert _crossed({"mask": outputs["mask"]}, targets, 128) == {}  # only with both heads
 
 
@@ -74,6 +79,31 @@ def test_an_alpha_head_trains_evaluates_and_predicts_a_cutout(tiny_dataset, tmp_
     cut = Image.open(tmp_path / "out" / "scene_cutout.png")
     assert alpha.shape == (16, 16) and alpha.dtype == np.uint8
     assert cut.mode == "RGBA" and np.array_equal(np.asarray(cut)[..., 3], alpha)  # its opacity is the alpha
+    model, ckpt = load_checkpoint(tmp_path / "models" / "best.pt")
+    answer = predict_pair(model, ckpt.contract, bg, fg_bg, "cpu")["alpha"]
+    assert np.array_equal(np.asarray(cut), cutout(bg, fg_bg, answer))  # the colours recovered from the known bg
+
+
+def test_the_cutouts_figure_cuts_with_the_alpha_head_not_the_mask(tiny_dataset, tmp_path, monkeypatch):
+    import fgbg.evaluation.evaluate as evaluate
+    from fgbg.core.checkpoint import load_for_inference
+    from fgbg.core.config import ModelConfig
+    from fgbg.core.model import build_model
+    from fgbg.dataset.store import ComposedStore
+    from tests.conftest import contract, write_checkpoint
+
+    the_contract = contract(ModelConfig(width=4, levels=2))  # the default heads: mask, depth, bg_depth, alpha
+    torch.manual_seed(0)
+    loaded = load_for_inference(write_checkpoint(tmp_path / "m.pt", build_model(the_contract), the_contract), "cpu")
+    drawn = {}
+    monkeypatch.setattr(evaluate, "save_grid", lambda path, rows, titles: drawn.update(rows=rows, titles=titles))
+    store = ComposedStore(tiny_dataset)
+    evaluate._cutouts(tmp_path / "c.png", loaded, store, [3])
+    assert drawn["titles"] == ("bg", "fg_bg", "alpha_pred", "cutout", "depth_pred")
+    sample = store.sample(3)
+    answers = predict_pair(loaded.model, loaded.contract, sample.bg, sample.fg_bg, "cpu")
+    assert np.array_equal(drawn["rows"][0][2], answers["alpha"])
+    assert np.array_equal(drawn["rows"][0][3], on_checkerboard(cutout(sample.bg, sample.fg_bg, answers["alpha"])))
 
 
 def test_the_report_sets_the_alpha_beside_the_mask_used_as_an_alpha(tmp_path):

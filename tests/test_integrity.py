@@ -30,16 +30,24 @@ def _flip_byte(path, offset):
     path.write_bytes(bytes(data))
 
 
-def test_a_flipped_byte_in_a_records_mask_bits_stops_the_read(copy):
+def test_a_flipped_byte_in_a_records_alpha_stops_the_read(copy):
     ds = ComposedStore(copy)
     row = ds.index.iloc[13]
     before = ds.read(12)  # a neighbour stays readable
-    _flip_byte(copy / SHARDS / shard_name(int(row.shard)), int(row.offset + row.patch_len))  # first mask byte
+    _flip_byte(copy / SHARDS / shard_name(int(row.shard)), int(row.offset + row.patch_len))  # first alpha byte
     ds = ComposedStore(copy)
     with pytest.raises(InputError) as e:
         ds.read(13)
     assert f"{shard_name(int(row.shard))}: the record of sample 13 is damaged" in str(e.value) and FIX in str(e.value)
     assert all((a == b).all() for a, b in zip(before, ds.read(12)))
+
+
+def test_a_dataset_of_an_older_format_is_refused_with_the_fix(copy):
+    """Format 3 stored mask bits where format 4 stores the alpha: read as alpha they would be garbage."""
+    meta = json.loads((copy / META).read_text())
+    (copy / META).write_text(json.dumps({**meta, "format_version": 3}))
+    with pytest.raises(InputError, match=r"dataset format 3, this fgbg reads 4; compose it again with `dvc repro compose`"):
+        ComposedStore(copy)
 
 
 def test_a_flipped_patch_byte_keeps_the_shard_size_so_the_crc_finds_it_on_reading(copy):

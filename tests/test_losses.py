@@ -77,3 +77,5 @@ def test_sobel_by_hand():
     target[..., 2:] = 1.0
     assert LOSSES.get("sobel")(torch.zeros_like(target), target).item() == pytest.approx(8 * 0.5 / 32)
     assert LOSSES.get("sobel")(target + 0.3, target).item() == pytest.approx(0, abs=1e-6)  # an offset has no edges
+    across = target.transpose(-1, -2)  # the step between rows 1 and 2: the y-Sobel sees it alike
+    assert LOSSES.get("sobel")(torch.zeros_like(across), across).item() == pytest.approx(8 * 0.5 / 32)

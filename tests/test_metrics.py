@@ -5,11 +5,13 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fgbg.core.metrics import (
     connectivity_error,
     depth_metrics,
     gaussian_derivative_filters,
+    gradient_magnitude,
     mask_metrics,
     matte_metrics,
 )
@@ -109,3 +111,35 @@ def test_connectivity_error_by_hand():
     pred = torch.tensor([1.0, 1.0, 0.5, 1.0], dtype=torch.float64).view(1, 1, 1, 4)
     assert matte_metrics(pred, target)["conn"].item() == pytest.approx(0.5 / 1000)
     assert connectivity_error(np.zeros((3, 3)), np.zeros((3, 3))) == 0  # no object: nothing to connect
+
+
+def test_connectivity_error_of_two_regions_by_hand():
+    """Both maps >= t, 4-connected: at t = 0.1 and 0.2 the regions are {(0,2), (0,3), (1,3)} (3 px, the largest)
+    and {(1,0), (1,1)}: every pixel outside the largest gets l = 0. At t = 0.3 the prediction drops (0,3)
+    and the regions are (0,2), {(1,0), (1,1)} (the largest now) and (1,3): those two and (0,3) get l = 0.2.
+        d(pred) = [[1, 0, .1, 0], [1, .3, .5, .1]]     phi(pred) = [[0, 1, 1, 1], [0, .7, .5, 1]]
+        d(target) = [[0, 1, .8, .8], [1, 1, 0, .8]]    phi(target) = [[1, 0, .2, .2], [0, 0, 1, .2]]
+    The differences add up to 5.6."""
+    target = np.array([[0, 1, 1, 1], [1, 1, 0, 1]], dtype=np.float64)
+    pred = np.array([[1, 0, 0.3, 0.2], [1, 0.3, 0.5, 0.3]])
+    assert connectivity_error(pred, target) == pytest.approx(5.6 / 1000)
+
+
+def test_connectivity_ignores_distances_below_theta_by_hand():
+    """One pixel: the target 0.6 leaves at t = 0.7, so l = 0.6; the prediction 0.72 is d = 0.12 above it, below
+    theta = 0.15, so phi = 1 as the target's: no error. At 0.8 (d = 0.2) phi = 0.8: an error of 0.2."""
+    assert connectivity_error(np.array([[0.72]]), np.array([[0.6]])) == 0
+    assert connectivity_error(np.array([[0.8]]), np.array([[0.6]])) == pytest.approx(0.2 / 1000)
+
+
+def test_matte_grad_runs_the_2d_filters_and_compares_magnitudes():
+    """The separable float32 passes give the 2-D float64 filters' gradients; Grad compares magnitudes, so
+    1 - t (every gradient reversed) scores 0 against t. The filter by hand: d/dx of a Gaussian of sigma 1.4
+    along a row, x e^(-x^2 / 3.92), so its taps at x = 1 and 2 are in the ratio e^(-1/3.92) / (2 e^(-4/3.92))."""
+    target = torch.rand(2, 1, 24, 24, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    filters = gaussian_derivative_filters()
+    want = F.conv2d(F.pad(target, (5, 5, 5, 5), mode="replicate"), filters).square().sum(1, keepdim=True).sqrt()
+    assert torch.allclose(gradient_magnitude(target), want, atol=1e-5)
+    assert matte_metrics(1 - target, target)["grad"].abs().max().item() < 1e-9
+    row = filters[0, 0, 5]
+    assert (row[4] / row[3]).item() == pytest.approx(math.exp(-1 / 3.92) / (2 * math.exp(-4 / 3.92)))

@@ -60,6 +60,13 @@ def test_a_record_of_each_model_key_wins_over_what_an_unrecorded_key_meant():
     ({"heads": {"depht": {"losses": {"l1": 1.0}}}}, "heads", "mask, depth"),
     ({"heads": {"depth": {"losses": {"l1": 1.0}, "metrics": ["iou"]}}}, "heads.depth.metrics", "rmse, mae, abs_rel"),
     ({"train": {"best_metric": "accuracy"}}, "train.best_metric", "loss, or a metric of the heads: iou, dice"),
+    ({"model": {"name": "unet_original"}}, "train.crop = 24", "a multiple of 2**model.levels = 16 (the network pools 4 "
+                                                             "times), e.g. 32"),
+    ({"train": {"crop_height": 100}}, "train.crop_height = 100", "a multiple of 2**model.levels = 8"),
+    ({"model": {"depth": "learned"}}, "heads.depth.losses = {}", "e.g. {l1: 1, ssim: 0.5} (or model.depth: "
+                                                                 "ground_contact, which derives the depth with none)"),
+    ({"heads": {"mask": {"losses": {"bce": 1}}, "depth": {"losses": {"l1": 0}}, "bg_depth": {"losses": {"l1": 1}}}},
+     "heads.depth.losses = {'l1': 0.0}", "at least one loss with a weight > 0, or none"),  # derived: none, not zeros
 ])
 def test_names_are_checked_when_params_are_loaded(tmp_path, over, key, valid):
     import yaml

@@ -55,6 +55,21 @@ def test_the_store_keeps_the_fg_alpha_and_the_mask_is_its_threshold(tiny_data, t
     assert soft > 0  # the tiny fgs have soft edges: the alpha is more than the mask
 
 
+def test_the_mask_is_the_alpha_at_the_composed_threshold_inclusive(tiny_data, tiny_dataset, tmp_path):
+    """Composed with another mask_threshold, one that some soft pixels hold exactly: those are in the mask."""
+    soft = np.concatenate([np.round(ComposedStore(tiny_dataset).sample(i).alpha * 255).ravel() for i in range(8)])
+    level = int(np.median(soft[(soft > 0) & (soft < 255)]))
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "c", cfg=dataclasses.replace(TINY_COMPOSE, mask_threshold=level))
+    ds = ComposedStore(tmp_path / "c")
+    at_level = 0
+    for i in range(len(ds)):
+        sample = ds.sample(i)
+        alpha = np.round(sample.alpha * 255)
+        assert np.array_equal(sample.mask, alpha >= level), i
+        at_level += int((alpha == level).sum())
+    assert level != 128 and at_level > 0
+
+
 def test_composing_again_in_parallel_gives_identical_bytes(tiny_data, tiny_dataset, tmp_path):
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=dataclasses.replace(TINY_COMPOSE, workers=2))
     _same_files(tiny_dataset, tmp_path / "composed")

@@ -394,6 +394,18 @@ def test_crop_windows_by_hand():
     assert crop_window(64, Crop(64, 1.0), box, rng) == (0, 0)  # a crop as large as the image is the image
 
 
+def test_strips_taller_than_the_image_take_its_whole_height(tiny_dataset):
+    """crop_height 200 on 16 px images (the default 192 on a smaller -S compose.bg_size): full-height strips."""
+    from fgbg.core.config import Params, from_dict
+    from fgbg.dataset.data import Crop, PairDataset, SampleView
+
+    assert from_dict(Params, {"train": {"crop_height": 200}}).train.crop_height == 200
+    ds = PairDataset(ComposedStore(tiny_dataset), [0, 1], contract(), SampleView(crop=Crop(8, 0.5, 200)))
+    for k in (0, 1):
+        x, targets = ds[k]
+        assert x.shape[-2:] == (16, 8) and all(t.shape[-2:] == (16, 8) for t in targets.values())
+
+
 def test_training_on_crops_sees_crops_and_validates_on_whole_images(tiny_dataset, prepared, tmp_path, monkeypatch):
     seen = []  # (training?, input) of every forward pass
     real_build = train_mod.build_model
@@ -440,25 +452,30 @@ def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset)
 
 
 def test_gray_inputs_are_each_images_luma_on_both_paths(tiny_dataset):
-    """model.input gray: a red bg pixel (255, 0, 0) has luma 0.299; with the tests' stats (mean 0.5, std 0.25 in
-    every channel, so 0.5 and 0.25 in luma too) it is (0.299 - 0.5) / 0.25. The loader's uint8 path, encoded on
-    the device, gives what the float path gives; plots show the luma as three equal channels."""
+    """model.input gray, by hand. bg stats: means 0.2, 0.4, 0.6 and stds 0.1, 0.2, 0.3, so the luma's mean is
+    0.299 x 0.2 + 0.587 x 0.4 + 0.114 x 0.6 = 0.363 and its std 0.299 x 0.1 + 0.587 x 0.2 + 0.114 x 0.3 = 0.1815;
+    a green bg pixel (0, 255, 0) has luma 0.587: (0.587 - 0.363) / 0.1815. fg_bg's stats are 0.5 and 0.25 in
+    every channel: white is (1 - 0.5) / 0.25 = 2. The loader's uint8 path, encoded on the device, gives what the
+    float path gives; plots show the luma as three equal channels."""
     from fgbg.core.config import ModelConfig
+    from fgbg.core.contract import NormStats
     from fgbg.dataset.data import PairDataset, SampleView
 
-    gray = contract(ModelConfig(width=4, levels=2, input="gray"))
+    stats = NormStats((0.2, 0.4, 0.6), (0.1, 0.2, 0.3), (0.5,) * 3, (0.25,) * 3)
+    gray = contract(ModelConfig(width=4, levels=2, input="gray", depth="learned"), stats=stats)
     bg = np.zeros((4, 4, 3), np.uint8)
-    bg[0, 0] = (255, 0, 0)
+    bg[0, 0] = (0, 255, 0)
     fg_bg = np.full((4, 4, 3), 255, np.uint8)
     x = gray.encode(bg, fg_bg)
     assert x.shape == (2, 4, 4) and gray.input_channels == 2
-    assert x[0, 0, 0].item() == pytest.approx((0.299 - 0.5) / 0.25) and x[1, 0, 0].item() == pytest.approx(2.0)
+    assert x[0, 0, 0].item() == pytest.approx((0.587 - 0.363) / 0.1815, rel=1e-5)
+    assert x[0, 1, 1].item() == pytest.approx(-0.363 / 0.1815, rel=1e-5) and x[1, 0, 0].item() == pytest.approx(2.0)
     shown_bg, shown_fg_bg = gray.decode_images(x)
-    assert shown_bg[0, 0].tolist() == [76] * 3 and shown_fg_bg[0, 0].tolist() == [255] * 3  # round(0.299 * 255)
+    assert shown_bg[0, 0].tolist() == [150] * 3 and shown_fg_bg[0, 0].tolist() == [255] * 3  # round(0.587 x 255)
     store = ComposedStore(tiny_dataset)
     raw = PairDataset(store, [4], gray, SampleView(raw=True))[0][0]
-    assert torch.allclose(gray.encode_uint8(raw[None])[0], PairDataset(store, [4], gray)[0][0], atol=1e-6)
-    with_rows = contract(ModelConfig(width=4, levels=2, input="gray", rows=True))
+    assert torch.allclose(gray.encode_uint8(raw[None])[0], PairDataset(store, [4], gray)[0][0], atol=1e-5)
+    with_rows = contract(ModelConfig(width=4, levels=2, input="gray", rows=True, depth="learned"))
     assert with_rows.input_channels == 3 and with_rows.encode(bg, fg_bg).shape == (3, 4, 4)
 
 

@@ -313,8 +313,12 @@ class HeadConfig:
         for loss, weight in self.losses.items():
             require(loss in names, f"heads.{head}.losses.{loss}", weight, f"a loss named one of {', '.join(sorted(names))}")
             require(weight >= 0, f"heads.{head}.losses.{loss}", weight, "a weight >= 0")
+        example = "{l1: 1, ssim: 0.5}" if kind == "unit" else "{l1: 1}" if kind == "matte" else "{bce: 1, dice: 1}"
         require(any(w > 0 for w in self.losses.values()) or (derived and not self.losses), f"heads.{head}.losses",
-                self.losses, "at least one loss with a weight > 0" + (", or none" if derived else ""))
+                self.losses, "at least one loss with a weight > 0" + (", or none" if derived else
+                f", e.g. {example}" + (" (or model.depth: ground_contact, which derives the depth with none)"
+                                       if head == "depth" else "")
+                + f"; to leave the head out, delete heads.{head} from params.yaml"))
         for metric in self.metrics:
             require(metric in KIND_METRICS[kind], f"heads.{head}.metrics", list(self.metrics),
                     f"metrics named one of {', '.join(KIND_METRICS[kind])}")
@@ -365,10 +369,12 @@ class Params:
         require(self.train.best_metric == "loss" or self.train.best_metric in keys.values(), "train.best_metric",
                 self.train.best_metric, "loss, or a metric of the heads: " + ", ".join(keys.values()))
         step = 2 ** self.model.levels
-        scheduled = [entry_size for entry_size, _ in self.train.resize_schedule]
-        for size in [self.compose.bg_size, self.train.crop, self.train.crop_height] + scheduled:
-            require(size % step == 0, "compose.bg_size / train.crop / train.crop_height / train.resize_schedule", size,
-                     f"sizes divisible by 2**model.levels = {step}")
+        sizes = {"compose.bg_size": self.compose.bg_size, "train.crop": self.train.crop,
+                 "train.crop_height": min(self.train.crop_height, self.compose.bg_size),  # taller: the image's height
+                 **{f"train.resize_schedule[{i}]": size for i, (size, _) in enumerate(self.train.resize_schedule)}}
+        for key, size in sizes.items():
+            require(size % step == 0, key, size, f"a multiple of 2**model.levels = {step} (the network pools "
+                    f"{self.model.levels} times), e.g. {max(step, -(-size // step) * step)}")
         require(self.train.crop <= self.compose.bg_size, "train.crop", self.train.crop,
                 f"at most compose.bg_size = {self.compose.bg_size}")  # crop_height may be more: the image's height
         start = 0

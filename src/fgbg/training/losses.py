@@ -74,8 +74,9 @@ SOBEL = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]) / 8
 
 @LOSSES.register("sobel")
 def sobel(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 between the Sobel gradients (x and y, edges replicated) of pred and target: sharp,
-    well-placed edges, as matting networks train their alpha (BackgroundMattingV2)."""
+    """L1 between the Sobel gradients of pred and target, each of the x and y components (edges
+    replicated): sharp, well-placed edges. BackgroundMattingV2 trains its alpha with the L1 of
+    the gradient magnitudes; the components also penalise an edge turned the wrong way."""
     filters = torch.stack([SOBEL, SOBEL.T])[:, None].to(pred)  # 2, 1, 3, 3
     def g(x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), filters)

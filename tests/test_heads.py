@@ -228,4 +228,4 @@ def test_a_model_without_a_mask_head_is_scored_and_reported(tiny_dataset, tmp_pa
     text = results_markdown(tmp_path / "e.json", tmp_path / "b.json")  # a mask-only model's eval.json
     assert "mask |fg_bg - bg| > 7." in text and "| class | samples | mask IoU |\n|---|---|---|" in text
     assert "as a user's files (two JPEG files): mask IoU 0.8500 (baseline 0.7000)." in text
-    assert "| cat | 2 | 0.9000 |" in text and "ranked by (1 - IoU):" in text
+    assert "| cat | 2 | 0.9000 |" in text and "ranked by (1 - mask IoU):" in text

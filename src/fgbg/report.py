@@ -60,8 +60,8 @@ def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
     for name, m in by["fg_class"].items():
         lines.append(f"| {name} | {m['samples']} | " + " | ".join(f"{m[head][metric]:.4f}" for head, metric in headlines)
                      + " |")
-    errors = " + ".join(f"(1 - {HEADLINE_NAMES[metric]})" if metric in HIGHER_IS_BETTER else HEADLINE_NAMES[metric]
-                        for _, metric in headlines)
+    errors = " + ".join(f"(1 - {head} {HEADLINE_NAMES[metric]})" if metric in HIGHER_IS_BETTER
+                        else f"{head} {HEADLINE_NAMES[metric]}" for head, metric in headlines)
     lines += ["", f"![{ev['split']} samples](plots/samples.png)", "",
               f"The 10 worst {ev['split']} samples, ranked by {errors}:", "", "![worst samples](plots/worst.png)"]
     return "\n".join(lines)

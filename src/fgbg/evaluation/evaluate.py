@@ -18,7 +18,8 @@ Writes
   cut-out; depth);
 - with a mask and an alpha head, `mask_as_alpha` (the mask's answer scored as an alpha) and
   `alpha_as_mask` (the alpha at the mask threshold scored as a mask).
-"Worst" ranks by the sum of the heads' errors, (1 - IoU) + RMSE, so a sample is bad when any head fails.
+"Worst" ranks by the sum of the heads' headline errors, (1 - IoU) + RMSE (+ SAD for an alpha), so a sample is bad
+when any head fails.
 """
 
 from __future__ import annotations
@@ -93,14 +94,15 @@ def _crossed(outputs: dict, targets: dict, mask_threshold: int) -> dict[str, tor
 
 
 def _baseline_per_image(store: ComposedStore, ids: list[int], threshold: int, batch_size: int, keys: dict) -> pd.DataFrame:
-    """Metrics of the baselines (fgbg.evaluation.baselines): the difference mask and the bg depth."""
+    """Metrics of the baselines (fgbg.evaluation.baselines) for the model's heads that have one."""
+    model_heads = {head for head, _ in keys}
     cols: dict[str, list] = {}
     for start in range(0, len(ids), batch_size):
         batch_ids = ids[start : start + batch_size]
         samples = [store.sample(i) for i in batch_ids]
         answers = [baseline_answers(difference(s.bg, s.fg_bg), threshold, s.bg_depth) for s in samples]
-        heads = [head for head in answers[0] if any(head == h for h, _ in keys)]  # the model's heads with a baseline
-        stacked = {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in heads}
+        stacked = {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None]
+                   for head in answers[0] if head in model_heads}
         targets = {head: torch.from_numpy(np.stack([TARGETS.get(head)(s) for s in samples]))[:, None]
                    for head in stacked}  # N, 1, H, W each
         for k, v in score(answers_as_outputs(stacked), targets, keys).items():

@@ -107,3 +107,22 @@ def test_random_scale_stays_in_range_and_inside(tiny_data):
     df = placements(src, ComposeConfig(bg_size=16, fg_size=8, positions=4, scale_range=(0.5, 1.5)))
     assert df.scale.between(0.5, 1.5).all() and df.scale.nunique() > 10
     assert (df.x + df.w <= 16).all() and (df.y + df.h <= 16).all()
+
+
+def test_the_prior_horizon_reaches_the_stored_bg_depth(tiny_data, tmp_path):
+    """Without data/bg_depth/, every bg takes the ground-plane prior at compose.prior_horizon: at 0.25 x 16 = 4
+    rows 5 and 6 are ground (0.4 and 0.24: 0.05 x 12 / (5.5 - 4), / (6.5 - 4)), at 0.4 x 16 = 6.4 they are sky."""
+    import dataclasses
+    import shutil
+
+    from fgbg.composing.build import compose_dataset
+    from fgbg.dataset.store import ComposedStore
+    from tests.conftest import TINY_COMPOSE
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns("bg_depth"))
+    compose_dataset(data_dir=data, out_dir=tmp_path / "c", cfg=dataclasses.replace(TINY_COMPOSE, prior_horizon=0.25))
+    store = ComposedStore(tmp_path / "c")
+    assert np.array_equal(store.bg_depth[0], ground_plane_prior(16, 0.25))
+    assert store.bg_depth[0][5:7, 0].tolist() == pytest.approx([0.4, 0.24]) and (ground_plane_prior(16, 0.4)[5:7] == 1).all()
+    assert store.meta["compose"]["prior_horizon"] == 0.25

@@ -29,7 +29,7 @@ def test_read_returns_the_composed_sample(tiny_data, tiny_dataset):
     for i in (0, 5, len(ds) - 1):  # first, middle, last (last shard)
         row = ds.index.iloc[i]
         fg = placed_fg(src.fg[row.fg_idx], row.flip, row.h, row.w)
-        depth_src = src.bg_depth[row.bg_idx] if src.bg_depth[row.bg_idx] is not None else ground_plane_prior(16)
+        depth_src = src.bg_depth[row.bg_idx] if src.bg_depth[row.bg_idx] is not None else ground_plane_prior(16, 0.4)
         fg_bg, mask, depth = compose_sample(src.bg[row.bg_idx], depth_src, fg, row.x, row.y)
         bg, r_fg_bg, r_mask, r_depth = ds.read(i)
         assert (bg == src.bg[row.bg_idx]).all()

@@ -302,7 +302,8 @@ def compose_dataset(
     plan = placements(sources, cfg)
     n_shards = math.ceil(len(plan) / cfg.shard_size)
     todo = [k for k in range(n_shards) if not _rows_path(work, k).is_file()]
-    depths = np.stack([depth if depth is not None else ground_plane_prior(cfg.bg_size) for depth in sources.bg_depth])
+    depths = np.stack([depth if depth is not None else ground_plane_prior(cfg.bg_size, cfg.prior_horizon)
+                       for depth in sources.bg_depth])
     bg64 = sources.bg.reshape(len(sources.bg), -1, 3).astype(np.int64)
     d64 = depths.reshape(len(depths), -1).astype(np.float64)
     job = ShardJob(

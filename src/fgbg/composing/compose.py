@@ -25,7 +25,6 @@ from PIL import Image
 from fgbg.composing.sources import Sources, resize_rgba
 from fgbg.core.config import ComposeConfig
 
-PRIOR_HORIZON = 0.4  # ground-plane prior: horizon at 40% of the height from the top
 PRIOR_NEAR = 0.05  # ground-plane prior: depth of the bottom row
 GRID_STEP = 28  # the original fixed layout on a 192 px bg: x = 28 i (i = 0..4), y = 28 j (j = 4..1)
 GRID_X = tuple(GRID_STEP * i for i in range(5))
@@ -33,8 +32,9 @@ GRID_Y = tuple(GRID_STEP * j for j in range(4, 0, -1))
 GRID_BG = 192
 
 
-def ground_plane_prior(size: int, horizon: float = PRIOR_HORIZON, near: float = PRIOR_NEAR) -> np.ndarray:
-    """Depth of a flat ground seen level: 1 above the horizon, near * (H - h) / (row - h) below.
+def ground_plane_prior(size: int, horizon: float, near: float = PRIOR_NEAR) -> np.ndarray:
+    """Depth of a flat ground seen level: 1 above the horizon (at `horizon` x H from the top,
+    compose.prior_horizon), near * (H - h) / (row - h) below.
 
     Rows are pixel centres; depth is clipped to [near, 1]. Returned as size x size float32.
     """

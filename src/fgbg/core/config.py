@@ -72,6 +72,7 @@ class ComposeConfig:
     fg_bg_format: Literal["png", "jpeg"] = "png"
     jpeg_quality: int = 90
     depth: Literal["geometry", "teacher"] = "geometry"
+    prior_horizon: float = 0.4
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     shard_size: int = 1000
     workers: int = 2
@@ -98,6 +99,8 @@ class ComposeConfig:
             "compose.mask_threshold", self.mask_threshold, "an int in [1, 255] (alpha level)",
         )
         require(1 <= self.jpeg_quality <= 100, "compose.jpeg_quality", self.jpeg_quality, "an int in [1, 100]")
+        require(0 <= self.prior_horizon < 1, "compose.prior_horizon", self.prior_horizon,
+                "a float in [0, 1): the horizon's height as a share of the image from its top")
         require(
             self.depth != "teacher" or bool(self.teacher.model),
             "compose.teacher.model", self.teacher.model, "the path of an ONNX depth model when depth: teacher",

@@ -35,28 +35,40 @@ from fgbg.dataset.store import ComposedStore  # noqa: E402
 from fgbg.evaluation.evaluate import evaluate_model  # noqa: E402
 from fgbg.training.train import train_model  # noqa: E402
 
+NO_JPEG = ["train.perturb.jpeg=0"]  # the default's JPEG perturbation off: how the rows before it were measured
 LEARNED_HEADS = "heads={mask: {losses: {bce: 1, dice: 1}}, depth: {losses: {l1: 1, ssim: 0.5}}}"
-LEARNED = ["model.depth=learned", LEARNED_HEADS, "train.crop=64", "train.crop_height=0"]
+LEARNED = ["model.depth=learned", LEARNED_HEADS, "train.crop=64", "train.crop_height=0"] + NO_JPEG
+GC = ("heads={mask: {losses: {bce: 1, dice: 1}}, depth: {losses: {l1: 1}}, "  # ground contact before the alpha head
+      "bg_depth: {losses: {l1: 1, ssim: 0.5}}}")
+SQUARES = ["train.crop=64", "train.crop_height=0"]
+PLATEAU = ["train.scheduler=plateau"]
 RECIPES = {
     "depth": {  # what gives the depth its foot: the head, the crops, the schedule, the data
-        "learned, 64 px crops": LEARNED + ["train.scheduler=plateau"],
+        "learned, 64 px crops, plateau": LEARNED + PLATEAU,
         "learned, 64 px crops, cosine": LEARNED,
-        "ground contact, 64 px crops, cosine": ["train.crop=64", "train.crop_height=0"],
-        "ground contact, 192 x 24 strips, plateau": ["train.scheduler=plateau"],
-        "ground contact, 192 x 24 strips, cosine (default)": [],
-        "default, depth loss through the rule": ["heads.depth.losses={l1: 1}"],
-        "default, prior-only data": ["data=prior"],
-        "learned, 64 px crops, prior-only data": LEARNED + ["data=prior"],
+        "ground contact, 64 px crops, plateau, depth loss l1": [GC] + SQUARES + PLATEAU + NO_JPEG,
+        "ground contact, 192 x 24 strips, plateau, depth loss l1": [GC] + PLATEAU + NO_JPEG,
+        "the same, log_l1 0.5 on depth and bg_depth": [GC, "heads.depth.losses.log_l1=0.5",
+                                                       "heads.bg_depth.losses.log_l1=0.5"] + PLATEAU + NO_JPEG,
+        "strips, cosine, depth loss l1": [GC] + NO_JPEG,
+        "strips, cosine, no depth loss": [GC, "heads.depth.losses={}"] + NO_JPEG,
+        "strips, cosine, no depth loss, alpha head": NO_JPEG,
+        "the default: and JPEG perturbation (default)": [],
+        "learned, 64 px crops, plateau, prior-only data": LEARNED + PLATEAU + ["data=prior"],
+        "ground contact, 64 px crops, plateau, depth loss l1, prior-only data": [GC] + SQUARES + PLATEAU + NO_JPEG
+        + ["data=prior"],
+        "ground contact, strips, plateau, depth loss l1, prior-only data": [GC] + PLATEAU + NO_JPEG + ["data=prior"],
+        "strips, cosine, no depth loss, alpha head, prior-only data": NO_JPEG + ["data=prior"],
     },
     "perturb": {  # each capture perturbation alone, at the recipe's probability, against none
-        "none (default)": [],
-        "jpeg": ["train.perturb.jpeg=0.5"],
-        "noise": ["train.perturb.noise=0.4"],
-        "blur": ["train.perturb.blur=0.3"],
-        "bg_jitter": ["train.perturb.bg_jitter=0.8"],
-        "misalign": ["train.perturb.misalign=0.3"],
-        "shadow": ["train.perturb.shadow=0.3"],
-        "fg_bg composed as JPEG": ["compose.fg_bg_format=jpeg"],
+        "none": NO_JPEG,
+        "jpeg 0.5 (default)": [],
+        "noise 0.4": NO_JPEG + ["train.perturb.noise=0.4"],
+        "blur 0.3": NO_JPEG + ["train.perturb.blur=0.3"],
+        "bg_jitter 0.8": NO_JPEG + ["train.perturb.bg_jitter=0.8"],
+        "misalign 0.3": NO_JPEG + ["train.perturb.misalign=0.3"],
+        "shadow 0.3": NO_JPEG + ["train.perturb.shadow=0.3"],
+        "fg_bg composed as JPEG": NO_JPEG + ["compose.fg_bg_format=jpeg"],
     },
 }
 DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")

@@ -180,10 +180,10 @@ def test_the_default_fingerprints_are_what_they_were():
 def test_the_default_training_identity_is_what_it_was():
     """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
     that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
-    (last: model.input joined it, and the default became ground contact on strips with an alpha head)."""
+    (last: the default became ground contact on strips with an alpha head and JPEG perturbation)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
-               "noise_sigma": 0.03, "jpeg": 0.0, "jpeg_quality": (70, 95)}
+               "noise_sigma": 0.03, "jpeg": 0.5, "jpeg_quality": (70, 95)}
     identity = _training_identity(Params())
     assert identity == {
         "lr": 0.003, "epochs": 10, "batch_size": 16,
@@ -196,4 +196,4 @@ def test_the_default_training_identity_is_what_it_was():
                   "precision": "auto", "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
         "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {}], ["bg_depth", {"l1": 1.0, "ssim": 0.5}],
                   ["alpha", {"l1": 1.0, "sobel": 1.0}]]}  # ordered: the order builds the model
-    assert fingerprint(identity) == "25950b46298b0b8eb59fe877855929e1a84dce382ea16540daed32e77d1afa2b"
+    assert fingerprint(identity) == "71c93828c3830b70de0b13970990182f4d848334f2051e4f820b25dfd11e5def"

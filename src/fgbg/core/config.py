@@ -197,7 +197,7 @@ class PerturbConfig:
     blur_sigma: float = 0.8
     noise: float = 0.0
     noise_sigma: float = 0.03
-    jpeg: float = 0.0
+    jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (70, 95)
 
     def __post_init__(self) -> None:

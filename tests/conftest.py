@@ -1,12 +1,14 @@
 """Shared fixtures: tiny sources written by the real generator, and a tiny composed dataset;
 `compose_sample`, one whole sample composed by the library's rules, to check the store against;
-and a small model `contract` and `write_checkpoint` for inference tests."""
+`prepared` (its stats and split), a small model `contract`, `write_checkpoint` and
+`predict_stored_pair` for inference tests."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fgbg.composing.build import compose_dataset
 from fgbg.composing.compose import compose_patch, prepare_fg
@@ -31,6 +33,33 @@ def tiny_dataset(tiny_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dataset") / "composed"
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     return out
+
+
+@pytest.fixture(scope="session")
+def prepared(tiny_dataset, tmp_path_factory) -> Path:
+    """A folder with the tiny dataset's stats.json and split.json (by fg, a quarter each for val and test)."""
+    from fgbg.core.imageio import atomic_write_json
+    from fgbg.dataset.split import split_index
+    from fgbg.dataset.stats import dataset_stats
+    from fgbg.dataset.store import ComposedStore
+
+    d = tmp_path_factory.mktemp("prep")
+    ds = ComposedStore(tiny_dataset)
+    atomic_write_json(d / "stats.json", dataset_stats(ds))
+    atomic_write_json(d / "split.json", split_index(ds.index, group_by="fg", val_fraction=0.25, test_fraction=0.25, seed=0))
+    return d
+
+
+def predict_stored_pair(checkpoint: Path, store, i: int, folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Sample i's bg and fg_bg written as folder/bg.png and folder/scene.png and run through `fgbg predict`
+    into folder/out; returns (bg, fg_bg)."""
+    from fgbg.inference.predict import predict_paths
+
+    bg, fg_bg, _, _ = store.read(i)
+    Image.fromarray(bg).save(folder / "bg.png")
+    Image.fromarray(fg_bg).save(folder / "scene.png")
+    predict_paths(checkpoint, folder / "bg.png", folder / "scene.png", folder / "out", device="cpu")
+    return bg, fg_bg
 
 
 def compose_sample(

@@ -13,8 +13,9 @@ from fgbg.core.config import Params, from_dict
 from fgbg.core.matting import cutout, on_checkerboard
 from fgbg.core.runtime import predict_pair
 from fgbg.evaluation.evaluate import _crossed, evaluate_model
-from fgbg.inference.predict import WRITERS, predict_paths
+from fgbg.inference.predict import WRITERS
 from fgbg.training.train import train_model
+from tests.conftest import predict_stored_pair
 from tests.test_train import TINY, merge
 
 
@@ -42,26 +43,20 @@ def test_the_matte_writer_saves_8_bits(tmp_path):
     assert np.asarray(Image.open(tmp_path / "a.png")).tolist() == [[0, 128, 255]]
 
 
-def test_an_alpha_head_trains_evaluates_and_predicts_a_cutout(tiny_dataset, tmp_path):
-    from fgbg.core.imageio import atomic_write_json
-    from fgbg.dataset.split import split_index
-    from fgbg.dataset.stats import dataset_stats
+def test_an_alpha_head_trains_evaluates_and_predicts_a_cutout(tiny_dataset, prepared, tmp_path):
     from fgbg.dataset.store import ComposedStore
 
     store = ComposedStore(tiny_dataset)
-    atomic_write_json(tmp_path / "stats.json", dataset_stats(store))
-    atomic_write_json(tmp_path / "split.json", split_index(store.index, group_by="fg", val_fraction=0.25,
-                                                           test_fraction=0.25, seed=0))
     params = from_dict(Params, merge(TINY, {"epochs": 1, "train": {"best_metric": "sad"}}))  # the default heads
     assert list(params.heads) == ["mask", "depth", "bg_depth", "alpha"]
-    summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=tmp_path / "stats.json",
-                          split_path=tmp_path / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
+    summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=prepared / "stats.json",
+                          split_path=prepared / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
                           metrics_path=tmp_path / "train.json")
     assert {"alpha_l1", "alpha_sobel", "sad", "mse", "grad", "conn"} <= set(summary["val"])
     assert summary["best_val_sad"] == summary["val"]["sad"]
 
     result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
-                            split_path=tmp_path / "split.json", metrics_path=tmp_path / "eval.json",
+                            split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
                             plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json", params=params)
     for block in (result["alpha"], result["baseline"]["alpha"], result["mask_as_alpha"]):
         assert set(block) == {"sad", "mse", "grad", "conn"}
@@ -70,11 +65,7 @@ def test_an_alpha_head_trains_evaluates_and_predicts_a_cutout(tiny_dataset, tmp_
     assert json.loads((tmp_path / "eval.json").read_text())["mask_as_alpha"] == result["mask_as_alpha"]
     assert Image.open(tmp_path / "plots" / "cutouts.png").size[0] == 5 * 150  # bg, fg_bg, alpha, cut-out, depth
 
-    bg, fg_bg, _, _ = store.read(0)
-    Image.fromarray(bg).save(tmp_path / "bg.png")
-    Image.fromarray(fg_bg).save(tmp_path / "scene.png")
-    predict_paths(tmp_path / "models" / "best.pt", tmp_path / "bg.png", tmp_path / "scene.png", tmp_path / "out",
-                  device="cpu")
+    bg, fg_bg = predict_stored_pair(tmp_path / "models" / "best.pt", store, 0, tmp_path)
     alpha = np.asarray(Image.open(tmp_path / "out" / "scene_alpha.png"))
     cut = Image.open(tmp_path / "out" / "scene_cutout.png")
     assert alpha.shape == (16, 16) and alpha.dtype == np.uint8

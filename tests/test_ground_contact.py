@@ -98,31 +98,24 @@ def test_the_teacher_error_gives_the_whole_fix_and_the_fix_works():
     assert from_dict(Params, data).model.depth == "learned"
 
 
-def test_a_ground_contact_model_trains_and_evaluates_its_depth(tiny_dataset, tmp_path):
+def test_a_ground_contact_model_trains_and_evaluates_its_depth(tiny_dataset, prepared, tmp_path):
     """Through the real loop: the bg_depth target travels through crops and flips with the sample."""
     from fgbg.core.checkpoint import load_checkpoint
-    from fgbg.core.imageio import atomic_write_json
-    from fgbg.dataset.split import split_index
-    from fgbg.dataset.stats import dataset_stats
     from fgbg.evaluation.evaluate import evaluate_model
     from fgbg.training.train import train_model
     from tests.test_train import TINY, merge
 
-    store = ComposedStore(tiny_dataset)
-    atomic_write_json(tmp_path / "stats.json", dataset_stats(store))
-    atomic_write_json(tmp_path / "split.json", split_index(store.index, group_by="fg", val_fraction=0.25,
-                                                           test_fraction=0.25, seed=0))
     heads = {"mask": GC_HEADS["mask"], "depth": GC_HEADS["depth"], "bg_depth": GC_HEADS["bg_depth"]}
     params = from_dict(Params, merge(TINY, {"epochs": 1, "heads": heads, "model": {"depth": "ground_contact"},
                                             "train": {"crop": 8, "augment": {"hflip": 1.0}, "image_every": 0}}))
-    summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=tmp_path / "stats.json",
-                          split_path=tmp_path / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
+    summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=prepared / "stats.json",
+                          split_path=prepared / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
                           metrics_path=tmp_path / "train.json")
     assert {"depth_l1", "bg_depth_l1", "rmse", "bg_depth/rmse"} <= set(summary["val"])  # depth first: bare names
     model, ckpt = load_checkpoint(tmp_path / "models" / "best.pt")
     assert ckpt.contract.config.depth == "ground_contact" and sorted(model.heads) == ["bg_depth", "mask"]
     result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
-                            split_path=tmp_path / "split.json", metrics_path=tmp_path / "eval.json",
+                            split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
                             plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json", params=params)
     assert result["depth"]["rmse"] == pytest.approx(summary["val"]["rmse"], abs=1) and "bg_depth" in result
 

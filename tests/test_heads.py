@@ -15,9 +15,8 @@ from fgbg.core.heads import HEADLINE, HEADS, KIND_METRICS, metric_keys
 from fgbg.dataset.data import TARGETS, Sample
 from fgbg.evaluation.evaluate import evaluate_model
 from fgbg.inference.onnx import export_onnx
-from fgbg.inference.predict import predict_paths
 from fgbg.training.train import train_model
-from tests.conftest import ROOT
+from tests.conftest import ROOT, predict_stored_pair
 from tests.test_train import TINY, merge
 
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -85,22 +84,16 @@ def outline_head(monkeypatch):
     monkeypatch.setitem(TARGETS._items, "outline", outline_target)
 
 
-def test_a_third_head_trains_evaluates_predicts_and_exports(outline_head, tiny_dataset, tmp_path):
-    from fgbg.core.imageio import atomic_write_json
-    from fgbg.dataset.split import split_index
-    from fgbg.dataset.stats import dataset_stats
+def test_a_third_head_trains_evaluates_predicts_and_exports(outline_head, tiny_dataset, prepared, tmp_path):
     from fgbg.dataset.store import ComposedStore
 
     store = ComposedStore(tiny_dataset)
-    atomic_write_json(tmp_path / "stats.json", dataset_stats(store))
-    atomic_write_json(tmp_path / "split.json", split_index(store.index, group_by="fg", val_fraction=0.25,
-                                                           test_fraction=0.25, seed=0))
     heads = {"mask": {"losses": {"bce": 1.0}, "metrics": ["iou", "dice"]}, "depth": {"losses": {"l1": 1.0}},
              "outline": {"losses": {"bce": 1.0, "dice": 0.5}, "metrics": ["iou", "dice"]}}  # the third head's params
     params = from_dict(Params, merge(TINY, {"epochs": 1, "heads": heads, "model": {"depth": "learned"},
                                                   "train": {"best_metric": "outline/iou"}}))
-    summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=tmp_path / "stats.json",
-                          split_path=tmp_path / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
+    summary = train_model(params=params, dataset_dir=tiny_dataset, stats_path=prepared / "stats.json",
+                          split_path=prepared / "split.json", model_dir=tmp_path / "models", live_dir=tmp_path / "live",
                           metrics_path=tmp_path / "train.json")
     assert set(summary["train"]) == {"loss", "mask_bce", "depth_l1", "outline_bce", "outline_dice"}
     assert set(summary["val"]) == {"loss", "mask_bce", "depth_l1", "outline_bce", "outline_dice", "iou", "dice",
@@ -110,7 +103,7 @@ def test_a_third_head_trains_evaluates_predicts_and_exports(outline_head, tiny_d
     assert (tmp_path / "live" / "plots" / "metrics" / "val" / "outline" / "iou.tsv").is_file()
 
     result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
-                            split_path=tmp_path / "split.json", metrics_path=tmp_path / "eval.json",
+                            split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
                             plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json", params=params)
     assert set(result["outline"]) == {"iou", "dice"} and set(result["mask"]) == {"iou", "dice"}
     assert set(result["baseline"]) == {"mask", "depth", "mask_rule", "depth_rule"}  # no baseline for the outline
@@ -122,11 +115,7 @@ def test_a_third_head_trains_evaluates_predicts_and_exports(outline_head, tiny_d
     assert samples.size[0] == 9 * 150  # 9 columns of 1.5 in at 100 dpi: bg, fg_bg, mask's 2, depth's 3, outline's 2
     assert Image.open(tmp_path / "plots" / "cutouts.png").size[0] == 5 * 150  # without an alpha, the mask cuts out
 
-    bg, fg_bg, _, _ = store.read(0)
-    Image.fromarray(bg).save(tmp_path / "bg.png")
-    Image.fromarray(fg_bg).save(tmp_path / "scene.png")
-    predict_paths(tmp_path / "models" / "best.pt", tmp_path / "bg.png", tmp_path / "scene.png", tmp_path / "out",
-                  device="cpu")
+    predict_stored_pair(tmp_path / "models" / "best.pt", store, 0, tmp_path)
     outline = np.asarray(Image.open(tmp_path / "out" / "scene_outline.png"))
     assert outline.shape == (16, 16) and set(np.unique(outline)) <= {0, 255}
     assert export_onnx(tmp_path / "models" / "best.pt", tmp_path / "m.onnx")["outputs"] == [

@@ -13,10 +13,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import fgbg.training.train as train_mod
 from fgbg.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from fgbg.core.config import Params, from_dict
-from fgbg.core.imageio import atomic_write_json
 from fgbg.core.model import build_model
-from fgbg.dataset.split import split_index
-from fgbg.dataset.stats import dataset_stats
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.evaluate import evaluate_model
 from fgbg.training.train import epoch_size, train_model
@@ -39,15 +36,6 @@ def merge(base: dict, over: dict) -> dict:
     for k, v in over.items():
         out[k] = merge(base.get(k, {}), v) if isinstance(v, dict) else v
     return out
-
-
-@pytest.fixture(scope="module")
-def prepared(tiny_dataset, tmp_path_factory):
-    d = tmp_path_factory.mktemp("prep")
-    ds = ComposedStore(tiny_dataset)
-    atomic_write_json(d / "stats.json", dataset_stats(ds))
-    atomic_write_json(d / "split.json", split_index(ds.index, group_by="fg", val_fraction=0.25, test_fraction=0.25, seed=0))
-    return d
 
 
 def _train(tiny_dataset, prepared, out, **overrides):

@@ -63,12 +63,13 @@ def predict_stored_pair(checkpoint: Path, store, i: int, folder: Path) -> tuple[
 
 
 def compose_sample(
-    bg: np.ndarray, bg_depth: np.ndarray, fg: np.ndarray, x: int, y: int, mask_threshold: int = 128
+    bg: np.ndarray, bg_depth: np.ndarray, fg: np.ndarray, x: int, y: int, mask_threshold: int = 128,
+    foot_cap: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """bg S, S, 3 uint8; bg_depth S, S; fg h, w, 4 uint8 at column x, row y -> (fg_bg S, S, 3 uint8;
     mask S, S bool; depth S, S float32): the whole sample, where the store keeps only the fg's box."""
     prepared = prepare_fg(fg, mask_threshold)
-    patch, obj_depth = compose_patch(bg, bg_depth, prepared, x, y)
+    patch, obj_depth = compose_patch(bg, bg_depth, prepared, x, y, foot_cap)
     h, w = prepared.obj.shape
     fg_bg = bg.copy()
     fg_bg[y : y + h, x : x + w] = patch

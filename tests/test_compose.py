@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fgbg.composing.compose import ground_plane_prior, placements
+from fgbg.composing.compose import PRIOR_FAR, ground_plane_prior, placements
 from fgbg.composing.sources import load_sources
 from fgbg.core.config import ComposeConfig
 from tests.conftest import compose_sample
@@ -38,13 +38,39 @@ def test_a_fg_that_does_not_fit_is_refused():
 
 
 def test_ground_plane_prior_by_hand():
-    d = ground_plane_prior(10, horizon=0.4, near=0.1)
+    d = ground_plane_prior(10, horizon=0.4, near=0.1, far=0.9)
     # horizon at row 4; row centres 4.5 .. 9.5; depth = 0.1 * 6 / (row - 4)
-    assert d[:4, 0].tolist() == [1.0] * 4
-    assert d[4, 0] == pytest.approx(1.0)  # 1.2 clipped to 1
+    assert d[:4, 0].tolist() == [1.0] * 4  # the sky
+    assert d[4, 0] == pytest.approx(0.9)  # the ground at the horizon: 1.2 clipped to far
     assert d[5, 0] == pytest.approx(0.6 / 1.5)
     assert d[9, 0] == pytest.approx(0.6 / 5.5)
     assert (np.diff(d[:, 3]) <= 0).all()  # nearer towards the bottom
+
+
+def test_a_foot_above_the_priors_horizon_stands_at_the_horizon(tiny_data, tmp_path):
+    """On the ground-plane prior (no data/bg_depth/), an object whose lowest row is in the sky takes the
+    ground's depth at the horizon, PRIOR_FAR = 0.9, not the sky's 1; one whose foot is on the ground
+    keeps the ground's depth there. At horizon 0.9 x 16 = 14.4, only feet on rows 14 (centre 14.5,
+    depth 0.05 x 1.6 / 0.1 = 0.8) and 15 (0.05 x 1.6 / 1.1) are on the ground."""
+    import dataclasses
+    import shutil
+
+    from fgbg.composing.build import compose_dataset
+    from fgbg.dataset.store import ComposedStore
+    from tests.conftest import TINY_COMPOSE
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns("bg_depth"))
+    compose_dataset(data_dir=data, out_dir=tmp_path / "c", cfg=dataclasses.replace(TINY_COMPOSE, prior_horizon=0.9))
+    store = ComposedStore(tmp_path / "c")
+    by_foot = {14: 0.8, 15: 0.05 * 1.6 / 1.1}
+    feet = []
+    for i in range(len(store)):
+        mask = store.read(i)[2]
+        foot = int(np.nonzero(mask.any(axis=1))[0].max())
+        feet.append(foot)
+        assert store.index.obj_depth[i] == pytest.approx(by_foot.get(foot, PRIOR_FAR)), (i, foot)
+    assert min(feet) < 14 and max(feet) >= 14  # both cases were composed
 
 
 def test_placements_cover_every_fg_flip_bg_and_stay_inside(tiny_data):
@@ -111,7 +137,8 @@ def test_random_scale_stays_in_range_and_inside(tiny_data):
 
 def test_the_prior_horizon_reaches_the_stored_bg_depth(tiny_data, tmp_path):
     """Without data/bg_depth/, every bg takes the ground-plane prior at compose.prior_horizon: at 0.25 x 16 = 4
-    rows 5 and 6 are ground (0.4 and 0.24: 0.05 x 12 / (5.5 - 4), / (6.5 - 4)), at 0.4 x 16 = 6.4 they are sky."""
+    rows 5 and 6 are ground (0.4 and 0.24: 0.05 x 12 / (5.5 - 4), / (6.5 - 4)); at 0.4 x 16 = 6.4 row 5 is sky, 1,
+    and row 6 the ground at the horizon (0.05 x 9.6 / 0.1 = 4.8, clipped to PRIOR_FAR)."""
     import dataclasses
     import shutil
 
@@ -124,5 +151,6 @@ def test_the_prior_horizon_reaches_the_stored_bg_depth(tiny_data, tmp_path):
     compose_dataset(data_dir=data, out_dir=tmp_path / "c", cfg=dataclasses.replace(TINY_COMPOSE, prior_horizon=0.25))
     store = ComposedStore(tmp_path / "c")
     assert np.array_equal(store.bg_depth[0], ground_plane_prior(16, 0.25))
-    assert store.bg_depth[0][5:7, 0].tolist() == pytest.approx([0.4, 0.24]) and (ground_plane_prior(16, 0.4)[5:7] == 1).all()
+    assert store.bg_depth[0][5:7, 0].tolist() == pytest.approx([0.4, 0.24]) 
+    assert ground_plane_prior(16, 0.4)[5:7, 0].tolist() == pytest.approx([1, PRIOR_FAR])
     assert store.meta["compose"]["prior_horizon"] == 0.25

@@ -7,16 +7,21 @@ from fgbg.core.config import PerturbConfig
 from fgbg.training.perturb import Perturb
 
 
-@pytest.fixture
-def pair():
+def make_pair(h: int, w: int, box: tuple[slice, slice]):
+    """(bg, fg_bg, mask): a grey textured ramp h x w, and a flat object over `box`."""
     rng = np.random.default_rng(0)
-    ramp = np.linspace(60, 180, 48)[None, :, None] + np.linspace(0, 30, 48)[:, None, None]  # 48, 48, 1
-    bg = np.clip(ramp + rng.normal(0, 8, (48, 48, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)  # grey texture
+    ramp = np.linspace(60, 180, w)[None, :, None] + np.linspace(0, 30, h)[:, None, None]  # h, w, 1
+    bg = np.clip(ramp + rng.normal(0, 8, (h, w, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)
     fg_bg = bg.copy()
-    mask = np.zeros((48, 48), bool)
-    mask[10:30, 15:30] = True
+    mask = np.zeros((h, w), bool)
+    mask[box] = True
     fg_bg[mask] = 230
     return bg, fg_bg, mask
+
+
+@pytest.fixture
+def pair():
+    return make_pair(48, 48, (slice(10, 30), slice(15, 30)))
 
 
 # perturbation -> (which inputs it changes, the strength param that, at zero, makes it a no-op)
@@ -40,6 +45,16 @@ def test_each_perturbation_changes_what_it_names(pair, name):
     changed = {k for k, (a, b) in {"bg": (bg, out_bg), "fg_bg": (fg_bg, out_fg_bg)}.items() if (a != b).any()}
     assert changed == CHANGES[name][0]
     assert out_bg.dtype == np.uint8 and out_bg.shape == bg.shape
+
+
+@pytest.mark.parametrize("name", sorted(CHANGES))
+def test_each_perturbation_takes_a_full_height_strip(name):
+    """train.crop 24 x crop_height 192 crops are taller than wide: each perturbation keeps their shape (the shadow
+    once swapped width and height, and every run with train.perturb.shadow > 0 on strips crashed)."""
+    bg, fg_bg, mask = make_pair(60, 12, (slice(20, 40), slice(3, 9)))
+    for seed in range(4):
+        out_bg, out_fg_bg = Perturb(PerturbConfig(**{**ALONE, name: 1.0}))(bg, fg_bg, mask, seed=seed)
+        assert out_bg.shape == bg.shape and out_fg_bg.shape == fg_bg.shape
 
 
 def test_a_shadow_never_falls_on_the_object(pair):

@@ -36,6 +36,7 @@ import pandas as pd
 from fgbg.composing.compose import (
     PreparedFg,
     compose_patch,
+    PRIOR_FAR,
     ground_plane_prior,
     placed_fg,
     placed_size,
@@ -89,6 +90,7 @@ class ShardJob:
     plan: pd.DataFrame  # every placement, in sample order (compose.placements)
     sources: Sources
     depths: np.ndarray  # N_bg, S, S float32: each bg's depth (exact, or the ground-plane prior)
+    foot_caps: np.ndarray  # N_bg float: the most depth an object takes (compose_patch): PRIOR_FAR on the prior
     bg_sums: np.ndarray  # N_bg, 6 int64: each bg's sums and sums of squares per channel (as _rgb_sums)
     depth_sums: np.ndarray  # N_bg, 2 float64: each bg depth's sum and sum of squares
     threads: int  # onnxruntime threads of a teacher session (0: its default)
@@ -127,7 +129,8 @@ def _shard_bytes(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
                 placed = placed_fg(src.fg[r.fg_idx], r.flip, int(full_h), int(full_w))[: r.h, : r.w]  # grid: cropped
                 fg = prepare_fg(np.ascontiguousarray(placed), cfg.mask_threshold)
                 prepared[key] = (fg, encode_alpha(placed[..., 3]))
-            parts.append((*compose_patch(src.bg[r.bg_idx], depths[r.bg_idx], prepared[key][0], r.x, r.y),
+            parts.append((*compose_patch(src.bg[r.bg_idx], depths[r.bg_idx], prepared[key][0], r.x, r.y,
+                                        job.foot_caps[r.bg_idx]),
                           *prepared[key]))
         teacher_depth = [None] * len(chunk)
         if teacher:
@@ -308,6 +311,7 @@ def compose_dataset(
     d64 = depths.reshape(len(depths), -1).astype(np.float64)
     job = ShardJob(
         cfg=cfg, plan=plan, sources=sources, depths=depths,
+        foot_caps=np.array([1.0 if depth is not None else PRIOR_FAR for depth in sources.bg_depth]),
         bg_sums=np.concatenate([bg64.sum(1), (bg64 * bg64).sum(1)], axis=1),
         depth_sums=np.stack([d64.sum(1), (d64 * d64).sum(1)], axis=1),
         threads=1 if cfg.workers > 1 or scheduler else 0, teacher_model=teacher_model, teacher_sha256=teacher_sha256,

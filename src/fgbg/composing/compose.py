@@ -5,7 +5,8 @@ For one placement (bg, fg, flip, x, y, scale):
 - mask  = alpha >= mask_threshold;
 - depth ("geometry") = the bg depth, except under the mask, where the object takes one
   depth: it stands on the ground at its lowest opaque row, so it takes the median bg depth
-  of the pixels under that row. ("teacher": an ONNX network's depth, see fgbg.composing.teacher.)
+  of the pixels under that row. On the ground-plane prior, a foot above the horizon (in the
+  sky, depth 1) stands on the ground at the horizon: it takes the prior's farthest ground, PRIOR_FAR. ("teacher": an ONNX network's depth, see fgbg.composing.teacher.)
 bg depth is exact where `data/bg_depth/` gives it, else the ground-plane prior below.
 Positions are seeded random (the fg wholly inside the bg) or the original 5 x 4 grid:
 x = 28 i for i = 0..4 and y = 28 j for j = 4..1 on a 192 px bg, scaled by bg_size / 192.
@@ -26,22 +27,23 @@ from fgbg.composing.sources import Sources, resize_rgba
 from fgbg.core.config import ComposeConfig
 
 PRIOR_NEAR = 0.05  # ground-plane prior: depth of the bottom row
+PRIOR_FAR = 0.9  # ground-plane prior: depth of the ground at the horizon (the sky is 1)
 GRID_STEP = 28  # the original fixed layout on a 192 px bg: x = 28 i (i = 0..4), y = 28 j (j = 4..1)
 GRID_X = tuple(GRID_STEP * i for i in range(5))
 GRID_Y = tuple(GRID_STEP * j for j in range(4, 0, -1))
 GRID_BG = 192
 
 
-def ground_plane_prior(size: int, horizon: float, near: float = PRIOR_NEAR) -> np.ndarray:
-    """Depth of a flat ground seen level: 1 above the horizon (at `horizon` x H from the top,
-    compose.prior_horizon), near * (H - h) / (row - h) below.
+def ground_plane_prior(size: int, horizon: float, near: float = PRIOR_NEAR, far: float = PRIOR_FAR) -> np.ndarray:
+    """Depth of a flat ground seen level: the sky, 1, above the horizon (at `horizon` x H from
+    the top, compose.prior_horizon); below it near * (H - h) / (row - h), clipped to [near, far].
 
-    Rows are pixel centres; depth is clipped to [near, 1]. Returned as size x size float32.
+    Rows are pixel centres. Returned as size x size float32.
     """
     h = horizon * size
     rows = np.arange(size) + 0.5
-    depth = np.where(rows > h, near * (size - h) / np.maximum(rows - h, 1e-6), 1.0)
-    return np.broadcast_to(np.clip(depth, near, 1.0)[:, None], (size, size)).astype(np.float32)
+    ground = np.clip(near * (size - h) / np.maximum(rows - h, 1e-6), near, far)
+    return np.broadcast_to(np.where(rows > h, ground, 1.0)[:, None], (size, size)).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -63,15 +65,19 @@ def prepare_fg(fg: np.ndarray, mask_threshold: int) -> PreparedFg:
     return PreparedFg(fg[..., :3] * alpha, 1 - alpha, obj, bottom, obj[bottom] if len(rows) else obj[0])
 
 
-def compose_patch(bg: np.ndarray, bg_depth: np.ndarray, fg: PreparedFg, x: int, y: int) -> tuple[np.ndarray, np.float32]:
-    """The fg's box only: (fg_bg patch h, w, 3 uint8; object depth, NaN if the mask is empty)."""
+def compose_patch(bg: np.ndarray, bg_depth: np.ndarray, fg: PreparedFg, x: int, y: int,
+                  foot_cap: float = 1.0) -> tuple[np.ndarray, np.float32]:
+    """The fg's box only: (fg_bg patch h, w, 3 uint8; object depth, NaN if the mask is empty).
+
+    The object depth is at most `foot_cap`: PRIOR_FAR on the ground-plane prior, where a foot in
+    the sky stands at the horizon; 1 (no cap) on an exact bg depth."""
     h, w = fg.obj.shape
     if x < 0 or y < 0 or y + h > bg.shape[0] or x + w > bg.shape[1]:
         raise ValueError(f"fg of {w}x{h} at ({x}, {y}) does not fit inside a bg of {bg.shape[1]}x{bg.shape[0]}")
     patch = np.round(bg[y : y + h, x : x + w] * fg.keep + fg.premul).astype(np.uint8)
     if fg.bottom < 0:
         return patch, np.float32(np.nan)
-    return patch, np.float32(np.median(bg_depth[y + fg.bottom, x : x + w][fg.foot]))
+    return patch, np.float32(min(np.median(bg_depth[y + fg.bottom, x : x + w][fg.foot]), foot_cap))
 
 
 def placed_size(fg_shape: tuple[int, ...], scale) -> tuple[np.ndarray, np.ndarray]:

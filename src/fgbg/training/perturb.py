@@ -33,11 +33,12 @@ def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
 
 def cast_shadow(fg_bg: np.ndarray, mask: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     """fg_bg H, W, 3 float32 in [0, 1], darkened by the object's shadow outside the mask H, W bool."""
-    side = mask.shape[0]
+    h, w = mask.shape
+    side = max(h, w)  # the shift and the blur scale with the crop's longer side
     down = int(rng.integers(1, max(2, side // 10)))
     sideways = int(rng.integers(-(side // 10), side // 10 + 1))
     matrix = np.float32([[1, 0, sideways], [0, 1, down]])
-    shadow = cv2.warpAffine(mask.astype(np.float32), matrix, (side, mask.shape[1]))  # H, W
+    shadow = cv2.warpAffine(mask.astype(np.float32), matrix, (w, h))  # cv2 takes (width, height)
     shadow = _blur(shadow, max(1.0, side / 40))
     darkening = strength * rng.uniform(0.3, 1.0) * shadow * (1 - mask)  # H, W, never on the object
     return fg_bg * (1 - darkening[..., None])

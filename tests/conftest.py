@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from fgbg.composing.build import compose_dataset
-from fgbg.composing.compose import compose_patch, prepare_fg
+from fgbg.composing.compose import compose_patches, prepare_fg
 from fgbg.composing.synth import write_default_data
 from fgbg.core.checkpoint import Checkpoint, save_checkpoint
 from fgbg.core.config import ComposeConfig, ModelConfig, Params
@@ -69,7 +69,8 @@ def compose_sample(
     """bg S, S, 3 uint8; bg_depth S, S; fg h, w, 4 uint8 at column x, row y -> (fg_bg S, S, 3 uint8;
     mask S, S bool; depth S, S float32): the whole sample, where the store keeps only the fg's box."""
     prepared = prepare_fg(fg, mask_threshold)
-    patch, obj_depth = compose_patch(bg, bg_depth, prepared, x, y, foot_cap)
+    _, patches, obj_depths = compose_patches(bg, bg_depth, prepared, [x], [y], foot_cap)
+    patch, obj_depth = patches[0], obj_depths[0]
     h, w = prepared.obj.shape
     fg_bg = bg.copy()
     fg_bg[y : y + h, x : x + w] = patch

@@ -3,14 +3,14 @@ worker can be killed while shards are still being made (`dask worker --preload`)
 
 import time
 
-import fgbg.composing.build
+import fgbg.composing.shard
 
 
 def dask_setup(worker) -> None:
-    real = fgbg.composing.build._shard_bytes
+    real = fgbg.composing.shard.make_shard
 
     def slow(k, job):
         time.sleep(0.3)
         return real(k, job)
 
-    fgbg.composing.build._shard_bytes = slow  # the client's tasks name this function; the worker resolves it here
+    fgbg.composing.shard.make_shard = slow  # the client's tasks name this function; the worker resolves it here

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fgbg.composing.compose import PRIOR_FAR, ground_plane_prior, placements
+from fgbg.composing.compose import PRIOR_FAR, ground_plane_prior, placements, prepare_fg
 from fgbg.composing.sources import load_sources
 from fgbg.core.config import ComposeConfig
 from tests.conftest import compose_sample
@@ -154,3 +154,27 @@ def test_the_prior_horizon_reaches_the_stored_bg_depth(tiny_data, tmp_path):
     assert store.bg_depth[0][5:7, 0].tolist() == pytest.approx([0.4, 0.24]) 
     assert ground_plane_prior(16, 0.4)[5:7, 0].tolist() == pytest.approx([1, PRIOR_FAR])
     assert store.meta["compose"]["prior_horizon"] == 0.25
+
+
+def test_the_fixed_point_blend_rounds_every_value_exactly():
+    """blend == round((bg (255 - a) + rgb a) / 255) for every bg, rgb and alpha byte: 16.7 million cases,
+    against the exact rounding floor(m / 255 + 1/2) = (2m + 255) // 510 (m / 255 is never half an integer)."""
+    from fgbg.composing.compose import blend
+
+    v = np.arange(256, dtype=np.int64)
+    rgb, a = np.meshgrid(v, v, indexing="ij")  # 256 x 256: every (rgb, alpha) pair
+    fg = np.stack([rgb, rgb, rgb, a], axis=-1).astype(np.uint8)  # 256 x 256 fg of every pair
+    prepared = prepare_fg(fg, 128)
+    boxes = np.broadcast_to(v.astype(np.uint8)[:, None, None, None], (256, 256, 256, 3))  # every bg value
+    m = v[:, None, None] * (255 - a) + rgb * a  # bg, rgb, alpha
+    assert np.array_equal(blend(boxes, prepared)[..., 0], (2 * m + 255) // 510)
+
+
+def test_rgb_sums_by_hand():
+    from fgbg.composing.shard import rgb_sums
+
+    img = np.zeros((2, 1, 2, 3), np.uint8)
+    img[0, 0, 0] = (1, 2, 255)
+    img[0, 0, 1] = (3, 0, 255)
+    img[1] = 200
+    assert rgb_sums(img).tolist() == [[4, 2, 510, 10, 4, 2 * 65025], [400, 400, 400, 80000, 80000, 80000]]

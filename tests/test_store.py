@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fgbg.composing.build import _shard_bytes, compose_dataset
+from fgbg.composing.build import compose_dataset, make_shard
 from fgbg.composing.compose import ground_plane_prior, placed_fg
 from fgbg.composing.sources import load_sources
 from fgbg.dataset.export import export_dataset
@@ -85,15 +85,15 @@ def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, 
         calls.append(k)
         if len(calls) == 3:
             raise KeyboardInterrupt  # as if killed mid-run
-        return _shard_bytes(k, job)
+        return make_shard(k, job)
 
-    monkeypatch.setattr(build, "_shard_bytes", dies_on_third)
+    monkeypatch.setattr(build, "make_shard", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     work = tmp_path / "composed.partial"
     assert not out.exists() and len(list((work / SHARDS).glob("*.bin"))) == 2
     assert not list(work.rglob("*.tmp"))
-    monkeypatch.setattr(build, "_shard_bytes", _shard_bytes)
+    monkeypatch.setattr(build, "make_shard", make_shard)
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     _same_files(tiny_dataset, out)
     assert not work.exists()
@@ -125,7 +125,7 @@ def test_a_kill_while_completing_keeps_every_shard(tiny_data, tiny_dataset, tmp_
     monkeypatch.setattr(Path, "rename", real_rename)
     monkeypatch.setattr(build, "atomic_write_json", real_write)
     composed = []
-    monkeypatch.setattr(build, "_shard_bytes", lambda k, job: composed.append(k) or _shard_bytes(k, job))
+    monkeypatch.setattr(build, "make_shard", lambda k, job: composed.append(k) or make_shard(k, job))
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     assert composed == []  # nothing composed again
     _same_files(tiny_dataset, out)
@@ -203,7 +203,7 @@ def full_on_shard_3(k, job):
 
     if k == 3:
         raise OSError(errno.ENOSPC, "No space left on device")
-    return _shard_bytes(k, job)
+    return make_shard(k, job)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -211,10 +211,10 @@ def test_a_full_disk_is_one_clear_error_and_the_rerun_resumes(tiny_data, tiny_da
     import fgbg.composing.build as build
     from fgbg.core.errors import InputError
 
-    monkeypatch.setattr(build, "_shard_bytes", full_on_shard_3)
+    monkeypatch.setattr(build, "make_shard", full_on_shard_3)
     cfg = dataclasses.replace(TINY_COMPOSE, workers=workers)
     with pytest.raises(InputError, match=r"composed.partial: the disk is full .* finished shard\(s\) of 5 are kept"):
         compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
-    monkeypatch.setattr(build, "_shard_bytes", _shard_bytes)
+    monkeypatch.setattr(build, "make_shard", make_shard)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
     _same_files(tiny_dataset, tmp_path / "composed")

@@ -66,10 +66,10 @@ def test_one_onnx_session_serves_every_shard(tiny_data, mean_model, tmp_path, mo
         made.append(1)
         return real(*args, **kwargs)
 
-    import fgbg.composing.build
+    import fgbg.composing.shard
 
     monkeypatch.setattr(fgbg.composing.teacher, "Teacher", counting)
-    monkeypatch.setattr(fgbg.composing.build, "_TEACHERS", {})  # as in a fresh process
+    monkeypatch.setattr(fgbg.composing.shard, "_TEACHERS", {})  # as in a fresh process
     teacher = TeacherConfig(model=str(mean_model), input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)
     cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher, shard_size=5)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
@@ -83,7 +83,7 @@ def test_a_rerun_with_another_model_at_the_same_path_starts_afresh(tiny_data, me
     model = tmp_path / "teacher.onnx"
     teacher = TeacherConfig(model=str(model), input_size=0, mean=(0, 0, 0), std=(1, 1, 1), batch=4)
     cfg = dataclasses.replace(TINY_COMPOSE, depth="teacher", teacher=teacher)
-    real = build._shard_bytes
+    real = build.make_shard
     calls = []
 
     def dies_on_third(k, job):
@@ -93,10 +93,10 @@ def test_a_rerun_with_another_model_at_the_same_path_starts_afresh(tiny_data, me
         return real(k, job)
 
     _negated_model(mean_model, model)  # the old model: its depth is the new one's, inverted
-    monkeypatch.setattr(build, "_shard_bytes", dies_on_third)
+    monkeypatch.setattr(build, "make_shard", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
-    monkeypatch.setattr(build, "_shard_bytes", real)
+    monkeypatch.setattr(build, "make_shard", real)
     model.write_bytes(mean_model.read_bytes())
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "fresh", cfg=cfg)

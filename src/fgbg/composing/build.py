@@ -18,35 +18,23 @@ fgbg.dataset.stats adds up.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
-import io
 import json
 import logging
 import math
 import shutil
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fgbg.composing.compose import (
-    PreparedFg,
-    compose_patch,
-    PRIOR_FAR,
-    ground_plane_prior,
-    placed_fg,
-    placed_size,
-    placements,
-    prepare_fg,
-)
+from fgbg.composing.compose import PRIOR_FAR, ground_plane_prior, placements
+from fgbg.composing.shard import ShardJob, make_shard, rgb_sums
 from fgbg.composing.sources import Sources, load_sources
 from fgbg.core.config import COMPOSE_RUNTIME_KEYS, ComposeConfig, identity, params_hash
 from fgbg.core.errors import InputError
-from fgbg.core.imageio import atomic_path, atomic_write_bytes, atomic_write_json, decode_image, encode_image
+from fgbg.core.imageio import atomic_path, atomic_write_bytes, atomic_write_json
 from fgbg.core.progress import progress
 from fgbg.dataset.store import (
     BG,
@@ -55,10 +43,6 @@ from fgbg.dataset.store import (
     INDEX,
     META,
     SHARDS,
-    SUM_COLUMNS,
-    decode_depth,
-    encode_alpha,
-    encode_depth,
     file_records,
     shard_name,
 )
@@ -66,103 +50,9 @@ from fgbg.dataset.store import (
 log = logging.getLogger(__name__)
 
 
-_TEACHERS: dict = {}  # per process: one ONNX session, not one per shard
-
-
-def _rgb_sums(img: np.ndarray) -> np.ndarray:
-    """[sum r, g, b, sum of squares r, g, b] of an h, w, 3 uint8 image, exact (float64 BLAS)."""
-    f = img.reshape(-1, 3).astype(np.float64)
-    ones = np.ones(f.shape[0])
-    return np.concatenate([ones @ f, ones @ (f * f)])
-
-
 def _rows_path(work: Path, k: int) -> Path:
     """Shard k's index rows; written after the shard, so its presence marks the shard done."""
     return work / "rows" / f"{k:05d}.parquet"
-
-
-@dataclass(frozen=True, eq=False)
-class ShardJob:
-    """What every shard of one run needs: sent to each Dask worker once (a module-level dataclass, so
-    it pickles), and passed to `_shard_bytes` with each shard's number."""
-
-    cfg: ComposeConfig
-    plan: pd.DataFrame  # every placement, in sample order (compose.placements)
-    sources: Sources
-    depths: np.ndarray  # N_bg, S, S float32: each bg's depth (exact, or the ground-plane prior)
-    foot_caps: np.ndarray  # N_bg float: the most depth an object takes (compose_patch): PRIOR_FAR on the prior
-    bg_sums: np.ndarray  # N_bg, 6 int64: each bg's sums and sums of squares per channel (as _rgb_sums)
-    depth_sums: np.ndarray  # N_bg, 2 float64: each bg depth's sum and sum of squares
-    threads: int  # onnxruntime threads of a teacher session (0: its default)
-    teacher_model: bytes | None  # the teacher's ONNX bytes under depth: teacher
-    teacher_sha256: str | None
-
-
-def _shard_bytes(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
-    """Shard k of the job's plan: (k, the shard file's bytes, its index rows as parquet bytes)."""
-    cfg = job.cfg
-    plan = job.plan.iloc[k * cfg.shard_size : (k + 1) * cfg.shard_size]
-    src = job.sources
-    depths = job.depths
-    teacher = None
-    if cfg.depth == "teacher":
-        from fgbg.composing.teacher import Teacher
-
-        key = (job.teacher_sha256, json.dumps(dataclasses.asdict(cfg.teacher), sort_keys=True))
-        if key not in _TEACHERS:  # one ONNX session per process (a Dask worker keeps it), not per shard
-            _TEACHERS[key] = Teacher(cfg.teacher, job.teacher_model, threads=job.threads)
-        teacher = _TEACHERS[key]
-    prepared: dict[tuple, tuple[PreparedFg, bytes]] = {}
-    out_rows = []
-    offset = 0
-    step = cfg.teacher.batch if teacher else len(plan)
-    f = io.BytesIO()  # the records of the shard, back to back
-    for start in range(0, len(plan), step):
-        chunk = list(plan.iloc[start : start + step].itertuples())
-        parts = []
-        for r in chunk:
-            full_h, full_w = placed_size(src.fg[r.fg_idx].shape, r.scale)
-            key = (r.fg_idx, r.flip, int(full_h), int(full_w), r.h, r.w)
-            if key not in prepared:
-                if len(prepared) > 64:
-                    prepared.clear()
-                placed = placed_fg(src.fg[r.fg_idx], r.flip, int(full_h), int(full_w))[: r.h, : r.w]  # grid: cropped
-                fg = prepare_fg(np.ascontiguousarray(placed), cfg.mask_threshold)
-                prepared[key] = (fg, encode_alpha(placed[..., 3]))
-            parts.append((*compose_patch(src.bg[r.bg_idx], depths[r.bg_idx], prepared[key][0], r.x, r.y,
-                                        job.foot_caps[r.bg_idx]),
-                          *prepared[key]))
-        teacher_depth = [None] * len(chunk)
-        if teacher:
-            full = np.stack([src.bg[r.bg_idx] for r in chunk])
-            for img, r, (patch, *_) in zip(full, chunk, parts):
-                img[r.y : r.y + r.h, r.x : r.x + r.w] = patch
-            teacher_depth = list(teacher.predict(full))
-        for r, (patch, obj_depth, fg, alpha), tdepth in zip(chunk, parts, teacher_depth):
-            blobs = [encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality), alpha, encode_depth(tdepth)]
-            stored = decode_image(blobs[0]) if cfg.fg_bg_format == "jpeg" else patch
-            box = src.bg[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w]
-            rgb = job.bg_sums[r.bg_idx] + _rgb_sums(stored) - _rgb_sums(box)
-            n_obj = int(fg.obj.sum())
-            if tdepth is None:
-                under = depths[r.bg_idx][r.y : r.y + r.h, r.x : r.x + r.w][fg.obj].astype(np.float64)
-                od = 0.0 if np.isnan(obj_depth) else float(obj_depth)
-                d_sum = job.depth_sums[r.bg_idx][0] - under.sum() + od * n_obj
-                d_sq = job.depth_sums[r.bg_idx][1] - (under * under).sum() + od * od * n_obj
-            else:
-                q = decode_depth(blobs[2]).astype(np.float64)
-                d_sum, d_sq = q.sum(), (q * q).sum()
-            for blob in blobs:
-                f.write(blob)
-            crc = zlib.crc32(b"".join(blobs))  # checked on every read (fgbg.dataset.store)
-            out_rows.append([offset, *map(len, blobs), crc, obj_depth, *rgb.astype(np.int64), n_obj, d_sum, d_sq])
-            offset += sum(map(len, blobs))
-    cols = ["offset", "patch_len", "alpha_len", "depth_len", "crc32", "obj_depth", *SUM_COLUMNS]
-    rows = pd.DataFrame(out_rows, columns=cols)
-    rows.insert(0, "shard", k)
-    buf = io.BytesIO()
-    rows.to_parquet(buf, index=False)
-    return k, f.getvalue(), buf.getvalue()
 
 
 def _write_shard(work: Path, k: int, shard: bytes, rows: bytes) -> None:
@@ -243,14 +133,14 @@ def _make_shards(todo: list[int], job: ShardJob, work: Path, workers: int, sched
     if workers == 1 and not scheduler:
         with progress(total=len(todo), desc="compose", unit="shard") as bar:
             for k in todo:
-                _write_shard(work, *_shard_bytes(k, job))
+                _write_shard(work, *make_shard(k, job))
                 bar.update()
         return
     from distributed import as_completed
 
     with _cluster(workers, scheduler) as client, progress(total=len(todo), desc="compose", unit="shard") as bar:
         shared = client.scatter(job, broadcast=True)  # the sources travel to each worker once
-        futures = client.map(_shard_bytes, todo, job=shared, pure=False)
+        futures = client.map(make_shard, todo, job=shared, pure=False)
         for future in as_completed(futures):
             _write_shard(work, *future.result())
             bar.update()
@@ -307,12 +197,11 @@ def compose_dataset(
     todo = [k for k in range(n_shards) if not _rows_path(work, k).is_file()]
     depths = np.stack([depth if depth is not None else ground_plane_prior(cfg.bg_size, cfg.prior_horizon)
                        for depth in sources.bg_depth])
-    bg64 = sources.bg.reshape(len(sources.bg), -1, 3).astype(np.int64)
     d64 = depths.reshape(len(depths), -1).astype(np.float64)
     job = ShardJob(
         cfg=cfg, plan=plan, sources=sources, depths=depths,
         foot_caps=np.array([1.0 if depth is not None else PRIOR_FAR for depth in sources.bg_depth]),
-        bg_sums=np.concatenate([bg64.sum(1), (bg64 * bg64).sum(1)], axis=1),
+        bg_sums=rgb_sums(sources.bg),
         depth_sums=np.stack([d64.sum(1), (d64 * d64).sum(1)], axis=1),
         threads=1 if cfg.workers > 1 or scheduler else 0, teacher_model=teacher_model, teacher_sha256=teacher_sha256,
     )

@@ -50,34 +50,51 @@ def ground_plane_prior(size: int, horizon: float, near: float = PRIOR_NEAR, far:
 class PreparedFg:
     """What every placement of one fg (flipped, resized) shares, computed once."""
 
-    premul: np.ndarray  # h, w, 3 float32: rgb * alpha
-    keep: np.ndarray  # h, w, 1 float32: 1 - alpha
+    premul: np.ndarray  # h, w, 3 uint16: rgb * alpha + 128 (the rounding of `blend`)
+    keep: np.ndarray  # h, w, 1 uint16: 255 - alpha
     obj: np.ndarray  # h, w bool: alpha >= threshold
     bottom: int  # the lowest row with an object pixel, -1 if none
-    foot: np.ndarray  # w bool: the object pixels of that row
+    foot: np.ndarray  # the columns of that row's object pixels
 
 
 def prepare_fg(fg: np.ndarray, mask_threshold: int) -> PreparedFg:
-    alpha = fg[..., 3:4].astype(np.float32) / 255.0  # h, w, 1
+    alpha = fg[..., 3:4].astype(np.uint16)  # h, w, 1
     obj = fg[..., 3] >= mask_threshold
     rows = np.nonzero(obj.any(axis=1))[0]
     bottom = int(rows[-1]) if len(rows) else -1
-    return PreparedFg(fg[..., :3] * alpha, 1 - alpha, obj, bottom, obj[bottom] if len(rows) else obj[0])
+    foot = np.nonzero(obj[bottom])[0] if len(rows) else np.zeros(0, np.intp)
+    return PreparedFg(fg[..., :3] * alpha + 128, 255 - alpha, obj, bottom, foot)
 
 
-def compose_patch(bg: np.ndarray, bg_depth: np.ndarray, fg: PreparedFg, x: int, y: int,
-                  foot_cap: float = 1.0) -> tuple[np.ndarray, np.float32]:
-    """The fg's box only: (fg_bg patch h, w, 3 uint8; object depth, NaN if the mask is empty).
+def blend(boxes: np.ndarray, fg: PreparedFg) -> np.ndarray:
+    """N, h, w, 3 uint8 bg boxes with the fg alpha-blended over each: round((bg (255 - a) + rgb a) / 255),
+    exact in 16-bit fixed point: with n = bg (255 - a) + rgb a + 128 <= 65153, round(./255) = (n + n // 256) // 256."""
+    n = boxes.astype(np.uint16)
+    n *= fg.keep
+    n += fg.premul
+    n += n >> 8
+    n >>= 8
+    return n.astype(np.uint8)
 
-    The object depth is at most `foot_cap`: PRIOR_FAR on the ground-plane prior, where a foot in
-    the sky stands at the horizon; 1 (no cap) on an exact bg depth."""
+
+def compose_patches(bg: np.ndarray, bg_depth: np.ndarray, fg: PreparedFg, xs: np.ndarray, ys: np.ndarray,
+                    foot_cap: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fg on one bg at N positions (top-left corners xs, ys), its box only: (bg boxes and fg_bg
+    patches, N, h, w, 3 uint8; object depths, N float32, NaN where the mask is empty).
+
+    The object depth is the median bg depth under its foot, at most `foot_cap`: PRIOR_FAR on the
+    ground-plane prior, where a foot in the sky stands at the horizon; 1 (no cap) on an exact bg depth."""
     h, w = fg.obj.shape
-    if x < 0 or y < 0 or y + h > bg.shape[0] or x + w > bg.shape[1]:
+    xs, ys = np.asarray(xs, np.intp), np.asarray(ys, np.intp)
+    outside = (xs < 0) | (ys < 0) | (ys + h > bg.shape[0]) | (xs + w > bg.shape[1])
+    if outside.any():
+        x, y = xs[outside][0], ys[outside][0]
         raise ValueError(f"fg of {w}x{h} at ({x}, {y}) does not fit inside a bg of {bg.shape[1]}x{bg.shape[0]}")
-    patch = np.round(bg[y : y + h, x : x + w] * fg.keep + fg.premul).astype(np.uint8)
+    boxes = np.stack([bg[y : y + h, x : x + w] for x, y in zip(xs, ys)])
     if fg.bottom < 0:
-        return patch, np.float32(np.nan)
-    return patch, np.float32(min(np.median(bg_depth[y + fg.bottom, x : x + w][fg.foot]), foot_cap))
+        return boxes, blend(boxes, fg), np.full(len(xs), np.nan, np.float32)
+    under_foot = bg_depth[(ys + fg.bottom)[:, None], xs[:, None] + fg.foot]  # N, foot width
+    return boxes, blend(boxes, fg), np.minimum(np.median(under_foot, axis=1), foot_cap).astype(np.float32)
 
 
 def placed_size(fg_shape: tuple[int, ...], scale) -> tuple[np.ndarray, np.ndarray]:

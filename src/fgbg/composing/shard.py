@@ -1,0 +1,140 @@
+"""One shard of the composed dataset: its records, and its index rows with the exact sums that
+fgbg.dataset.stats adds up.
+
+The plan's placements come in runs that share a placed fg and a bg (the N positions of one fg,
+flip and bg): each run is one batched blend (compose.compose_patches), one batched sum, and a
+codec call per sample. A shard depends on nothing but its placements, so the same shard comes
+out byte for byte wherever and whenever it is made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from fgbg.composing.compose import PreparedFg, compose_patches, placed_fg, placed_size, prepare_fg
+from fgbg.composing.sources import Sources
+from fgbg.core.config import ComposeConfig
+from fgbg.core.imageio import decode_image, encode_image
+from fgbg.dataset.store import SUM_COLUMNS, decode_depth, encode_alpha, encode_depth
+
+_TEACHERS: dict = {}  # per process: one ONNX session, not one per shard
+_SQUARES = (np.arange(256) ** 2).astype(np.uint16)  # 255^2 = 65025 fits
+ROW_COLUMNS = ["offset", "patch_len", "alpha_len", "depth_len", "crc32", "obj_depth", *SUM_COLUMNS]
+
+
+def rgb_sums(images: np.ndarray) -> np.ndarray:
+    """N, 6 int64: [sum r, g, b, sum of squares r, g, b] of each of N, h, w, 3 uint8 images, exact."""
+    flat = images.reshape(len(images), -1, 3)
+    return np.concatenate([flat.sum(axis=1, dtype=np.int64), _SQUARES[flat].sum(axis=1, dtype=np.int64)], axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class ShardJob:
+    """What every shard of one run needs: sent to each Dask worker once (a module-level dataclass, so
+    it pickles), and passed to `make_shard` with each shard's number."""
+
+    cfg: ComposeConfig
+    plan: pd.DataFrame  # every placement, in sample order (compose.placements)
+    sources: Sources
+    depths: np.ndarray  # N_bg, S, S float32: each bg's depth (exact, or the ground-plane prior)
+    foot_caps: np.ndarray  # N_bg float: the most depth an object takes (compose_patches): PRIOR_FAR on the prior
+    bg_sums: np.ndarray  # N_bg, 6 int64: each bg's sums and sums of squares per channel (as rgb_sums)
+    depth_sums: np.ndarray  # N_bg, 2 float64: each bg depth's sum and sum of squares
+    threads: int  # onnxruntime threads of a teacher session (0: its default)
+    teacher_model: bytes | None  # the teacher's ONNX bytes under depth: teacher
+    teacher_sha256: str | None
+
+
+def _runs(plan: pd.DataFrame, full_h: np.ndarray, full_w: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of consecutive placements with one placed fg (fg, flip, size, crop) on one bg."""
+    keys = np.stack([plan[c].to_numpy() for c in ("fg_idx", "flip", "bg_idx", "h", "w")] + [full_h, full_w], axis=1)
+    starts = [0, *(np.nonzero((keys[1:] != keys[:-1]).any(axis=1))[0] + 1).tolist()]
+    return list(zip(starts, [*starts[1:], len(plan)]))
+
+
+def _teacher(job: ShardJob):
+    """The process's teacher session for this job (a Dask worker keeps it between shards)."""
+    from fgbg.composing.teacher import Teacher
+
+    key = (job.teacher_sha256, json.dumps(dataclasses.asdict(job.cfg.teacher), sort_keys=True))
+    if key not in _TEACHERS:
+        _TEACHERS[key] = Teacher(job.cfg.teacher, job.teacher_model, threads=job.threads)
+    return _TEACHERS[key]
+
+
+def make_shard(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
+    """Shard k of the job's plan: (k, the shard file's bytes, its index rows as parquet bytes)."""
+    cfg, src = job.cfg, job.sources
+    plan = job.plan.iloc[k * cfg.shard_size : (k + 1) * cfg.shard_size]
+    n = len(plan)
+    bg_idx, xs, ys = (plan[c].to_numpy() for c in ("bg_idx", "x", "y"))
+    fg_shapes = np.array([fg.shape[:2] for fg in src.fg])[plan["fg_idx"].to_numpy()]
+    full_h, full_w = placed_size((fg_shapes[:, 0], fg_shapes[:, 1]), plan["scale"].to_numpy())
+    patch_blobs, alpha_blobs, depth_blobs = [b""] * n, [b""] * n, [b""] * n
+    obj_depth = np.empty(n, np.float32)
+    rgb = np.empty((n, 6), np.int64)
+    n_obj = np.empty(n, np.int64)
+    d_sums = np.empty((n, 2), np.float64)
+    patches = [None] * n  # kept for the teacher, which sees whole images
+    prepared: dict[tuple, tuple[PreparedFg, bytes]] = {}
+    for start, stop in _runs(plan, full_h, full_w):
+        r = plan.iloc[start]
+        key = (r.fg_idx, r.flip, int(full_h[start]), int(full_w[start]), r.h, r.w)
+        if key not in prepared:
+            if len(prepared) > 64:
+                prepared.clear()
+            placed = placed_fg(src.fg[r.fg_idx], r.flip, *key[2:4])[: r.h, : r.w]  # grid: cropped at the border
+            prepared[key] = (prepare_fg(np.ascontiguousarray(placed), cfg.mask_threshold), encode_alpha(placed[..., 3]))
+        fg, alpha_blobs[start:stop] = prepared[key][0], [prepared[key][1]] * (stop - start)
+        b = r.bg_idx
+        boxes, run_patches, obj_depth[start:stop] = compose_patches(
+            src.bg[b], job.depths[b], fg, xs[start:stop], ys[start:stop], job.foot_caps[b])
+        patch_blobs[start:stop] = [encode_image(p, cfg.fg_bg_format, cfg.jpeg_quality) for p in run_patches]
+        stored = run_patches if cfg.fg_bg_format == "png" else np.stack(
+            [decode_image(blob) for blob in patch_blobs[start:stop]])  # the sums are of the bytes as read
+        rgb[start:stop] = job.bg_sums[b] + rgb_sums(stored) - rgb_sums(boxes)
+        n_obj[start:stop] = fg.obj.sum()
+        if cfg.depth == "geometry":
+            h, w = fg.obj.shape
+            under = np.stack([job.depths[b][y : y + h, x : x + w][fg.obj] for x, y in zip(xs[start:stop], ys[start:stop])])
+            under = under.astype(np.float64)
+            od = np.nan_to_num(obj_depth[start:stop].astype(np.float64))
+            d_sums[start:stop, 0] = job.depth_sums[b][0] - under.sum(axis=1) + od * n_obj[start:stop]
+            d_sums[start:stop, 1] = job.depth_sums[b][1] - (under * under).sum(axis=1) + od * od * n_obj[start:stop]
+        else:
+            patches[start:stop] = list(run_patches)
+    if cfg.depth == "teacher":
+        teacher, step = _teacher(job), cfg.teacher.batch
+        for start in range(0, n, step):
+            full = src.bg[bg_idx[start : start + step]].copy()
+            for img, i in zip(full, range(start, start + step)):
+                h, w = patches[i].shape[:2]
+                img[ys[i] : ys[i] + h, xs[i] : xs[i] + w] = patches[i]
+            for i, depth in zip(range(start, start + step), teacher.predict(full)):
+                depth_blobs[i] = encode_depth(depth)
+                q = decode_depth(depth_blobs[i]).astype(np.float64)  # the sums are of the depth as read
+                d_sums[i] = q.sum(), (q * q).sum()
+    f = io.BytesIO()  # the records of the shard, back to back
+    lengths = np.array([[len(a), len(b), len(c)] for a, b, c in zip(patch_blobs, alpha_blobs, depth_blobs)])
+    crc = np.empty(n, np.int64)
+    for i, blobs in enumerate(zip(patch_blobs, alpha_blobs, depth_blobs)):
+        crc[i] = 0
+        for blob in blobs:
+            f.write(blob)
+            crc[i] = zlib.crc32(blob, crc[i])  # checked on every read (fgbg.dataset.store)
+    offsets = np.concatenate([[0], np.cumsum(lengths.sum(axis=1))[:-1]])
+    rows = pd.DataFrame({"shard": k, "offset": offsets, "patch_len": lengths[:, 0], "alpha_len": lengths[:, 1],
+                         "depth_len": lengths[:, 2], "crc32": crc, "obj_depth": obj_depth})
+    for j, col in enumerate(SUM_COLUMNS[:6]):
+        rows[col] = rgb[:, j]
+    rows["mask_sum"], rows["depth_sum"], rows["depth_sq"] = n_obj, d_sums[:, 0], d_sums[:, 1]
+    buf = io.BytesIO()
+    rows.to_parquet(buf, index=False)
+    return k, f.getvalue(), buf.getvalue()

@@ -21,7 +21,7 @@ import pandas as pd
 from fgbg.composing.compose import PreparedFg, compose_patches, placed_fg, placed_size, prepare_fg
 from fgbg.composing.sources import Sources
 from fgbg.core.config import ComposeConfig
-from fgbg.core.imageio import decode_image, encode_image
+from fgbg.core.imageio import decode_image, encode_image, to_bgr
 from fgbg.dataset.store import SUM_COLUMNS, decode_depth, encode_alpha, encode_depth
 
 _TEACHERS: dict = {}  # per process: one ONNX session, not one per shard
@@ -33,6 +33,11 @@ def rgb_sums(images: np.ndarray) -> np.ndarray:
     """N, 6 int64: [sum r, g, b, sum of squares r, g, b] of each of N, h, w, 3 uint8 images, exact."""
     flat = images.reshape(len(images), -1, 3)
     return np.concatenate([flat.sum(axis=1, dtype=np.int64), _SQUARES[flat].sum(axis=1, dtype=np.int64)], axis=1)
+
+
+def _bgr_to_rgb_sums(sums: np.ndarray) -> np.ndarray:
+    """rgb_sums of images in BGR order -> in RGB order."""
+    return sums[:, [2, 1, 0, 5, 4, 3]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,10 +101,11 @@ def make_shard(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
         b = r.bg_idx
         boxes, run_patches, obj_depth[start:stop] = compose_patches(
             src.bg[b], job.depths[b], fg, xs[start:stop], ys[start:stop], job.foot_caps[b])
-        patch_blobs[start:stop] = [encode_image(p, cfg.fg_bg_format, cfg.jpeg_quality) for p in run_patches]
-        stored = run_patches if cfg.fg_bg_format == "png" else np.stack(
-            [decode_image(blob) for blob in patch_blobs[start:stop]])  # the sums are of the bytes as read
-        rgb[start:stop] = job.bg_sums[b] + rgb_sums(stored) - rgb_sums(boxes)
+        bgr_patches = to_bgr(run_patches)  # OpenCV's order, flipped once for the run
+        patch_blobs[start:stop] = [encode_image(p, cfg.fg_bg_format, cfg.jpeg_quality, bgr=True) for p in bgr_patches]
+        stored = bgr_patches if cfg.fg_bg_format == "png" else np.stack(
+            [decode_image(blob, bgr=True) for blob in patch_blobs[start:stop]])  # the sums are of the bytes as read
+        rgb[start:stop] = job.bg_sums[b] + _bgr_to_rgb_sums(rgb_sums(stored)) - rgb_sums(boxes)
         n_obj[start:stop] = fg.obj.sum()
         if cfg.depth == "geometry":
             h, w = fg.obj.shape

@@ -69,7 +69,7 @@ def compose_sample(
     """bg S, S, 3 uint8; bg_depth S, S; fg h, w, 4 uint8 at column x, row y -> (fg_bg S, S, 3 uint8;
     mask S, S bool; depth S, S float32): the whole sample, where the store keeps only the fg's box."""
     prepared = prepare_fg(fg, mask_threshold)
-    _, patches, obj_depths = compose_patches(bg, bg_depth, prepared, [x], [y], foot_cap)
+    patches, obj_depths = compose_patches(bg, bg_depth, prepared, [x], [y], foot_cap)
     patch, obj_depth = patches[0], obj_depths[0]
     h, w = prepared.obj.shape
     fg_bg = bg.copy()

@@ -170,11 +170,18 @@ def test_the_fixed_point_blend_rounds_every_value_exactly():
     assert np.array_equal(blend(boxes, prepared)[..., 0], (2 * m + 255) // 510)
 
 
-def test_rgb_sums_by_hand():
+def test_rgb_sums_by_hand_and_exact_where_doubles_are_tight():
+    """OpenCV's mean and standard deviation, turned back into sums: exact integers, by hand on a tiny
+    image, and against int64 sums on 192 px images of noise, of all 255 and of one bright pixel."""
     from fgbg.composing.shard import rgb_sums
 
-    img = np.zeros((2, 1, 2, 3), np.uint8)
-    img[0, 0, 0] = (1, 2, 255)
-    img[0, 0, 1] = (3, 0, 255)
-    img[1] = 200
-    assert rgb_sums(img).tolist() == [[4, 2, 510, 10, 4, 2 * 65025], [400, 400, 400, 80000, 80000, 80000]]
+    img = np.zeros((1, 2, 3), np.uint8)
+    img[0, 0] = (1, 2, 255)
+    img[0, 1] = (3, 0, 255)
+    assert rgb_sums(img).tolist() == [4, 2, 510, 10, 4, 2 * 65025]
+    one_bright = np.zeros((192, 192, 3), np.uint8)
+    one_bright[5, 7] = (255, 1, 0)
+    noise = np.random.default_rng(0).integers(0, 256, (192, 192, 3), dtype=np.uint8)
+    for image in (noise, np.full((192, 192, 3), 255, np.uint8), one_bright, noise[3:90, 10:150]):
+        flat = image.reshape(-1, 3).astype(np.int64)
+        assert rgb_sums(image).tolist() == [*flat.sum(0), *(flat * flat).sum(0)]

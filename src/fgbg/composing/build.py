@@ -201,7 +201,7 @@ def compose_dataset(
     job = ShardJob(
         cfg=cfg, plan=plan, sources=sources, depths=depths,
         foot_caps=np.array([1.0 if depth is not None else PRIOR_FAR for depth in sources.bg_depth]),
-        bg_sums=rgb_sums(sources.bg),
+        bg_sums=np.stack([rgb_sums(bg) for bg in sources.bg]),
         depth_sums=np.stack([d64.sum(1), (d64 * d64).sum(1)], axis=1),
         threads=1 if cfg.workers > 1 or scheduler else 0, teacher_model=teacher_model, teacher_sha256=teacher_sha256,
     )

@@ -51,25 +51,27 @@ class PreparedFg:
     """What every placement of one fg (flipped, resized) shares, computed once."""
 
     premul: np.ndarray  # h, w, 3 uint16: rgb * alpha + 128 (the rounding of `blend`)
-    keep: np.ndarray  # h, w, 1 uint16: 255 - alpha
+    keep: np.ndarray  # h, w, 3 uint16: 255 - alpha (per channel: contiguous inner loops)
     obj: np.ndarray  # h, w bool: alpha >= threshold
     bottom: int  # the lowest row with an object pixel, -1 if none
     foot: np.ndarray  # the columns of that row's object pixels
+    n_obj: int  # the number of object pixels
 
 
 def prepare_fg(fg: np.ndarray, mask_threshold: int) -> PreparedFg:
-    alpha = fg[..., 3:4].astype(np.uint16)  # h, w, 1
+    alpha = np.repeat(fg[..., 3:4], 3, axis=2).astype(np.uint16)  # h, w, 3
     obj = fg[..., 3] >= mask_threshold
     rows = np.nonzero(obj.any(axis=1))[0]
     bottom = int(rows[-1]) if len(rows) else -1
     foot = np.nonzero(obj[bottom])[0] if len(rows) else np.zeros(0, np.intp)
-    return PreparedFg(fg[..., :3] * alpha + 128, 255 - alpha, obj, bottom, foot)
+    return PreparedFg(fg[..., :3] * alpha + 128, 255 - alpha, obj, bottom, foot, int(obj.sum()))
 
 
-def blend(boxes: np.ndarray, fg: PreparedFg) -> np.ndarray:
-    """N, h, w, 3 uint8 bg boxes with the fg alpha-blended over each: round((bg (255 - a) + rgb a) / 255),
-    exact in 16-bit fixed point: with n = bg (255 - a) + rgb a + 128 <= 65153, round(./255) = (n + n // 256) // 256."""
-    n = boxes.astype(np.uint16)
+def blend(box: np.ndarray, fg: PreparedFg) -> np.ndarray:
+    """An h, w, 3 uint8 bg box with the fg alpha-blended over it: round((bg (255 - a) + rgb a) / 255),
+    exact in 16-bit fixed point: with n = bg (255 - a) + rgb a + 128 <= 65153, round(./255) = (n + n // 256) // 256.
+    One box at a time: its temporaries stay small enough to be reused, where a batch's page-fault afresh."""
+    n = box.astype(np.uint16)
     n *= fg.keep
     n += fg.premul
     n += n >> 8
@@ -78,9 +80,9 @@ def blend(boxes: np.ndarray, fg: PreparedFg) -> np.ndarray:
 
 
 def compose_patches(bg: np.ndarray, bg_depth: np.ndarray, fg: PreparedFg, xs: np.ndarray, ys: np.ndarray,
-                    foot_cap: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The fg on one bg at N positions (top-left corners xs, ys), its box only: (bg boxes and fg_bg
-    patches, N, h, w, 3 uint8; object depths, N float32, NaN where the mask is empty).
+                    foot_cap: float = 1.0) -> tuple[list[np.ndarray], np.ndarray]:
+    """The fg on one bg at N positions (top-left corners xs, ys), its box only: (N fg_bg patches,
+    h, w, 3 uint8; N object depths, float32, NaN where the mask is empty).
 
     The object depth is the median bg depth under its foot, at most `foot_cap`: PRIOR_FAR on the
     ground-plane prior, where a foot in the sky stands at the horizon; 1 (no cap) on an exact bg depth."""
@@ -90,11 +92,11 @@ def compose_patches(bg: np.ndarray, bg_depth: np.ndarray, fg: PreparedFg, xs: np
     if outside.any():
         x, y = xs[outside][0], ys[outside][0]
         raise ValueError(f"fg of {w}x{h} at ({x}, {y}) does not fit inside a bg of {bg.shape[1]}x{bg.shape[0]}")
-    boxes = np.stack([bg[y : y + h, x : x + w] for x, y in zip(xs, ys)])
+    patches = [blend(bg[y : y + h, x : x + w], fg) for x, y in zip(xs, ys)]
     if fg.bottom < 0:
-        return boxes, blend(boxes, fg), np.full(len(xs), np.nan, np.float32)
+        return patches, np.full(len(xs), np.nan, np.float32)
     under_foot = bg_depth[(ys + fg.bottom)[:, None], xs[:, None] + fg.foot]  # N, foot width
-    return boxes, blend(boxes, fg), np.minimum(np.median(under_foot, axis=1), foot_cap).astype(np.float32)
+    return patches, np.minimum(np.median(under_foot, axis=1), foot_cap).astype(np.float32)
 
 
 def placed_size(fg_shape: tuple[int, ...], scale) -> tuple[np.ndarray, np.ndarray]:

@@ -94,16 +94,15 @@ def uint16_to_depth(levels: np.ndarray) -> np.ndarray:
     return levels.astype(np.float32) / 65535
 
 
-def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95, bgr: bool = False) -> bytes:
-    """PNG (lossless; uint8 grey/RGB/RGBA or uint16 grey) or JPEG bytes of an array (`bgr`: whose
-    colours are already in OpenCV's order, as a batch flipped once gives them; see `to_bgr`).
+def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
+    """PNG (lossless; uint8 grey/RGB/RGBA or uint16 grey) or JPEG bytes of an array.
 
     OpenCV's codecs (libjpeg-turbo, libpng): 1.5 to 3 times faster than Pillow's on small
     patches, and the JPEG bytes are the same.
     """
     if array.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"cannot encode an image of dtype {array.dtype}; use uint8 or uint16")
-    if array.ndim == 3 and not bgr:
+    if array.ndim == 3:
         array = to_bgr(array)
     if fmt == "png":
         ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -116,9 +115,14 @@ def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95, bgr: bo
     return buf.tobytes()
 
 
+_SWAP = {3: cv2.COLOR_RGB2BGR, 4: cv2.COLOR_RGBA2BGRA}  # each is its own inverse
+
+
 def to_bgr(array: np.ndarray) -> np.ndarray:
-    """RGB(A) <-> BGR(A) along the last axis, of one image or a batch: a copy."""
-    return array[..., [2, 1, 0, 3][: array.shape[-1]]]
+    """RGB(A) <-> BGR(A) of an h, w, 3 or 4 image: a copy (OpenCV's, several times numpy's speed)."""
+    if array.dtype == np.uint8:
+        return cv2.cvtColor(array, _SWAP[array.shape[2]])
+    return np.ascontiguousarray(array[..., [2, 1, 0, 3][: array.shape[2]]])
 
 
 def decode_image(data: bytes, bgr: bool = False) -> np.ndarray:

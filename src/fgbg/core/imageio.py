@@ -135,6 +135,14 @@ def decode_image(data: bytes, bgr: bool = False) -> np.ndarray:
     return img
 
 
+def decode_rgb(data: bytes) -> np.ndarray:
+    """Bytes of an RGB image from `encode_image` -> h, w, 3 uint8, decoded straight to RGB (no swap pass)."""
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
+    if img is None:
+        raise InputError("corrupt image record; compose the dataset again (`dvc repro compose --force`)")
+    return img
+
+
 def atomic_save_image(path: str | Path, array: np.ndarray) -> None:
     """Save `array` as PNG at `path` atomically; the same array always gives the same bytes."""
     buf = io.BytesIO()

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from fgbg.core.errors import InputError
-from fgbg.core.imageio import decode_image, depth_to_uint16, encode_image, uint16_to_depth
+from fgbg.core.imageio import decode_image, decode_rgb, depth_to_uint16, encode_image, uint16_to_depth
 
 FORMAT_VERSION = 4  # 4: the alpha in place of the mask bits
 INDEX = "index.parquet"
@@ -138,8 +138,9 @@ class ComposedStore:
         _check_files(self.root, meta)
         self.meta = meta
         self.index = pd.read_parquet(self.root / INDEX)
-        self.bg = np.load(self.root / BG, mmap_mode="r")
-        self.bg_depth = np.load(self.root / BG_DEPTH, mmap_mode="r")
+        # memory-mapped, shared by DataLoader workers; plain ndarray views (np.memmap's slicing costs ~1 us a call)
+        self.bg = np.load(self.root / BG, mmap_mode="r").view(np.ndarray)
+        self.bg_depth = np.load(self.root / BG_DEPTH, mmap_mode="r").view(np.ndarray)
         self.mask_threshold = int(meta["compose"]["mask_threshold"])
         cols = ["shard", "offset", "patch_len", "alpha_len", "depth_len", "crc32", "bg_idx", "x", "y", "h", "w"]
         self._cols = self.index[cols].to_numpy(np.int64)
@@ -178,27 +179,32 @@ class ComposedStore:
 
     def sample(self, i: int) -> Sample:
         """`read(i)`, the bg depth of its bg and the object's alpha, as a Sample."""
-        bg, fg_bg, mask, depth, alpha = self._read(i)
-        return Sample(bg, fg_bg, mask, depth, np.array(self.bg_depth[self._cols[i, 6]]), alpha.astype(np.float32) / 255)
+        bg, fg_bg, mask, depth, alpha_box = self._read(i)
+        x, y, h, w = self.box(i)
+        alpha = np.zeros(mask.shape, np.float32)
+        alpha[y : y + h, x : x + w] = alpha_box / np.float32(255)
+        return Sample(bg, fg_bg, mask, depth, np.array(self.bg_depth[self._cols[i, 6]]), alpha)
 
     def _read(self, i: int) -> tuple[np.ndarray, ...]:
-        """`read(i)` and the S, S uint8 alpha."""
+        """`read(i)` and the h, w uint8 alpha of the object's box. bg is a read-only view of the bg
+        array; the rest is written only where the box is."""
         shard, offset, n_patch, n_alpha, n_depth, crc, b, x, y, h, w = self._cols[i]
         blob = os.pread(self._fd(int(shard)), int(n_patch + n_alpha + n_depth), int(offset))
         if self.verify_records and zlib.crc32(blob) != crc:
             raise InputError(f"{self.root / SHARDS / shard_name(int(shard))}: the record of sample {i} is damaged "
                              f"(its CRC32 differs from the index); {RESTORE}")
-        bg = np.array(self.bg[b])
+        box = slice(y, y + h), slice(x, x + w)
+        bg = self.bg[b]
         fg_bg = bg.copy()
-        fg_bg[y : y + h, x : x + w] = decode_image(blob[:n_patch])
-        alpha = np.zeros(bg.shape[:2], np.uint8)
-        alpha[y : y + h, x : x + w] = decode_alpha(blob[n_patch : n_patch + n_alpha], int(h), int(w))
-        mask = alpha >= self.mask_threshold
+        fg_bg[box] = decode_rgb(blob[:n_patch])
+        alpha = decode_alpha(blob[n_patch : n_patch + n_alpha], int(h), int(w))
+        mask = np.zeros(bg.shape[:2], bool)
+        mask[box] = alpha >= self.mask_threshold
         if n_depth:
             depth = decode_depth(blob[n_patch + n_alpha :])
         else:
-            depth = np.array(self.bg_depth[b])
-            depth[mask] = self._obj_depth[i]
+            depth = self.bg_depth[b].copy()
+            depth[box][mask[box]] = self._obj_depth[i]
         return bg, fg_bg, mask, depth, alpha
 
     def close(self) -> None:

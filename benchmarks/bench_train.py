@@ -24,6 +24,7 @@ from dataclasses import replace
 
 import torch
 
+from fgbg.core.allocator import reuse_large_blocks
 from fgbg.core.config import AugmentConfig, ModelConfig, Params, PerturbConfig, load_params
 from fgbg.core.contract import Contract, NormStats, kind_of
 from fgbg.core.model import build_model
@@ -122,11 +123,12 @@ STATS = NormStats((0.5,) * 3, (0.25,) * 3, (0.5,) * 3, (0.25,) * 3)  # the step'
 RECIPE = PerturbConfig(shadow=0.3, bg_jitter=0.8, misalign=0.3, blur=0.3, noise=0.4, jpeg=0.5)  # all on
 
 
-def loader_rate(store: ComposedStore, contract: Contract, batch: int, workers: int, n_batches: int, crop: int = 0,
-                perturb: PerturbConfig | None = None, crop_height: int = 0) -> float:
+def loader_rate(store: ComposedStore, contract: Contract, trained: tuple[str, ...], batch: int, workers: int,
+                n_batches: int, crop: int = 0, perturb: PerturbConfig | None = None, crop_height: int = 0) -> float:
     """Samples/s of the training loader: read, crop (crop_height: strips), flip, perturb, normalise."""
     view = SampleView(crop=Crop(crop, 0.8, crop_height) if crop else None, augment=Augment(AugmentConfig()),
-                      perturb=Perturb(perturb) if perturb else None, raw=True)  # uint8 out, as `train` loads
+                      perturb=Perturb(perturb) if perturb else None, raw=True,  # uint8 out, as `train` loads
+                      targets=trained)  # and only the targets of heads with losses
     ds = PairDataset(store, list(range(len(store))), contract, view)  # normalised later, on the device
     dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
     it = iter(dl)
@@ -177,17 +179,19 @@ def main() -> None:
     else:
         print("GPU: no CUDA device here; the unet_original bf16 vs fp32 comparison did not run")
     store = ComposedStore(args.dataset)
+    reuse_large_blocks()  # as `train` does before its loaders
+    trained = tuple(head for head, cfg in p.heads.items() if cfg.losses)
     contract = Contract(p.model, NormStats.from_dict(json.loads(open(args.stats).read())), tuple(p.heads))
     for workers in (0, 2):
-        res[f"loader_{workers}_workers"] = loader_rate(store, contract, batch, workers, 100)
+        res[f"loader_{workers}_workers"] = loader_rate(store, contract, trained, batch, workers, 100)
         print(f"loader, {workers} workers: {res[f'loader_{workers}_workers']:.0f} samples/s; "
               f"{res[f'loader_{workers}_workers'] / res['cpu_default_channels_last']:.1f}x the model's samples/s")
     side = store.bg.shape[1]
     for crop in sorted({0, p.train.crop}):
         where = (f"{min(p.train.crop_height, side)} x {crop} px strips" if crop and p.train.crop_height else
                  f"{crop} px crops" if crop else f"whole {side} px images")
-        off = loader_rate(store, contract, batch, 0, 60, crop, crop_height=p.train.crop_height)
-        on = loader_rate(store, contract, batch, 0, 60, crop, RECIPE, crop_height=p.train.crop_height)
+        off = loader_rate(store, contract, trained, batch, 0, 60, crop, crop_height=p.train.crop_height)
+        on = loader_rate(store, contract, trained, batch, 0, 60, crop, RECIPE, crop_height=p.train.crop_height)
         res[f"loader_1_core_{crop or side}_perturb_off"], res[f"loader_1_core_{crop or side}_perturb_on"] = off, on
         print(f"loader on 1 core, {where}: {on:.0f} samples/s with every capture perturbation on, "
               f"{off:.0f} with them off; ratio {on / off:.2f}")

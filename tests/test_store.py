@@ -2,6 +2,7 @@
 independent of the number of workers and of the Dask cluster, resumable after a kill, and exportable."""
 
 import dataclasses
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,28 @@ def test_a_full_disk_is_one_clear_error_and_the_rerun_resumes(tiny_data, tiny_da
     monkeypatch.setattr(build, "make_shard", make_shard)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
     _same_files(tiny_dataset, tmp_path / "composed")
+
+
+def test_png_patches_are_stored_without_row_filters(tiny_dataset):
+    """Every scanline of a stored PNG patch has filter type 0 (none): about 12% more bytes, and 2/3 of the
+    decoding time of an adaptively filtered one (imageio.encode_image), and it is read every epoch."""
+    import struct
+
+    ds = ComposedStore(tiny_dataset)
+    assert ds.meta["compose"]["fg_bg_format"] == "png"
+    for i in range(len(ds)):
+        offset, n_patch = (int(v) for v in ds.index.loc[i, ["offset", "patch_len"]])
+        with open(tiny_dataset / SHARDS / f"{int(ds.index.shard[i]):05d}.bin", "rb") as f:
+            f.seek(offset)
+            png = f.read(n_patch)
+        pos, idat, width = 8, b"", 0
+        while pos < len(png):  # chunks: length, type, data, CRC
+            length, kind = struct.unpack(">I4s", png[pos : pos + 8])
+            data = png[pos + 8 : pos + 8 + length]
+            if kind == b"IHDR":
+                width = struct.unpack(">I", data[:4])[0]
+            idat += data if kind == b"IDAT" else b""
+            pos += 12 + length
+        rows = zlib.decompress(idat)
+        stride = 1 + 3 * width  # a filter byte, then RGB
+        assert len(rows) % stride == 0 and set(rows[::stride]) == {0}, i

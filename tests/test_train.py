@@ -431,7 +431,7 @@ def test_the_rows_channel_gives_each_pixels_row_in_the_whole_image(tiny_dataset)
     store = ComposedStore(tiny_dataset)
     with_rows = contract(ModelConfig(width=4, levels=2, rows=True))
     ds = PairDataset(store, [0, 1, 2], with_rows, SampleView(crop=Crop(8, 1.0), raw=True))
-    raw = ds[1][0]  # 7, 8, 8 uint8
+    raw = ds[1][0]  # 8, 8, 7 uint8
     x = with_rows.encode_uint8(raw[None])[0]
     top = round(float((x[6, 0, 0] + 1) / 2 * 15))  # the crop's first row in the 16 px image
     assert torch.allclose(x[6], torch.from_numpy(rows_channel(top, 8, 8, 16)))

@@ -109,7 +109,7 @@ def make_shard(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
             src.bg[b], job.depths[b], fg, xs[start:stop], ys[start:stop], job.foot_caps[b])
         h, w = fg.obj.shape
         for i, patch in zip(range(start, stop), run_patches):
-            patch_blobs[i] = encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality)
+            patch_blobs[i] = encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality, filtered=False)  # read each epoch
             if cfg.fg_bg_format == "png":
                 stored = rgb_sums(patch)
             else:  # the sums are of the bytes as read

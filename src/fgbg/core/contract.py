@@ -169,9 +169,10 @@ class Contract:
         return torch.cat(parts)
 
     def encode_uint8(self, x: torch.Tensor) -> torch.Tensor:
-        """N, 6 (or 7), H, W uint8 (bg, fg_bg and the rows levels, as the loader sends them) -> float32,
-        as `encode` makes it, on x's device: a quarter of the bytes cross to the GPU, and the CPU does
-        no float work."""
+        """N, H, W, 6 (or 7) uint8 (bg, fg_bg and the rows levels, channels last as the loader sends them)
+        -> N, C, H, W float32 (channels last in memory), as `encode` makes it, on x's device: a quarter
+        of the bytes cross to the GPU, and the CPU does no float work and no transpose."""
+        x = x.permute(0, 3, 1, 2)  # a view
         images = self.stats.normalise(x[:, :6], self.gray)  # N, 6 (2 gray), H, W
         return images if x.shape[1] == 6 else torch.cat([images, uint8_to_rows(x[:, 6:])], dim=1)
 

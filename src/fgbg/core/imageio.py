@@ -94,8 +94,12 @@ def uint16_to_depth(levels: np.ndarray) -> np.ndarray:
     return levels.astype(np.float32) / 65535
 
 
-def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95) -> bytes:
+def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95, filtered: bool = True) -> bytes:
     """PNG (lossless; uint8 grey/RGB/RGBA or uint16 grey) or JPEG bytes of an array.
+
+    `filtered=False` turns PNG's row filters off: on 96 px patches of the default data that gives
+    about 12% more bytes and decodes in 2/3 of the time (the composed dataset's patches are read
+    every epoch; files are written once).
 
     OpenCV's codecs (libjpeg-turbo, libpng): 1.5 to 3 times faster than Pillow's on small
     patches, and the JPEG bytes are the same.
@@ -105,7 +109,8 @@ def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95) -> byte
     if array.ndim == 3:
         array = to_bgr(array)
     if fmt == "png":
-        ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+        no_filter = [] if filtered else [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+        ok, buf = cv2.imencode(".png", array, [cv2.IMWRITE_PNG_COMPRESSION, 1, *no_filter])
     elif fmt == "jpeg":
         ok, buf = cv2.imencode(".jpg", array, [cv2.IMWRITE_JPEG_QUALITY, quality])
     else:

@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 
-from fgbg.core.contract import Contract, rows_to_uint8
+from fgbg.core.contract import Contract, kind_of, rows_to_uint8
 from fgbg.core.registry import Registry
 from fgbg.dataset.store import ComposedStore, Sample
 
@@ -92,14 +93,15 @@ class SampleView:
     `seed`: the draws of crops, augmentations and perturbations (with the epoch and the index);
     `crop`: square crops (None: whole images);
     `augment`: e.g. fgbg.training.augment.Augment; `perturb`: capture perturbations of the inputs
-    (fgbg.training.perturb.Perturb), after augmentation; `raw`: x as uint8 (bg, fg_bg and the rows
-    levels), encoded later on the device (fgbg.core.contract.Contract.encode_uint8)."""
+    (fgbg.training.perturb.Perturb), after augmentation; `raw`: x as H, W, C uint8 (bg, fg_bg and the
+    rows levels), encoded later on the device (fgbg.core.contract.Contract.encode_uint8)."""
 
     seed: int = 0
     crop: Crop | None = None
     augment: Transform | None = None
     perturb: Perturbation | None = None
     raw: bool = False
+    targets: tuple[str, ...] | None = None  # the heads whose targets to load (None: every head of the contract)
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -143,9 +145,12 @@ class PairDataset(torch.utils.data.Dataset):
         h, w = bg.shape[:2]
         if view.raw:
             rows = [rows_to_uint8(top, h, w, full_height)[..., None]] if self.contract.config.rows else []
-            x = torch.from_numpy(np.concatenate([bg, fg_bg, *rows], axis=2)).permute(2, 0, 1).contiguous()  # C, H, W uint8
+            x = torch.from_numpy(cv2.merge([bg, fg_bg, *rows]))  # H, W, C uint8 (numpy's concatenate: 6x slower)
         else:
             x = self.contract.encode(bg, fg_bg, top, full_height)
-        targets = {head: torch.from_numpy(np.ascontiguousarray(TARGETS.get(head)(sample)[None], dtype=np.float32))
-                   for head in self.contract.heads}  # 1, H, W each
+        targets = {head: torch.from_numpy(np.ascontiguousarray(TARGETS.get(head)(sample)[None], dtype=self._dtype(head)))
+                   for head in (self.contract.heads if view.targets is None else view.targets)}  # 1, H, W each
         return x, targets
+
+    def _dtype(self, head: str) -> type:
+        return np.uint8 if self.view.raw and kind_of(head).binary else np.float32

@@ -1,4 +1,4 @@
-"""Training augmentations (albumentations), seeded per sample and epoch.
+"""Training augmentations, seeded per sample and epoch.
 
 Geometric transforms (horizontal flip, affine) move every image and map of the sample together
 (bg, fg_bg, mask, depth, the bg depth).
@@ -21,34 +21,38 @@ from fgbg.dataset.data import Sample
 
 
 class Augment:
-    """Callable: (Sample, seed) -> the Sample, transformed together."""
+    """Callable: (Sample, seed) -> the Sample, transformed together.
+
+    The flip needs no engine (cv2.flip for the images, views of the maps); the affine runs on
+    albumentations; the colour jitter is `shared_color_jitter`. Each draws from its own stream of
+    the sample's seed."""
 
     def __init__(self, cfg: AugmentConfig) -> None:
-        transforms = []
-        if cfg.hflip:
-            transforms.append(A.HorizontalFlip(p=cfg.hflip))
-        if cfg.affine:
-            transforms.append(A.Affine(
-                scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-5, 5),
-                interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
-                border_mode=cv2.BORDER_REFLECT_101, p=cfg.affine,
-            ))
-        self.color = cfg.color
-        self.enabled = bool(transforms) or bool(cfg.color)
-        targets = {"fg_bg": "image", "depth": "mask", "bg_depth": "mask", "alpha": "mask"}
-        self.compose = A.Compose(transforms, additional_targets=targets, seed=0)
+        self.hflip, self.color = cfg.hflip, cfg.color
+        self.affine = A.Compose([A.Affine(
+            scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-5, 5),
+            interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
+            border_mode=cv2.BORDER_REFLECT_101, p=cfg.affine,
+        )], additional_targets={"fg_bg": "image", "depth": "mask", "bg_depth": "mask", "alpha": "mask"},
+            seed=0) if cfg.affine else None
+        self.enabled = bool(cfg.hflip or cfg.affine or cfg.color)
 
     def __call__(self, sample: Sample, seed: int) -> Sample:
         if not self.enabled:
             return sample
-        self.compose.set_random_seed(seed)
-        out = self.compose(image=sample.bg, fg_bg=sample.fg_bg, mask=sample.mask.astype(np.uint8), depth=sample.depth,
-                           bg_depth=sample.bg_depth, alpha=sample.alpha)
-        bg, fg_bg = out["image"], out["fg_bg"]
-        rng = np.random.default_rng([seed, 1])  # the colour draw, apart from albumentations' stream
-        if rng.random() < self.color:
-            bg, fg_bg = shared_color_jitter(bg, fg_bg, rng)
-        return Sample(bg, fg_bg, out["mask"].astype(bool), out["depth"], out["bg_depth"], out["alpha"])
+        rng = np.random.default_rng([seed, 1])  # the flip and colour draws, apart from albumentations' stream
+        flip, colour = rng.random(2)
+        if flip < self.hflip:  # the images by OpenCV (contiguous copies, which the loader merges fast), the maps as views
+            sample = Sample(cv2.flip(sample.bg, 1), cv2.flip(sample.fg_bg, 1), *(m[:, ::-1] for m in sample[2:]))
+        if self.affine is not None:
+            self.affine.set_random_seed(seed)
+            out = self.affine(image=sample.bg, fg_bg=sample.fg_bg, mask=sample.mask.astype(np.uint8),
+                              depth=sample.depth, bg_depth=sample.bg_depth, alpha=sample.alpha)
+            sample = Sample(out["image"], out["fg_bg"], out["mask"].astype(bool), out["depth"], out["bg_depth"],
+                            out["alpha"])
+        if colour < self.color:
+            sample = sample._replace(**dict(zip(("bg", "fg_bg"), shared_color_jitter(sample.bg, sample.fg_bg, rng))))
+        return sample
 
 
 def shared_color_jitter(bg: np.ndarray, fg_bg: np.ndarray, rng: np.random.Generator,

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from fgbg.core.allocator import reuse_large_blocks
 from fgbg.core.checkpoint import Checkpoint, fingerprint, read_checkpoint, save_checkpoint
 from fgbg.core.config import TRAIN_RUNTIME_KEYS, Params, identity
 from fgbg.core.contract import Contract, NormStats
@@ -117,11 +118,13 @@ class Loaders(NamedTuple):
 
 def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contract, dist: distributed.Dist,
              device: torch.device) -> Loaders:
+    reuse_large_blocks()  # batches of whole images: no page faults afresh for each (fgbg.core.allocator)
     augment = Augment(params.train.augment)
     crop = Crop(params.train.crop, params.train.crop_object, params.train.crop_height) if params.train.crop else None
     perturb = Perturb(params.train.perturb)
     train_view = SampleView(seed=params.train.seed, crop=crop, augment=augment if augment.enabled else None,
-                            perturb=perturb if perturb.enabled else None, raw=True)
+                            perturb=perturb if perturb.enabled else None, raw=True,
+                            targets=tuple(head for head, cfg in params.heads.items() if cfg.losses))
     train_ds = PairDataset(store, split["train"], contract, train_view)
     # validation: whole images, as evaluate and users see them, of a fixed subset of val
     val_ds = PairDataset(store, val_subset(split["val"], params.train.val_samples), contract, SampleView(raw=True))

@@ -80,7 +80,7 @@ class Heads:
             x = self.contract.encode_uint8(x)  # N, C, H, W float32
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, {head: target.to(self.device, non_blocking=True) for head, target in targets.items()}
+        return x, {head: target.to(self.device, non_blocking=True).float() for head, target in targets.items()}
 
     def forward(self, model, x: torch.Tensor, targets: dict[str, torch.Tensor]):
         """({head: output}, loss, {term: value}); targets are pooled to a half-size output."""

@@ -102,7 +102,7 @@ def model_rate(p: Params, size: int | tuple[int, int], batch: int, steps: int, d
     def run(n: int) -> None:
         batches = [(x, targets)] * n
         if step_fn is None:  # what `train` runs
-            trainer.train_epoch(batches, 0, max(h, w))
+            trainer.train_epoch(batches, 0, None)  # as loaded, as `train` runs without a resize schedule
         else:
             for b in batches:
                 step_fn(trainer, b)

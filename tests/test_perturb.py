@@ -107,3 +107,26 @@ def test_a_sample_is_perturbed_by_seed_epoch_and_index_so_a_resumed_run_sees_the
 
     assert (sample(3, 5) == sample(3, 5)).all()  # a fresh dataset, as after a resume
     assert (sample(3, 5) != sample(4, 5)).any() and (sample(3, 5) != sample(3, 5, seed=1)).any()
+
+
+def test_the_bg_jitter_table_is_the_per_pixel_formula():
+    """_jitter maps each uint8 level through one table: the same as brightness, contrast around the image's mean
+    and gamma computed pixel by pixel, as the recipe defines them."""
+    from fgbg.training.perturb import _jitter
+
+    img = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    out = _jitter(img, 0.3, np.random.default_rng(7))
+    b, c, g = np.random.default_rng(7).uniform(0.7, 1.3, 3)
+    x = img / 255
+    assert np.allclose(out, np.clip((x * b - x.mean()) * c + x.mean(), 0, 1) ** g, atol=1e-6)
+
+
+def test_noise_windows_are_standard_normal_and_repeat_with_their_seed():
+    from fgbg.training.perturb import gaussian_noise
+
+    a = gaussian_noise((192, 192, 3), np.random.default_rng(5))
+    assert abs(a.mean()) < 0.01 and abs(a.std() - 1) < 0.01 and a.dtype == np.float32
+    assert np.array_equal(a, gaussian_noise((192, 192, 3), np.random.default_rng(5)))
+    assert not np.array_equal(a, gaussian_noise((192, 192, 3), np.random.default_rng(6)))
+    big = gaussian_noise((700, 700, 3), np.random.default_rng(5))  # more than a quarter of the bank: it grows
+    assert big.shape == (700, 700, 3) and abs(big.std() - 1) < 0.01

@@ -12,6 +12,10 @@
    perturbation of fgbg.training.perturb on (probabilities of BackgroundMattingV2's recipe) against
    all off.
 Needs a composed dataset (run `dvc repro split` first).
+
+    python benchmarks/bench_train.py --model-only --model unet_original --size 192 --batch 64 [--compile] [--sync-debug]
+
+measures one model on CUDA only, against fp32 eager NCHW: what benchmarks/gpu_suite.sh runs.
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ def model_rate(p: Params, size: int | tuple[int, int], batch: int, steps: int, d
     if p.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, p)
+    if p.train.compile:  # after the optimiser takes the parameters, as train_model does
+        model = torch.compile(model)
     heads = Heads(p, device, contract)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
     trainer = Trainer(p, model, heads, opt, None, scaler, fingerprint="", show=False)  # no schedule: the lr stays put
@@ -140,14 +146,74 @@ def loader_rate(store: ComposedStore, contract: Contract, trained: tuple[str, ..
     return n / (time.perf_counter() - t0)
 
 
+def no_sync_steps(p: Params, size: int, batch: int, steps: int) -> str:
+    """Run `steps` of Trainer.train_step on CUDA under torch.cuda.set_sync_debug_mode("error"): any
+    host-device sync in a step raises. Returns "no sync in N steps" or the error."""
+    device = torch.device("cuda")
+    contract = Contract(p.model, STATS, tuple(p.heads))
+    model = build_model(contract).to(device).to(memory_format=torch.channels_last)
+    heads = Heads(p, device, contract)
+    trainer = Trainer(p, model, heads, build_optimizer(model, p), None,
+                      torch.amp.GradScaler("cuda", enabled=heads.dtype == torch.float16), fingerprint="", show=False)
+    x = torch.randn(batch, contract.input_channels, size, size)
+    targets = {head: (torch.rand(batch, 1, size, size) > 0.5).float() for head in contract.heads}
+    batch_on_device = heads.to_device(x, targets)
+    trainer.train_step(batch_on_device, 0, 0)  # warm-up: lazy initialisation may sync once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for step in range(steps):
+            trainer.train_step(batch_on_device, 0, step)
+    except RuntimeError as e:
+        return f"a sync at step {step}: {e}"
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    return f"no sync in {steps} steps"
+
+
+def gpu_params(p: Params, name: str | None, precision: str, channels_last: bool, compile: bool = False) -> Params:
+    """`p` with model `name` (None: p's own, at its own size) trained on whole images, as the GPU runs compare."""
+    model = replace(ModelConfig(name=name), depth=p.model.depth, input=p.model.input, rows=p.model.rows) if name else p.model
+    train = replace(p.train, crop=0, crop_height=0, precision=precision, channels_last=channels_last, compile=compile)
+    return replace(p, model=model, train=train)
+
+
+def model_only(args, p: Params) -> None:
+    """One model's training samples/s at one size and batch on CUDA (the GPU suite, benchmarks/gpu_suite.sh),
+    against fp32 eager NCHW in the same run."""
+    fast = gpu_params(p, args.model, "auto", True, args.compile)
+    base = gpu_params(p, args.model, "fp32", False)
+    device = torch.device("cuda")
+    rate, syncs = model_rate(fast, args.size, args.batch, args.steps, device)
+    base_rate, _ = model_rate(base, args.size, args.batch, args.steps, device)
+    what = f"{fast.model.name} at {args.size} px, batch {args.batch}, bf16 + channels-last{' + torch.compile' if args.compile else ''}"
+    print(f"GPU {torch.cuda.get_device_name()}, {what}: {rate:.0f} samples/s against {base_rate:.0f} fp32 eager NCHW; "
+          f"ratio {rate / base_rate:.2f}; host syncs per step {syncs:.2f} (goal for unet_original: 2,500 samples/s)")
+    if args.sync_debug:
+        print(f"sync debug mode 'error', {what}: {no_sync_steps(fast, args.size, args.batch, 50)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="dataset/composed")
     ap.add_argument("--stats", default="dataset/stats.json")
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="DataLoader workers to time the loader with")
+    ap.add_argument("--model-only", action="store_true", help="CUDA: one model's step only (with --model, --size, "
+                    "--batch, --compile, --sync-debug), against fp32 eager; no dataset needed")
+    ap.add_argument("--model", default=None, help="--model-only: model.name (default: params.yaml's)")
+    ap.add_argument("--size", type=int, default=192)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--compile", action="store_true", help="--model-only: torch.compile the model")
+    ap.add_argument("--sync-debug", action="store_true", help="--model-only: then 50 steps under "
+                    "torch.cuda.set_sync_debug_mode('error')")
     args = ap.parse_args()
     p = load_params(args.params)
+    if args.model_only:
+        if not torch.cuda.is_available():
+            raise SystemExit("--model-only measures a GPU: no CUDA device here")
+        return model_only(args, p)
     cpu = torch.device("cpu")
     res: dict = {"threads": torch.get_num_threads()}
     size, batch = p.compose.bg_size, p.batch_size
@@ -168,11 +234,8 @@ def main() -> None:
           f"ratio {res['cpu_default_channels_last'] / res['cpu_default_nchw_baseline']:.2f}")
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
-        orig = replace(p, model=ModelConfig(name="unet_original"))
-        fast, _ = model_rate(replace(orig, train=replace(p.train, precision="auto", channels_last=True)),
-                             192, 32, args.steps, gpu)
-        base, _ = model_rate(replace(orig, train=replace(p.train, precision="fp32", channels_last=False)),
-                             192, 32, args.steps, gpu)
+        fast, _ = model_rate(gpu_params(p, "unet_original", "auto", True), 192, 32, args.steps, gpu)
+        base, _ = model_rate(gpu_params(p, "unet_original", "fp32", False), 192, 32, args.steps, gpu)
         res.update(gpu=torch.cuda.get_device_name(), gpu_original_bf16_channels_last=fast, gpu_original_fp32_eager=base)
         print(f"GPU {res['gpu']}, unet_original at 192 px, batch 32: {fast:.0f} samples/s bf16 + channels-last, "
               f"{base:.0f} fp32 eager; ratio {fast / base:.2f}")
@@ -182,7 +245,7 @@ def main() -> None:
     reuse_large_blocks()  # as `train` does before its loaders
     trained = tuple(head for head, cfg in p.heads.items() if cfg.losses)
     contract = Contract(p.model, NormStats.from_dict(json.loads(open(args.stats).read())), tuple(p.heads))
-    for workers in (0, 2):
+    for workers in args.workers:
         res[f"loader_{workers}_workers"] = loader_rate(store, contract, trained, batch, workers, 100)
         print(f"loader, {workers} workers: {res[f'loader_{workers}_workers']:.0f} samples/s; "
               f"{res[f'loader_{workers}_workers'] / res['cpu_default_channels_last']:.1f}x the model's samples/s")

@@ -9,8 +9,8 @@
 2. Loader: samples/s of the training DataLoader (read, augment, normalise) with 0 and 2
    workers, against the model's samples/s: a ratio above 1 means the loader keeps up.
    Then on 1 core, on whole images and on `train.crop` crops, with every capture
-   perturbation of fgbg.training.perturb on (probabilities of BackgroundMattingV2's recipe) against
-   all off.
+   perturbation on (probabilities of BackgroundMattingV2's recipe: JPEG in the loader, the
+   others batched on the device, here the CPU, fgbg.training.perturb_device) against all off.
 Needs a composed dataset (run `dvc repro split` first).
 
     python benchmarks/bench_train.py --model-only --model unet_original --size 192 --batch 64 [--compile] [--sync-debug]
@@ -37,6 +37,7 @@ from fgbg.dataset.store import ComposedStore
 from fgbg.training.augment import Augment
 from fgbg.training.optim import build_optimizer
 from fgbg.training.perturb import Perturb
+from fgbg.training.perturb_device import DevicePerturb, batch_generator
 from fgbg.training.trainer import Heads, Trainer
 
 
@@ -131,18 +132,25 @@ RECIPE = PerturbConfig(shadow=0.3, bg_jitter=0.8, misalign=0.3, blur=0.3, noise=
 
 def loader_rate(store: ComposedStore, contract: Contract, trained: tuple[str, ...], batch: int, workers: int,
                 n_batches: int, crop: int = 0, perturb: PerturbConfig | None = None, crop_height: int = 0) -> float:
-    """Samples/s of the training loader: read, crop (crop_height: strips), flip, perturb, normalise."""
+    """Samples/s of the training loader (read, crop (crop_height: strips), flip, the JPEG perturbation) and,
+    with `perturb`, the device perturbation step after it, here on the CPU, as `train` runs them."""
+    device_step = DevicePerturb(perturb) if perturb else None
+    targets = trained + (("mask",) if device_step and device_step.needs_mask and "mask" not in trained else ())
     view = SampleView(crop=Crop(crop, 0.8, crop_height) if crop else None, augment=Augment(AugmentConfig()),
                       perturb=Perturb(perturb) if perturb else None, raw=True,  # uint8 out, as `train` loads
-                      targets=trained)  # and only the targets of heads with losses
+                      targets=targets)  # and only the targets of heads with losses (and the shadow's mask)
     ds = PairDataset(store, list(range(len(store))), contract, view)  # normalised later, on the device
     dl = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers)
     it = iter(dl)
     next(it)  # worker start-up is not throughput
     t0 = time.perf_counter()
     n = 0
-    for _ in range(n_batches):
-        n += next(it)[0].shape[0]
+    for step in range(n_batches):
+        x, batch_targets = next(it)
+        if device_step is not None:
+            mask = batch_targets["mask"].float() if device_step.needs_mask else None
+            device_step(x, mask, batch_generator(torch.device("cpu"), 0, 0, step, 0))
+        n += x.shape[0]
     return n / (time.perf_counter() - t0)
 
 

@@ -1,96 +1,169 @@
-"""Capture perturbations: each changes what it names, its strength reaches it, and a seed repeats it."""
+"""Capture perturbations: the loader's JPEG per sample, and the others on the device per batch. Each
+changes what it names, its strength reaches it, a seed repeats it, and its draws are what it promises."""
 
 import numpy as np
 import pytest
+import torch
 
 from fgbg.core.config import PerturbConfig
 from fgbg.training.perturb import Perturb
+from fgbg.training.perturb_device import DEVICE_PERTURBATIONS, DevicePerturb, batch_generator, gaussian_blur
+
+OFF = {name: 0.0 for name in (*DEVICE_PERTURBATIONS, "jpeg")}  # every probability off (jpeg is on by default)
+CPU = torch.device("cpu")
 
 
-def make_pair(h: int, w: int, box: tuple[slice, slice]):
-    """(bg, fg_bg, mask): a grey textured ramp h x w, and a flat object over `box`."""
+def make_batch(n: int, h: int, w: int, box: tuple[slice, slice]):
+    """(x N, H, W, 6 uint8: bg a grey textured ramp, fg_bg the same with a flat object over `box`; mask N, 1, H, W)."""
     rng = np.random.default_rng(0)
     ramp = np.linspace(60, 180, w)[None, :, None] + np.linspace(0, 30, h)[:, None, None]  # h, w, 1
-    bg = np.clip(ramp + rng.normal(0, 8, (h, w, 1)), 0, 255).astype(np.uint8).repeat(3, axis=2)
+    bg = np.clip(ramp + rng.normal(0, 8, (n, h, w, 1)), 0, 255).astype(np.uint8).repeat(3, axis=3)
     fg_bg = bg.copy()
-    mask = np.zeros((h, w), bool)
-    mask[box] = True
-    fg_bg[mask] = 230
-    return bg, fg_bg, mask
+    mask = np.zeros((n, 1, h, w), np.float32)
+    mask[:, 0][(slice(None), *box)] = 1
+    fg_bg[mask[:, 0] > 0] = 230
+    return torch.from_numpy(np.concatenate([bg, fg_bg], axis=3)), torch.from_numpy(mask)
 
 
 @pytest.fixture
-def pair():
-    return make_pair(48, 48, (slice(10, 30), slice(15, 30)))
+def batch():
+    return make_batch(6, 48, 48, (slice(10, 30), slice(15, 30)))
 
 
-# perturbation -> (which inputs it changes, the strength param that, at zero, makes it a no-op)
+def perturb(cfg: dict, x, mask, seed: int = 3, **strengths) -> torch.Tensor:
+    return DevicePerturb(PerturbConfig(**{**OFF, **cfg}, **strengths))(x, mask, batch_generator(CPU, seed, 0, 0, 0))
+
+
+# perturbation -> (which inputs it changes, the strength params that, at zero, make it a no-op)
 CHANGES = {
     "shadow": ({"fg_bg"}, {"shadow_strength": 0.0}),
     "bg_jitter": ({"bg"}, {"bg_jitter_strength": 0.0}),
     "misalign": ({"bg"}, {"misalign_degrees": 0.0, "misalign_shift": 0.0}),
-    "blur": ({"bg", "fg_bg"}, None),  # blur_sigma: see below
+    "blur": ({"bg", "fg_bg"}, None),  # blur_sigma >= 0.1: see below
     "noise": ({"bg", "fg_bg"}, {"noise_sigma": 0.0}),
-    "jpeg": ({"bg", "fg_bg"}, None),  # jpeg_quality: see below
 }
 
 
-ALONE = {name: 0.0 for name in CHANGES}  # every probability off (jpeg is on by default), to set one alone
+def changed(x, out) -> set[str]:
+    return {name for name, part in (("bg", slice(0, 3)), ("fg_bg", slice(3, 6))) if (x[..., part] != out[..., part]).any()}
 
 
 @pytest.mark.parametrize("name", sorted(CHANGES))
-def test_each_perturbation_changes_what_it_names(pair, name):
-    bg, fg_bg, mask = pair
-    out_bg, out_fg_bg = Perturb(PerturbConfig(**{**ALONE, name: 1.0}))(bg, fg_bg, mask, seed=3)
-    changed = {k for k, (a, b) in {"bg": (bg, out_bg), "fg_bg": (fg_bg, out_fg_bg)}.items() if (a != b).any()}
-    assert changed == CHANGES[name][0]
-    assert out_bg.dtype == np.uint8 and out_bg.shape == bg.shape
-
-
-@pytest.mark.parametrize("name", sorted(CHANGES))
-def test_each_perturbation_takes_a_full_height_strip(name):
-    """train.crop 24 x crop_height 192 crops are taller than wide: each perturbation keeps their shape (the shadow
-    once swapped width and height, and every run with train.perturb.shadow > 0 on strips crashed)."""
-    bg, fg_bg, mask = make_pair(60, 12, (slice(20, 40), slice(3, 9)))
-    for seed in range(4):
-        out_bg, out_fg_bg = Perturb(PerturbConfig(**{**ALONE, name: 1.0}))(bg, fg_bg, mask, seed=seed)
-        assert out_bg.shape == bg.shape and out_fg_bg.shape == fg_bg.shape
-
-
-def test_a_shadow_never_falls_on_the_object(pair):
-    bg, fg_bg, mask = pair
-    _, out = Perturb(PerturbConfig(**{**ALONE, "shadow": 1.0}, shadow_strength=1.0))(bg, fg_bg, mask, seed=1)
-    assert (out[mask] == fg_bg[mask]).all() and (out[~mask] <= fg_bg[~mask]).all() and (out != fg_bg).any()
+def test_each_device_perturbation_changes_what_it_names(batch, name):
+    x, mask = batch
+    out = perturb({name: 1.0}, x, mask)
+    assert changed(x, out) == CHANGES[name][0] and out.dtype == torch.uint8 and out.shape == x.shape
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, off) in CHANGES.items() if off))
-def test_each_strength_reaches_its_perturbation(pair, name):
-    bg, fg_bg, mask = pair
-    off = CHANGES[name][1]
-    out_bg, out_fg_bg = Perturb(PerturbConfig(**{**ALONE, name: 1.0}, **off))(bg, fg_bg, mask, seed=3)
-    assert (out_bg == bg).all() and (out_fg_bg == fg_bg).all()
+def test_each_strength_reaches_its_perturbation(batch, name):
+    x, mask = batch
+    assert torch.equal(perturb({name: 1.0}, x, mask, **CHANGES[name][1]), x)
 
 
-@pytest.mark.parametrize("name, weak, strong", [("jpeg_quality", (95, 95), (20, 20)), ("blur_sigma", 0.6, 2.0)])
-def test_jpeg_quality_and_blur_sigma_set_how_much_changes(pair, name, weak, strong):
-    bg, fg_bg, mask = pair
-    kind = name.split("_")[0]
+@pytest.mark.parametrize("name", sorted(CHANGES))
+def test_each_perturbation_takes_full_height_strips_and_a_rows_channel(name):
+    """192 x 24 strips are taller than wide (the shadow once swapped width and height and crashed on them); a
+    7th channel (the rows levels) passes through."""
+    x, mask = make_batch(4, 60, 12, (slice(20, 40), slice(3, 9)))
+    rows = torch.randint(0, 256, (4, 60, 12, 1), dtype=torch.uint8)
+    out = perturb({name: 1.0}, torch.cat([x, rows], dim=3), mask)
+    assert out.shape == (4, 60, 12, 7) and torch.equal(out[..., 6:], rows)
 
-    def error(value):
-        out_bg, _ = Perturb(PerturbConfig(**{**ALONE, kind: 1.0, name: value}))(bg, fg_bg, mask, seed=3)
+
+def test_a_shadow_falls_below_the_object_never_on_it_and_only_darkens(batch):
+    x, mask = batch
+    out = perturb({"shadow": 1.0}, x, mask, shadow_strength=1.0)
+    on = mask[:, 0] > 0
+    fg_in, fg_out = x[..., 3:].int(), out[..., 3:].int()
+    assert torch.equal(fg_out[on], fg_in[on]) and (fg_out[~on] <= fg_in[~on]).all()
+    darker = (fg_out < fg_in).any(dim=3)  # N, H, W
+    assert darker.any() and darker[:, 31:].sum() > darker[:, :10].sum()  # shifted down: below the object (rows 10-29)
+
+
+def test_a_probability_applies_to_its_share_of_the_samples():
+    x, mask = make_batch(200, 8, 8, (slice(2, 5), slice(2, 5)))
+    out = perturb({"noise": 0.3}, x, mask, noise_sigma=0.2)
+    share = (out != x).flatten(1).any(dim=1).float().mean()
+    assert 0.2 < share < 0.4  # 60 of 200 expected; binomial sd 6.5
+
+
+def test_noise_has_the_drawn_sigma():
+    """Each input's sigma is drawn in [0, noise_sigma]: on mid-grey, the per-image std of the change spreads
+    over [0, 0.1] x 255 with a mean of 0.05 x 255."""
+    x = torch.full((300, 32, 32, 6), 128, dtype=torch.uint8)
+    out = perturb({"noise": 1.0}, x, None, noise_sigma=0.1)
+    std = (out.float() - 128).flatten(1, 2).std(dim=1)  # 300, 6 (per image and channel)
+    assert std.max() < 0.1 * 255 * 1.1 and abs(std.mean() - 0.05 * 255) < 0.05 * 255 * 0.1
+
+
+def test_blur_sigma_sets_how_much_changes(batch):
+    x, mask = batch
+    error = {s: (perturb({"blur": 1.0}, x, mask, blur_sigma=s).int() - x.int()).abs().float().mean() for s in (0.6, 2.0)}
+    assert 0 < error[0.6] < error[2.0] / 1.5
+
+
+def test_gaussian_blur_by_hand():
+    """An impulse blurred with sigma 1 is the normalised Gaussian: its centre tap 1 / sum(exp(-k^2 / 2), k = -3..3)
+    squared (separable), and a flat image stays flat (mirrored borders)."""
+    impulse = torch.zeros(1, 1, 9, 9)
+    impulse[0, 0, 4, 4] = 1
+    out = gaussian_blur(impulse, torch.tensor([1.0]))
+    taps = np.exp(-0.5 * np.arange(-3, 4) ** 2)
+    assert out[0, 0, 4, 4].item() == pytest.approx((1 / taps.sum()) ** 2, rel=1e-5)
+    assert out.sum().item() == pytest.approx(1.0, rel=1e-5)
+    flat = torch.full((2, 3, 6, 5), 0.25)
+    assert torch.allclose(gaussian_blur(flat, torch.tensor([0.5, 1.5])), flat)
+
+
+def test_misalignment_shifts_the_bg_by_at_most_its_share():
+    """degrees 0, shift 0.1 of a 40 px wide ramp (1 level per px): every row moves by the same whole-image shift,
+    of at most 4 px, so the mean level moves by at most 4 levels (the mirrored border bends a little more)."""
+    ramp = torch.arange(40, dtype=torch.uint8).view(1, 1, 40, 1).expand(50, 40, 40, 6).clone() + 100
+    out = perturb({"misalign": 1.0}, ramp, None, misalign_degrees=0.0, misalign_shift=0.1)
+    moved = (out[..., :3].float() - ramp[..., :3].float())[:, :, 8:32].mean(dim=(1, 2, 3))  # away from the borders
+    assert moved.abs().max() <= 4.5 and moved.abs().max() > 1 and torch.equal(out[..., 3:], ramp[..., 3:])
+
+
+def test_the_bg_jitter_is_brightness_contrast_and_gamma_around_the_mean():
+    """On a flat bg at level v the mean is v, so contrast does nothing: out = (v b) ^ g, b and g in 1 +- 0.2."""
+    x = torch.full((100, 4, 4, 6), 153, dtype=torch.uint8)  # v = 0.6
+    out = perturb({"bg_jitter": 1.0}, x, None, bg_jitter_strength=0.2)[:, 0, 0, 0].float() / 255
+    lo, hi = (0.6 * 0.8) ** 1.2, min(1.0, 0.6 * 1.2) ** 0.8
+    assert (out >= lo - 0.01).all() and (out <= hi + 0.01).all() and out.std() > 0.02
+
+
+def test_a_batch_seed_repeats_its_perturbations(batch):
+    x, mask = batch
+    every = {name: 0.5 for name in DEVICE_PERTURBATIONS}
+    a, b, c = (perturb(every, x, mask, seed=s) for s in (11, 11, 12))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    draws = [torch.rand(4, generator=batch_generator(CPU, *args)) for args in
+             ((0, 1, 2, 0), (0, 1, 2, 0), (1, 1, 2, 0), (0, 2, 2, 0), (0, 1, 3, 0), (0, 1, 2, 1))]
+    assert torch.equal(draws[0], draws[1]) and all(not torch.equal(draws[0], d) for d in draws[2:])
+
+
+def test_the_shadow_without_a_mask_is_refused(batch):
+    with pytest.raises(ValueError, match="mask"):
+        perturb({"shadow": 1.0}, batch[0], None)
+
+
+def test_the_loaders_jpeg_changes_both_inputs_with_its_quality_and_seed():
+    x, _ = make_batch(1, 48, 48, (slice(10, 30), slice(15, 30)))
+    bg, fg_bg = x[0, ..., :3].numpy(), x[0, ..., 3:].numpy()
+
+    def error(quality, seed=3):
+        out_bg, out_fg_bg = Perturb(PerturbConfig(jpeg=1.0, jpeg_quality=(quality, quality)))(bg, fg_bg, seed)
+        assert (out_fg_bg != fg_bg).any()
         return np.abs(out_bg.astype(int) - bg).mean()
 
-    assert 0 < error(weak) < error(strong) / 2
-
-
-def test_a_seed_repeats_its_perturbations_and_all_off_is_disabled(pair):
-    bg, fg_bg, mask = pair
-    every = PerturbConfig(shadow=0.5, bg_jitter=0.5, misalign=0.5, blur=0.5, noise=0.5, jpeg=0.5)
-    a = Perturb(every)(bg, fg_bg, mask, seed=11)
-    b = Perturb(every)(bg, fg_bg, mask, seed=11)
-    c = Perturb(every)(bg, fg_bg, mask, seed=12)
-    assert all((x == y).all() for x, y in zip(a, b)) and any((x != y).any() for x, y in zip(a, c))
+    assert 0 < error(95) < error(20) / 2
+    every = Perturb(PerturbConfig(jpeg=0.5, jpeg_quality=(20, 95)))
+    runs = [every(bg, fg_bg, seed) for seed in (11, 11, *range(12, 20))]
+    assert all((p == q).all() for p, q in zip(runs[0], runs[1]))
+    assert any((p != q).any() for other in runs[2:] for p, q in zip(runs[0], other))
     assert not Perturb(PerturbConfig(jpeg=0.0)).enabled and Perturb(PerturbConfig()).enabled  # jpeg on by default
+    assert not DevicePerturb(PerturbConfig()).enabled and DevicePerturb(PerturbConfig(blur=0.1)).enabled
 
 
 def test_a_sample_is_perturbed_by_seed_epoch_and_index_so_a_resumed_run_sees_the_same(tiny_dataset):
@@ -98,35 +171,12 @@ def test_a_sample_is_perturbed_by_seed_epoch_and_index_so_a_resumed_run_sees_the
     from fgbg.dataset.store import ComposedStore
     from tests.conftest import contract
 
-    every = Perturb(PerturbConfig(shadow=0.5, bg_jitter=0.5, misalign=0.5, blur=0.5, noise=0.5, jpeg=0.5))
+    jpeg = Perturb(PerturbConfig(jpeg=1.0, jpeg_quality=(20, 95)))
 
     def sample(epoch, k, seed=0):
-        ds = PairDataset(ComposedStore(tiny_dataset), list(range(12)), contract(), SampleView(seed=seed, perturb=every, raw=True))
+        ds = PairDataset(ComposedStore(tiny_dataset), list(range(12)), contract(), SampleView(seed=seed, perturb=jpeg, raw=True))
         ds.set_epoch(epoch)
         return ds[k][0]
 
     assert (sample(3, 5) == sample(3, 5)).all()  # a fresh dataset, as after a resume
     assert (sample(3, 5) != sample(4, 5)).any() and (sample(3, 5) != sample(3, 5, seed=1)).any()
-
-
-def test_the_bg_jitter_table_is_the_per_pixel_formula():
-    """_jitter maps each uint8 level through one table: the same as brightness, contrast around the image's mean
-    and gamma computed pixel by pixel, as the recipe defines them."""
-    from fgbg.training.perturb import _jitter
-
-    img = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    out = _jitter(img, 0.3, np.random.default_rng(7))
-    b, c, g = np.random.default_rng(7).uniform(0.7, 1.3, 3)
-    x = img / 255
-    assert np.allclose(out, np.clip((x * b - x.mean()) * c + x.mean(), 0, 1) ** g, atol=1e-6)
-
-
-def test_noise_windows_are_standard_normal_and_repeat_with_their_seed():
-    from fgbg.training.perturb import gaussian_noise
-
-    a = gaussian_noise((192, 192, 3), np.random.default_rng(5))
-    assert abs(a.mean()) < 0.01 and abs(a.std() - 1) < 0.01 and a.dtype == np.float32
-    assert np.array_equal(a, gaussian_noise((192, 192, 3), np.random.default_rng(5)))
-    assert not np.array_equal(a, gaussian_noise((192, 192, 3), np.random.default_rng(6)))
-    big = gaussian_noise((700, 700, 3), np.random.default_rng(5))  # more than a quarter of the bank: it grows
-    assert big.shape == (700, 700, 3) and abs(big.std() - 1) < 0.01

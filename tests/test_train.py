@@ -508,3 +508,27 @@ def test_training_on_strips_sees_strips(tiny_dataset, prepared, tmp_path, monkey
            train={"crop": 4, "crop_height": 16, "image_every": 0})
     assert {shape for training, shape in seen if training} == {(16, 4)}  # not squashed to a square
     assert {shape for training, shape in seen if not training} == {(16, 16)}
+
+
+def test_training_batches_are_perturbed_on_the_device_with_a_generator_per_step(tiny_dataset, prepared, tmp_path,
+                                                                                  monkeypatch):
+    """With a device perturbation on, every training batch (not a val batch) goes through DevicePerturb as uint8,
+    with the object's mask (loaded for the shadow even without a mask head) and a generator of its
+    own (seed, epoch, step)."""
+    from fgbg.training import perturb_device
+
+    calls = []
+    real = perturb_device.DevicePerturb.__call__
+
+    def recording(self, x, mask, g):
+        calls.append((x.dtype, tuple(x.shape[1:]), None if mask is None else tuple(mask.shape[1:]),
+                      torch.rand(1, generator=g.clone_state()).item()))
+        return real(self, x, mask, g)
+
+    monkeypatch.setattr(perturb_device.DevicePerturb, "__call__", recording)
+    heads = {"depth": {"losses": {"l1": 1.0}}}  # no mask head: the shadow still gets the mask
+    _train(tiny_dataset, prepared, tmp_path, epochs=2, heads=heads, model={"depth": "learned"},
+           train={"crop": 8, "image_every": 0, "perturb": {"shadow": 1.0, "jpeg": 0.0}})
+    assert calls and {c[:3] for c in calls} == {(torch.uint8, (16, 8, 6), (1, 16, 8))}  # full-height strips
+    first_draws = [c[3] for c in calls]
+    assert len(set(first_draws)) == len(first_draws)  # a generator of its own for each step of each epoch

@@ -30,20 +30,23 @@ ROW_COLUMNS = ["offset", "patch_len", "alpha_len", "depth_len", "crc32", "obj_de
 
 
 def rgb_sums(image: np.ndarray) -> np.ndarray:
-    """6 int64: [sum r, g, b, sum of squares r, g, b] of an h, w, 3 uint8 image, exact.
-
-    OpenCV's meanStdDev sums in integers and doubles; n (mean^2 + std^2) is the sum of squares
-    to within n x 65025 x 4e-16 (1e-6 for a 192 px image), so rounding recovers it exactly
-    (tests/test_compose.py checks this against integer sums)."""
-    mean, std = cv2.meanStdDev(image)  # 3, 1 each
-    sums = np.concatenate([mean, mean * mean + std * std])[:, 0]
-    sums *= image.shape[0] * image.shape[1]
-    return np.rint(sums).astype(np.int64)
+    """6 int64: [sum r, g, b, sum of squares r, g, b] of an h, w, 3 uint8 image, exact (see `sums_of`)."""
+    return sums_of(moments(image)[None], image.shape[0] * image.shape[1])[0]
 
 
-def _bgr_to_rgb_sums(sums: np.ndarray) -> np.ndarray:
-    """rgb_sums of an image in BGR order -> in RGB order."""
-    return sums[[2, 1, 0, 5, 4, 3]]
+def moments(image: np.ndarray) -> np.ndarray:
+    """2, 3 float64: each channel's mean and standard deviation (OpenCV's meanStdDev, which sums in
+    integers and doubles)."""
+    return np.asarray(cv2.meanStdDev(image))[..., 0]
+
+
+def sums_of(stats: np.ndarray, pixels) -> np.ndarray:
+    """N, 2, 3 `moments` of images of `pixels` pixels (a number, or N) -> N, 6 int64 sums and sums of
+    squares. n (mean^2 + std^2) is the sum of squares to within n x 65025 x 4e-16 (1e-6 for a 192 px
+    image), so rounding recovers it exactly (tests/test_compose.py checks it against integer sums)."""
+    mean, std = stats[:, 0], stats[:, 1]
+    n = np.asarray(pixels, np.float64).reshape(-1, 1)
+    return np.rint(np.concatenate([mean * n, (mean * mean + std * std) * n], axis=1)).astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,37 +88,36 @@ def make_shard(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
     cfg, src = job.cfg, job.sources
     plan = job.plan.iloc[k * cfg.shard_size : (k + 1) * cfg.shard_size]
     n = len(plan)
-    bg_idx, xs, ys = (plan[c].to_numpy() for c in ("bg_idx", "x", "y"))
-    fg_shapes = np.array([fg.shape[:2] for fg in src.fg])[plan["fg_idx"].to_numpy()]
+    bg_idx, fg_idx, flip, xs, ys, hs, ws = (plan[c].to_numpy() for c in ("bg_idx", "fg_idx", "flip", "x", "y", "h", "w"))
+    fg_shapes = np.array([fg.shape[:2] for fg in src.fg])[fg_idx]
     full_h, full_w = placed_size((fg_shapes[:, 0], fg_shapes[:, 1]), plan["scale"].to_numpy())
     patch_blobs, alpha_blobs, depth_blobs = [b""] * n, [b""] * n, [b""] * n
     obj_depth = np.empty(n, np.float32)
-    rgb = np.empty((n, 6), np.int64)
+    stored, boxes = np.empty((n, 2, 3)), np.empty((n, 2, 3))  # the moments of each fg_bg patch as stored, and of its bg box
     n_obj = np.empty(n, np.int64)
     d_sums = np.empty((n, 2), np.float64)
     patches = [None] * n  # kept for the teacher, which sees whole images
     prepared: dict[tuple, tuple[PreparedFg, bytes]] = {}
     for start, stop in _runs(plan, full_h, full_w):
-        r = plan.iloc[start]
-        key = (r.fg_idx, r.flip, int(full_h[start]), int(full_w[start]), r.h, r.w)
+        key = (fg_idx[start], flip[start], int(full_h[start]), int(full_w[start]), hs[start], ws[start])
         if key not in prepared:
             if len(prepared) > 64:
                 prepared.clear()
-            placed = placed_fg(src.fg[r.fg_idx], r.flip, *key[2:4])[: r.h, : r.w]  # grid: cropped at the border
+            placed = placed_fg(src.fg[key[0]], key[1], *key[2:4])[: key[4], : key[5]]  # grid: cropped at the border
             prepared[key] = (prepare_fg(np.ascontiguousarray(placed), cfg.mask_threshold), encode_alpha(placed[..., 3]))
         fg, alpha_blobs[start:stop] = prepared[key][0], [prepared[key][1]] * (stop - start)
-        b = r.bg_idx
+        b = bg_idx[start]
         run_patches, obj_depth[start:stop] = compose_patches(
             src.bg[b], job.depths[b], fg, xs[start:stop], ys[start:stop], job.foot_caps[b])
         h, w = fg.obj.shape
+        n_obj[start:stop] = fg.n_obj
         for i, patch in zip(range(start, stop), run_patches):
             patch_blobs[i] = encode_image(patch, cfg.fg_bg_format, cfg.jpeg_quality, filtered=False)  # read each epoch
             if cfg.fg_bg_format == "png":
-                stored = rgb_sums(patch)
+                stored[i] = moments(patch)
             else:  # the sums are of the bytes as read
-                stored = _bgr_to_rgb_sums(rgb_sums(decode_image(patch_blobs[i], bgr=True)))
-            rgb[i] = job.bg_sums[b] + stored - rgb_sums(src.bg[b][ys[i] : ys[i] + h, xs[i] : xs[i] + w])
-            n_obj[i] = fg.n_obj
+                stored[i] = moments(decode_image(patch_blobs[i], bgr=True))[:, ::-1]
+            boxes[i] = moments(src.bg[b][ys[i] : ys[i] + h, xs[i] : xs[i] + w])
             if cfg.depth == "geometry":  # the bg depth's sums, the object's depth in place of the bg's under it
                 under = job.depths[b][ys[i] : ys[i] + h, xs[i] : xs[i] + w][fg.obj].astype(np.float64)
                 od = 0.0 if np.isnan(obj_depth[i]) else float(obj_depth[i])
@@ -123,6 +125,7 @@ def make_shard(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
                 d_sums[i, 1] = job.depth_sums[b][1] - (under * under).sum() + od * od * fg.n_obj
             else:
                 patches[i] = patch
+    rgb = job.bg_sums[bg_idx] + sums_of(stored, hs * ws) - sums_of(boxes, hs * ws)
     if cfg.depth == "teacher":
         teacher, step = _teacher(job), cfg.teacher.batch
         for start in range(0, n, step):

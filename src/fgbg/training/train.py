@@ -38,6 +38,7 @@ from fgbg.training.augment import Augment
 from fgbg.training.live import log_epoch, open_live
 from fgbg.training.optim import build_optimizer, build_scheduler
 from fgbg.training.perturb import Perturb
+from fgbg.training.perturb_device import DevicePerturb
 from fgbg.training.trainer import Heads, Trainer
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,12 @@ class Loaders(NamedTuple):
     generator: torch.Generator
 
 
+def _trained_targets(params: Params) -> tuple[str, ...]:
+    """The targets a training batch carries: those of heads with losses, and the mask for the shadow perturbation."""
+    trained = tuple(head for head, cfg in params.heads.items() if cfg.losses)
+    return trained + (("mask",) if DevicePerturb(params.train.perturb).needs_mask and "mask" not in trained else ())
+
+
 def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contract, dist: distributed.Dist,
              device: torch.device) -> Loaders:
     reuse_large_blocks()  # batches of whole images: no page faults afresh for each (fgbg.core.allocator)
@@ -124,7 +131,7 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
     perturb = Perturb(params.train.perturb)
     train_view = SampleView(seed=params.train.seed, crop=crop, augment=augment if augment.enabled else None,
                             perturb=perturb if perturb.enabled else None, raw=True,
-                            targets=tuple(head for head, cfg in params.heads.items() if cfg.losses))
+                            targets=_trained_targets(params))
     train_ds = PairDataset(store, split["train"], contract, train_view)
     # validation: whole images, as evaluate and users see them, of a fixed subset of val
     val_ds = PairDataset(store, val_subset(split["val"], params.train.val_samples), contract, SampleView(raw=True))
@@ -217,7 +224,7 @@ def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str
     opt = build_optimizer(model, params)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
     return Trainer(params, model, heads, opt, build_scheduler(opt, params, steps_per_epoch), scaler, fp, dist=dist,
-                   show=dist.main)
+                   show=dist.main, perturb=DevicePerturb(params.train.perturb))
 
 
 def _start(trainer: Trainer, model_dir: Path, device: torch.device) -> Checkpoint | None:

@@ -31,6 +31,7 @@ from fgbg.core.progress import progress
 from fgbg.core.runtime import autocast_dtype, forward, unwrap, upsample_like
 from fgbg.training.distributed import Dist, Sums, broadcast, first_rank
 from fgbg.training.losses import HeadLoss
+from fgbg.training.perturb_device import DevicePerturb, batch_generator
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +75,18 @@ class Heads:
         """The names of the loss terms that `forward` returns."""
         return [f"{loss.head}_{name}" for loss in self.losses.values() for name in loss.weights]
 
-    def to_device(self, x: torch.Tensor, targets: dict[str, torch.Tensor]):
+    def to_device(self, x: torch.Tensor, targets: dict[str, torch.Tensor], perturb=None):
+        """The batch on the device: x encoded (uint8 from the loader: perturbed first by `perturb`, a
+        callable (x, mask) -> x, as training does), targets float32."""
         x = x.to(self.device, non_blocking=True)
+        targets = {head: target.to(self.device, non_blocking=True).float() for head, target in targets.items()}
         if x.dtype == torch.uint8:
+            if perturb is not None:
+                x = perturb(x, targets.get("mask"))
             x = self.contract.encode_uint8(x)  # N, C, H, W float32
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return x, {head: target.to(self.device, non_blocking=True).float() for head, target in targets.items()}
+        return x, targets
 
     def forward(self, model, x: torch.Tensor, targets: dict[str, torch.Tensor]):
         """({head: output}, loss, {term: value}); targets are pooled to a half-size output."""
@@ -160,6 +166,7 @@ class Trainer:
     best_epoch: int = -1
     dist: Dist = field(default_factory=Dist)
     show: bool = True  # progress bars: rank 0's alone under DDP
+    perturb: DevicePerturb | None = None  # the capture perturbations of training batches, on the device
 
     @property
     def per_batch(self) -> bool:
@@ -190,6 +197,13 @@ class Trainer:
                       scaler=self.scaler.state_dict(), rng=torch.get_rng_state(), best=self.best,
                       best_epoch=self.best_epoch, accum=self.state.accum)
         return Checkpoint(self.heads.contract, weights, self.params.compose.bg_size, epoch, val, resume)
+
+    def _perturb_step(self, epoch: int, step: int):
+        """The device perturbation of one training batch, seeded by (train.seed, epoch, step, rank); None if off."""
+        if self.perturb is None or not self.perturb.enabled:
+            return None
+        g = batch_generator(self.heads.device, self.params.train.seed, epoch, step, self.dist.rank)
+        return lambda x, mask: self.perturb(x, mask, g)
 
     def train_step(self, batch, epoch: int, step: int):
         """One optimiser step over `batch`, split into `state.accum` micro-batches.
@@ -245,7 +259,7 @@ class Trainer:
         step = -1
         for step, batch in enumerate(progress(loader, desc=f"epoch {epoch} train", unit="batch", leave=False,
                                               disable=not self.show)):
-            x, targets = resize_batch(*heads.to_device(*batch), size)  # N, C, h, w; {head: N, 1, h, w}
+            x, targets = resize_batch(*heads.to_device(*batch, self._perturb_step(epoch, step)), size)  # N, C, h, w
             loss, terms = self.train_step((x, targets), epoch, step)
             if batch_scheduler is not None:
                 batch_scheduler.step()

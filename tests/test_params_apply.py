@@ -125,6 +125,8 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
                                ("misalign", "misalign_degrees", 3.0), ("misalign", "misalign_shift", 0.1),
                                ("blur", "blur_sigma", 2.0), ("noise", "noise_sigma", 0.2),
                                ("jpeg", "jpeg_quality", [10, 20])]],
+    (_train_id, {"train": {"perturb": {"jpeg": 0.5}}}, {"train": {"perturb": {"blur": 0.5}}},
+     {"train": {"perturb": {"where": "device"}}}),
     (_compose_id, {"fg_bg_format": "png"}, {"fg_bg_format": "jpeg"}, {"jpeg_quality": 50}),
     (_compose_id, {"depth": "geometry", "teacher": {"model": "depth.onnx"}}, TEACHER, {"teacher": {"batch": 4}}),
     (_compose_id, {"layout": "grid", "positions": 20}, {"layout": "random"}, {"seed": 7}),
@@ -132,7 +134,7 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
      {"seed": 7}),
 ], ids=["momentum-adam", "momentum-adamw", "patience-cosine", "factor-onecycle", "threshold-none", "crop_object",
         "crop_object-whole", "crop_object-strips", "crop_height", "momentum-onecycle", "shadow_strength", "bg_jitter_strength", "misalign_degrees",
-        "misalign_shift", "blur_sigma", "noise_sigma", "perturb-jpeg_quality",
+        "misalign_shift", "blur_sigma", "noise_sigma", "perturb-jpeg_quality", "perturb-where",
         "jpeg_quality", "teacher", "seed-grid", "seed-grid-scaled"])
 def test_a_key_that_does_not_apply_changes_no_fingerprint_and_one_that_does_applies(identity, unused_under, used_under,
                                                                                      change):
@@ -180,10 +182,10 @@ def test_the_default_fingerprints_are_what_they_were():
 def test_the_default_training_identity_is_what_it_was():
     """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
     that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
-    (last: the default became ground contact on strips with an alpha head and JPEG perturbation)."""
+    (last: train.perturb.where, which engine perturbs; with it the loader's flip and perturbation draws changed)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
-               "noise_sigma": 0.03, "jpeg": 0.5, "jpeg_quality": (70, 95)}
+               "noise_sigma": 0.03, "jpeg": 0.5, "jpeg_quality": (70, 95), "where": "auto"}
     identity = _training_identity(Params())
     assert identity == {
         "lr": 0.003, "epochs": 10, "batch_size": 16,
@@ -196,4 +198,4 @@ def test_the_default_training_identity_is_what_it_was():
                   "precision": "auto", "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
         "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {}], ["bg_depth", {"l1": 1.0, "ssim": 0.5}],
                   ["alpha", {"l1": 1.0, "sobel": 1.0}]]}  # ordered: the order builds the model
-    assert fingerprint(identity) == "71c93828c3830b70de0b13970990182f4d848334f2051e4f820b25dfd11e5def"
+    assert fingerprint(identity) == "6e2ef53b2c5bf7ee9a64f20df5ec5c298816889fe1b65065906f38e2eaab6b6e"

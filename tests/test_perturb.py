@@ -1,5 +1,5 @@
-"""Capture perturbations: the loader's JPEG per sample, and the others on the device per batch. Each
-changes what it names, its strength reaches it, a seed repeats it, and its draws are what it promises."""
+"""Capture perturbations, on both engines (per sample in the loader, batched on the device): each changes
+what it names, its strength reaches it, a seed repeats it, and its draws are what it promises."""
 
 import numpy as np
 import pytest
@@ -30,8 +30,21 @@ def batch():
     return make_batch(6, 48, 48, (slice(10, 30), slice(15, 30)))
 
 
-def perturb(cfg: dict, x, mask, seed: int = 3, **strengths) -> torch.Tensor:
-    return DevicePerturb(PerturbConfig(**{**OFF, **cfg}, **strengths))(x, mask, batch_generator(CPU, seed, 0, 0, 0))
+ENGINES = ("loader", "device")
+
+
+def perturb(cfg: dict, x, mask, seed: int = 3, engine: str = "device", **strengths) -> torch.Tensor:
+    """x N, H, W, 6 uint8 perturbed by `engine`: the device's batch step, or the loader's Perturb sample by sample
+    (sample i with seed 1000 seed + i)."""
+    config = PerturbConfig(**{**OFF, **cfg}, **strengths)
+    if engine == "device":
+        return DevicePerturb(config)(x, mask, batch_generator(CPU, seed, 0, 0, 0))
+    loader, out = Perturb(config), x.clone()
+    for i in range(len(x)):
+        m = mask[i, 0].numpy() > 0 if mask is not None else np.zeros(x.shape[1:3], bool)
+        bg, fg_bg = loader(x[i, ..., :3].numpy(), x[i, ..., 3:6].numpy(), m, 1000 * seed + i)
+        out[i, ..., :3], out[i, ..., 3:6] = torch.from_numpy(bg), torch.from_numpy(fg_bg)
+    return out
 
 
 # perturbation -> (which inputs it changes, the strength params that, at zero, make it a no-op)
@@ -49,16 +62,18 @@ def changed(x, out) -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(CHANGES))
-def test_each_device_perturbation_changes_what_it_names(batch, name):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_perturbation_changes_what_it_names(batch, name, engine):
     x, mask = batch
-    out = perturb({name: 1.0}, x, mask)
+    out = perturb({name: 1.0}, x, mask, engine=engine)
     assert changed(x, out) == CHANGES[name][0] and out.dtype == torch.uint8 and out.shape == x.shape
 
 
 @pytest.mark.parametrize("name", sorted(n for n, (_, off) in CHANGES.items() if off))
-def test_each_strength_reaches_its_perturbation(batch, name):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_strength_reaches_its_perturbation(batch, name, engine):
     x, mask = batch
-    assert torch.equal(perturb({name: 1.0}, x, mask, **CHANGES[name][1]), x)
+    assert torch.equal(perturb({name: 1.0}, x, mask, engine=engine, **CHANGES[name][1]), x)
 
 
 @pytest.mark.parametrize("name", sorted(CHANGES))
@@ -71,9 +86,10 @@ def test_each_perturbation_takes_full_height_strips_and_a_rows_channel(name):
     assert out.shape == (4, 60, 12, 7) and torch.equal(out[..., 6:], rows)
 
 
-def test_a_shadow_falls_below_the_object_never_on_it_and_only_darkens(batch):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_shadow_falls_below_the_object_never_on_it_and_only_darkens(batch, engine):
     x, mask = batch
-    out = perturb({"shadow": 1.0}, x, mask, shadow_strength=1.0)
+    out = perturb({"shadow": 1.0}, x, mask, engine=engine, shadow_strength=1.0)
     on = mask[:, 0] > 0
     fg_in, fg_out = x[..., 3:].int(), out[..., 3:].int()
     assert torch.equal(fg_out[on], fg_in[on]) and (fg_out[~on] <= fg_in[~on]).all()
@@ -81,25 +97,28 @@ def test_a_shadow_falls_below_the_object_never_on_it_and_only_darkens(batch):
     assert darker.any() and darker[:, 31:].sum() > darker[:, :10].sum()  # shifted down: below the object (rows 10-29)
 
 
-def test_a_probability_applies_to_its_share_of_the_samples():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_probability_applies_to_its_share_of_the_samples(engine):
     x, mask = make_batch(200, 8, 8, (slice(2, 5), slice(2, 5)))
-    out = perturb({"noise": 0.3}, x, mask, noise_sigma=0.2)
+    out = perturb({"noise": 0.3}, x, mask, engine=engine, noise_sigma=0.2)
     share = (out != x).flatten(1).any(dim=1).float().mean()
     assert 0.2 < share < 0.4  # 60 of 200 expected; binomial sd 6.5
 
 
-def test_noise_has_the_drawn_sigma():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_noise_has_the_drawn_sigma(engine):
     """Each input's sigma is drawn in [0, noise_sigma]: on mid-grey, the per-image std of the change spreads
     over [0, 0.1] x 255 with a mean of 0.05 x 255."""
     x = torch.full((300, 32, 32, 6), 128, dtype=torch.uint8)
-    out = perturb({"noise": 1.0}, x, None, noise_sigma=0.1)
+    out = perturb({"noise": 1.0}, x, None, engine=engine, noise_sigma=0.1)
     std = (out.float() - 128).flatten(1, 2).std(dim=1)  # 300, 6 (per image and channel)
     assert std.max() < 0.1 * 255 * 1.1 and abs(std.mean() - 0.05 * 255) < 0.05 * 255 * 0.1
 
 
-def test_blur_sigma_sets_how_much_changes(batch):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_blur_sigma_sets_how_much_changes(batch, engine):
     x, mask = batch
-    error = {s: (perturb({"blur": 1.0}, x, mask, blur_sigma=s).int() - x.int()).abs().float().mean() for s in (0.6, 2.0)}
+    error = {s: (perturb({"blur": 1.0}, x, mask, engine=engine, blur_sigma=s).int() - x.int()).abs().float().mean() for s in (0.6, 2.0)}
     assert 0 < error[0.6] < error[2.0] / 1.5
 
 
@@ -116,27 +135,30 @@ def test_gaussian_blur_by_hand():
     assert torch.allclose(gaussian_blur(flat, torch.tensor([0.5, 1.5])), flat)
 
 
-def test_misalignment_shifts_the_bg_by_at_most_its_share():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_misalignment_shifts_the_bg_by_at_most_its_share(engine):
     """degrees 0, shift 0.1 of a 40 px wide ramp (1 level per px): every row moves by the same whole-image shift,
     of at most 4 px, so the mean level moves by at most 4 levels (the mirrored border bends a little more)."""
     ramp = torch.arange(40, dtype=torch.uint8).view(1, 1, 40, 1).expand(50, 40, 40, 6).clone() + 100
-    out = perturb({"misalign": 1.0}, ramp, None, misalign_degrees=0.0, misalign_shift=0.1)
+    out = perturb({"misalign": 1.0}, ramp, None, engine=engine, misalign_degrees=0.0, misalign_shift=0.1)
     moved = (out[..., :3].float() - ramp[..., :3].float())[:, :, 8:32].mean(dim=(1, 2, 3))  # away from the borders
     assert moved.abs().max() <= 4.5 and moved.abs().max() > 1 and torch.equal(out[..., 3:], ramp[..., 3:])
 
 
-def test_the_bg_jitter_is_brightness_contrast_and_gamma_around_the_mean():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_bg_jitter_is_brightness_contrast_and_gamma_around_the_mean(engine):
     """On a flat bg at level v the mean is v, so contrast does nothing: out = (v b) ^ g, b and g in 1 +- 0.2."""
     x = torch.full((100, 4, 4, 6), 153, dtype=torch.uint8)  # v = 0.6
-    out = perturb({"bg_jitter": 1.0}, x, None, bg_jitter_strength=0.2)[:, 0, 0, 0].float() / 255
+    out = perturb({"bg_jitter": 1.0}, x, None, engine=engine, bg_jitter_strength=0.2)[:, 0, 0, 0].float() / 255
     lo, hi = (0.6 * 0.8) ** 1.2, min(1.0, 0.6 * 1.2) ** 0.8
     assert (out >= lo - 0.01).all() and (out <= hi + 0.01).all() and out.std() > 0.02
 
 
-def test_a_batch_seed_repeats_its_perturbations(batch):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_seed_repeats_its_perturbations(batch, engine):
     x, mask = batch
     every = {name: 0.5 for name in DEVICE_PERTURBATIONS}
-    a, b, c = (perturb(every, x, mask, seed=s) for s in (11, 11, 12))
+    a, b, c = (perturb(every, x, mask, seed=s, engine=engine) for s in (11, 11, 12))
     assert torch.equal(a, b) and not torch.equal(a, c)
     draws = [torch.rand(4, generator=batch_generator(CPU, *args)) for args in
              ((0, 1, 2, 0), (0, 1, 2, 0), (1, 1, 2, 0), (0, 2, 2, 0), (0, 1, 3, 0), (0, 1, 2, 1))]
@@ -153,17 +175,19 @@ def test_the_loaders_jpeg_changes_both_inputs_with_its_quality_and_seed():
     bg, fg_bg = x[0, ..., :3].numpy(), x[0, ..., 3:].numpy()
 
     def error(quality, seed=3):
-        out_bg, out_fg_bg = Perturb(PerturbConfig(jpeg=1.0, jpeg_quality=(quality, quality)))(bg, fg_bg, seed)
+        out_bg, out_fg_bg = Perturb(PerturbConfig(jpeg=1.0, jpeg_quality=(quality, quality)))(bg, fg_bg, None, seed)
         assert (out_fg_bg != fg_bg).any()
         return np.abs(out_bg.astype(int) - bg).mean()
 
     assert 0 < error(95) < error(20) / 2
     every = Perturb(PerturbConfig(jpeg=0.5, jpeg_quality=(20, 95)))
-    runs = [every(bg, fg_bg, seed) for seed in (11, 11, *range(12, 20))]
+    runs = [every(bg, fg_bg, None, seed) for seed in (11, 11, *range(12, 20))]
     assert all((p == q).all() for p, q in zip(runs[0], runs[1]))
     assert any((p != q).any() for other in runs[2:] for p, q in zip(runs[0], other))
     assert not Perturb(PerturbConfig(jpeg=0.0)).enabled and Perturb(PerturbConfig()).enabled  # jpeg on by default
     assert not DevicePerturb(PerturbConfig()).enabled and DevicePerturb(PerturbConfig(blur=0.1)).enabled
+    jpeg_only = Perturb(PerturbConfig(blur=1.0, jpeg=0.0), jpeg_only=True)  # the device takes the blur
+    assert not jpeg_only.enabled and jpeg_only(bg, fg_bg, None, 0)[0] is bg
 
 
 def test_a_sample_is_perturbed_by_seed_epoch_and_index_so_a_resumed_run_sees_the_same(tiny_dataset):
@@ -171,12 +195,42 @@ def test_a_sample_is_perturbed_by_seed_epoch_and_index_so_a_resumed_run_sees_the
     from fgbg.dataset.store import ComposedStore
     from tests.conftest import contract
 
-    jpeg = Perturb(PerturbConfig(jpeg=1.0, jpeg_quality=(20, 95)))
+    every = Perturb(PerturbConfig(shadow=0.5, bg_jitter=0.5, misalign=0.5, blur=0.5, noise=0.5, jpeg=0.5))
 
     def sample(epoch, k, seed=0):
-        ds = PairDataset(ComposedStore(tiny_dataset), list(range(12)), contract(), SampleView(seed=seed, perturb=jpeg, raw=True))
+        ds = PairDataset(ComposedStore(tiny_dataset), list(range(12)), contract(), SampleView(seed=seed, perturb=every, raw=True))
         ds.set_epoch(epoch)
         return ds[k][0]
 
     assert (sample(3, 5) == sample(3, 5)).all()  # a fresh dataset, as after a resume
     assert (sample(3, 5) != sample(4, 5)).any() and (sample(3, 5) != sample(3, 5, seed=1)).any()
+
+
+def test_the_jitter_table_is_the_per_pixel_formula():
+    """The loader's _jitter maps each uint8 level through one table: the same as brightness, contrast around the
+    image's mean and gamma computed pixel by pixel."""
+    from fgbg.training.perturb import _jitter
+
+    img = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    out = _jitter(img, 0.3, np.random.default_rng(7))
+    b, c, g = np.random.default_rng(7).uniform(0.7, 1.3, 3)
+    x = img / 255
+    assert np.allclose(out, np.clip((x * b - x.mean()) * c + x.mean(), 0, 1) ** g, atol=1e-6)
+
+
+def test_noise_windows_are_standard_normal_and_repeat_with_their_seed():
+    from fgbg.training.perturb import gaussian_noise
+
+    a = gaussian_noise((192, 192, 3), np.random.default_rng(5))
+    assert abs(a.mean()) < 0.01 and abs(a.std() - 1) < 0.01 and a.dtype == np.float32
+    assert np.array_equal(a, gaussian_noise((192, 192, 3), np.random.default_rng(5)))
+    assert not np.array_equal(a, gaussian_noise((192, 192, 3), np.random.default_rng(6)))
+    big = gaussian_noise((700, 700, 3), np.random.default_rng(5))  # more than a quarter of the bank: it grows
+    assert big.shape == (700, 700, 3) and abs(big.std() - 1) < 0.01
+
+
+@pytest.mark.parametrize("where, device, on_device", [("auto", "cuda", True), ("auto", "cpu", False),
+                                                      ("device", "cpu", True), ("loader", "cuda", False)])
+def test_where_picks_the_engine(where, device, on_device):
+    assert PerturbConfig(blur=0.3, where=where).on_device(device) == on_device
+    assert "where" in PerturbConfig().unused() and "where" not in PerturbConfig(blur=0.3).unused()

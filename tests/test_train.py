@@ -512,9 +512,9 @@ def test_training_on_strips_sees_strips(tiny_dataset, prepared, tmp_path, monkey
 
 def test_training_batches_are_perturbed_on_the_device_with_a_generator_per_step(tiny_dataset, prepared, tmp_path,
                                                                                   monkeypatch):
-    """With a device perturbation on, every training batch (not a val batch) goes through DevicePerturb as uint8,
-    with the object's mask (loaded for the shadow even without a mask head) and a generator of its
-    own (seed, epoch, step)."""
+    """With perturbations on the device (where: device; auto picks it with CUDA), every training batch (not a val
+    batch) goes through DevicePerturb as uint8, with the object's mask (loaded for the shadow even without a mask
+    head) and a generator of its own (seed, epoch, step)."""
     from fgbg.training import perturb_device
 
     calls = []
@@ -528,7 +528,7 @@ def test_training_batches_are_perturbed_on_the_device_with_a_generator_per_step(
     monkeypatch.setattr(perturb_device.DevicePerturb, "__call__", recording)
     heads = {"depth": {"losses": {"l1": 1.0}}}  # no mask head: the shadow still gets the mask
     _train(tiny_dataset, prepared, tmp_path, epochs=2, heads=heads, model={"depth": "learned"},
-           train={"crop": 8, "image_every": 0, "perturb": {"shadow": 1.0, "jpeg": 0.0}})
+           train={"crop": 8, "image_every": 0, "perturb": {"shadow": 1.0, "jpeg": 0.0, "where": "device"}})
     assert calls and {c[:3] for c in calls} == {(torch.uint8, (16, 8, 6), (1, 16, 8))}  # full-height strips
     first_draws = [c[3] for c in calls]
     assert len(set(first_draws)) == len(first_draws)  # a generator of its own for each step of each epoch

@@ -199,6 +199,7 @@ class PerturbConfig:
     noise_sigma: float = 0.03
     jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (70, 95)
+    where: Literal["auto", "loader", "device"] = "auto"  # shadow, bg_jitter, misalign, blur and noise: see below
 
     def __post_init__(self) -> None:
         for name in ("shadow", "bg_jitter", "misalign", "blur", "noise", "jpeg"):
@@ -213,14 +214,23 @@ class PerturbConfig:
         lo, hi = self.jpeg_quality
         require(1 <= lo <= hi <= 100, "train.perturb.jpeg_quality", list(self.jpeg_quality),
                  "[low, high] with 1 <= low <= high <= 100")
+        require(self.where in ("auto", "loader", "device"), "train.perturb.where", self.where,
+                "auto (on the device with CUDA, else in the loader), loader or device")
+
+    def on_device(self, device_type: str) -> bool:
+        """Whether shadow, bg_jitter, misalign, blur and noise run batched on the training device
+        (fgbg.training.perturb_device) rather than per sample in the loader: `where`, auto = with CUDA."""
+        return self.where == "device" or (self.where == "auto" and device_type == "cuda")
 
     STRENGTHS = {"shadow": ("shadow_strength",), "bg_jitter": ("bg_jitter_strength",),
                  "misalign": ("misalign_degrees", "misalign_shift"), "blur": ("blur_sigma",),
                  "noise": ("noise_sigma",), "jpeg": ("jpeg_quality",)}  # each probability's strengths
 
     def unused(self) -> list[str]:
-        """The strengths of perturbations whose probability is 0."""
-        return [key for name, keys in self.STRENGTHS.items() if getattr(self, name) == 0 for key in keys]
+        """The strengths of perturbations whose probability is 0, and `where` when only JPEG may be on."""
+        device_side = any(getattr(self, name) for name in ("shadow", "bg_jitter", "misalign", "blur", "noise"))
+        return ([key for name, keys in self.STRENGTHS.items() if getattr(self, name) == 0 for key in keys]
+                + ([] if device_side else ["where"]))
 
 
 # fgbg.training.losses.LOSSES (a test keeps them equal)

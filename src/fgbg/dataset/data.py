@@ -26,7 +26,7 @@ from fgbg.dataset.store import ComposedStore, Sample
 # (Sample, seed) -> the Sample transformed, e.g. fgbg.training.augment.Augment. Taken as a callable, so that
 # evaluation, which reads samples as they are, does not import augmentation.
 Transform = Callable[..., tuple]
-# (bg, fg_bg, seed) -> (bg, fg_bg), e.g. fgbg.training.perturb.Perturb; a callable for the same reason.
+# (bg, fg_bg, mask, seed) -> (bg, fg_bg), e.g. fgbg.training.perturb.Perturb; a callable for the same reason.
 Perturbation = Callable[..., tuple]
 
 
@@ -92,8 +92,8 @@ class SampleView:
 
     `seed`: the draws of crops, augmentations and perturbations (with the epoch and the index);
     `crop`: square crops (None: whole images);
-    `augment`: e.g. fgbg.training.augment.Augment; `perturb`: the loader's capture perturbation of the
-    inputs (fgbg.training.perturb.Perturb: JPEG), after augmentation; `raw`: x as H, W, C uint8 (bg, fg_bg and the
+    `augment`: e.g. fgbg.training.augment.Augment; `perturb`: the loader's capture perturbations of the
+    inputs (fgbg.training.perturb.Perturb), after augmentation; `raw`: x as H, W, C uint8 (bg, fg_bg and the
     rows levels), encoded later on the device (fgbg.core.contract.Contract.encode_uint8)."""
 
     seed: int = 0
@@ -141,7 +141,7 @@ class PairDataset(torch.utils.data.Dataset):
             sample = view.augment(sample, sample_seed(view.seed, self.epoch, k))
         bg, fg_bg = sample.bg, sample.fg_bg
         if view.perturb is not None:
-            bg, fg_bg = view.perturb(bg, fg_bg, sample_seed(view.seed, self.epoch, k, stream=2))
+            bg, fg_bg = view.perturb(bg, fg_bg, sample.mask, sample_seed(view.seed, self.epoch, k, stream=2))
         h, w = bg.shape[:2]
         if view.raw:
             rows = [rows_to_uint8(top, h, w, full_height)[..., None]] if self.contract.config.rows else []

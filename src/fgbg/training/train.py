@@ -117,10 +117,12 @@ class Loaders(NamedTuple):
     generator: torch.Generator
 
 
-def _trained_targets(params: Params) -> tuple[str, ...]:
-    """The targets a training batch carries: those of heads with losses, and the mask for the shadow perturbation."""
+def _trained_targets(params: Params, device: torch.device) -> tuple[str, ...]:
+    """The targets a training batch carries: those of heads with losses, and the mask for a shadow cast on the device."""
     trained = tuple(head for head, cfg in params.heads.items() if cfg.losses)
-    return trained + (("mask",) if DevicePerturb(params.train.perturb).needs_mask and "mask" not in trained else ())
+    perturb = params.train.perturb
+    shadow_on_device = perturb.on_device(device.type) and DevicePerturb(perturb).needs_mask
+    return trained + (("mask",) if shadow_on_device and "mask" not in trained else ())
 
 
 def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contract, dist: distributed.Dist,
@@ -128,10 +130,10 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
     reuse_large_blocks()  # batches of whole images: no page faults afresh for each (fgbg.core.allocator)
     augment = Augment(params.train.augment)
     crop = Crop(params.train.crop, params.train.crop_object, params.train.crop_height) if params.train.crop else None
-    perturb = Perturb(params.train.perturb)
+    perturb = Perturb(params.train.perturb, jpeg_only=params.train.perturb.on_device(device.type))
     train_view = SampleView(seed=params.train.seed, crop=crop, augment=augment if augment.enabled else None,
                             perturb=perturb if perturb.enabled else None, raw=True,
-                            targets=_trained_targets(params))
+                            targets=_trained_targets(params, device))
     train_ds = PairDataset(store, split["train"], contract, train_view)
     # validation: whole images, as evaluate and users see them, of a fixed subset of val
     val_ds = PairDataset(store, val_subset(split["val"], params.train.val_samples), contract, SampleView(raw=True))
@@ -224,7 +226,8 @@ def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str
     opt = build_optimizer(model, params)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
     return Trainer(params, model, heads, opt, build_scheduler(opt, params, steps_per_epoch), scaler, fp, dist=dist,
-                   show=dist.main, perturb=DevicePerturb(params.train.perturb))
+                   show=dist.main,
+                   perturb=DevicePerturb(params.train.perturb) if params.train.perturb.on_device(device.type) else None)
 
 
 def _start(trainer: Trainer, model_dir: Path, device: torch.device) -> Checkpoint | None:

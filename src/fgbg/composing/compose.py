@@ -6,7 +6,8 @@ For one placement (bg, fg, flip, x, y, scale):
 - depth ("geometry") = the bg depth, except under the mask, where the object takes one
   depth: it stands on the ground at its lowest opaque row, so it takes the median bg depth
   of the pixels under that row. On the ground-plane prior, a foot above the horizon (in the
-  sky, depth 1) stands on the ground at the horizon: it takes the prior's farthest ground, PRIOR_FAR. ("teacher": an ONNX network's depth, see fgbg.composing.teacher.)
+  sky, depth 1) stands on the ground at the horizon: it takes the prior's farthest ground,
+  PRIOR_FAR. ("teacher": an ONNX network's depth, see fgbg.composing.teacher.)
 bg depth is exact where `data/bg_depth/` gives it, else the ground-plane prior below.
 Positions are seeded random (the fg wholly inside the bg) or the original 5 x 4 grid:
 x = 28 i for i = 0..4 and y = 28 j for j = 4..1 on a 192 px bg, scaled by bg_size / 192.

@@ -2,9 +2,12 @@
 fgbg.dataset.stats adds up.
 
 The plan's placements come in runs that share a placed fg and a bg (the N positions of one fg,
-flip and bg): each run is one batched blend (compose.compose_patches), one batched sum, and a
-codec call per sample. A shard depends on nothing but its placements, so the same shard comes
-out byte for byte wherever and whenever it is made.
+flip and bg): each run prepares its fg once and takes its foot medians in one call
+(compose.compose_patches); each sample then costs a fixed-point blend, a codec call (and for
+JPEG the decode back, so that the sums are of the bytes as read) and two meanStdDev calls,
+turned into exact integer sums for the whole shard at the end. Per-sample arrays stay small
+on purpose: batches of them page-faulted afresh and ran slower. A shard depends on nothing
+but its placements, so the same shard comes out byte for byte wherever and whenever it is made.
 """
 
 from __future__ import annotations

@@ -182,7 +182,7 @@ def no_sync_steps(p: Params, size: int, batch: int, steps: int) -> str:
 
 
 def gpu_params(p: Params, name: str | None, precision: str, channels_last: bool, compile: bool = False) -> Params:
-    """`p` with model `name` (None: p's own, at its own size) trained on whole images, as the GPU runs compare."""
+    """`p` with model `name` (None: p's own model) trained on whole images, as the GPU runs compare."""
     model = replace(ModelConfig(name=name), depth=p.model.depth, input=p.model.input, rows=p.model.rows) if name else p.model
     train = replace(p.train, crop=0, crop_height=0, precision=precision, channels_last=channels_last, compile=compile)
     return replace(p, model=model, train=train)
@@ -200,7 +200,7 @@ def model_only(args, p: Params) -> None:
     print(f"GPU {torch.cuda.get_device_name()}, {what}: {rate:.0f} samples/s against {base_rate:.0f} fp32 eager NCHW; "
           f"ratio {rate / base_rate:.2f}; host syncs per step {syncs:.2f} (goal for unet_original: 2,500 samples/s)")
     if args.sync_debug:
-        print(f"sync debug mode 'error', {what}: {no_sync_steps(fast, args.size, args.batch, 50)}")
+        print(f"sync debug mode 'error', {what}: {no_sync_steps(fast, args.size, args.batch, args.steps)}")
 
 
 def main() -> None:
@@ -216,7 +216,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--compile", action="store_true", help="--model-only: torch.compile the model")
-    ap.add_argument("--sync-debug", action="store_true", help="--model-only: then 50 steps under "
+    ap.add_argument("--sync-debug", action="store_true", help="--model-only: then --steps steps under "
                     "torch.cuda.set_sync_debug_mode('error')")
     args = ap.parse_args()
     p = load_params(args.params)

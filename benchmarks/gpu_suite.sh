@@ -66,5 +66,5 @@ step ddp_nccl ddp
 set_epochs 3
 step ddp_nccl_resume ddp
 
-step sync_debug "$PY" benchmarks/bench_train.py --model-only --batch 64 --steps 20 --sync-debug
+step sync_debug "$PY" benchmarks/bench_train.py --model-only --batch 64 --steps 50 --sync-debug
 say "done: $OUT/summary.txt"

@@ -127,7 +127,8 @@ def test_hflip_moves_the_bg_depth_with_the_images(tiny_dataset):
     sample = ComposedStore(tiny_dataset).sample(2)
     flipped = Augment(AugmentConfig(hflip=1.0))(sample, seed=0)
     assert np.array_equal(flipped.bg_depth, sample.bg_depth[:, ::-1]) and np.array_equal(flipped.mask, sample.mask[:, ::-1])
-    assert np.array_equal(flipped.alpha, sample.alpha[:, ::-1])
+    assert np.array_equal(flipped.alpha, sample.alpha[:, ::-1]) and np.array_equal(flipped.depth, sample.depth[:, ::-1])
+    assert np.array_equal(flipped.bg, sample.bg[:, ::-1]) and np.array_equal(flipped.fg_bg, sample.fg_bg[:, ::-1])
 
 
 def test_a_ground_contact_model_exports_to_onnx_with_its_derived_depth(tmp_path):

@@ -97,10 +97,10 @@ def test_a_shadow_falls_below_the_object_never_on_it_and_only_darkens(batch, eng
     assert darker.any() and darker[:, 31:].sum() > darker[:, :10].sum()  # shifted down: below the object (rows 10-29)
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_a_probability_applies_to_its_share_of_the_samples(engine):
-    x, mask = make_batch(200, 8, 8, (slice(2, 5), slice(2, 5)))
-    out = perturb({"noise": 0.3}, x, mask, engine=engine, noise_sigma=0.2)
+@pytest.mark.parametrize("engine, name", [(e, n) for e in ENGINES for n in DEVICE_PERTURBATIONS] + [("loader", "jpeg")])
+def test_a_probability_applies_to_its_share_of_the_samples(engine, name):
+    x, mask = make_batch(200, 16, 16, (slice(4, 10), slice(4, 10)))
+    out = perturb({name: 0.3}, x, mask, engine=engine, misalign_degrees=5.0, misalign_shift=0.1, noise_sigma=0.2)
     share = (out != x).flatten(1).any(dim=1).float().mean()
     assert 0.2 < share < 0.4  # 60 of 200 expected; binomial sd 6.5
 
@@ -135,14 +135,56 @@ def test_gaussian_blur_by_hand():
     assert torch.allclose(gaussian_blur(flat, torch.tensor([0.5, 1.5])), flat)
 
 
+def ramp(n: int, h: int, w: int, axis: int) -> torch.Tensor:
+    """N, H, W, 6 uint8: 100 + the column (axis 1) or the row (axis 0), 1 level a px, in every channel."""
+    levels = torch.arange(w if axis else h, dtype=torch.uint8) + 100
+    shape = (1, 1, w, 1) if axis else (1, h, 1, 1)
+    return levels.view(shape).expand(n, h, w, 6).clone()
+
+
 @pytest.mark.parametrize("engine", ENGINES)
-def test_misalignment_shifts_the_bg_by_at_most_its_share(engine):
-    """degrees 0, shift 0.1 of a 40 px wide ramp (1 level per px): every row moves by the same whole-image shift,
-    of at most 4 px, so the mean level moves by at most 4 levels (the mirrored border bends a little more)."""
-    ramp = torch.arange(40, dtype=torch.uint8).view(1, 1, 40, 1).expand(50, 40, 40, 6).clone() + 100
-    out = perturb({"misalign": 1.0}, ramp, None, engine=engine, misalign_degrees=0.0, misalign_shift=0.1)
-    moved = (out[..., :3].float() - ramp[..., :3].float())[:, :, 8:32].mean(dim=(1, 2, 3))  # away from the borders
-    assert moved.abs().max() <= 4.5 and moved.abs().max() > 1 and torch.equal(out[..., 3:], ramp[..., 3:])
+@pytest.mark.parametrize("h, w, axis", [(24, 60, 1), (60, 24, 0)])
+def test_misalignment_shifts_the_bg_by_at_most_its_share_of_each_side(engine, h, w, axis):
+    """degrees 0, shift 0.1: a wide image moves across by up to 6 px (0.1 of its width), a tall one down by up to
+    6 px (0.1 of its height); over 40 draws the largest move comes near the bound. A ramp of 1 level a px along
+    the axis shows the move as the change of the mean level, away from the mirrored borders."""
+    x = ramp(40, h, w, axis)
+    out = perturb({"misalign": 1.0}, x, None, engine=engine, misalign_degrees=0.0, misalign_shift=0.1)
+    centre = (slice(None), slice(h // 4, 3 * h // 4), slice(w // 4, 3 * w // 4))
+    moved = (out[..., :3].float() - x[..., :3].float())[centre].mean(dim=(1, 2, 3)).abs()
+    assert moved.max() <= 6.5 and moved.max() > 4.5 and torch.equal(out[..., 3:], x[..., 3:])
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_misalignment_rotates_by_at_most_its_degrees_keeping_angles_on_a_wide_image(engine):
+    """shift 0, up to 10 degrees, on an 80 x 40 image of rows 1 level apart: rotated by t, the levels' gradient
+    at the centre turns by t, so atan(|d/dx| / |d/dy|) estimates |t|: at most 10 degrees, and near 10 for one
+    of 40 draws. A rotation that forgot the aspect ratio would turn it by up to about 20 or 5 degrees."""
+    x = ramp(40, 40, 80, axis=0)
+    out = perturb({"misalign": 1.0}, x, None, engine=engine, misalign_degrees=10.0, misalign_shift=0.0)[..., 0].float()
+    centre = out[:, 10:30, 20:60]
+    dx = (centre[:, :, 1:] - centre[:, :, :-1]).mean(dim=(1, 2)).abs()
+    dy = (centre[:, 1:, :] - centre[:, :-1, :]).mean(dim=(1, 2)).abs()
+    angle = torch.rad2deg(torch.atan2(dx, dy))
+    assert angle.max() <= 10.5 and angle.max() > 7.5
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_flat_image_blurred_stays_exactly_flat(engine):
+    """A blur of a flat image changes no level: the float round trip rounds (truncating would take 128 to 127)."""
+    x = torch.full((8, 16, 16, 6), 128, dtype=torch.uint8)
+    assert torch.equal(perturb({"blur": 1.0}, x, None, engine=engine), x)
+
+
+def test_the_device_jitter_by_hand():
+    """Levels 0.2 and 0.8 (mean 0.5), brightness 1.25, contrast 0.5, gamma 2: (0.25 - 0.5) 0.5 + 0.5 = 0.375,
+    squared 0.140625; (1 - 0.5) 0.5 + 0.5 = 0.75, squared 0.5625."""
+    from fgbg.training.perturb_device import jitter
+
+    img = torch.tensor([0.2, 0.8]).view(1, 1, 1, 2).expand(1, 3, 1, 2)
+    one = torch.ones(1, 1, 1, 1)
+    out = jitter(img, 1.25 * one, 0.5 * one, 2 * one)
+    assert torch.allclose(out[0, :, 0], torch.tensor([0.140625, 0.5625]).expand(3, 2))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -180,6 +222,9 @@ def test_the_loaders_jpeg_changes_both_inputs_with_its_quality_and_seed():
         return np.abs(out_bg.astype(int) - bg).mean()
 
     assert 0 < error(95) < error(20) / 2
+    spread = Perturb(PerturbConfig(jpeg=1.0, jpeg_quality=(20, 95)))
+    errors = [np.abs(spread(bg, fg_bg, None, seed)[0].astype(int) - bg).mean() for seed in range(12)]
+    assert max(errors) > error(60) > min(errors)  # the quality is drawn from the whole range
     every = Perturb(PerturbConfig(jpeg=0.5, jpeg_quality=(20, 95)))
     runs = [every(bg, fg_bg, None, seed) for seed in (11, 11, *range(12, 20))]
     assert all((p == q).all() for p, q in zip(runs[0], runs[1]))

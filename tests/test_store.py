@@ -244,3 +244,12 @@ def test_png_patches_are_stored_without_row_filters(tiny_dataset):
         rows = zlib.decompress(idat)
         stride = 1 + 3 * width  # a filter byte, then RGB
         assert len(rows) % stride == 0 and set(rows[::stride]) == {0}, i
+
+
+def test_encode_image_takes_grey_rgb_and_rgba_and_refuses_other_channel_counts():
+    from fgbg.core.imageio import decode_image, encode_image
+
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4, 1)
+    assert np.array_equal(decode_image(encode_image(grey)), grey[..., 0])
+    with pytest.raises(ValueError, match="2 channels; use 1"):
+        encode_image(np.zeros((3, 4, 2), np.uint8))

@@ -526,9 +526,46 @@ def test_training_batches_are_perturbed_on_the_device_with_a_generator_per_step(
         return real(self, x, mask, g)
 
     monkeypatch.setattr(perturb_device.DevicePerturb, "__call__", recording)
+    loader_engines = []
+    real_perturb = train_mod.Perturb
+    monkeypatch.setattr(train_mod, "Perturb", lambda cfg, jpeg_only=False: loader_engines.append(jpeg_only)
+                        or real_perturb(cfg, jpeg_only))
     heads = {"depth": {"losses": {"l1": 1.0}}}  # no mask head: the shadow still gets the mask
     _train(tiny_dataset, prepared, tmp_path, epochs=2, heads=heads, model={"depth": "learned"},
            train={"crop": 8, "image_every": 0, "perturb": {"shadow": 1.0, "jpeg": 0.0, "where": "device"}})
     assert calls and {c[:3] for c in calls} == {(torch.uint8, (16, 8, 6), (1, 16, 8))}  # full-height strips
     first_draws = [c[3] for c in calls]
     assert len(set(first_draws)) == len(first_draws)  # a generator of its own for each step of each epoch
+    assert loader_engines == [True]  # the loader keeps JPEG alone: the shadow is not cast twice
+
+
+def test_each_rank_perturbs_its_batches_with_a_generator_of_its_own():
+    from fgbg.core.config import PerturbConfig
+    from fgbg.training.distributed import Dist
+    from fgbg.training.perturb_device import DevicePerturb
+
+    def first_draw(rank: int, epoch: int = 1, step: int = 2) -> float:
+        trainer = Trainer.__new__(Trainer)  # only what _perturb_step reads
+        trainer.params = from_dict(Params, merge(TINY, {"train": {"perturb": {"noise": 1.0}}}))
+        trainer.heads, trainer.dist = Heads.__new__(Heads), Dist(rank=rank, world=2)
+        trainer.heads.device = torch.device("cpu")
+        trainer.perturb = DevicePerturb(PerturbConfig(noise=1.0))
+        x = torch.full((1, 4, 4, 6), 128, dtype=torch.uint8)
+        return trainer._perturb_step(epoch, step)(x, None).float().sum().item()
+
+    assert first_draw(0) == first_draw(0) and first_draw(0) != first_draw(1)
+    assert first_draw(0) != first_draw(0, epoch=2) and first_draw(0) != first_draw(0, step=3)
+
+
+def test_raw_targets_keep_their_values_and_only_a_binary_one_is_uint8(tiny_dataset):
+    from fgbg.core.config import ModelConfig
+    from fgbg.dataset.data import PairDataset, SampleView
+
+    store = ComposedStore(tiny_dataset)
+    the_contract = contract(ModelConfig(width=4, levels=2), heads=("mask", "depth", "bg_depth", "alpha"))
+    targets = PairDataset(store, [5], the_contract, SampleView(raw=True))[0][1]
+    sample = store.sample(5)
+    assert targets["mask"].dtype == torch.uint8 and torch.equal(targets["mask"][0], torch.from_numpy(sample.mask).byte())
+    for head in ("depth", "bg_depth", "alpha"):
+        assert targets[head].dtype == torch.float32
+        assert torch.equal(targets[head][0], torch.from_numpy(np.ascontiguousarray(getattr(sample, head))))

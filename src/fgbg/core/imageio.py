@@ -106,7 +106,11 @@ def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95, filtere
     """
     if array.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"cannot encode an image of dtype {array.dtype}; use uint8 or uint16")
-    if array.ndim == 3:
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    elif array.ndim == 3:
+        if array.shape[2] not in (3, 4):
+            raise ValueError(f"cannot encode an image of {array.shape[2]} channels; use 1 (grey), 3 (RGB) or 4 (RGBA)")
         array = to_bgr(array)
     if fmt == "png":
         no_filter = [] if filtered else [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]

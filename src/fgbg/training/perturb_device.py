@@ -45,6 +45,13 @@ def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.dev
     return (lo + (hi - lo) * torch.rand(n, generator=g, device=device)).view(n, 1, 1, 1)
 
 
+def jitter(images: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """N, 3, H, W in [0, 1] with each image's brightness, contrast around its mean (over all channels) and
+    gamma (each N, 1, 1, 1): clip((x b - m) c + m, 0, 1) ^ g."""
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    return ((images * brightness - mean) * contrast + mean).clamp(0, 1) ** gamma
+
+
 def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """N, C, H, W blurred, image i with sigma[i] px: separable, mirrored at the border."""
     n, c, h, w = images.shape
@@ -105,10 +112,7 @@ class DevicePerturb:
         k = int(on.sum())
         if k:
             s = c.bg_jitter_strength
-            brightness, contrast, gamma = (_uniform(k, 1 - s, 1 + s, g, dev) for _ in range(3))
-            b = bg[on]
-            mean = b.mean(dim=(1, 2, 3), keepdim=True)
-            bg[on] = ((b * brightness - mean) * contrast + mean).clamp(0, 1) ** gamma
+            bg[on] = jitter(bg[on], *(_uniform(k, 1 - s, 1 + s, g, dev) for _ in range(3)))
         on = drawn[:, 2]
         k = int(on.sum())
         if k:

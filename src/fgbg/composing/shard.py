@@ -29,7 +29,6 @@ from fgbg.core.imageio import decode_image, encode_image
 from fgbg.dataset.store import SUM_COLUMNS, decode_depth, encode_alpha, encode_depth
 
 _TEACHERS: dict = {}  # per process: one ONNX session, not one per shard
-ROW_COLUMNS = ["offset", "patch_len", "alpha_len", "depth_len", "crc32", "obj_depth", *SUM_COLUMNS]
 
 
 def rgb_sums(image: np.ndarray) -> np.ndarray:
@@ -130,24 +129,8 @@ def make_shard(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
                 patches[i] = patch
     rgb = job.bg_sums[bg_idx] + sums_of(stored, hs * ws) - sums_of(boxes, hs * ws)
     if cfg.depth == "teacher":
-        teacher, step = _teacher(job), cfg.teacher.batch
-        for start in range(0, n, step):
-            full = src.bg[bg_idx[start : start + step]].copy()
-            for img, i in zip(full, range(start, start + step)):
-                h, w = patches[i].shape[:2]
-                img[ys[i] : ys[i] + h, xs[i] : xs[i] + w] = patches[i]
-            for i, depth in zip(range(start, start + step), teacher.predict(full)):
-                depth_blobs[i] = encode_depth(depth)
-                q = decode_depth(depth_blobs[i]).astype(np.float64)  # the sums are of the depth as read
-                d_sums[i] = q.sum(), (q * q).sum()
-    f = io.BytesIO()  # the records of the shard, back to back
-    lengths = np.array([[len(a), len(b), len(c)] for a, b, c in zip(patch_blobs, alpha_blobs, depth_blobs)])
-    crc = np.empty(n, np.int64)
-    for i, blobs in enumerate(zip(patch_blobs, alpha_blobs, depth_blobs)):
-        crc[i] = 0
-        for blob in blobs:
-            f.write(blob)
-            crc[i] = zlib.crc32(blob, crc[i])  # checked on every read (fgbg.dataset.store)
+        _teacher_depths(job, patches, bg_idx, xs, ys, depth_blobs, d_sums)
+    records, lengths, crc = _records(patch_blobs, alpha_blobs, depth_blobs)
     offsets = np.concatenate([[0], np.cumsum(lengths.sum(axis=1))[:-1]])
     rows = pd.DataFrame({"shard": k, "offset": offsets, "patch_len": lengths[:, 0], "alpha_len": lengths[:, 1],
                          "depth_len": lengths[:, 2], "crc32": crc, "obj_depth": obj_depth})
@@ -156,4 +139,31 @@ def make_shard(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
     rows["mask_sum"], rows["depth_sum"], rows["depth_sq"] = n_obj, d_sums[:, 0], d_sums[:, 1]
     buf = io.BytesIO()
     rows.to_parquet(buf, index=False)
-    return k, f.getvalue(), buf.getvalue()
+    return k, records, buf.getvalue()
+
+
+def _teacher_depths(job: ShardJob, patches: list, bg_idx, xs, ys, depth_blobs: list, d_sums: np.ndarray) -> None:
+    """The teacher's depth of each whole fg_bg, in batches of teacher.batch: its record and its sums, in place."""
+    teacher, step, n = _teacher(job), job.cfg.teacher.batch, len(patches)
+    for start in range(0, n, step):
+        full = job.sources.bg[bg_idx[start : start + step]].copy()
+        for img, i in zip(full, range(start, start + step)):
+            h, w = patches[i].shape[:2]
+            img[ys[i] : ys[i] + h, xs[i] : xs[i] + w] = patches[i]
+        for i, depth in zip(range(start, start + step), teacher.predict(full)):
+            depth_blobs[i] = encode_depth(depth)
+            q = decode_depth(depth_blobs[i]).astype(np.float64)  # the sums are of the depth as read
+            d_sums[i] = q.sum(), (q * q).sum()
+
+
+def _records(*parts: list[bytes]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Each sample's record, its parts back to back (patch, alpha, depth): (the shard's bytes, N, 3 part
+    lengths, N CRC32s of the records, which every read checks: fgbg.dataset.store)."""
+    f = io.BytesIO()
+    lengths = np.array([[len(blob) for blob in record] for record in zip(*parts)])
+    crc = np.zeros(len(lengths), np.int64)
+    for i, record in enumerate(zip(*parts)):
+        for blob in record:
+            f.write(blob)
+            crc[i] = zlib.crc32(blob, crc[i])
+    return f.getvalue(), lengths, crc

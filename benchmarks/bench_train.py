@@ -151,34 +151,41 @@ def loader_rate(store: ComposedStore, contract: Contract, trained: tuple[str, ..
         x, batch_targets = next(it)
         if device_step is not None:
             mask = batch_targets["mask"].float() if device_step.needs_mask else None
-            device_step(x, mask, batch_generator(torch.device("cpu"), 0, 0, step, 0))
+            device_step(x, mask, batch_generator(0, 0, step, 0))
         n += x.shape[0]
     return n / (time.perf_counter() - t0)
 
 
 def no_sync_steps(p: Params, size: int, batch: int, steps: int) -> str:
-    """Run `steps` of Trainer.train_step on CUDA under torch.cuda.set_sync_debug_mode("error"): any
-    host-device sync in a step raises. Returns "no sync in N steps" or the error."""
+    """Run `steps` training steps on CUDA under torch.cuda.set_sync_debug_mode("error"), each from a uint8
+    batch in pinned memory through the transfer, every capture perturbation of the recipe on the device
+    (fgbg.training.perturb_device) and Trainer.train_step: any host-device sync raises. Returns "no sync in
+    N steps" or the error."""
     device = torch.device("cuda")
     contract = Contract(p.model, STATS, tuple(p.heads))
     model = build_model(contract).to(device).to(memory_format=torch.channels_last)
     heads = Heads(p, device, contract)
     trainer = Trainer(p, model, heads, build_optimizer(model, p), None,
                       torch.amp.GradScaler("cuda", enabled=heads.dtype == torch.float16), fingerprint="", show=False)
-    x = torch.randn(batch, contract.input_channels, size, size)
-    targets = {head: (torch.rand(batch, 1, size, size) > 0.5).float() for head in contract.heads}
-    batch_on_device = heads.to_device(x, targets)
-    trainer.train_step(batch_on_device, 0, 0)  # warm-up: lazy initialisation may sync once
+    perturb = DevicePerturb(RECIPE)
+    x = torch.randint(0, 256, (batch, size, size, 6), dtype=torch.uint8).pin_memory()
+    targets = {head: (torch.rand(batch, 1, size, size) > 0.5).float().pin_memory() for head in contract.heads}
+
+    def step(k: int) -> None:
+        g = batch_generator(0, 0, k, 0)
+        trainer.train_step(heads.to_device(x, targets, lambda x, mask: perturb(x, mask, g)), 0, k)
+
+    step(0)  # warm-up: lazy initialisation may sync once
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for step in range(steps):
-            trainer.train_step(batch_on_device, 0, step)
+        for k in range(1, steps + 1):
+            step(k)
     except RuntimeError as e:
-        return f"a sync at step {step}: {e}"
+        return f"a sync at step {k}: {e}"
     finally:
         torch.cuda.set_sync_debug_mode(0)
-    return f"no sync in {steps} steps"
+    return f"no sync in {steps} steps, with every capture perturbation on the device"
 
 
 def gpu_params(p: Params, name: str | None, precision: str, channels_last: bool, compile: bool = False) -> Params:

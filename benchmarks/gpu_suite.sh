@@ -13,7 +13,8 @@
 #    the default model the same way;
 # 2. the loader's samples/s with 16 worker processes (and 0), and the CPU rows of bench_train;
 # 3. torchrun --nproc_per_node=1 through the DDP path under NCCL: 2 epochs, then a resume to 3;
-# 4. 50 training steps under torch.cuda.set_sync_debug_mode("error").
+# 4. 50 training steps under torch.cuda.set_sync_debug_mode("error"), each through the transfer and every
+#    capture perturbation of the recipe on the device.
 set -uo pipefail
 PY=${PY:-python}
 OUT=${1:-logs/gpu_suite}

@@ -10,7 +10,6 @@ from fgbg.training.perturb import Perturb
 from fgbg.training.perturb_device import DEVICE_PERTURBATIONS, DevicePerturb, batch_generator, gaussian_blur
 
 OFF = {name: 0.0 for name in (*DEVICE_PERTURBATIONS, "jpeg")}  # every probability off (jpeg is on by default)
-CPU = torch.device("cpu")
 
 
 def make_batch(n: int, h: int, w: int, box: tuple[slice, slice]):
@@ -38,7 +37,7 @@ def perturb(cfg: dict, x, mask, seed: int = 3, engine: str = "device", **strengt
     (sample i with seed 1000 seed + i)."""
     config = PerturbConfig(**{**OFF, **cfg}, **strengths)
     if engine == "device":
-        return DevicePerturb(config)(x, mask, batch_generator(CPU, seed, 0, 0, 0))
+        return DevicePerturb(config)(x, mask, batch_generator(seed, 0, 0, 0))
     loader, out = Perturb(config), x.clone()
     for i in range(len(x)):
         m = mask[i, 0].numpy() > 0 if mask is not None else np.zeros(x.shape[1:3], bool)
@@ -202,7 +201,7 @@ def test_a_seed_repeats_its_perturbations(batch, engine):
     every = {name: 0.5 for name in DEVICE_PERTURBATIONS}
     a, b, c = (perturb(every, x, mask, seed=s, engine=engine) for s in (11, 11, 12))
     assert torch.equal(a, b) and not torch.equal(a, c)
-    draws = [torch.rand(4, generator=batch_generator(CPU, *args)) for args in
+    draws = [torch.rand(4, generator=batch_generator(*args)) for args in
              ((0, 1, 2, 0), (0, 1, 2, 0), (1, 1, 2, 0), (0, 2, 2, 0), (0, 1, 3, 0), (0, 1, 2, 1))]
     assert torch.equal(draws[0], draws[1]) and all(not torch.equal(draws[0], d) for d in draws[2:])
 

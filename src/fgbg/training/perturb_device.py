@@ -34,15 +34,15 @@ from fgbg.core.config import PerturbConfig
 DEVICE_PERTURBATIONS = ("shadow", "bg_jitter", "misalign", "blur", "noise")
 
 
-def batch_generator(device: torch.device, seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
-    """A generator on `device` for one batch, seeded by (seed, epoch, step, rank)."""
+def batch_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generator:
+    """The host generator of one batch's draws, seeded by (seed, epoch, step, rank)."""
     state = np.random.SeedSequence([seed, epoch, step, rank]).generate_state(2, np.uint32)
-    return torch.Generator(device=device).manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
+    return torch.Generator().manual_seed(int(state[0]) << 31 | int(state[1]) >> 1)
 
 
-def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
-    """n draws in [lo, hi), shaped n, 1, 1, 1 to scale images."""
-    return (lo + (hi - lo) * torch.rand(n, generator=g, device=device)).view(n, 1, 1, 1)
+def _uniform(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
+    """n draws in [lo, hi) on the host, shaped n, 1, 1, 1 to scale images."""
+    return (lo + (hi - lo) * torch.rand(n, generator=g)).view(n, 1, 1, 1)
 
 
 def jitter(images: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
@@ -53,13 +53,15 @@ def jitter(images: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tenso
 
 
 def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """N, C, H, W blurred, image i with sigma[i] px: separable, mirrored at the border."""
+    """N, C, H, W blurred, image i with sigma[i] px (a host tensor: the kernels are made there, so the
+    device is never read back): separable, mirrored at the border."""
     n, c, h, w = images.shape
     radius = max(1, math.ceil(3 * float(sigma.max())))
     radius = min(radius, h - 1, w - 1)  # reflect padding needs less than the side
-    taps = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
-    kernel = torch.exp(-0.5 * (taps / sigma.view(n, 1)) ** 2)  # N, K
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (taps / sigma.float().view(n, 1)) ** 2)  # N, K
     kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # N C, K
+    kernel = kernel.to(images.device, images.dtype, non_blocking=True)
     flat = images.reshape(1, n * c, h, w)
     flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel.view(n * c, 1, -1, 1), groups=n * c)
     flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel.view(n * c, 1, 1, -1), groups=n * c)
@@ -67,14 +69,15 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 def _affine(images: torch.Tensor, degrees: torch.Tensor, shift_px: torch.Tensor, mode: str, padding: str) -> torch.Tensor:
-    """N, C, H, W rotated about their centres by `degrees` (N) and shifted by `shift_px` (N, 2: x, y)."""
+    """N, C, H, W rotated about their centres by `degrees` (N) and shifted by `shift_px` (N, 2: x, y), both
+    host tensors."""
     n, _, h, w = images.shape
     a = torch.deg2rad(degrees)
     cos, sin = torch.cos(a), torch.sin(a)
     # output -> input sampling in normalised coordinates, the aspect ratio undone around the rotation
     theta = torch.stack([torch.stack([cos, -sin * h / w, -2 * shift_px[:, 0] / w], dim=1),
                          torch.stack([sin * w / h, cos, -2 * shift_px[:, 1] / h], dim=1)], dim=1)  # N, 2, 3
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(images.device, non_blocking=True), list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, mode=mode, padding_mode=padding, align_corners=False)
 
 
@@ -88,48 +91,51 @@ class DevicePerturb:
         self.needs_mask = cfg.shadow > 0
 
     def __call__(self, x: torch.Tensor, mask: torch.Tensor | None, g: torch.Generator) -> torch.Tensor:
+        """Every draw comes from the host generator `g` (batch_generator), and only the noise fields are made
+        on the device (from a seed drawn from `g`): the host never waits for the device."""
         c, dev, n = self.cfg, x.device, x.shape[0]
         images = x[..., :6].permute(0, 3, 1, 2).float() / 255  # N, 6, H, W
         bg, fg_bg = images[:, :3], images[:, 3:]
-        drawn = torch.rand(n, len(DEVICE_PERTURBATIONS), generator=g, device=dev) < torch.tensor(
-            [getattr(c, name) for name in DEVICE_PERTURBATIONS], device=dev)  # N, 5: whether each applies
+        drawn = torch.rand(n, len(DEVICE_PERTURBATIONS), generator=g) < torch.tensor(
+            [getattr(c, name) for name in DEVICE_PERTURBATIONS])  # N, 5 on the host: whether each applies
+        picked = [torch.nonzero(drawn[:, j]).view(-1) for j in range(len(DEVICE_PERTURBATIONS))]
+        on = [idx.to(dev, non_blocking=True) for idx in picked]  # the samples each applies to
         h, w = images.shape[-2:]
         side = max(h, w)
         if self.needs_mask:
             if mask is None:
                 raise ValueError("the shadow perturbation needs the object's mask")
-            on = drawn[:, 0]
-            k = int(on.sum())
+            k = len(picked[0])
             if k:
-                shift = torch.stack([torch.randint(-(side // 10), side // 10 + 1, (k,), generator=g, device=dev),
-                                     torch.randint(1, max(2, side // 10), (k,), generator=g, device=dev)], 1)
-                obj = mask[on].float()
-                shadow = _affine(obj, torch.zeros(k, device=dev), shift.float(), "nearest", "zeros")
-                shadow = gaussian_blur(shadow, torch.full((k,), max(1.0, side / 40), device=dev))
-                darkening = c.shadow_strength * _uniform(k, 0.3, 1.0, g, dev) * shadow * (1 - obj)
-                fg_bg[on] = fg_bg[on] * (1 - darkening)
-        on = drawn[:, 1]
-        k = int(on.sum())
+                shift = torch.stack([torch.randint(-(side // 10), side // 10 + 1, (k,), generator=g),
+                                     torch.randint(1, max(2, side // 10), (k,), generator=g)], 1)
+                obj = mask[on[0]].float()
+                shadow = _affine(obj, torch.zeros(k), shift.float(), "nearest", "zeros")
+                shadow = gaussian_blur(shadow, torch.full((k,), max(1.0, side / 40)))
+                strength = (c.shadow_strength * _uniform(k, 0.3, 1.0, g)).to(dev, non_blocking=True)
+                fg_bg[on[0]] = fg_bg[on[0]] * (1 - strength * shadow * (1 - obj))
+        k = len(picked[1])
         if k:
             s = c.bg_jitter_strength
-            bg[on] = jitter(bg[on], *(_uniform(k, 1 - s, 1 + s, g, dev) for _ in range(3)))
-        on = drawn[:, 2]
-        k = int(on.sum())
+            factors = [_uniform(k, 1 - s, 1 + s, g).to(dev, non_blocking=True) for _ in range(3)]
+            bg[on[1]] = jitter(bg[on[1]], *factors)
+        k = len(picked[2])
         if k:
-            degrees = _uniform(k, -c.misalign_degrees, c.misalign_degrees, g, dev).view(k)
-            shares = torch.cat([_uniform(k, -c.misalign_shift, c.misalign_shift, g, dev).view(k, 1) for _ in "xy"], 1)
-            bg[on] = _affine(bg[on], degrees, shares * torch.tensor([w, h], device=dev), "bilinear", "reflection")
-        for column, name in ((3, "blur"), (4, "noise")):
-            on = drawn[:, column]
-            k = int(on.sum())
+            degrees = _uniform(k, -c.misalign_degrees, c.misalign_degrees, g).view(k)
+            shares = torch.cat([_uniform(k, -c.misalign_shift, c.misalign_shift, g).view(k, 1) for _ in "xy"], 1)
+            bg[on[2]] = _affine(bg[on[2]], degrees, shares * torch.tensor([w, h]), "bilinear", "reflection")
+        for j, name in ((3, "blur"), (4, "noise")):
+            k = len(picked[j])
             if not k:
                 continue
-            both = torch.cat([bg[on], fg_bg[on]])  # 2k, 3, H, W: each input draws its own strength
+            both = torch.cat([bg[on[j]], fg_bg[on[j]]])  # 2k, 3, H, W: each input draws its own strength
             if name == "blur":
-                both = gaussian_blur(both, _uniform(2 * k, c.blur_sigma / 2, c.blur_sigma, g, dev).view(2 * k))
+                both = gaussian_blur(both, _uniform(2 * k, c.blur_sigma / 2, c.blur_sigma, g).view(2 * k))
             else:
-                both = both + torch.randn(both.shape, generator=g, device=dev) * _uniform(2 * k, 0, c.noise_sigma, g, dev)
-            bg[on], fg_bg[on] = both[:k], both[k:]
+                fields = torch.Generator(device=dev).manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+                sigma = _uniform(2 * k, 0, c.noise_sigma, g).to(dev, non_blocking=True)
+                both = both + torch.randn(both.shape, generator=fields, device=dev) * sigma
+            bg[on[j]], fg_bg[on[j]] = both[:k], both[k:]
         out = x.clone()
         out[..., :6] = (images * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         return out

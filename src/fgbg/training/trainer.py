@@ -202,7 +202,7 @@ class Trainer:
         """The device perturbation of one training batch, seeded by (train.seed, epoch, step, rank); None if off."""
         if self.perturb is None or not self.perturb.enabled:
             return None
-        g = batch_generator(self.heads.device, self.params.train.seed, epoch, step, self.dist.rank)
+        g = batch_generator(self.params.train.seed, epoch, step, self.dist.rank)
         return lambda x, mask: self.perturb(x, mask, g)
 
     def train_step(self, batch, epoch: int, step: int):

@@ -39,6 +39,7 @@ from fgbg.training.augment import Augment
 from fgbg.training.optim import build_optimizer
 from fgbg.training.perturb import Perturb
 from fgbg.training.perturb_device import DevicePerturb, batch_generator
+from fgbg.training.train import trained_targets
 from fgbg.training.trainer import Heads, Trainer
 
 
@@ -131,13 +132,13 @@ STATS = NormStats((0.5,) * 3, (0.25,) * 3, (0.5,) * 3, (0.25,) * 3)  # the step'
 RECIPE = PerturbConfig(shadow=0.3, bg_jitter=0.8, misalign=0.3, blur=0.3, noise=0.4, jpeg=0.5)  # all on
 
 
-def loader_rate(store: ComposedStore, contract: Contract, trained: tuple[str, ...], batch: int, workers: int,
+def loader_rate(store: ComposedStore, contract: Contract, p: Params, batch: int, workers: int,
                 n_batches: int, crop: int = 0, perturb: PerturbConfig | None = None, crop_height: int = 0) -> float:
     """Samples/s of the training loader (read, crop (crop_height: strips), flip, the perturbations `perturb.where`
     puts in the loader) and the device perturbation step after it, here on the CPU, as `train` runs them."""
     on_device = perturb is not None and perturb.on_device("cpu")
     device_step = DevicePerturb(perturb) if on_device else None
-    targets = trained + (("mask",) if device_step and device_step.needs_mask and "mask" not in trained else ())
+    targets = trained_targets(p, "cpu", perturb or PerturbConfig(jpeg=0.0))
     view = SampleView(crop=Crop(crop, 0.8, crop_height) if crop else None, augment=Augment(AugmentConfig()),
                       perturb=Perturb(perturb, jpeg_only=on_device) if perturb else None, raw=True,  # uint8 out
                       targets=targets)  # and only the targets of heads with losses (and the shadow's mask)
@@ -260,18 +261,17 @@ def main() -> None:
         print("GPU: no CUDA device here; the unet_original bf16 vs fp32 comparison did not run")
     store = ComposedStore(args.dataset)
     reuse_large_blocks()  # as `train` does before its loaders
-    trained = tuple(head for head, cfg in p.heads.items() if cfg.losses)
     contract = Contract(p.model, NormStats.from_dict(json.loads(open(args.stats).read())), tuple(p.heads))
     for workers in args.workers:
-        res[f"loader_{workers}_workers"] = loader_rate(store, contract, trained, batch, workers, 100)
+        res[f"loader_{workers}_workers"] = loader_rate(store, contract, p, batch, workers, 100)
         print(f"loader, {workers} workers: {res[f'loader_{workers}_workers']:.0f} samples/s; "
               f"{res[f'loader_{workers}_workers'] / res['cpu_default_channels_last']:.1f}x the model's samples/s")
     side = store.bg.shape[1]
     for crop in sorted({0, p.train.crop}):
         where = (f"{min(p.train.crop_height, side)} x {crop} px strips" if crop and p.train.crop_height else
                  f"{crop} px crops" if crop else f"whole {side} px images")
-        off = loader_rate(store, contract, trained, batch, 0, 60, crop, crop_height=p.train.crop_height)
-        on = {engine: loader_rate(store, contract, trained, batch, 0, 60, crop, replace(RECIPE, where=engine),
+        off = loader_rate(store, contract, p, batch, 0, 60, crop, crop_height=p.train.crop_height)
+        on = {engine: loader_rate(store, contract, p, batch, 0, 60, crop, replace(RECIPE, where=engine),
                                   crop_height=p.train.crop_height) for engine in ("loader", "device")}
         key = f"loader_1_core_{crop or side}"
         res[f"{key}_perturb_off"], res[f"{key}_perturb_loader"], res[f"{key}_perturb_device"] = off, *on.values()

@@ -201,8 +201,10 @@ class PerturbConfig:
     jpeg_quality: tuple[int, int] = (70, 95)
     where: Literal["auto", "loader", "device"] = "auto"  # shadow, bg_jitter, misalign, blur and noise: see below
 
+    DEVICE_SIDE = ("shadow", "bg_jitter", "misalign", "blur", "noise")  # what `where` may move to the device
+
     def __post_init__(self) -> None:
-        for name in ("shadow", "bg_jitter", "misalign", "blur", "noise", "jpeg"):
+        for name in (*self.DEVICE_SIDE, "jpeg"):
             v = getattr(self, name)
             require(0 <= v <= 1, f"train.perturb.{name}", v, "a probability in [0, 1]")
         require(0 <= self.shadow_strength <= 1, "train.perturb.shadow_strength", self.shadow_strength, "a float in [0, 1]")
@@ -228,7 +230,7 @@ class PerturbConfig:
 
     def unused(self) -> list[str]:
         """The strengths of perturbations whose probability is 0, and `where` when only JPEG may be on."""
-        device_side = any(getattr(self, name) for name in ("shadow", "bg_jitter", "misalign", "blur", "noise"))
+        device_side = any(getattr(self, name) for name in self.DEVICE_SIDE)
         return ([key for name, keys in self.STRENGTHS.items() if getattr(self, name) == 0 for key in keys]
                 + ([] if device_side else ["where"]))
 

@@ -134,22 +134,22 @@ def to_bgr(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array[..., [2, 1, 0, 3][: array.shape[2]]])
 
 
-def decode_image(data: bytes, bgr: bool = False) -> np.ndarray:
-    """Bytes from `encode_image` -> the array (RGB order, or OpenCV's BGR with `bgr`; uint8 or uint16)."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+def _decode(data: bytes, flags: int) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if img is None:
         raise InputError("corrupt image record; compose the dataset again (`dvc repro compose --force`)")
-    if img.ndim == 3 and not bgr:
-        img = to_bgr(img)
     return img
+
+
+def decode_image(data: bytes, bgr: bool = False) -> np.ndarray:
+    """Bytes from `encode_image` -> the array (RGB order, or OpenCV's BGR with `bgr`; uint8 or uint16)."""
+    img = _decode(data, cv2.IMREAD_UNCHANGED)
+    return to_bgr(img) if img.ndim == 3 and not bgr else img
 
 
 def decode_rgb(data: bytes) -> np.ndarray:
     """Bytes of an RGB image from `encode_image` -> h, w, 3 uint8, decoded straight to RGB (no swap pass)."""
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
-    if img is None:
-        raise InputError("corrupt image record; compose the dataset again (`dvc repro compose --force`)")
-    return img
+    return _decode(data, cv2.IMREAD_COLOR_RGB)
 
 
 def atomic_save_image(path: str | Path, array: np.ndarray) -> None:

@@ -109,7 +109,7 @@ class Perturb:
         if jpeg_only:
             cfg = PerturbConfig(jpeg=cfg.jpeg, jpeg_quality=cfg.jpeg_quality)
         self.cfg = cfg
-        self.enabled = any((cfg.shadow, cfg.bg_jitter, cfg.misalign, cfg.blur, cfg.noise, cfg.jpeg))
+        self.enabled = any(getattr(cfg, name) for name in (*cfg.DEVICE_SIDE, "jpeg"))
 
     def __call__(self, bg: np.ndarray, fg_bg: np.ndarray, mask: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         c = self.cfg

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from fgbg.core.config import PerturbConfig
 
-DEVICE_PERTURBATIONS = ("shadow", "bg_jitter", "misalign", "blur", "noise")
+DEVICE_PERTURBATIONS = PerturbConfig.DEVICE_SIDE  # the order of the draws
 
 
 def batch_generator(seed: int, epoch: int, step: int, rank: int) -> torch.Generator:

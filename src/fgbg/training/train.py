@@ -23,7 +23,7 @@ import torch
 
 from fgbg.core.allocator import reuse_large_blocks
 from fgbg.core.checkpoint import Checkpoint, fingerprint, read_checkpoint, save_checkpoint
-from fgbg.core.config import TRAIN_RUNTIME_KEYS, Params, identity
+from fgbg.core.config import TRAIN_RUNTIME_KEYS, Params, PerturbConfig, identity
 from fgbg.core.contract import Contract, NormStats
 from fgbg.core.errors import InputError
 from fgbg.core.heads import HEADLINE, HEADS
@@ -117,11 +117,12 @@ class Loaders(NamedTuple):
     generator: torch.Generator
 
 
-def _trained_targets(params: Params, device: torch.device) -> tuple[str, ...]:
-    """The targets a training batch carries: those of heads with losses, and the mask for a shadow cast on the device."""
+def trained_targets(params: Params, device_type: str, perturb: PerturbConfig | None = None) -> tuple[str, ...]:
+    """The targets a training batch carries: those of heads with losses, and the mask for a shadow cast on the
+    device by `perturb` (default: params.train.perturb)."""
     trained = tuple(head for head, cfg in params.heads.items() if cfg.losses)
-    perturb = params.train.perturb
-    shadow_on_device = perturb.on_device(device.type) and DevicePerturb(perturb).needs_mask
+    perturb = perturb or params.train.perturb
+    shadow_on_device = perturb.on_device(device_type) and DevicePerturb(perturb).needs_mask
     return trained + (("mask",) if shadow_on_device and "mask" not in trained else ())
 
 
@@ -133,7 +134,7 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
     perturb = Perturb(params.train.perturb, jpeg_only=params.train.perturb.on_device(device.type))
     train_view = SampleView(seed=params.train.seed, crop=crop, augment=augment if augment.enabled else None,
                             perturb=perturb if perturb.enabled else None, raw=True,
-                            targets=_trained_targets(params, device))
+                            targets=trained_targets(params, device.type))
     train_ds = PairDataset(store, split["train"], contract, train_view)
     # validation: whole images, as evaluate and users see them, of a fixed subset of val
     val_ds = PairDataset(store, val_subset(split["val"], params.train.val_samples), contract, SampleView(raw=True))

@@ -47,11 +47,8 @@ def test_ground_plane_prior_by_hand():
     assert (np.diff(d[:, 3]) <= 0).all()  # nearer towards the bottom
 
 
-def test_a_foot_above_the_priors_horizon_stands_at_the_horizon(tiny_data, tmp_path):
-    """On the ground-plane prior (no data/bg_depth/), an object whose lowest row is in the sky takes the
-    ground's depth at the horizon, PRIOR_FAR = 0.9, not the sky's 1; one whose foot is on the ground
-    keeps the ground's depth there. At horizon 0.9 x 16 = 14.4, only feet on rows 14 (centre 14.5,
-    depth 0.05 x 1.6 / 0.1 = 0.8) and 15 (0.05 x 1.6 / 1.1) are on the ground."""
+def prior_only_store(tiny_data, tmp_path, horizon: float):
+    """The tiny data composed without data/bg_depth/ (every bg on the ground-plane prior) at `horizon`."""
     import dataclasses
     import shutil
 
@@ -61,8 +58,16 @@ def test_a_foot_above_the_priors_horizon_stands_at_the_horizon(tiny_data, tmp_pa
 
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns("bg_depth"))
-    compose_dataset(data_dir=data, out_dir=tmp_path / "c", cfg=dataclasses.replace(TINY_COMPOSE, prior_horizon=0.9))
-    store = ComposedStore(tmp_path / "c")
+    compose_dataset(data_dir=data, out_dir=tmp_path / "c", cfg=dataclasses.replace(TINY_COMPOSE, prior_horizon=horizon))
+    return ComposedStore(tmp_path / "c")
+
+
+def test_a_foot_above_the_priors_horizon_stands_at_the_horizon(tiny_data, tmp_path):
+    """On the ground-plane prior (no data/bg_depth/), an object whose lowest row is in the sky takes the
+    ground's depth at the horizon, PRIOR_FAR = 0.9, not the sky's 1; one whose foot is on the ground
+    keeps the ground's depth there. At horizon 0.9 x 16 = 14.4, only feet on rows 14 (centre 14.5,
+    depth 0.05 x 1.6 / 0.1 = 0.8) and 15 (0.05 x 1.6 / 1.1) are on the ground."""
+    store = prior_only_store(tiny_data, tmp_path, 0.9)
     by_foot = {14: 0.8, 15: 0.05 * 1.6 / 1.1}
     feet = []
     for i in range(len(store)):
@@ -139,17 +144,7 @@ def test_the_prior_horizon_reaches_the_stored_bg_depth(tiny_data, tmp_path):
     """Without data/bg_depth/, every bg takes the ground-plane prior at compose.prior_horizon: at 0.25 x 16 = 4
     rows 5 and 6 are ground (0.4 and 0.24: 0.05 x 12 / (5.5 - 4), / (6.5 - 4)); at 0.4 x 16 = 6.4 row 5 is sky, 1,
     and row 6 the ground at the horizon (0.05 x 9.6 / 0.1 = 4.8, clipped to PRIOR_FAR)."""
-    import dataclasses
-    import shutil
-
-    from fgbg.composing.build import compose_dataset
-    from fgbg.dataset.store import ComposedStore
-    from tests.conftest import TINY_COMPOSE
-
-    data = tmp_path / "data"
-    shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns("bg_depth"))
-    compose_dataset(data_dir=data, out_dir=tmp_path / "c", cfg=dataclasses.replace(TINY_COMPOSE, prior_horizon=0.25))
-    store = ComposedStore(tmp_path / "c")
+    store = prior_only_store(tiny_data, tmp_path, 0.25)
     assert np.array_equal(store.bg_depth[0], ground_plane_prior(16, 0.25))
     assert store.bg_depth[0][5:7, 0].tolist() == pytest.approx([0.4, 0.24]) 
     assert ground_plane_prior(16, 0.4)[5:7, 0].tolist() == pytest.approx([1, PRIOR_FAR])

@@ -68,11 +68,11 @@ class ShardJob:
     teacher_sha256: str | None
 
 
-def _runs(plan: pd.DataFrame, full_h: np.ndarray, full_w: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) of each run of consecutive placements with one placed fg (fg, flip, size, crop) on one bg."""
-    keys = np.stack([plan[c].to_numpy() for c in ("fg_idx", "flip", "bg_idx", "h", "w")] + [full_h, full_w], axis=1)
+def _runs(*columns: np.ndarray) -> list[tuple[int, int]]:
+    """[start, stop) of each run of consecutive placements equal in every column (one placed fg on one bg)."""
+    keys = np.stack(columns, axis=1)
     starts = [0, *(np.nonzero((keys[1:] != keys[:-1]).any(axis=1))[0] + 1).tolist()]
-    return list(zip(starts, [*starts[1:], len(plan)]))
+    return list(zip(starts, [*starts[1:], len(keys)]))
 
 
 def _teacher(job: ShardJob):
@@ -100,7 +100,7 @@ def make_shard(k: int, job: ShardJob) -> tuple[int, bytes, bytes]:
     d_sums = np.empty((n, 2), np.float64)
     patches = [None] * n  # kept for the teacher, which sees whole images
     prepared: dict[tuple, tuple[PreparedFg, bytes]] = {}
-    for start, stop in _runs(plan, full_h, full_w):
+    for start, stop in _runs(fg_idx, flip, bg_idx, hs, ws, full_h, full_w):
         key = (fg_idx[start], flip[start], int(full_h[start]), int(full_w[start]), hs[start], ws[start])
         if key not in prepared:
             if len(prepared) > 64:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-import fgbg.composing.build
+import fgbg.composing.cluster
 from fgbg.composing.build import compose_dataset
 from fgbg.core.config import TeacherConfig
 from fgbg.core.errors import run
@@ -73,13 +73,15 @@ def _one_process(tiny_data, tmp_path):
     return out
 
 
-def test_a_loopback_cluster_gives_the_bytes_of_one_process(tiny_data, tmp_path, cluster):
+@pytest.mark.parametrize("write", ["client", "workers"])
+def test_a_loopback_cluster_gives_the_bytes_of_one_process(tiny_data, tmp_path, cluster, write):
     address, _ = cluster
-    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "cluster", cfg=CFG, scheduler=address)
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "cluster", cfg=CFG, scheduler=address, write=write)
     _same_files(_one_process(tiny_data, tmp_path), tmp_path / "cluster")
 
 
-def test_a_worker_killed_mid_run_leaves_the_bytes_unchanged(tiny_data, tmp_path, cluster):
+@pytest.mark.parametrize("write", ["client", "workers"])
+def test_a_worker_killed_mid_run_leaves_the_bytes_unchanged(tiny_data, tmp_path, cluster, write):
     address, workers = cluster
     out = tmp_path / "cluster"
     rows = tmp_path / "cluster.partial" / "rows"
@@ -94,7 +96,7 @@ def test_a_worker_killed_mid_run_leaves_the_bytes_unchanged(tiny_data, tmp_path,
 
     killer = threading.Thread(target=kill_one_worker_after_the_first_shard)
     killer.start()
-    compose_dataset(data_dir=tiny_data, out_dir=out, cfg=CFG, scheduler=address)
+    compose_dataset(data_dir=tiny_data, out_dir=out, cfg=CFG, scheduler=address, write=write)
     killer.join()
     assert workers[0].wait(timeout=10) == -signal.SIGKILL
     assert 1 <= done_at_kill[0] < 24  # killed while shards were still being made
@@ -162,7 +164,7 @@ def _compose_through_run(tiny_data, tmp_path, address: str, within: float) -> tu
 
 @pytest.fixture
 def short_timeout(monkeypatch):
-    monkeypatch.setattr(fgbg.composing.build, "CLUSTER_TIMEOUT_S", 2.0, raising=False)
+    monkeypatch.setattr(fgbg.composing.cluster, "CLUSTER_TIMEOUT_S", 2.0)
 
 
 def test_a_closed_port_is_one_error_line(tiny_data, tmp_path, capsys, short_timeout):

@@ -11,6 +11,7 @@ import pytest
 from fgbg.composing.build import compose_dataset, make_shard
 from fgbg.composing.compose import ground_plane_prior, placed_fg
 from fgbg.composing.sources import load_sources
+from fgbg.composing.storage import Folder
 from fgbg.dataset.export import export_dataset
 from fgbg.dataset.store import SHARDS, ComposedStore
 from tests.conftest import TINY_COMPOSE, compose_sample
@@ -107,24 +108,24 @@ def test_a_kill_while_completing_keeps_every_shard(tiny_data, tiny_dataset, tmp_
     import fgbg.composing.build as build
 
     out = tmp_path / "composed"
-    real_rename, real_write = Path.rename, build.atomic_write_json
+    real_move, real_write = Folder.move_to, Folder.write
 
-    def rename(self, target):
-        if killed_at == "rename" and Path(target) == out:
+    def move_to(self, other):
+        if killed_at == "rename" and Path(other.root) == out:
             raise KeyboardInterrupt
-        return real_rename(self, target)
+        return real_move(self, other)
 
-    def write(path, obj):
-        if killed_at == "meta.json" and Path(path).name == "meta.json":
+    def write(self, rel, data):
+        if killed_at == "meta.json" and rel == "meta.json":
             raise KeyboardInterrupt
-        return real_write(path, obj)
+        return real_write(self, rel, data)
 
-    monkeypatch.setattr(Path, "rename", rename)
-    monkeypatch.setattr(build, "atomic_write_json", write)
+    monkeypatch.setattr(Folder, "move_to", move_to)
+    monkeypatch.setattr(Folder, "write", write)
     with pytest.raises(KeyboardInterrupt):
         compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
-    monkeypatch.setattr(Path, "rename", real_rename)
-    monkeypatch.setattr(build, "atomic_write_json", real_write)
+    monkeypatch.setattr(Folder, "move_to", real_move)
+    monkeypatch.setattr(Folder, "write", real_write)
     composed = []
     monkeypatch.setattr(build, "make_shard", lambda k, job: composed.append(k) or make_shard(k, job))
     compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
@@ -209,13 +210,15 @@ def full_on_shard_3(k, job):
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_full_disk_is_one_clear_error_and_the_rerun_resumes(tiny_data, tiny_dataset, tmp_path, monkeypatch, workers):
+    """With 2 workers the error comes back through Dask (the patch reaches the client's make_shard only,
+    hence write="client")."""
     import fgbg.composing.build as build
     from fgbg.core.errors import InputError
 
     monkeypatch.setattr(build, "make_shard", full_on_shard_3)
     cfg = dataclasses.replace(TINY_COMPOSE, workers=workers)
     with pytest.raises(InputError, match=r"composed.partial: the disk is full .* finished shard\(s\) of 5 are kept"):
-        compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
+        compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg, write="client")
     monkeypatch.setattr(build, "make_shard", make_shard)
     compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=cfg)
     _same_files(tiny_dataset, tmp_path / "composed")

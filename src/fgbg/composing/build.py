@@ -2,134 +2,91 @@
 
 Shard k holds placements [k * shard_size, (k + 1) * shard_size) and depends on nothing
 else, so shards can be made in any order, anywhere. They are made by the workers of a
-Dask cluster: a LocalCluster of `workers` processes by default, or a running cluster given
-by its scheduler's address (`scheduler`, e.g. tcp://host:8786); a wrong address is an error
-within about 2 x CLUSTER_TIMEOUT_S. The sources, and a teacher model's bytes, go to the
-workers once; each worker sends back a shard's bytes and its index rows, and this process
-writes them, atomically, into `<out>.partial/`: workers need no shared filesystem. A
-worker lost mid-run has its shards made again elsewhere (Dask reschedules them). With
-`workers=1` and no scheduler everything runs in this process. A rerun skips the finished
-shards, and when all are there the folder is
-completed and renamed to `<out>`. Completing writes index, bg arrays and then meta.json,
-which records the plan's fingerprint: a run killed after that renames the folder on its
-rerun, and a run killed before it finds every shard still there. For each sample it also records the exact sums that
-fgbg.dataset.stats adds up.
+Dask cluster (fgbg.composing.cluster): a LocalCluster of `workers` processes by default, or
+a running cluster given by its scheduler's address (`scheduler`, e.g. tcp://host:8786). The
+sources, and a teacher model's bytes, go to the workers once. With `workers=1` and no
+scheduler everything runs in this process.
+
+`out_dir` is a local path or an fsspec URL (fgbg.composing.storage). The shards go into
+`<out>.partial/`, each written atomically, in one of two ways (`write`):
+- "client": each worker sends a shard's bytes and index rows back and this process writes
+  them, so the workers need no shared filesystem;
+- "workers": each worker writes its shards itself, and this process checks that it sees
+  them; the storage must be shared by all.
+"auto" has the workers write wherever the storage is known to be shared with them: a
+LocalCluster on this machine, or an `out_dir` given as a URL; with a cluster elsewhere and a
+plain path, the client writes (README "Composing on a cluster" has the measurements).
+
+A worker lost mid-run has its shards made again elsewhere (Dask reschedules them). A rerun
+skips the finished shards, and when all are there the folder is completed and renamed to
+`<out>`. Completing writes index, bg arrays and then meta.json, which records the plan's
+fingerprint: a run killed after that renames the folder on its rerun, and a run killed
+before it finds every shard still there. For each sample it also records the exact sums
+that fgbg.dataset.stats adds up.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import json
 import logging
 import math
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from fgbg.composing.cluster import client_of
 from fgbg.composing.compose import PRIOR_FAR, ground_plane_prior, placements
 from fgbg.composing.shard import ShardJob, make_shard, rgb_sums
 from fgbg.composing.sources import Sources, load_sources
+from fgbg.composing.storage import Folder, is_url
 from fgbg.core.config import COMPOSE_RUNTIME_KEYS, ComposeConfig, identity, params_hash
 from fgbg.core.errors import InputError
-from fgbg.core.imageio import atomic_path, atomic_write_bytes, atomic_write_json
+from fgbg.core.imageio import json_bytes
 from fgbg.core.progress import progress
-from fgbg.dataset.store import (
-    BG,
-    BG_DEPTH,
-    FORMAT_VERSION,
-    INDEX,
-    META,
-    SHARDS,
-    file_records,
-    shard_name,
-)
+from fgbg.dataset.store import BG, BG_DEPTH, FORMAT_VERSION, INDEX, META, SHARDS, shard_name
 
 log = logging.getLogger(__name__)
 
-
-def _rows_path(work: Path, k: int) -> Path:
-    """Shard k's index rows; written after the shard, so its presence marks the shard done."""
-    return work / "rows" / f"{k:05d}.parquet"
+WRITERS = ("auto", "client", "workers")
 
 
-def _write_shard(work: Path, k: int, shard: bytes, rows: bytes) -> None:
-    """Shard k's file, then its rows: their presence marks the shard done."""
-    atomic_write_bytes(work / SHARDS / shard_name(k), shard)
-    atomic_write_bytes(_rows_path(work, k), rows)
+def _rows(k: int) -> str:
+    """Shard k's index rows; written after the shard, so their presence marks the shard done."""
+    return f"rows/{k:05d}.parquet"
 
 
-CLUSTER_TIMEOUT_S = 20.0  # to reach a scheduler given by address, and then for it to have a worker
+def _write_shard(work: Folder, k: int, shard: bytes, rows: bytes) -> int:
+    """Shard k's file, then its rows (which mark it done); returns k."""
+    work.write(f"{SHARDS}/{shard_name(k)}", shard)
+    work.write(_rows(k), rows)
+    return k
 
 
-def _cluster(workers: int, scheduler: str | None):
-    """A Dask client: of the cluster at `scheduler`, else of a LocalCluster of `workers` processes."""
-    from distributed import Client, LocalCluster
-
-    logging.getLogger("distributed").setLevel(logging.WARNING)  # its start-up and shutdown chatter
-    if scheduler:
-        return _connect(scheduler)
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           host="127.0.0.1", silence_logs=logging.WARNING)
-    return Client(cluster)
+def make_and_write_shard(k: int, job: ShardJob, work: Folder) -> int:
+    """Make shard k and write it into `work` (on a worker, with write="workers"); returns k."""
+    return _write_shard(work, *make_shard(k, job))
 
 
-def _connect(address: str):
-    """A client of the Dask scheduler at `address` once it has a worker; else, within about
-    2 x CLUSTER_TIMEOUT_S, an InputError that names the address and what to check."""
-    from distributed import Client
-    from distributed.exceptions import WorkerStartTimeoutError
-
-    seconds = CLUSTER_TIMEOUT_S
-    wrong = f"the Dask scheduler address {address} (--scheduler or FGBG_DASK_SCHEDULER)"
-    fix = ("check that `dask scheduler` runs there and that this is the address it prints (port 8786 by default, "
-           "not the dashboard's 8787), or leave the address unset to compose on local worker processes")
-    try:
-        _handshake(address, seconds)
-    except TimeoutError:  # before OSError, its base class
-        raise InputError(f"{wrong}: it accepted a connection but did not answer as Dask does within {seconds:g} s; "
-                         f"{fix}") from None
-    except OSError:  # nothing listens there, or the host is unknown or unreachable
-        raise InputError(f"{wrong}: could not connect within {seconds:g} s; {fix}") from None
-    except ValueError as e:  # a malformed address
-        raise InputError(f"{wrong}: {e}; {fix}") from None
-    try:
-        client = Client(address, timeout=f"{seconds}s")
-    except Exception as e:  # it speaks Dask but is no scheduler: a worker's address, say
-        raise InputError(f"{wrong}: what answers there is not a Dask scheduler ({type(e).__name__}: {e}); "
-                         f"{fix}") from None
-    try:
-        client.wait_for_workers(1, timeout=seconds)
-    except WorkerStartTimeoutError:
-        client.close()
-        raise InputError(f"the Dask scheduler at {address} has no workers: none joined within {seconds:g} s; start "
-                         f"some (`dask worker {address}` on each machine), or leave --scheduler and "
-                         "FGBG_DASK_SCHEDULER unset to compose on local worker processes") from None
-    return client
+def choose_writer(write: str, out: str, workers: int, scheduler: str | None) -> str:
+    """"client" or "workers" for `write` (module doc); in-process runs write themselves ("client")."""
+    if write not in WRITERS:
+        raise InputError(f"--write {write!r}: not a way to write shards; use one of {', '.join(WRITERS)}")
+    if workers == 1 and not scheduler:
+        return "client"
+    if write != "auto":
+        return write
+    return "workers" if is_url(out) or not scheduler else "client"
 
 
-def _handshake(address: str, seconds: float) -> None:
-    """Open a Dask connection to `address` and close it: Dask's own connect waits forever for
-    the answer of a server that accepts and never speaks (an HTTP server, say), hence the bound."""
-    import asyncio
-    from concurrent.futures import ThreadPoolExecutor
-
-    from distributed.comm import connect
-    from distributed.security import Security
-
-    async def open_and_close() -> None:
-        comm = await connect(address, timeout=seconds, **Security().get_connection_args("client"))
-        await comm.close()
-
-    bounded = asyncio.wait_for(open_and_close(), seconds + 1)  # + 1: connect's own timeout comes first
-    with ThreadPoolExecutor(1) as thread:  # a loop of its own, also where one runs already (a notebook)
-        thread.submit(asyncio.run, bounded).result()
-
-
-def _make_shards(todo: list[int], job: ShardJob, work: Path, workers: int, scheduler: str | None) -> None:
-    """Make the shards `todo`, on Dask (see module doc), writing each as it arrives."""
+def _make_shards(todo: list[int], job: ShardJob, work: Folder, workers: int, scheduler: str | None,
+                 writer: str) -> None:
+    """Make the shards `todo`, on Dask (see module doc), written by `writer` as they are made."""
     if workers == 1 and not scheduler:
         with progress(total=len(todo), desc="compose", unit="shard") as bar:
             for k in todo:
@@ -138,13 +95,28 @@ def _make_shards(todo: list[int], job: ShardJob, work: Path, workers: int, sched
         return
     from distributed import as_completed
 
-    with _cluster(workers, scheduler) as client, progress(total=len(todo), desc="compose", unit="shard") as bar:
+    with client_of(workers, scheduler) as client, progress(total=len(todo), desc="compose", unit="shard") as bar:
         shared = client.scatter(job, broadcast=True)  # the sources travel to each worker once
-        futures = client.map(make_shard, todo, job=shared, pure=False)
+        if writer == "workers":
+            futures = client.map(make_and_write_shard, todo, job=shared, work=work, pure=False)
+        else:
+            futures = client.map(make_shard, todo, job=shared, pure=False)
         for future in as_completed(futures):
-            _write_shard(work, *future.result())
+            if writer == "workers":
+                _check_written(work, future.result())
+            else:
+                _write_shard(work, *future.result())
             bar.update()
-            future.release()  # the bytes are on disk: free them on the worker
+            future.release()  # the bytes are stored: free them on the worker
+
+
+def _check_written(work: Folder, k: int) -> None:
+    """A shard a worker wrote must be where this process reads: else the storage is not shared."""
+    if not work.exists(_rows(k)):
+        raise InputError(f"{work.name()}: a worker wrote shard {k} there, but this process does not see it, so "
+                         "that storage is not shared with the workers; give --out as a path every machine mounts "
+                         "or as a URL of shared storage (s3://..., gcs://...), or let this process write the "
+                         "shards (--write client)")
 
 
 def _identity(cfg: ComposeConfig) -> dict:
@@ -163,22 +135,34 @@ def _fingerprint(sources: Sources, cfg: ComposeConfig, teacher_sha256: str | Non
     return digest.hexdigest()
 
 
-def _prepare_work(work: Path, fingerprint: str) -> None:
-    plan_file = work / "plan.json"
-    if work.exists() and (not plan_file.is_file() or json.loads(plan_file.read_text()) != fingerprint):
-        log.info("%s holds shards of other sources or params; starting afresh", work)
-        shutil.rmtree(work)
+def _prepare_work(work: Folder, fingerprint: str) -> None:
+    if work.exists() and (not work.exists("plan.json") or json.loads(work.read("plan.json")) != fingerprint):
+        log.info("%s holds shards of other sources or params; starting afresh", work.name())
+        work.remove()
     for sub in (SHARDS, "rows"):
-        (work / sub).mkdir(parents=True, exist_ok=True)
-        for stale in (work / sub).glob(".*.tmp"):  # left by a killed run
-            stale.unlink()
-    atomic_write_json(plan_file, fingerprint)
+        work.makedirs(sub)
+        work.remove_stale_temps(sub)  # left by a killed run
+    work.write("plan.json", json_bytes(fingerprint))
+
+
+def _out_folder(out_dir: str) -> Folder:
+    """The Folder of --out; a URL whose protocol is unknown or needs a package names the fix."""
+    try:
+        return Folder(out_dir)
+    except ImportError as e:  # fsspec's own message names the package, e.g. "Install s3fs to access S3"
+        raise InputError(f"--out {out_dir}: {e}; install it in this environment and on every worker") from None
+    except ValueError as e:  # "Protocol not known: ..."
+        raise InputError(f"--out {out_dir}: {e}; give a local path or an fsspec URL (s3://, gcs://, file://, ...)") \
+            from None
 
 
 def compose_dataset(
-    *, data_dir: str | Path, out_dir: str | Path, cfg: ComposeConfig, scheduler: str | None = None
+    *, data_dir: str | Path, out_dir: str | Path, cfg: ComposeConfig, scheduler: str | None = None,
+    write: str = "auto",
 ) -> pd.DataFrame:
     """Compose every shard not made yet (see module doc), then complete `out_dir`; returns the index."""
+    writer = choose_writer(write, str(out_dir), cfg.workers, scheduler)
+    out = _out_folder(str(out_dir))
     sources = load_sources(data_dir, cfg.bg_size, cfg.fg_size)
     teacher_model = None
     if cfg.depth == "teacher":
@@ -186,15 +170,14 @@ def compose_dataset(
 
         teacher_model = read_model(cfg.teacher)  # sent to the workers with the sources
     teacher_sha256 = hashlib.sha256(teacher_model).hexdigest() if teacher_model is not None else None
-    out_dir = Path(out_dir)
-    work = out_dir.with_name(out_dir.name + ".partial")
+    work = out.sibling(".partial")
     fingerprint = _fingerprint(sources, cfg, teacher_sha256)
     if _completed(work, fingerprint):  # killed between completing and renaming
-        return _rename(work, out_dir)
+        return _rename(work, out)
     _prepare_work(work, fingerprint)
     plan = placements(sources, cfg)
     n_shards = math.ceil(len(plan) / cfg.shard_size)
-    todo = [k for k in range(n_shards) if not _rows_path(work, k).is_file()]
+    todo = [k for k in range(n_shards) if not work.exists(_rows(k))]
     depths = np.stack([depth if depth is not None else ground_plane_prior(cfg.bg_size, cfg.prior_horizon)
                        for depth in sources.bg_depth])
     d64 = depths.reshape(len(depths), -1).astype(np.float64)
@@ -206,50 +189,63 @@ def compose_dataset(
         threads=1 if cfg.workers > 1 or scheduler else 0, teacher_model=teacher_model, teacher_sha256=teacher_sha256,
     )
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{cfg.workers} local worker process(es)"
-    log.info("composing %d of %d shards (%d samples in all) on %s", len(todo), n_shards, len(plan), where)
+    log.info("composing %d of %d shards (%d samples in all) on %s, written by the %s", len(todo), n_shards,
+             len(plan), where, "workers" if writer == "workers" else "client")
     try:
-        _make_shards(todo, job, work, cfg.workers, scheduler)
+        _make_shards(todo, job, work, cfg.workers, scheduler, writer)
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
-        done = sum(_rows_path(work, k).is_file() for k in range(n_shards))
-        raise InputError(f"{work}: the disk is full ({shutil.disk_usage(work).free / 2**20:.0f} MiB free). The "
-                         f"{done} finished shard(s) of {n_shards} are kept there; free some space and run the "
-                         "same command again (`dvc repro compose`): it resumes") from None
+        done = sum(work.exists(_rows(k)) for k in range(n_shards))
+        free = f" ({shutil.disk_usage(work.root).free / 2**20:.0f} MiB free)" if work.local else ""
+        raise InputError(f"{work.name()}: the disk is full{free}. The {done} finished shard(s) of {n_shards} are "
+                         "kept there; free some space and run the same command again (`dvc repro compose`): it "
+                         "resumes") from None
     _finish(work, plan, sources, depths, cfg, n_shards, fingerprint)
-    return _rename(work, out_dir)
+    return _rename(work, out)
 
 
-def _completed(work: Path, fingerprint: str) -> bool:
+def _completed(work: Folder, fingerprint: str) -> bool:
     """Whether `work` was completed (meta.json written last) from this plan."""
-    if not (work / META).is_file():
+    if not work.exists(META):
         return False
-    return json.loads((work / META).read_text()).get("fingerprint") == fingerprint
+    return json.loads(work.read(META)).get("fingerprint") == fingerprint
 
 
-def _finish(work: Path, plan: pd.DataFrame, sources: Sources, depths: np.ndarray,
+def _finish(work: Folder, plan: pd.DataFrame, sources: Sources, depths: np.ndarray,
             cfg: ComposeConfig, n_shards: int, fingerprint: str) -> None:
-    """Complete `work`: the index, the bg arrays, then meta.json, which marks it complete."""
-    rows = pd.concat([pd.read_parquet(_rows_path(work, k)) for k in range(n_shards)], ignore_index=True)
+    """Complete `work`: the index, the bg arrays, then meta.json, which marks it complete and
+    records each file's size or hash (checked on opening)."""
+    rows = pd.concat([pd.read_parquet(io.BytesIO(work.read(_rows(k)))) for k in range(n_shards)], ignore_index=True)
     index = pd.concat([plan, rows], axis=1)
-    with atomic_path(work / INDEX) as tmp:
-        index.to_parquet(tmp, index=False)
-    for name, array in ((BG, sources.bg), (BG_DEPTH, depths)):
-        with atomic_path(work / name) as tmp, open(tmp, "wb") as f:
-            np.save(f, array)
-    atomic_write_json(work / META, {"format_version": FORMAT_VERSION, "compose": _identity(cfg),
-                                    "samples": len(index), "shards": n_shards, "fingerprint": fingerprint,
-                                    "files": file_records(work, n_shards)})
+    files = {INDEX: _parquet_bytes(index), BG: _npy_bytes(sources.bg), BG_DEPTH: _npy_bytes(depths)}
+    for name, data in files.items():
+        work.write(name, data)
+    records = {"sha256": {name: hashlib.sha256(data).hexdigest() for name, data in files.items()},
+               "shard_bytes": [work.size(f"{SHARDS}/{shard_name(k)}") for k in range(n_shards)]}
+    work.write(META, json_bytes({"format_version": FORMAT_VERSION, "compose": _identity(cfg), "samples": len(index),
+                                 "shards": n_shards, "fingerprint": fingerprint, "files": records}))
 
 
-def _rename(work: Path, out_dir: Path) -> pd.DataFrame:
-    """Drop the bookkeeping of a completed `work` and rename it to `out_dir`."""
-    shutil.rmtree(work / "rows", ignore_errors=True)
-    (work / "plan.json").unlink(missing_ok=True)
-    work.chmod(0o755)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    work.rename(out_dir)
-    meta = json.loads((out_dir / META).read_text())
-    log.info("composed %d samples into %d shards in %s", meta["samples"], meta["shards"], out_dir)
-    return pd.read_parquet(out_dir / INDEX)
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    return buf.getvalue()
+
+
+def _rename(work: Folder, out: Folder) -> pd.DataFrame:
+    """Drop the bookkeeping of a completed `work` and rename it to `out`."""
+    work.remove("rows")
+    work.remove("plan.json")
+    if work.local:
+        os.chmod(work.root, 0o755)
+    work.move_to(out)
+    meta = json.loads(out.read(META))
+    log.info("composed %d samples into %d shards in %s", meta["samples"], meta["shards"], out.name())
+    return pd.read_parquet(io.BytesIO(out.read(INDEX)))

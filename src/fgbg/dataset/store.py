@@ -76,12 +76,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_records(root: Path, n_shards: int) -> dict:
-    """What meta.json records of a composed folder's other files, to check them on opening."""
-    return {"sha256": {name: _sha256(root / name) for name in (INDEX, BG, BG_DEPTH)},
-            "shard_bytes": [(root / SHARDS / shard_name(k)).stat().st_size for k in range(n_shards)]}
-
-
 def _check_files(root: Path, meta: dict) -> None:
     """Every file meta.json records is there, of its size or hash; else the file and the fix."""
     files = meta["files"]

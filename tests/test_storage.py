@@ -1,0 +1,119 @@
+"""Shards straight to shared storage: `--out` as an fsspec URL, the workers writing their own shards,
+and who writes by default; the bytes equal a one-process run's, a kill resumes, and storage that the
+workers do not share is one clear error."""
+
+import dataclasses
+
+import fsspec
+import pytest
+
+import fgbg.composing.build as build
+from fgbg.composing.build import choose_writer, compose_dataset, make_shard
+from fgbg.composing.storage import Folder
+from fgbg.core.errors import InputError
+from tests.conftest import TINY_COMPOSE
+from tests.test_store import _same_files
+
+
+def _same_files_at(local, url: str) -> None:
+    """The files under `url` are those of the local folder `local`, byte for byte."""
+    fs, root = fsspec.core.url_to_fs(url)
+    found = sorted(p[len(root) + 1:] for p in fs.find(root))
+    assert found == sorted(str(p.relative_to(local)) for p in local.rglob("*") if p.is_file())
+    for rel in found:
+        assert fs.cat_file(f"{root}/{rel}") == (local / rel).read_bytes(), rel
+
+
+@pytest.fixture
+def memory_url(request):
+    """A fresh folder in fsspec's in-memory filesystem (this process only), removed afterwards."""
+    folder = Folder(f"memory://fgbg-{request.node.name}")
+    yield f"{folder.location}/composed"
+    folder.remove()
+
+
+@pytest.mark.parametrize(("write", "out", "workers", "scheduler", "writer"), [
+    ("auto", "dataset/composed", 2, None, "workers"),  # a LocalCluster shares this machine's disk
+    ("auto", "dataset/composed", 1, "tcp://h:8786", "client"),  # a plain path may be no other machine's
+    ("auto", "s3://bucket/composed", 1, "tcp://h:8786", "workers"),  # a URL names storage for all
+    ("auto", "file:///mnt/nfs/composed", 2, "tcp://h:8786", "workers"),
+    ("client", "dataset/composed", 2, None, "client"),
+    ("workers", "dataset/composed", 1, "tcp://h:8786", "workers"),
+    ("workers", "dataset/composed", 1, None, "client"),  # in this process: it writes itself
+])
+def test_who_writes_the_shards(write, out, workers, scheduler, writer):
+    assert choose_writer(write, out, workers, scheduler) == writer
+
+
+def test_an_unknown_writer_names_the_choices():
+    with pytest.raises(InputError, match=r"^--write 'worker': not a way to write shards; use one of auto, client, "
+                                         r"workers$"):
+        choose_writer("worker", "dataset/composed", 2, None)
+
+
+def test_workers_write_their_shards_with_the_bytes_of_one_process(tiny_data, tiny_dataset, tmp_path, monkeypatch):
+    """Two local workers write into a file:// URL; this process writes no shard (its writer fails if called)."""
+    def client_must_not_write(*args):
+        raise AssertionError("the client wrote a shard")
+
+    monkeypatch.setattr(build, "_write_shard", client_must_not_write)  # this process's only: the workers import their own
+    out = tmp_path / "composed"
+    compose_dataset(data_dir=tiny_data, out_dir=f"file://{out}", cfg=dataclasses.replace(TINY_COMPOSE, workers=2),
+                    write="workers")
+    _same_files(tiny_dataset, out)
+    assert not (tmp_path / "composed.partial").exists()
+
+
+def test_an_fsspec_url_holds_the_bytes_of_a_local_folder(tiny_data, tiny_dataset, memory_url):
+    """Through fsspec's in-memory filesystem: every step (plan, shards, rows, index, meta.json, rename) goes
+    through fsspec, none through local paths."""
+    compose_dataset(data_dir=tiny_data, out_dir=memory_url, cfg=TINY_COMPOSE)
+    _same_files_at(tiny_dataset, memory_url)
+    assert not fsspec.filesystem("memory").exists(memory_url.removeprefix("memory://") + ".partial")
+
+
+def test_a_killed_run_on_a_url_resumes_with_the_same_bytes(tiny_data, tiny_dataset, memory_url, monkeypatch):
+    """Killed at the third shard, with a temporary file of a killed write left behind: the rerun deletes it,
+    makes only the shards not done, and the bytes are those of an unbroken run."""
+    calls = []
+
+    def dies_on_third(k, job):
+        calls.append(k)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return make_shard(k, job)
+
+    monkeypatch.setattr(build, "make_shard", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        compose_dataset(data_dir=tiny_data, out_dir=memory_url, cfg=TINY_COMPOSE)
+    work = Folder(memory_url + ".partial")
+    assert sorted(work.fs.ls(work.path("shards"), detail=False)) == [work.path("shards/00000.bin"),
+                                                                   work.path("shards/00001.bin")]
+    work.fs.pipe_file(work.path("shards/.00002.bin.dead.tmp"), b"half a shard")
+    remade = []
+    monkeypatch.setattr(build, "make_shard", lambda k, job: remade.append(k) or make_shard(k, job))
+    compose_dataset(data_dir=tiny_data, out_dir=memory_url, cfg=TINY_COMPOSE)
+    assert remade == [2, 3, 4]
+    _same_files_at(tiny_dataset, memory_url)
+
+
+def test_storage_the_workers_do_not_share_is_one_clear_error(tiny_data, memory_url):
+    """Each worker process has its own in-memory filesystem: what they write, this process never sees."""
+    with pytest.raises(InputError) as caught:
+        compose_dataset(data_dir=tiny_data, out_dir=memory_url, cfg=dataclasses.replace(TINY_COMPOSE, workers=2))
+    assert str(caught.value).startswith(f"{memory_url}.partial: a worker wrote shard ")
+    assert str(caught.value).endswith(", but this process does not see it, so that storage is not shared with the "
+                                      "workers; give --out as a path every machine mounts or as a URL of shared "
+                                      "storage (s3://..., gcs://...), or let this process write the shards "
+                                      "(--write client)")
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("nosuchproto://x/composed", r"^--out nosuchproto://x/composed: Protocol not known: nosuchproto; give a local "
+                                 r"path or an fsspec URL \(s3://, gcs://, file://, \.\.\.\)$"),
+    ("s3://bucket/composed", r"^--out s3://bucket/composed: .*s3fs.*; install it in this environment and on every "
+                             r"worker$"),
+])
+def test_a_url_fsspec_cannot_open_names_the_fix(tiny_data, tmp_path, url, message):
+    with pytest.raises(InputError, match=message):
+        compose_dataset(data_dir=tiny_data, out_dir=url, cfg=TINY_COMPOSE)

@@ -45,6 +45,17 @@ def test_who_writes_the_shards(write, out, workers, scheduler, writer):
     assert choose_writer(write, out, workers, scheduler) == writer
 
 
+def test_a_relative_path_reaches_a_worker_in_another_folder_as_the_same_folder(tmp_path, monkeypatch):
+    """A worker's working folder is not the client's: the Folder it unpickles names the client's folder."""
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    sent = pickle.dumps(Folder("dataset/composed"))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert pickle.loads(sent).root == str(tmp_path / "dataset" / "composed")
+
+
 def test_an_unknown_writer_names_the_choices():
     with pytest.raises(InputError, match=r"^--write 'worker': not a way to write shards; use one of auto, client, "
                                          r"workers$"):

@@ -30,8 +30,8 @@ class Folder:
         self.fs, self.root = fsspec.core.url_to_fs(self.location)
         self.local = isinstance(self.fs, LocalFileSystem)
 
-    def __reduce__(self):  # to the workers: by location; the filesystem is made again there
-        return Folder, (self.location,)
+    def __reduce__(self):  # to the workers: the filesystem is made again there, a local path made absolute here
+        return Folder, (self.root if self.local else self.location,)
 
     def sibling(self, suffix: str) -> Folder:
         """The folder beside this one whose name has `suffix` added (`<out>.partial`)."""

@@ -3,6 +3,7 @@ and who writes by default; the bytes equal a one-process run's, a kill resumes, 
 workers do not share is one clear error."""
 
 import dataclasses
+import re
 
 import fsspec
 import pytest
@@ -80,7 +81,6 @@ def test_an_fsspec_url_holds_the_bytes_of_a_local_folder(tiny_data, tiny_dataset
     through fsspec, none through local paths."""
     compose_dataset(data_dir=tiny_data, out_dir=memory_url, cfg=TINY_COMPOSE)
     _same_files_at(tiny_dataset, memory_url)
-    assert not fsspec.filesystem("memory").exists(memory_url.removeprefix("memory://") + ".partial")
 
 
 def test_a_killed_run_on_a_url_resumes_with_the_same_bytes(tiny_data, tiny_dataset, memory_url, monkeypatch):
@@ -97,10 +97,11 @@ def test_a_killed_run_on_a_url_resumes_with_the_same_bytes(tiny_data, tiny_datas
     monkeypatch.setattr(build, "make_shard", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         compose_dataset(data_dir=tiny_data, out_dir=memory_url, cfg=TINY_COMPOSE)
-    work = Folder(memory_url + ".partial")
+    work = Folder(memory_url)  # at a URL the shards go straight into <out>: no rename, which would copy them
     assert sorted(work.fs.ls(work.path("shards"), detail=False)) == [work.path("shards/00000.bin"),
                                                                    work.path("shards/00001.bin")]
-    work.fs.pipe_file(work.path("shards/.00002.bin.dead.tmp"), b"half a shard")
+    for rel in (".index.parquet.dead.tmp", "shards/.00002.bin.dead.tmp", "rows/.00002.parquet.dead.tmp"):
+        work.fs.pipe_file(work.path(rel), b"what a killed write left")
     remade = []
     monkeypatch.setattr(build, "make_shard", lambda k, job: remade.append(k) or make_shard(k, job))
     compose_dataset(data_dir=tiny_data, out_dir=memory_url, cfg=TINY_COMPOSE)
@@ -112,7 +113,7 @@ def test_storage_the_workers_do_not_share_is_one_clear_error(tiny_data, memory_u
     """Each worker process has its own in-memory filesystem: what they write, this process never sees."""
     with pytest.raises(InputError) as caught:
         compose_dataset(data_dir=tiny_data, out_dir=memory_url, cfg=dataclasses.replace(TINY_COMPOSE, workers=2))
-    assert str(caught.value).startswith(f"{memory_url}.partial: a worker wrote shard ")
+    assert str(caught.value).startswith(f"{memory_url}: a worker wrote shard ")
     assert str(caught.value).endswith(", but this process does not see it, so that storage is not shared with the "
                                       "workers; give --out as a path every machine mounts or as a URL of shared "
                                       "storage (s3://..., gcs://...), or let this process write the shards "
@@ -128,3 +129,55 @@ def test_storage_the_workers_do_not_share_is_one_clear_error(tiny_data, memory_u
 def test_a_url_fsspec_cannot_open_names_the_fix(tiny_data, tmp_path, url, message):
     with pytest.raises(InputError, match=message):
         compose_dataset(data_dir=tiny_data, out_dir=url, cfg=TINY_COMPOSE)
+
+
+def test_a_write_at_a_url_is_whole_or_absent(memory_url, monkeypatch):
+    """Killed between the temporary file and the move into place: the target is not there, nor the temporary."""
+    folder = Folder(memory_url)
+    folder.makedirs("shards")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(folder.fs, "mv", killed)
+    with pytest.raises(KeyboardInterrupt):
+        folder.write("shards/00000.bin", b"a shard")
+    assert folder.fs.ls(folder.path("shards"), detail=False) == []
+
+
+@pytest.mark.parametrize("out", ["", "  ", "dataset/run[1]", "dataset/run?", "s3://bucket/*"])
+def test_an_out_fsspec_would_read_as_a_pattern_is_refused(tiny_data, out):
+    with pytest.raises(InputError, match=r"^--out '.*': give a folder's path or URL, without any of \[\]\?\* "
+                                         r"\(fsspec reads them as a pattern\)$"):
+        compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
+
+
+def test_an_out_that_composing_would_delete_or_cannot_hold_is_refused(tiny_data, tmp_path, monkeypatch):
+    """The sources' folder, a folder above it, the working folder, a file: one error each, nothing deleted."""
+    import shutil
+
+    data = tmp_path / "project" / "data"
+    shutil.copytree(tiny_data, data)
+    before = sorted(p for p in data.rglob("*"))
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    (tmp_path / "work" / "notes.txt").write_text("mine")
+    for out, what in ((str(data), "the sources"), (str(tmp_path), "the sources"), ("../project/data", "the sources"),
+                      (".", "the working folder"), (str(tmp_path / "work"), "the working folder")):
+        with pytest.raises(InputError, match=rf"^--out {re.escape(out)}: composing there would delete {what}"):
+            compose_dataset(data_dir=data, out_dir=out, cfg=TINY_COMPOSE)
+    with pytest.raises(InputError, match=r"^--out notes.txt: is a file; give the path of a folder to compose into$"):
+        compose_dataset(data_dir=data, out_dir="notes.txt", cfg=TINY_COMPOSE)
+    assert sorted(p for p in data.rglob("*")) == before and (tmp_path / "work" / "notes.txt").read_text() == "mine"
+
+
+def test_storage_that_cannot_be_reached_is_one_clear_error(tiny_data):
+    """An FTP server that is not there (fsspec's ftp needs no extra package): the error names --out."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(InputError, match=rf"^--out ftp://127.0.0.1:{port}/composed: cannot write there "
+                                         r"\(ConnectionRefusedError: .*\); check the path or URL"):
+        compose_dataset(data_dir=tiny_data, out_dir=f"ftp://127.0.0.1:{port}/composed", cfg=TINY_COMPOSE)

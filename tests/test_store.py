@@ -101,10 +101,75 @@ def test_a_killed_run_leaves_no_broken_shard_and_a_rerun_finishes_it(tiny_data, 
     assert not work.exists()
 
 
-@pytest.mark.parametrize("killed_at", ["rename", "meta.json"])
+@pytest.mark.parametrize("killed_at", ["shards/00002.bin", "rows/00002.parquet"])
+def test_a_kill_between_a_shard_and_its_rows_makes_that_shard_again(tiny_data, tiny_dataset, tmp_path, monkeypatch,
+                                                                   killed_at):
+    """A shard's file is written before its rows, and only the rows mark it done: killed while writing either,
+    the rerun makes shard 2 and the rest again, and the bytes are those of an unbroken run."""
+    import fgbg.composing.build as build
+
+    real_write = Folder.write
+
+    def write(self, rel, data):
+        if rel == killed_at:
+            raise KeyboardInterrupt
+        return real_write(self, rel, data)
+
+    monkeypatch.setattr(Folder, "write", write)
+    with pytest.raises(KeyboardInterrupt):
+        compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=TINY_COMPOSE)
+    monkeypatch.setattr(Folder, "write", real_write)
+    remade = []
+    monkeypatch.setattr(build, "make_shard", lambda k, job: remade.append(k) or make_shard(k, job))
+    compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "composed", cfg=TINY_COMPOSE)
+    assert remade == [2, 3, 4]
+    _same_files(tiny_dataset, tmp_path / "composed")
+
+
+def test_a_composed_folder_holds_the_dataset_and_nothing_else(tiny_dataset):
+    """No bookkeeping (plan.json, rows/) and no temporary file is left in a finished dataset."""
+    files = sorted(str(p.relative_to(tiny_dataset)) for p in tiny_dataset.rglob("*") if p.is_file())
+    assert files == ["bg.npy", "bg_depth.npy", "index.parquet", "meta.json",
+                     *(f"shards/{k:05d}.bin" for k in range(5))]
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt  # as if killed here
+
+
+def test_another_plan_s_partial_and_out_are_replaced(tiny_data, tiny_dataset, tmp_path, monkeypatch):
+    """`<out>` from another plan (shard_size 2: 24 shards), and beside it another plan's `<out>.partial`, killed
+    once mid-run and once just before its rename: composing this plan gives its bytes and no stale file."""
+    import fgbg.composing.build as build
+
+    other = dataclasses.replace(TINY_COMPOSE, shard_size=2)
+    out = tmp_path / "composed"
+    compose_dataset(data_dir=tiny_data, out_dir=out, cfg=other)
+    for kill in ("mid-run", "before the rename"):
+        with monkeypatch.context() as m:
+            if kill == "mid-run":
+                m.setattr(build, "make_shard", lambda k, job: _interrupt() if k == 3 else make_shard(k, job))
+            else:
+                m.setattr(Folder, "move_to", _interrupt)
+            with pytest.raises(KeyboardInterrupt):
+                compose_dataset(data_dir=tiny_data, out_dir=out, cfg=other)
+        assert (tmp_path / "composed.partial").is_dir()
+        compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
+        _same_files(tiny_dataset, out)
+        assert not (tmp_path / "composed.partial").exists()
+        compose_dataset(data_dir=tiny_data, out_dir=out, cfg=other)  # back to the other plan for the next kill
+
+
+def test_out_with_a_trailing_slash_composes_beside_it(tiny_data, tiny_dataset, tmp_path):
+    compose_dataset(data_dir=tiny_data, out_dir=f"{tmp_path / 'composed'}/", cfg=TINY_COMPOSE)
+    _same_files(tiny_dataset, tmp_path / "composed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["composed"]
+
+
+@pytest.mark.parametrize("killed_at", ["rename", "meta.json", "index.parquet"])
 def test_a_kill_while_completing_keeps_every_shard(tiny_data, tiny_dataset, tmp_path, monkeypatch, killed_at):
-    """Killed just before `<out>.partial` is renamed to `<out>`, or before meta.json is written:
-    the rerun composes nothing again and gives the same bytes."""
+    """Killed just before `<out>.partial` is renamed to `<out>`, or while meta.json or the index (written
+    before meta.json) is written: the rerun composes nothing again and gives the same bytes."""
     import fgbg.composing.build as build
 
     out = tmp_path / "composed"
@@ -116,7 +181,7 @@ def test_a_kill_while_completing_keeps_every_shard(tiny_data, tiny_dataset, tmp_
         return real_move(self, other)
 
     def write(self, rel, data):
-        if killed_at == "meta.json" and rel == "meta.json":
+        if rel == killed_at:
             raise KeyboardInterrupt
         return real_write(self, rel, data)
 

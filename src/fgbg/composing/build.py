@@ -7,8 +7,11 @@ a running cluster given by its scheduler's address (`scheduler`, e.g. tcp://host
 sources, and a teacher model's bytes, go to the workers once. With `workers=1` and no
 scheduler everything runs in this process.
 
-`out_dir` is a local path or an fsspec URL (fgbg.composing.storage). The shards go into
-`<out>.partial/`, each written atomically, in one of two ways (`write`):
+`out_dir` is a local path or an fsspec URL (fgbg.composing.storage). On local disk the shards
+go into `<out>.partial/`, renamed to `<out>` when complete; at a URL they go straight into
+`<out>`, since a folder's rename there is a copy of every file, and meta.json, written last,
+marks it complete (a reader checks it). Each file is written atomically, in one of two ways
+(`write`):
 - "client": each worker sends a shard's bytes and index rows back and this process writes
   them, so the workers need no shared filesystem;
 - "workers": each worker writes its shards itself, and this process checks that it sees
@@ -18,9 +21,9 @@ LocalCluster on this machine, or an `out_dir` given as a URL; with a cluster els
 plain path, the client writes (README "Composing on a cluster" has the measurements).
 
 A worker lost mid-run has its shards made again elsewhere (Dask reschedules them). A rerun
-skips the finished shards, and when all are there the folder is completed and renamed to
-`<out>`. Completing writes index, bg arrays and then meta.json, which records the plan's
-fingerprint: a run killed after that renames the folder on its rerun, and a run killed
+skips the finished shards, and when all are there the folder is completed (and renamed).
+Completing writes index, bg arrays and then meta.json, which records the plan's
+fingerprint: a run killed after that only tidies up on its rerun, and a run killed
 before it finds every shard still there. For each sample it also records the exact sums
 that fgbg.dataset.stats adds up.
 """
@@ -33,7 +36,6 @@ import io
 import json
 import logging
 import math
-import os
 import shutil
 from pathlib import Path
 
@@ -44,7 +46,7 @@ from fgbg.composing.cluster import client_of
 from fgbg.composing.compose import PRIOR_FAR, ground_plane_prior, placements
 from fgbg.composing.shard import ShardJob, make_shard, rgb_sums
 from fgbg.composing.sources import Sources, load_sources
-from fgbg.composing.storage import Folder, is_url
+from fgbg.composing.storage import PATTERN_CHARS, Folder, is_url
 from fgbg.core.config import COMPOSE_RUNTIME_KEYS, ComposeConfig, identity, params_hash
 from fgbg.core.errors import InputError
 from fgbg.core.imageio import json_bytes
@@ -102,10 +104,14 @@ def _make_shards(todo: list[int], job: ShardJob, work: Folder, workers: int, sch
         else:
             futures = client.map(make_shard, todo, job=shared, pure=False)
         for future in as_completed(futures):
-            if writer == "workers":
-                _check_written(work, future.result())
-            else:
-                _write_shard(work, *future.result())
+            try:
+                if writer == "workers":
+                    _check_written(work, future.result())
+                else:
+                    _write_shard(work, *future.result())
+            except ImportError as e:  # a worker lacks the URL's fsspec package, e.g. "Install s3fs to access S3"
+                raise InputError(f"{work.name()}: a worker cannot open it: {e}; install that package on every "
+                                 "worker, or let this process write the shards (--write client)") from None
             bar.update()
             future.release()  # the bytes are stored: free them on the worker
 
@@ -136,24 +142,50 @@ def _fingerprint(sources: Sources, cfg: ComposeConfig, teacher_sha256: str | Non
 
 
 def _prepare_work(work: Folder, fingerprint: str) -> None:
-    if work.exists() and (not work.exists("plan.json") or json.loads(work.read("plan.json")) != fingerprint):
-        log.info("%s holds shards of other sources or params; starting afresh", work.name())
-        work.remove()
-    for sub in (SHARDS, "rows"):
-        work.makedirs(sub)
-        work.remove_stale_temps(sub)  # left by a killed run
-    work.write("plan.json", json_bytes(fingerprint))
-
-
-def _out_folder(out_dir: str) -> Folder:
-    """The Folder of --out; a URL whose protocol is unknown or needs a package names the fix."""
+    """Make `work` ready for this plan's shards: kept if it holds this plan's, else emptied; stale
+    temporary files deleted. Storage that cannot be reached or written is an InputError."""
     try:
-        return Folder(out_dir)
+        if work.exists() and (not work.exists("plan.json") or json.loads(work.read("plan.json")) != fingerprint):
+            log.info("%s holds other files, or shards of other sources or params; starting afresh", work.name())
+            work.remove()
+        for sub in ("", SHARDS, "rows"):
+            work.makedirs(sub)
+            work.remove_stale_temps(sub)  # left by a killed run
+        work.write("plan.json", json_bytes(fingerprint))
+    except (OSError, ConnectionError) as e:  # unreachable, refused, read-only, no permission
+        raise _unreachable(work.name(), e) from None
+
+
+def _unreachable(where: str, e: Exception) -> InputError:
+    return InputError(f"--out {where}: cannot write there ({type(e).__name__}: {e}); check the path or URL, and "
+                      "that this machine may write to it")
+
+
+def _out_folder(out_dir: str, data_dir: Path) -> Folder:
+    """The Folder of --out, refused where composing would break it or delete what it must not: a name
+    fsspec would read as a pattern, a file, the sources' folder or one above it, or the working folder
+    or one above it. A URL whose protocol is unknown or needs a package names the fix."""
+    if not out_dir.strip() or any(c in out_dir for c in PATTERN_CHARS):
+        raise InputError(f"--out {out_dir!r}: give a folder's path or URL, without any of {PATTERN_CHARS} "
+                         "(fsspec reads them as a pattern)")
+    try:
+        out = Folder(out_dir)
     except ImportError as e:  # fsspec's own message names the package, e.g. "Install s3fs to access S3"
         raise InputError(f"--out {out_dir}: {e}; install it in this environment and on every worker") from None
     except ValueError as e:  # "Protocol not known: ..."
         raise InputError(f"--out {out_dir}: {e}; give a local path or an fsspec URL (s3://, gcs://, file://, ...)") \
             from None
+    except (OSError, ConnectionError) as e:  # some filesystems (ftp, sftp) connect as they are made
+        raise _unreachable(out_dir, e) from None
+    if out.local:
+        root = Path(out.root).resolve()
+        if root.is_file():
+            raise InputError(f"--out {out_dir}: is a file; give the path of a folder to compose into")
+        for keep, what in ((Path(data_dir).resolve(), "the sources (--data)"), (Path.cwd(), "the working folder")):
+            if keep == root or root in keep.parents:
+                raise InputError(f"--out {out_dir}: composing there would delete {what}, {keep}; give a folder "
+                                 "of its own, such as dataset/composed")
+    return out
 
 
 def compose_dataset(
@@ -162,7 +194,7 @@ def compose_dataset(
 ) -> pd.DataFrame:
     """Compose every shard not made yet (see module doc), then complete `out_dir`; returns the index."""
     writer = choose_writer(write, str(out_dir), cfg.workers, scheduler)
-    out = _out_folder(str(out_dir))
+    out = _out_folder(str(out_dir), Path(data_dir))
     sources = load_sources(data_dir, cfg.bg_size, cfg.fg_size)
     teacher_model = None
     if cfg.depth == "teacher":
@@ -170,7 +202,7 @@ def compose_dataset(
 
         teacher_model = read_model(cfg.teacher)  # sent to the workers with the sources
     teacher_sha256 = hashlib.sha256(teacher_model).hexdigest() if teacher_model is not None else None
-    work = out.sibling(".partial")
+    work = out.sibling(".partial") if out.local else out
     fingerprint = _fingerprint(sources, cfg, teacher_sha256)
     if _completed(work, fingerprint):  # killed between completing and renaming
         return _rename(work, out)
@@ -240,12 +272,12 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 
 
 def _rename(work: Folder, out: Folder) -> pd.DataFrame:
-    """Drop the bookkeeping of a completed `work` and rename it to `out`."""
+    """Drop the bookkeeping of a completed `work` and rename it to `out` (on local disk; elsewhere
+    `work` is `out`)."""
     work.remove("rows")
     work.remove("plan.json")
-    if work.local:
-        os.chmod(work.root, 0o755)
-    work.move_to(out)
+    if work.root != out.root:
+        work.move_to(out)
     meta = json.loads(out.read(META))
     log.info("composed %d samples into %d shards in %s", meta["samples"], meta["shards"], out.name())
     return pd.read_parquet(io.BytesIO(out.read(INDEX)))

@@ -5,6 +5,7 @@ A file appears whole or not at all: locally a temporary file renamed into place 
 elsewhere the bytes go to a temporary name beside it and are moved into place (on an object
 store a move is a server-side copy, and an object is only ever seen whole). Temporary names
 start with "." and end in ".tmp", so that a rerun can delete those a kill left behind.
+Locations may not hold the characters that fsspec reads as a pattern (PATTERN_CHARS).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from fgbg.core.imageio import atomic_write_bytes
+
+PATTERN_CHARS = "[]?*"  # fsspec's glob and mv read them as a pattern, not as a name
 
 
 def is_url(location: str) -> bool:
@@ -77,12 +80,14 @@ class Folder:
         if self.exists(rel):
             self.fs.rm(self.path(rel), recursive=True)
 
-    def remove_stale_temps(self, rel: str) -> None:
+    def remove_stale_temps(self, rel: str = "") -> None:
         """Delete the temporary files that killed writes left in the folder `rel`."""
-        for stale in self.fs.glob(self.path(f"{rel}/.*.tmp")):
+        for stale in self.fs.glob(f"{self.path(rel)}/.*.tmp"):
             self.fs.rm(stale)
 
     def move_to(self, other: Folder) -> None:
-        """Rename this folder to `other` (locally one rename; on an object store a copy of each file)."""
+        """Rename this local folder to `other`, replacing it (one rename: elsewhere a folder's move is a
+        copy of each file, which compose avoids by writing in place)."""
+        assert self.local and other.local, "a folder is renamed on local disk only"
         other.remove()
-        self.fs.mv(self.root, other.root, recursive=True)
+        self.fs.mv(self.root, other.root)

@@ -28,7 +28,7 @@ def _same_files_at(local, url: str) -> None:
 @pytest.fixture
 def memory_url(request):
     """A fresh folder in fsspec's in-memory filesystem (this process only), removed afterwards."""
-    folder = Folder(f"memory://fgbg-{request.node.name}")
+    folder = Folder(f"memory://fgbg-{re.sub(r'[^A-Za-z0-9_-]', '_', request.node.name)}")
     yield f"{folder.location}/composed"
     folder.remove()
 
@@ -181,3 +181,17 @@ def test_storage_that_cannot_be_reached_is_one_clear_error(tiny_data):
     with pytest.raises(InputError, match=rf"^--out ftp://127.0.0.1:{port}/composed: cannot write there "
                                          r"\(ConnectionRefusedError: .*\); check the path or URL"):
         compose_dataset(data_dir=tiny_data, out_dir=f"ftp://127.0.0.1:{port}/composed", cfg=TINY_COMPOSE)
+
+
+@pytest.mark.parametrize("where", ["local", "url"])
+def test_a_folder_of_other_files_is_not_composed_over(tiny_data, tmp_path, memory_url, where):
+    """Composing replaces <out>: a folder that holds something else (not a composed dataset, nor one being
+    composed) is refused, and its files stay."""
+    out = str(tmp_path / "mine") if where == "local" else memory_url
+    folder = Folder(out)
+    folder.makedirs("")
+    folder.write("notes.txt", b"mine")
+    with pytest.raises(InputError, match=rf"^--out {re.escape(out)}: holds files that are not a composed dataset, "
+                                         r"which composing there would delete; give a new or empty folder$"):
+        compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
+    assert folder.read("notes.txt") == b"mine"

@@ -163,8 +163,9 @@ def _unreachable(where: str, e: Exception) -> InputError:
 
 def _out_folder(out_dir: str, data_dir: Path) -> Folder:
     """The Folder of --out, refused where composing would break it or delete what it must not: a name
-    fsspec would read as a pattern, a file, the sources' folder or one above it, or the working folder
-    or one above it. A URL whose protocol is unknown or needs a package names the fix."""
+    fsspec would read as a pattern, a file, the sources' folder or one above it, the working folder or
+    one above it, or a folder of other files (not a composed dataset, nor one being composed). A URL
+    whose protocol is unknown or needs a package names the fix."""
     if not out_dir.strip() or any(c in out_dir for c in PATTERN_CHARS):
         raise InputError(f"--out {out_dir!r}: give a folder's path or URL, without any of {PATTERN_CHARS} "
                          "(fsspec reads them as a pattern)")
@@ -185,6 +186,9 @@ def _out_folder(out_dir: str, data_dir: Path) -> Folder:
             if keep == root or root in keep.parents:
                 raise InputError(f"--out {out_dir}: composing there would delete {what}, {keep}; give a folder "
                                  "of its own, such as dataset/composed")
+    if out.exists() and out.fs.ls(out.root) and not (out.exists(META) or out.exists("plan.json")):
+        raise InputError(f"--out {out_dir}: holds files that are not a composed dataset, which composing there "
+                         "would delete; give a new or empty folder")
     return out
 
 

@@ -4,6 +4,7 @@ workers do not share is one clear error."""
 
 import dataclasses
 import re
+from pathlib import Path
 
 import fsspec
 import pytest
@@ -178,8 +179,8 @@ def test_storage_that_cannot_be_reached_is_one_clear_error(tiny_data):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed again: nothing listens there
-    with pytest.raises(InputError, match=rf"^--out ftp://127.0.0.1:{port}/composed: cannot write there "
-                                         r"\(ConnectionRefusedError: .*\); check the path or URL"):
+    with pytest.raises(InputError, match=rf"^--out ftp://127.0.0.1:{port}/composed: cannot reach it "
+                                         r"\(ConnectionRefusedError: .*\); check the URL$"):
         compose_dataset(data_dir=tiny_data, out_dir=f"ftp://127.0.0.1:{port}/composed", cfg=TINY_COMPOSE)
 
 
@@ -195,3 +196,78 @@ def test_a_folder_of_other_files_is_not_composed_over(tiny_data, tmp_path, memor
                                          r"which composing there would delete; give a new or empty folder$"):
         compose_dataset(data_dir=tiny_data, out_dir=out, cfg=TINY_COMPOSE)
     assert folder.read("notes.txt") == b"mine"
+
+
+def test_the_work_folder_beside_out_is_guarded_too(tiny_data, tmp_path, monkeypatch):
+    """<out>.partial is replaced as <out> is: the sources there, a user's folder or a file of that name stop it."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_data, "mine.partial")
+    with pytest.raises(InputError, match=r"^--out mine: composing in its work folder mine.partial would delete the "
+                                         r"sources \(--data\), "):
+        compose_dataset(data_dir="mine.partial", out_dir="mine", cfg=TINY_COMPOSE)
+    with pytest.raises(InputError, match=r"^--out mine: its work folder mine.partial holds files that are not a "
+                                         r"composed dataset"):
+        compose_dataset(data_dir=tiny_data, out_dir="mine", cfg=TINY_COMPOSE)
+    Path("other.partial").write_text("a file")
+    with pytest.raises(InputError, match=r"^--out other: its work folder other.partial is a file; "):
+        compose_dataset(data_dir=tiny_data, out_dir="other", cfg=TINY_COMPOSE)
+    assert Path("other.partial").read_text() == "a file" and Path("mine.partial", "bg").is_dir()
+
+
+@pytest.mark.parametrize("meta", [b'{"name": "my thesis"}', b"not json", b'"a string"'])
+def test_a_meta_json_that_is_not_a_dataset_s_does_not_make_a_folder_ours(tiny_data, tmp_path, meta):
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "meta.json").write_bytes(meta)
+    (tmp_path / "proj" / "thesis.tex").write_text("mine")
+    with pytest.raises(InputError, match=r"holds files that are not a composed dataset"):
+        compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "proj", cfg=TINY_COMPOSE)
+    assert (tmp_path / "proj" / "thesis.tex").read_text() == "mine"
+
+
+@pytest.mark.parametrize("suffix", ["/.", "/./", "/../composed"])
+def test_an_out_spelled_with_dots_composes_into_that_folder(tiny_data, tiny_dataset, tmp_path, suffix):
+    (tmp_path / "composed").mkdir()  # an empty folder is fine to compose into
+    compose_dataset(data_dir=tiny_data, out_dir=f"{tmp_path / 'composed'}{suffix}", cfg=TINY_COMPOSE)
+    _same_files(tiny_dataset, tmp_path / "composed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["composed"]
+
+
+def test_storage_whose_backend_fails_on_first_contact_is_one_clear_error(tiny_data, memory_url, monkeypatch):
+    """Each backend raises its own errors when it cannot reach its store (botocore's, aiohttp's, ...)."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class EndpointConnectionError(Exception):
+        pass
+
+    def unreachable(self, path, **kwargs):
+        raise EndpointConnectionError('Could not connect to the endpoint URL: "http://127.0.0.1:1/"')
+
+    monkeypatch.setattr(MemoryFileSystem, "exists", unreachable)
+    with pytest.raises(InputError, match=rf"^--out {re.escape(memory_url)}: cannot reach it \(EndpointConnectionError: "
+                                         r"Could not connect .*\); check the path or URL"):
+        compose_dataset(data_dir=tiny_data, out_dir=memory_url, cfg=TINY_COMPOSE)
+
+
+def test_a_path_below_a_file_cannot_be_written_and_says_so(tiny_data, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=rf"^--out {re.escape(str(tmp_path))}/notes.txt/sub: cannot write there "
+                                         r"\(NotADirectoryError: "):
+        compose_dataset(data_dir=tiny_data, out_dir=tmp_path / "notes.txt" / "sub", cfg=TINY_COMPOSE)
+
+
+def test_a_dataset_is_deleted_meta_json_last(tiny_dataset, tmp_path, monkeypatch):
+    """So that a kill while an old dataset is being replaced leaves it marked as one, which a rerun may replace."""
+    import shutil
+
+    copy = tmp_path / "old"
+    shutil.copytree(tiny_dataset, copy)
+    folder = Folder(str(copy))
+    removed = []
+    real_rm = folder.fs.rm
+    monkeypatch.setattr(folder.fs, "rm", lambda path, recursive=False: removed.append(Path(path).name) or real_rm(
+        path, recursive=recursive))
+    folder.remove_dataset()
+    assert not copy.exists() and "meta.json" in removed
+    assert removed.index("meta.json") == len(removed) - 2  # then the folder itself

@@ -36,6 +36,7 @@ import io
 import json
 import logging
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -141,55 +142,89 @@ def _fingerprint(sources: Sources, cfg: ComposeConfig, teacher_sha256: str | Non
     return digest.hexdigest()
 
 
-def _prepare_work(work: Folder, fingerprint: str) -> None:
-    """Make `work` ready for this plan's shards: kept if it holds this plan's, else emptied; stale
-    temporary files deleted. Storage that cannot be reached or written is an InputError."""
+def _prepare_work(work: Folder, out: Folder, fingerprint: str) -> None:
+    """Make `work` ready for this plan's shards: kept if it holds this plan's, else emptied (meta.json
+    last, so that a kill leaves it recognisably ours); plan.json written before the folders, for the
+    same reason; stale temporary files deleted. Storage that cannot be written is an InputError."""
     try:
-        if work.exists() and (not work.exists("plan.json") or json.loads(work.read("plan.json")) != fingerprint):
-            log.info("%s holds other files, or shards of other sources or params; starting afresh", work.name())
-            work.remove()
+        if work.exists() and _read_json(work, "plan.json") != fingerprint:
+            log.info("%s holds another plan's shards or dataset; starting afresh", work.name())
+            work.remove_dataset()
+        work.write("plan.json", json_bytes(fingerprint))
         for sub in ("", SHARDS, "rows"):
             work.makedirs(sub)
             work.remove_stale_temps(sub)  # left by a killed run
-        work.write("plan.json", json_bytes(fingerprint))
-    except (OSError, ConnectionError) as e:  # unreachable, refused, read-only, no permission
-        raise _unreachable(work.name(), e) from None
+    except (OSError, ConnectionError) as e:  # refused, read-only, no permission
+        raise _unreachable(out, e) from None
 
 
-def _unreachable(where: str, e: Exception) -> InputError:
-    return InputError(f"--out {where}: cannot write there ({type(e).__name__}: {e}); check the path or URL, and "
-                      "that this machine may write to it")
+def _unreachable(out: Folder, e: Exception) -> InputError:
+    return InputError(f"--out {out.name()}: cannot write there ({type(e).__name__}: {e}); check the path or URL, "
+                      "and that this machine may write to it")
 
 
-def _out_folder(out_dir: str, data_dir: Path) -> Folder:
-    """The Folder of --out, refused where composing would break it or delete what it must not: a name
-    fsspec would read as a pattern, a file, the sources' folder or one above it, the working folder or
-    one above it, or a folder of other files (not a composed dataset, nor one being composed). A URL
-    whose protocol is unknown or needs a package names the fix."""
+def _read_json(folder: Folder, rel: str):
+    """The JSON in `rel`, or None where it is missing or is not JSON."""
+    try:
+        return json.loads(folder.read(rel)) if folder.exists(rel) else None
+    except ValueError:
+        return None
+
+
+def _is_ours(folder: Folder) -> bool:
+    """Whether `folder` is a composed dataset or one being composed (so that composing may replace it)."""
+    meta, plan = _read_json(folder, META), _read_json(folder, "plan.json")
+    return (isinstance(meta, dict) and {"format_version", "fingerprint"} <= meta.keys()) or (
+        isinstance(plan, str) and len(plan) == 64)
+
+
+def _out_folder(out_dir: str, data_dir: Path) -> tuple[Folder, Folder]:
+    """(the Folder of --out, the one the shards go into: `<out>.partial` on local disk, else `<out>`),
+    refused where composing would break them or delete what it must not: a name fsspec would read as a
+    pattern, a file, the sources' folder or one above it, the working folder or one above it, or a folder
+    of other files (not a composed dataset, nor one being composed). A URL whose protocol is unknown or
+    needs a package, or storage that cannot be reached, names the fix."""
     if not out_dir.strip() or any(c in out_dir for c in PATTERN_CHARS):
         raise InputError(f"--out {out_dir!r}: give a folder's path or URL, without any of {PATTERN_CHARS} "
                          "(fsspec reads them as a pattern)")
     try:
-        out = Folder(out_dir)
+        out = Folder(out_dir if is_url(out_dir) else os.path.normpath(out_dir))
     except ImportError as e:  # fsspec's own message names the package, e.g. "Install s3fs to access S3"
         raise InputError(f"--out {out_dir}: {e}; install it in this environment and on every worker") from None
     except ValueError as e:  # "Protocol not known: ..."
         raise InputError(f"--out {out_dir}: {e}; give a local path or an fsspec URL (s3://, gcs://, file://, ...)") \
             from None
     except (OSError, ConnectionError) as e:  # some filesystems (ftp, sftp) connect as they are made
-        raise _unreachable(out_dir, e) from None
-    if out.local:
-        root = Path(out.root).resolve()
-        if root.is_file():
-            raise InputError(f"--out {out_dir}: is a file; give the path of a folder to compose into")
-        for keep, what in ((Path(data_dir).resolve(), "the sources (--data)"), (Path.cwd(), "the working folder")):
+        raise InputError(f"--out {out_dir}: cannot reach it ({type(e).__name__}: {e}); check the URL") from None
+    work = out.sibling(".partial") if out.local else out
+    _refuse_to_replace(out, out_dir, Path(data_dir), "")
+    if work is not out:
+        _refuse_to_replace(work, out_dir, Path(data_dir), f"its work folder {work.name()} ")
+    return out, work
+
+
+def _refuse_to_replace(folder: Folder, out_dir: str, data_dir: Path, subject: str) -> None:
+    """An InputError where composing into `folder` (which it replaces) would break or delete the wrong thing."""
+    if folder.local:
+        root = Path(folder.root).resolve()
+        for keep, what in ((data_dir.resolve(), "the sources (--data)"), (Path.cwd(), "the working folder")):
             if keep == root or root in keep.parents:
-                raise InputError(f"--out {out_dir}: composing there would delete {what}, {keep}; give a folder "
-                                 "of its own, such as dataset/composed")
-    if out.exists() and out.fs.ls(out.root) and not (out.exists(META) or out.exists("plan.json")):
-        raise InputError(f"--out {out_dir}: holds files that are not a composed dataset, which composing there "
-                         "would delete; give a new or empty folder")
-    return out
+                raise InputError(f"--out {out_dir}: composing {f'in {subject}' if subject else 'there '}would "
+                                 f"delete {what}, {keep}; give a folder of its own, such as dataset/composed")
+    try:
+        present = folder.exists()
+        if present and folder.fs.isfile(folder.root):
+            raise InputError(f"--out {out_dir}: {subject}is a file; give the path of a folder to compose into")
+        if present and folder.fs.ls(folder.root) and not _is_ours(folder):
+            raise InputError(f"--out {out_dir}: {subject}holds files that are not a composed dataset, which "
+                             "composing there would delete; give a new or empty folder")
+    except InputError:
+        raise
+    except Exception as e:  # noqa: BLE001  (the first contact with the storage: each backend raises its own)
+        if folder.local and not isinstance(e, OSError):
+            raise
+        raise InputError(f"--out {out_dir}: cannot reach it ({type(e).__name__}: {e}); check the path or URL, "
+                         "and that this machine may read it") from None
 
 
 def compose_dataset(
@@ -198,7 +233,7 @@ def compose_dataset(
 ) -> pd.DataFrame:
     """Compose every shard not made yet (see module doc), then complete `out_dir`; returns the index."""
     writer = choose_writer(write, str(out_dir), cfg.workers, scheduler)
-    out = _out_folder(str(out_dir), Path(data_dir))
+    out, work = _out_folder(str(out_dir), Path(data_dir))
     sources = load_sources(data_dir, cfg.bg_size, cfg.fg_size)
     teacher_model = None
     if cfg.depth == "teacher":
@@ -206,11 +241,10 @@ def compose_dataset(
 
         teacher_model = read_model(cfg.teacher)  # sent to the workers with the sources
     teacher_sha256 = hashlib.sha256(teacher_model).hexdigest() if teacher_model is not None else None
-    work = out.sibling(".partial") if out.local else out
     fingerprint = _fingerprint(sources, cfg, teacher_sha256)
     if _completed(work, fingerprint):  # killed between completing and renaming
         return _rename(work, out)
-    _prepare_work(work, fingerprint)
+    _prepare_work(work, out, fingerprint)
     plan = placements(sources, cfg)
     n_shards = math.ceil(len(plan) / cfg.shard_size)
     todo = [k for k in range(n_shards) if not work.exists(_rows(k))]
@@ -243,9 +277,8 @@ def compose_dataset(
 
 def _completed(work: Folder, fingerprint: str) -> bool:
     """Whether `work` was completed (meta.json written last) from this plan."""
-    if not work.exists(META):
-        return False
-    return json.loads(work.read(META)).get("fingerprint") == fingerprint
+    meta = _read_json(work, META)
+    return isinstance(meta, dict) and meta.get("fingerprint") == fingerprint
 
 
 def _finish(work: Folder, plan: pd.DataFrame, sources: Sources, depths: np.ndarray,
@@ -280,6 +313,7 @@ def _rename(work: Folder, out: Folder) -> pd.DataFrame:
     `work` is `out`)."""
     work.remove("rows")
     work.remove("plan.json")
+    work.remove_stale_temps()  # of a write killed after its file was in place (an object store's move)
     if work.root != out.root:
         work.move_to(out)
     meta = json.loads(out.read(META))

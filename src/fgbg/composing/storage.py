@@ -80,6 +80,14 @@ class Folder:
         if self.exists(rel):
             self.fs.rm(self.path(rel), recursive=True)
 
+    def remove_dataset(self) -> None:
+        """Delete this folder, its meta.json last: a kill midway leaves it still marked as a dataset."""
+        for entry in self.fs.ls(self.root, detail=False):
+            if entry.rstrip("/").rpartition("/")[2] != "meta.json":
+                self.fs.rm(entry, recursive=True)
+        self.remove("meta.json")
+        self.remove()
+
     def remove_stale_temps(self, rel: str = "") -> None:
         """Delete the temporary files that killed writes left in the folder `rel`."""
         for stale in self.fs.glob(f"{self.path(rel)}/.*.tmp"):
@@ -89,5 +97,6 @@ class Folder:
         """Rename this local folder to `other`, replacing it (one rename: elsewhere a folder's move is a
         copy of each file, which compose avoids by writing in place)."""
         assert self.local and other.local, "a folder is renamed on local disk only"
-        other.remove()
+        if other.exists():
+            other.remove_dataset()
         self.fs.mv(self.root, other.root)

@@ -57,11 +57,13 @@ from fgbg.dataset.store import BG, BG_DEPTH, FORMAT_VERSION, INDEX, META, SHARDS
 log = logging.getLogger(__name__)
 
 WRITERS = ("auto", "client", "workers")
+PLAN = "plan.json"  # the plan's fingerprint, while the shards are made
+ROWS = "rows"  # each shard's index rows, while the shards are made
 
 
 def _rows(k: int) -> str:
     """Shard k's index rows; written after the shard, so their presence marks the shard done."""
-    return f"rows/{k:05d}.parquet"
+    return f"{ROWS}/{k:05d}.parquet"
 
 
 def _write_shard(work: Folder, k: int, shard: bytes, rows: bytes) -> int:
@@ -147,11 +149,11 @@ def _prepare_work(work: Folder, out: Folder, fingerprint: str) -> None:
     last, so that a kill leaves it recognisably ours); plan.json written before the folders, for the
     same reason; stale temporary files deleted. Storage that cannot be written is an InputError."""
     try:
-        if work.exists() and _read_json(work, "plan.json") != fingerprint:
+        if work.exists() and _read_json(work, PLAN) != fingerprint:
             log.info("%s holds another plan's shards or dataset; starting afresh", work.name())
             work.remove_dataset()
-        work.write("plan.json", json_bytes(fingerprint))
-        for sub in ("", SHARDS, "rows"):
+        work.write(PLAN, json_bytes(fingerprint))
+        for sub in ("", SHARDS, ROWS):
             work.makedirs(sub)
             work.remove_stale_temps(sub)  # left by a killed run
     except (OSError, ConnectionError) as e:  # refused, read-only, no permission
@@ -173,7 +175,7 @@ def _read_json(folder: Folder, rel: str):
 
 def _is_ours(folder: Folder) -> bool:
     """Whether `folder` is a composed dataset or one being composed (so that composing may replace it)."""
-    meta, plan = _read_json(folder, META), _read_json(folder, "plan.json")
+    meta, plan = _read_json(folder, META), _read_json(folder, PLAN)
     return (isinstance(meta, dict) and {"format_version", "fingerprint"} <= meta.keys()) or (
         isinstance(plan, str) and len(plan) == 64)
 
@@ -311,10 +313,10 @@ def _npy_bytes(array: np.ndarray) -> bytes:
 def _rename(work: Folder, out: Folder) -> pd.DataFrame:
     """Drop the bookkeeping of a completed `work` and rename it to `out` (on local disk; elsewhere
     `work` is `out`)."""
-    work.remove("rows")
-    work.remove("plan.json")
+    work.remove(ROWS)
+    work.remove(PLAN)
     work.remove_stale_temps()  # of a write killed after its file was in place (an object store's move)
-    if work.root != out.root:
+    if work is not out:
         work.move_to(out)
     meta = json.loads(out.read(META))
     log.info("composed %d samples into %d shards in %s", meta["samples"], meta["shards"], out.name())

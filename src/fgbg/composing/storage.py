@@ -16,6 +16,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from fgbg.core.imageio import atomic_write_bytes
+from fgbg.dataset.store import META
 
 PATTERN_CHARS = "[]?*"  # fsspec's glob and mv read them as a pattern, not as a name
 
@@ -83,9 +84,9 @@ class Folder:
     def remove_dataset(self) -> None:
         """Delete this folder, its meta.json last: a kill midway leaves it still marked as a dataset."""
         for entry in self.fs.ls(self.root, detail=False):
-            if entry.rstrip("/").rpartition("/")[2] != "meta.json":
+            if entry.rstrip("/").rpartition("/")[2] != META:
                 self.fs.rm(entry, recursive=True)
-        self.remove("meta.json")
+        self.remove(META)
         self.remove()
 
     def remove_stale_temps(self, rel: str = "") -> None:

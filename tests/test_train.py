@@ -569,3 +569,29 @@ def test_raw_targets_keep_their_values_and_only_a_binary_one_is_uint8(tiny_datas
     for head in ("depth", "bg_depth", "alpha"):
         assert targets[head].dtype == torch.float32
         assert torch.equal(targets[head][0], torch.from_numpy(np.ascontiguousarray(getattr(sample, head))))
+
+
+def test_loader_worker_processes_draw_each_epochs_crops_and_augmentations(tiny_dataset, prepared, tmp_path, monkeypatch):
+    """Persistent DataLoader workers hold their own copy of the dataset, so the epoch must travel with each
+    index: with 1 worker process, every epoch trains on the batches that the main process alone draws."""
+    seen: dict[int, list] = {0: [], 1: []}
+    real_build = train_mod.build_model
+
+    def run(workers: int) -> list[torch.Tensor]:
+        inputs = []
+
+        def recording_build(cfg):
+            model = real_build(cfg)
+            model.register_forward_hook(lambda m, inp, out: inputs.append(inp[0].detach().clone()) if m.training else None)
+            return model
+
+        monkeypatch.setattr(train_mod, "build_model", recording_build)
+        _train(tiny_dataset, prepared, tmp_path / str(workers), epochs=3,
+               train={"crop": 8, "crop_height": 0, "threads": 1, "workers": workers, "image_every": 0})
+        return inputs
+
+    alone, with_worker = run(0), run(1)
+    assert len(alone) == len(with_worker) == 9  # 3 epochs of 3 batches
+    assert not torch.equal(alone[0], alone[3])  # the epochs differ
+    for step, (a, b) in enumerate(zip(alone, with_worker)):
+        assert torch.equal(a, b), f"step {step} (epoch {step // 3}) trained on other samples in a worker process"

@@ -108,8 +108,9 @@ class PairDataset(torch.utils.data.Dataset):
     """Samples `ids` of a composed dataset as (x C,H,W; {head: target 1,H,W}) for the model of `contract`
     (its input encoding and heads), shown as `view` says.
 
-    With an augmenting or cropping view, call `set_epoch` before each epoch: sample k of epoch e
-    is always augmented the same way (see fgbg.training.augment).
+    Sample k of epoch e is always cropped, augmented and perturbed the same way (see
+    fgbg.training.augment). The epoch comes with the key, `ds[epoch, k]` (what an EpochSampler gives a
+    DataLoader), or else from `set_epoch`.
     """
 
     def __init__(self, store: ComposedStore, ids: list[int], contract: Contract, view: SampleView = SampleView()) -> None:
@@ -127,21 +128,22 @@ class PairDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        epoch, k = key if isinstance(key, tuple) else (self.epoch, key)
         view = self.view
         sample = self.store.sample(self.ids[k])  # S, S maps
         full_height, top = sample.bg.shape[0], 0
         if view.crop is not None:
-            rng = np.random.default_rng([view.seed, self.epoch, k, 1])
+            rng = np.random.default_rng([view.seed, epoch, k, 1])
             top, left = crop_window(full_height, view.crop, self.store.box(self.ids[k]), rng)
             height, width = view.crop.shape
             window = (slice(top, top + height), slice(left, left + width))
             sample = Sample(*(image[window] for image in sample))
         if view.augment is not None:
-            sample = view.augment(sample, sample_seed(view.seed, self.epoch, k))
+            sample = view.augment(sample, sample_seed(view.seed, epoch, k))
         bg, fg_bg = sample.bg, sample.fg_bg
         if view.perturb is not None:
-            bg, fg_bg = view.perturb(bg, fg_bg, sample.mask, sample_seed(view.seed, self.epoch, k, stream=2))
+            bg, fg_bg = view.perturb(bg, fg_bg, sample.mask, sample_seed(view.seed, epoch, k, stream=2))
         h, w = bg.shape[:2]
         if view.raw:
             rows = [rows_to_uint8(top, h, w, full_height)[..., None]] if self.contract.config.rows else []
@@ -154,3 +156,26 @@ class PairDataset(torch.utils.data.Dataset):
 
     def _dtype(self, head: str) -> type:
         return np.uint8 if self.view.raw and kind_of(head).binary else np.float32
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """The indices of `inner` (a shuffling or distributed sampler) as (epoch, index) keys of a PairDataset.
+
+    DataLoader worker processes, persistent ones above all, hold a copy of the dataset made when they
+    started, which a later `set_epoch` on this process's copy does not reach: the epoch travels with each
+    key instead, so that every epoch draws its own crops, augmentations and perturbations."""
+
+    def __init__(self, inner: torch.utils.data.Sampler) -> None:
+        self.inner, self.epoch = inner, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.inner, "set_epoch"):
+            self.inner.set_epoch(epoch)
+
+    def __iter__(self):
+        epoch = self.epoch
+        return ((epoch, k) for k in self.inner)
+
+    def __len__(self) -> int:
+        return len(self.inner)

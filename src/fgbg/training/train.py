@@ -31,7 +31,7 @@ from fgbg.core.imageio import atomic_write_json, remove_stale_temps
 from fgbg.core.model import build_model, count_parameters
 from fgbg.core.plots import grid_image, sample_columns, sample_rows
 from fgbg.core.runtime import pick_device, unwrap, upsample_like
-from fgbg.dataset.data import Crop, PairDataset, SampleView
+from fgbg.dataset.data import Crop, EpochSampler, PairDataset, SampleView
 from fgbg.dataset.store import ComposedStore
 from fgbg.training import distributed
 from fgbg.training.augment import Augment
@@ -113,7 +113,7 @@ class Loaders(NamedTuple):
     train_ds: PairDataset
     train: torch.utils.data.DataLoader
     val: torch.utils.data.DataLoader
-    sampler: torch.utils.data.DistributedSampler | None
+    sampler: EpochSampler  # the epoch's order (shuffled, or this rank's share) as (epoch, index) keys
     generator: torch.Generator
 
 
@@ -139,16 +139,17 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
     # validation: whole images, as evaluate and users see them, of a fixed subset of val
     val_ds = PairDataset(store, val_subset(split["val"], params.train.val_samples), contract, SampleView(raw=True))
     val_ds = torch.utils.data.Subset(val_ds, range(dist.rank, len(val_ds), dist.world))  # disjoint shares
-    sampler = None
+    gen = torch.Generator()
     if dist.active:
-        sampler = torch.utils.data.DistributedSampler(train_ds, dist.world, dist.rank, shuffle=True,
-                                                      seed=params.train.seed)
+        order = torch.utils.data.DistributedSampler(train_ds, dist.world, dist.rank, shuffle=True, seed=params.train.seed)
+    else:
+        order = torch.utils.data.RandomSampler(train_ds, generator=gen)
+    sampler = EpochSampler(order)
     workers = loader_workers(params.train.workers, device)
     kw = dict(batch_size=params.batch_size, num_workers=workers, pin_memory=device.type == "cuda")
     if workers:  # keep the processes between epochs, and two batches each in flight
         kw.update(persistent_workers=True, prefetch_factor=2)
-    gen = torch.Generator()
-    train_dl = torch.utils.data.DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, generator=gen, drop_last=False, **kw)
+    train_dl = torch.utils.data.DataLoader(train_ds, sampler=sampler, drop_last=False, **kw)
     val_dl = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
     return Loaders(train_ds, train_dl, val_dl, sampler, gen)
 
@@ -168,10 +169,8 @@ def _epoch(trainer: Trainer, loaders: Loaders, epoch: int) -> EpochResult:
     params, dist = trainer.params, trainer.dist
     lr = trainer.opt.param_groups[0]["lr"]
     t0 = time.perf_counter()
-    loaders.train_ds.set_epoch(epoch)
     loaders.generator.manual_seed(params.train.seed * 100_003 + epoch)  # the epoch's order, also when resumed
-    if loaders.sampler is not None:
-        loaders.sampler.set_epoch(epoch)
+    loaders.sampler.set_epoch(epoch)  # the epoch travels with each index, into loader processes too
     size = epoch_size(params, epoch)
     resize = size if params.train.resize_schedule else None  # crops and whole images train as loaded
     tr, _ = trainer.train_epoch(loaders.train, epoch, resize)  # with the samples DistributedSampler repeats

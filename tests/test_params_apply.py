@@ -117,6 +117,7 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
     (_train_id, {"train": {"crop": 192}}, {"train": {"crop": 64}}, {"train": {"crop_object": 0.3}}),
     (_train_id, {"train": {"crop": 192}}, {"train": {"crop": 24, "crop_height": 192}}, {"train": {"crop_object": 0.3}}),
     (_train_id, {"train": {"crop": 0}}, {"train": {"crop": 64}}, {"train": {"crop_height": 0}}),
+    (_train_id, {"train": {"crop": 192}}, {"train": {"crop": 64}}, {"train": {"whole_epochs": 1}}),
     (_train_id, {"train": {"optimizer": "sgd", "scheduler": "onecycle"}}, {"train": {"optimizer": "sgd"}},
      {"train": {"momentum": 0.5}}),
     *[(_train_id, {"train": {"perturb": {name: 0.0}}}, {"train": {"perturb": {name: 0.5}}},
@@ -133,7 +134,8 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
     (_compose_id, {"layout": "grid", "positions": 20}, {"layout": "grid", "positions": 20, "scale_range": [0.5, 1.0]},
      {"seed": 7}),
 ], ids=["momentum-adam", "momentum-adamw", "patience-cosine", "factor-onecycle", "threshold-none", "crop_object",
-        "crop_object-whole", "crop_object-strips", "crop_height", "momentum-onecycle", "shadow_strength", "bg_jitter_strength", "misalign_degrees",
+        "crop_object-whole", "crop_object-strips", "crop_height", "whole_epochs-whole",
+        "momentum-onecycle", "shadow_strength", "bg_jitter_strength", "misalign_degrees",
         "misalign_shift", "blur_sigma", "noise_sigma", "perturb-jpeg_quality", "perturb-where",
         "jpeg_quality", "teacher", "seed-grid", "seed-grid-scaled"])
 def test_a_key_that_does_not_apply_changes_no_fingerprint_and_one_that_does_applies(identity, unused_under, used_under,
@@ -160,6 +162,10 @@ def test_the_runtime_keys_are_left_out_of_the_training_fingerprint():
     ({"heads": {"mask": {"losses": {"bce": 0.0, "dice": 0.0}}}},
      r"heads.mask.losses = \{'bce': 0.0, 'dice': 0.0\} is not allowed; expected at least one loss with a weight > 0"),
     ({"heads": {}}, r"heads = \{\} is not allowed; expected at least one head"),
+    ({"epochs": 3, "train": {"whole_epochs": 4}},
+     r"train.whole_epochs = 4 is not allowed; expected at most epochs = 3"),
+    ({"train": {"crop": 0, "whole_epochs": 1}},
+     r"train.whole_epochs = 1 does not apply with train.crop = 0: every epoch already trains on whole images"),
     ({"epochs": 10, "train": {"crop": 0, "resize_schedule": [[32, 10], [64, 5]]}},
      r"train.resize_schedule = \[64, 5\] is not allowed; expected an entry that starts before the last epoch: it "
      r"would start at epoch 10, and epochs = 10"),
@@ -182,7 +188,7 @@ def test_the_default_fingerprints_are_what_they_were():
 def test_the_default_training_identity_is_what_it_was():
     """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
     that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
-    (last: train.perturb.where, which engine perturbs; with it the loader's flip and perturbation draws changed)."""
+    (last: train.whole_epochs, the whole-image epochs that end a run on crops)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
                "noise_sigma": 0.03, "jpeg": 0.5, "jpeg_quality": (70, 95), "where": "auto"}
@@ -194,8 +200,8 @@ def test_the_default_training_identity_is_what_it_was():
         "train": {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "scheduler": "cosine",
                   "plateau_patience": 1, "plateau_factor": 0.5, "plateau_threshold": 0.0001, "grad_clip": 0.0,
                   "best_metric": "loss", "resize_schedule": (), "crop": 24, "crop_object": 0.8, "crop_height": 192,
-                  "val_samples": 160, "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb,
+                  "val_samples": 160, "whole_epochs": 0, "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb,
                   "precision": "auto", "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
         "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {}], ["bg_depth", {"l1": 1.0, "ssim": 0.5}],
                   ["alpha", {"l1": 1.0, "sobel": 1.0}]]}  # ordered: the order builds the model
-    assert fingerprint(identity) == "6e2ef53b2c5bf7ee9a64f20df5ec5c298816889fe1b65065906f38e2eaab6b6e"
+    assert fingerprint(identity) == "48521c0c93ff0b1593f3dda7c7e654a36bfc275b0ed6800a409f3e4ad3e6e88f"

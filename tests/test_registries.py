@@ -79,7 +79,7 @@ def test_an_optimizer_built_from_the_defaults_holds_none_of_the_test_values(name
 @pytest.mark.parametrize("name", [n for n in SCHEDULERS.names() if n != "none"])
 def test_a_scheduler_built_from_the_defaults_holds_none_of_the_test_values(name):
     p = params({"train": {"scheduler": name}})
-    state = scheduler_state(name, build_scheduler(build_optimizer(torch.nn.Linear(2, 2), p), p, STEPS_PER_EPOCH))
+    state = scheduler_state(name, build_scheduler(build_optimizer(torch.nn.Linear(2, 2), p), p, p.epochs * STEPS_PER_EPOCH))
     assert all(state[key] != value for key, value in EXPECTED_SCHEDULER[name].items()), state
 
 
@@ -92,7 +92,7 @@ def test_scheduler_carries_its_params(name):
     over = SCHEDULER_PARAMS[name]
     p = params({**over, "train": {**over.get("train", {}), "scheduler": name}})
     opt = build_optimizer(torch.nn.Linear(2, 2), p)
-    assert scheduler_state(name, build_scheduler(opt, p, STEPS_PER_EPOCH)) == EXPECTED_SCHEDULER[name]
+    assert scheduler_state(name, build_scheduler(opt, p, p.epochs * STEPS_PER_EPOCH)) == EXPECTED_SCHEDULER[name]
 
 
 @pytest.mark.parametrize("name", LOSSES.names())

@@ -574,7 +574,6 @@ def test_raw_targets_keep_their_values_and_only_a_binary_one_is_uint8(tiny_datas
 def test_loader_worker_processes_draw_each_epochs_crops_and_augmentations(tiny_dataset, prepared, tmp_path, monkeypatch):
     """Persistent DataLoader workers hold their own copy of the dataset, so the epoch must travel with each
     index: with 1 worker process, every epoch trains on the batches that the main process alone draws."""
-    seen: dict[int, list] = {0: [], 1: []}
     real_build = train_mod.build_model
 
     def run(workers: int) -> list[torch.Tensor]:
@@ -595,3 +594,36 @@ def test_loader_worker_processes_draw_each_epochs_crops_and_augmentations(tiny_d
     assert not torch.equal(alone[0], alone[3])  # the epochs differ
     for step, (a, b) in enumerate(zip(alone, with_worker)):
         assert torch.equal(a, b), f"step {step} (epoch {step // 3}) trained on other samples in a worker process"
+
+
+def test_whole_epochs_train_the_last_epochs_on_whole_images_of_a_crop_epochs_pixels(tiny_dataset, prepared, tmp_path,
+                                                                                    monkeypatch):
+    """FixRes: with 8 px crops of the 16 px images, the last of 3 epochs trains on whole images, a quarter as many
+    (24 train samples -> 6), each once; the cosine schedule counts those steps and ends at lr 0 with the run."""
+    seen = []  # (epoch, input shape) of every training forward
+    real_build = train_mod.build_model
+    epochs = []
+    real_epoch = train_mod._epoch
+
+    def recording_build(cfg):
+        model = real_build(cfg)
+        model.register_forward_hook(lambda m, inp, out: seen.append((epochs[-1], tuple(inp[0].shape))) if m.training
+                                    else None)
+        return model
+
+    def recording_epoch(trainer, loaders, epoch):
+        epochs.append(epoch)
+        result = real_epoch(trainer, loaders, epoch)
+        lrs.append(trainer.opt.param_groups[0]["lr"])
+        return result
+
+    lrs = []
+    monkeypatch.setattr(train_mod, "build_model", recording_build)
+    monkeypatch.setattr(train_mod, "_epoch", recording_epoch)
+    summary = _train(tiny_dataset, prepared, tmp_path, epochs=3, batch_size=4,
+                     train={"crop": 8, "crop_height": 0, "whole_epochs": 1, "scheduler": "cosine"})
+    assert [shape for epoch, shape in seen if epoch == 0] == [(4, 6, 8, 8)] * 6  # 24 crops in batches of 4
+    assert [shape for epoch, shape in seen if epoch == 2] == [(4, 6, 16, 16), (2, 6, 16, 16)]  # 24 x 8 x 8 / 16 x 16
+    assert summary["samples"]["train"] == 6 and summary["image_size"] == 16
+    assert lrs[0] > lrs[1] > 0 and lrs[2] == pytest.approx(0, abs=1e-12)  # the schedule ends with the run's last step
+    assert train_mod.whole_samples(from_dict(Params, {}), 1920) == 240  # the default strips: 192 x 24 = a 1/8 image

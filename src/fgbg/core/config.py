@@ -257,6 +257,7 @@ class TrainConfig:
     crop_object: float = 0.8
     crop_height: int = 192
     val_samples: int = 160
+    whole_epochs: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     perturb: PerturbConfig = field(default_factory=PerturbConfig)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -290,6 +291,11 @@ class TrainConfig:
         require(0 <= self.crop_object <= 1, "train.crop_object", self.crop_object, "a probability in [0, 1]")
         require(self.crop_height >= 0, "train.crop_height", self.crop_height, "an int >= 0 (0 = square crops)")
         require(self.val_samples >= 0, "train.val_samples", self.val_samples, "an int >= 0 (0 = every val sample)")
+        require(self.whole_epochs >= 0, "train.whole_epochs", self.whole_epochs, "an int >= 0 (0 = off)")
+        if self.whole_epochs and not self.crop:
+            raise ConfigError(f"params: train.whole_epochs = {self.whole_epochs} does not apply with train.crop = 0: "
+                              "every epoch already trains on whole images; set train.crop to train on crops first, or "
+                              "train.whole_epochs: 0")
         require(self.image_every >= 0, "train.image_every", self.image_every, "an int >= 0 (0 = never)")
         require(self.workers >= -1, "train.workers", self.workers, "an int >= 0, or -1 for auto")
         require(self.threads >= 0, "train.threads", self.threads, "an int >= 0 (0 = torch default)")
@@ -299,10 +305,13 @@ class TrainConfig:
         out of the training fingerprint. OneCycle sets the momentum itself (0.95 down to 0.85 and back)."""
         return ((["momentum"] if self.optimizer != "sgd" or self.scheduler == "onecycle" else [])
                 + (["plateau_patience", "plateau_factor", "plateau_threshold"] if self.scheduler != "plateau" else [])
-                + (["crop_object"] if self.crop == 0 or (self.crop == image_size and (self.crop_height == 0
-                                                                             or self.crop_height >= image_size))
-                   else [])
-                + (["crop_height"] if self.crop == 0 else []))  # a crop of the whole image is the image
+                + (["crop_object"] if self.crop_is_whole(image_size) else [])
+                + (["crop_height"] if self.crop == 0 else [])  # a crop of the whole image is the image
+                + (["whole_epochs"] if self.crop_is_whole(image_size) else []))
+
+    def crop_is_whole(self, image_size: int) -> bool:
+        """Whether the crops are the whole image (or there are none)."""
+        return self.crop == 0 or (self.crop == image_size and (self.crop_height == 0 or self.crop_height >= image_size))
 
     def decisive(self, image_size: int) -> "TrainConfig":
         """This config with its unused keys (and its perturbations') at their defaults: with the runtime
@@ -398,6 +407,8 @@ class Params:
                      f"an entry that starts before the last epoch: it would start at epoch {start}, and epochs = "
                      f"{self.epochs}; shorten the schedule or raise epochs")
             start += epochs
+        require(self.train.whole_epochs <= self.epochs, "train.whole_epochs", self.train.whole_epochs,
+                f"at most epochs = {self.epochs} (the last epochs that train on whole images)")
 
     def metric_keys(self) -> dict[tuple[str, str], str]:
         """(head, metric) -> its key in the val metrics (fgbg.core.heads.metric_keys)."""

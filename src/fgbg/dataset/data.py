@@ -12,6 +12,7 @@ convolutional, so evaluation and prediction still run on whole images.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -159,14 +160,15 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """The indices of `inner` (a shuffling or distributed sampler) as (epoch, index) keys of a PairDataset.
+    """The indices of `inner` (a shuffling or distributed sampler), the first `limit` of them, as (epoch, index)
+    keys of a PairDataset.
 
     DataLoader worker processes, persistent ones above all, hold a copy of the dataset made when they
     started, which a later `set_epoch` on this process's copy does not reach: the epoch travels with each
     key instead, so that every epoch draws its own crops, augmentations and perturbations."""
 
-    def __init__(self, inner: torch.utils.data.Sampler) -> None:
-        self.inner, self.epoch = inner, 0
+    def __init__(self, inner: torch.utils.data.Sampler, limit: int | None = None) -> None:
+        self.inner, self.limit, self.epoch = inner, limit, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -175,7 +177,7 @@ class EpochSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         epoch = self.epoch
-        return ((epoch, k) for k in self.inner)
+        return ((epoch, k) for k in itertools.islice(self.inner, self.limit))
 
     def __len__(self) -> int:
-        return len(self.inner)
+        return len(self.inner) if self.limit is None else min(len(self.inner), self.limit)

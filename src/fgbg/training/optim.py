@@ -29,7 +29,7 @@ def _sgd(model_params, params: Params, fused: bool | None) -> torch.optim.Optimi
 
 
 @SCHEDULERS.register("plateau")
-def _plateau(opt, params: Params, steps_per_epoch: int):
+def _plateau(opt, params: Params, total_steps: int):
     """Stepped once per epoch with the validation loss."""
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=params.train.plateau_factor, patience=params.train.plateau_patience,
@@ -38,19 +38,19 @@ def _plateau(opt, params: Params, steps_per_epoch: int):
 
 
 @SCHEDULERS.register("onecycle")
-def _onecycle(opt, params: Params, steps_per_epoch: int):
+def _onecycle(opt, params: Params, total_steps: int):
     """Stepped every batch; peaks at `lr`."""
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=params.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=params.lr, total_steps=total_steps)
 
 
 @SCHEDULERS.register("cosine")
-def _cosine(opt, params: Params, steps_per_epoch: int):
+def _cosine(opt, params: Params, total_steps: int):
     """Stepped every batch, from `lr` down to 0."""
-    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=params.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
 
 
 @SCHEDULERS.register("none")
-def _none(opt, params: Params, steps_per_epoch: int):
+def _none(opt, params: Params, total_steps: int):
     return None
 
 
@@ -62,5 +62,6 @@ def build_optimizer(model: torch.nn.Module, params: Params) -> torch.optim.Optim
     return OPTIMIZERS.get(params.train.optimizer, "train.optimizer")(model.parameters(), params, fused=fp16 or None)
 
 
-def build_scheduler(opt: torch.optim.Optimizer, params: Params, steps_per_epoch: int):
-    return SCHEDULERS.get(params.train.scheduler, "train.scheduler")(opt, params, steps_per_epoch)
+def build_scheduler(opt: torch.optim.Optimizer, params: Params, total_steps: int):
+    """`train.scheduler` over a run of `total_steps` optimiser steps (where a per-batch schedule ends)."""
+    return SCHEDULERS.get(params.train.scheduler, "train.scheduler")(opt, params, total_steps)

@@ -50,9 +50,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def is_whole_epoch(params: Params, epoch: int) -> bool:
+    """Whether `epoch` is one of the last `train.whole_epochs`, which train on whole images after crops (FixRes)."""
+    return (epoch >= params.epochs - params.train.whole_epochs
+            and not params.train.crop_is_whole(params.compose.bg_size))
+
+
+def whole_samples(params: Params, n_train: int) -> int:
+    """The whole images of a whole-image epoch: as many pixels as a crop epoch's n_train crops, so it costs
+    about what a crop epoch does (the 192 x 24 strips: one image in 8)."""
+    height, width = min(params.train.crop_height or params.train.crop, params.compose.bg_size), params.train.crop
+    return max(1, round(n_train * height * width / params.compose.bg_size ** 2))
+
+
 def epoch_size(params: Params, epoch: int) -> int:
     """The training image size of `epoch` under the progressive-resizing schedule: after it, the
-    crop size, or the whole image without crops."""
+    crop size, or the whole image without crops or in a whole-image epoch."""
+    if is_whole_epoch(params, epoch):
+        return params.compose.bg_size
     start = 0
     for size, n in params.train.resize_schedule:
         if epoch < start + n:
@@ -109,12 +124,28 @@ def val_subset(ids: list[int], n: int) -> list[int]:
     return [ids[int(k)] for k in np.linspace(0, len(ids) - 1, n).round()]
 
 
+class TrainPass(NamedTuple):
+    """One kind of training epoch: its loader, and the sampler that orders it (shuffled, or this rank's
+    share) as (epoch, index) keys."""
+
+    loader: torch.utils.data.DataLoader
+    sampler: EpochSampler
+    samples: int  # the samples an epoch trains on, over every process, each once
+
+
 class Loaders(NamedTuple):
-    train_ds: PairDataset
-    train: torch.utils.data.DataLoader
+    crops: TrainPass  # crops, or whole images without train.crop
+    whole: TrainPass | None  # the last train.whole_epochs: whole images, as many pixels as a crop epoch
     val: torch.utils.data.DataLoader
-    sampler: EpochSampler  # the epoch's order (shuffled, or this rank's share) as (epoch, index) keys
-    generator: torch.Generator
+    generator: torch.Generator  # the order of a pass, seeded afresh each epoch
+
+    def of_epoch(self, params: Params, epoch: int) -> TrainPass:
+        return self.whole if is_whole_epoch(params, epoch) else self.crops
+
+
+def run_steps(params: Params, loaders: Loaders) -> int:
+    """The optimiser steps of the whole run, where a per-batch lr schedule ends."""
+    return sum(len(loaders.of_epoch(params, epoch).loader) for epoch in range(params.epochs))
 
 
 def trained_targets(params: Params, device_type: str, perturb: PerturbConfig | None = None) -> tuple[str, ...]:
@@ -136,22 +167,28 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
                             perturb=perturb if perturb.enabled else None, raw=True,
                             targets=trained_targets(params, device.type))
     train_ds = PairDataset(store, split["train"], contract, train_view)
+    whole_ds = PairDataset(store, split["train"], contract, dataclasses.replace(train_view, crop=None))
     # validation: whole images, as evaluate and users see them, of a fixed subset of val
     val_ds = PairDataset(store, val_subset(split["val"], params.train.val_samples), contract, SampleView(raw=True))
     val_ds = torch.utils.data.Subset(val_ds, range(dist.rank, len(val_ds), dist.world))  # disjoint shares
-    gen = torch.Generator()
-    if dist.active:
-        order = torch.utils.data.DistributedSampler(train_ds, dist.world, dist.rank, shuffle=True, seed=params.train.seed)
-    else:
-        order = torch.utils.data.RandomSampler(train_ds, generator=gen)
-    sampler = EpochSampler(order)
     workers = loader_workers(params.train.workers, device)
     kw = dict(batch_size=params.batch_size, num_workers=workers, pin_memory=device.type == "cuda")
     if workers:  # keep the processes between epochs, and two batches each in flight
         kw.update(persistent_workers=True, prefetch_factor=2)
-    train_dl = torch.utils.data.DataLoader(train_ds, sampler=sampler, drop_last=False, **kw)
-    val_dl = torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
-    return Loaders(train_ds, train_dl, val_dl, sampler, gen)
+    gen = torch.Generator()
+
+    def train_pass(ds: PairDataset, samples: int) -> TrainPass:
+        if dist.active:
+            order = torch.utils.data.DistributedSampler(ds, dist.world, dist.rank, shuffle=True, seed=params.train.seed)
+        else:
+            order = torch.utils.data.RandomSampler(ds, generator=gen)
+        sampler = EpochSampler(order, limit=-(-samples // dist.world))
+        return TrainPass(torch.utils.data.DataLoader(ds, sampler=sampler, drop_last=False, **kw), sampler, samples)
+
+    whole = any(is_whole_epoch(params, epoch) for epoch in range(params.epochs))
+    return Loaders(train_pass(train_ds, len(train_ds)),
+                   train_pass(whole_ds, whole_samples(params, len(whole_ds))) if whole else None,
+                   torch.utils.data.DataLoader(val_ds, shuffle=False, **kw), gen)
 
 
 class EpochResult(NamedTuple):
@@ -169,15 +206,16 @@ def _epoch(trainer: Trainer, loaders: Loaders, epoch: int) -> EpochResult:
     params, dist = trainer.params, trainer.dist
     lr = trainer.opt.param_groups[0]["lr"]
     t0 = time.perf_counter()
+    train_pass = loaders.of_epoch(params, epoch)
     loaders.generator.manual_seed(params.train.seed * 100_003 + epoch)  # the epoch's order, also when resumed
-    loaders.sampler.set_epoch(epoch)  # the epoch travels with each index, into loader processes too
+    train_pass.sampler.set_epoch(epoch)  # the epoch travels with each index, into loader processes too
     size = epoch_size(params, epoch)
     resize = size if params.train.resize_schedule else None  # crops and whole images train as loaded
-    tr, _ = trainer.train_epoch(loaders.train, epoch, resize)  # with the samples DistributedSampler repeats
+    tr, _ = trainer.train_epoch(train_pass.loader, epoch, resize)  # with the samples DistributedSampler repeats
     t_train = time.perf_counter() - t0
     distributed.broadcast_buffers(unwrap(trainer.model), dist)
     va, n_val = trainer.validate(loaders.val, epoch)
-    samples = {"train": len(loaders.train_ds), "val": n_val}  # each sample once
+    samples = {"train": train_pass.samples, "val": n_val}  # each sample once
     if trainer.sched is not None and not trainer.per_batch:
         trainer.sched.step(va["loss"])
     return EpochResult(epoch, tr, va, samples, size, t_train, lr)
@@ -217,7 +255,7 @@ def _norm_stats(stats_path: str | Path) -> NormStats:
         raise InputError(f"{stats_path}: not usable normalisation stats ({e}); run `dvc repro stats`") from None
 
 
-def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str, contract: Contract,
+def _trainer(params: Params, device: torch.device, total_steps: int, fp: str, contract: Contract,
              dist: distributed.Dist = distributed.Dist()) -> Trainer:
     model = build_model(contract).to(device)
     if params.train.channels_last:
@@ -225,7 +263,7 @@ def _trainer(params: Params, device: torch.device, steps_per_epoch: int, fp: str
     heads = Heads(params, device, contract)
     opt = build_optimizer(model, params)
     scaler = torch.amp.GradScaler(device.type, enabled=heads.dtype == torch.float16)
-    return Trainer(params, model, heads, opt, build_scheduler(opt, params, steps_per_epoch), scaler, fp, dist=dist,
+    return Trainer(params, model, heads, opt, build_scheduler(opt, params, total_steps), scaler, fp, dist=dist,
                    show=dist.main,
                    perturb=DevicePerturb(params.train.perturb) if params.train.perturb.on_device(device.type) else None)
 
@@ -271,7 +309,7 @@ def _end_of_epoch(trainer: Trainer, loaders: Loaders, result: EpochResult, model
     if params.train.image_every and (epoch + 1) % params.train.image_every == 0:
         grid = _prediction_grid(unwrap(trainer.model), loaders.val, trainer.heads)  # not DDP's forward: rank 0 alone
         lives[0].log_image(f"predictions/epoch_{epoch + 1:03d}.png", grid)
-    speed = len(loaders.train_ds) / result.train_s
+    speed = result.samples["train"] / result.train_s
     if len(lives) > 1:
         lives[1].log_metric("epoch_s", seconds)
         lives[1].log_metric("train_samples_per_s", speed)
@@ -299,7 +337,7 @@ def train_model(
     store.check_ids(split["train"] + split["val"], str(split_path))
     loaders = _loaders(params, store, split, contract, dist, device)
     fp = fingerprint(_training_identity(params), stats_path, split_path)
-    trainer = _trainer(params, device, len(loaders.train), fp, contract, dist)
+    trainer = _trainer(params, device, run_steps(params, loaders), fp, contract, dist)
     model_dir = Path(model_dir)
     resumed = _start(trainer, model_dir, device)
     n_params = count_parameters(unwrap(trainer.model))

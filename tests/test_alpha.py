@@ -22,20 +22,24 @@ from tests.test_train import TINY, merge
 def test_each_head_scored_as_the_other_by_hand():
     """A 1 x 4 image: the alpha target 1, 0.6, 0.2, 0; the mask target (alpha >= 128/255) 1, 1, 0, 0.
     The mask head says 1, 0, 0, 0: as an alpha its SAD is (0.6 + 0.2) / 1000. The alpha head says 0.9, 0.55,
-    0.3, 0: at the threshold, 1, 1, 0, 0, the mask exactly (IoU 1)."""
+    0.3, 0: at the threshold, 1, 1, 0, 0, the mask exactly (IoU 1). The network's alpha before refining,
+    1, 0.6, 0.2, 0.2, has SAD 0.2 / 1000."""
     targets = {"alpha": torch.tensor([1.0, 0.6, 0.2, 0.0]).view(1, 1, 1, 4),
                "mask": torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 1, 4)}
     outputs = {"mask": torch.tensor([3.0, -1.0, -2.0, -5.0]).view(1, 1, 1, 4),
                "alpha": torch.tensor([0.9, 0.55, 0.3, 0.0]).view(1, 1, 1, 4)}
-    got = _crossed(outputs, targets, mask_threshold=128)
+    got = _crossed(outputs, outputs, targets, mask_threshold=128)
     assert got["mask_as_alpha/sad"].item() == pytest.approx(0.8 / 1000)
     assert got["mask_as_alpha/mse"].item() == pytest.approx((0.36 + 0.04) / 4)
     assert got["alpha_as_mask/iou"].item() == 1.0
+    assert got["alpha_network/sad"].item() == pytest.approx(0.25 / 1000)  # here the network's is the alpha itself
+    network = {**outputs, "alpha": torch.tensor([1.0, 0.6, 0.2, 0.2]).view(1, 1, 1, 4)}  # as it was before refining
+    assert _crossed(outputs, network, targets, 128)["alpha_network/sad"].item() == pytest.approx(0.2 / 1000)
     outputs["alpha"][0, 0, 0, 1] = 127.4 / 255  # rounds to 127: below the threshold
-    assert _crossed(outputs, targets, mask_threshold=128)["alpha_as_mask/iou"].item() == pytest.approx(0.5)
+    assert _crossed(outputs, outputs, targets, mask_threshold=128)["alpha_as_mask/iou"].item() == pytest.approx(0.5)
     outputs["alpha"][0, 0, 0, 1] = 127.7 / 255  # rounds to 128: at the threshold, in the mask
-    assert _crossed(outputs, targets, mask_threshold=128)["alpha_as_mask/iou"].item() == 1.0
-    assert _crossed({"mask": outputs["mask"]}, targets, 128) == {}  # only with both heads
+    assert _crossed(outputs, outputs, targets, mask_threshold=128)["alpha_as_mask/iou"].item() == 1.0
+    assert _crossed({"mask": outputs["mask"]}, {"mask": outputs["mask"]}, targets, 128) == {}  # only with both heads
 
 
 def test_the_matte_writer_saves_8_bits(tmp_path):
@@ -58,7 +62,7 @@ def test_an_alpha_head_trains_evaluates_and_predicts_a_cutout(tiny_dataset, prep
     result = evaluate_model(checkpoint=tmp_path / "models" / "best.pt", dataset_dir=tiny_dataset,
                             split_path=prepared / "split.json", metrics_path=tmp_path / "eval.json",
                             plots_dir=tmp_path / "plots", by_source_path=tmp_path / "by.json", params=params)
-    for block in (result["alpha"], result["baseline"]["alpha"], result["mask_as_alpha"]):
+    for block in (result["alpha"], result["baseline"]["alpha"], result["mask_as_alpha"], result["alpha_network"]):
         assert set(block) == {"sad", "mse", "grad", "conn"}
     assert set(result["alpha_as_mask"]) == set(result["mask"])
     assert result["baseline"]["alpha_rule"].startswith("the difference mask")
@@ -103,10 +107,11 @@ def test_the_report_sets_the_alpha_beside_the_mask_used_as_an_alpha(tmp_path):
     ev = {"split": "test", "unseen": "unseen fgs", "samples": 2, "checkpoint_epoch": 0, "mask": {"iou": 0.9},
           "alpha": {"sad": 0.2, "mse": 0.01, "grad": 0.1, "conn": 0.2},
           "mask_as_alpha": {"sad": 0.5, "mse": 0.02, "grad": 0.4, "conn": 0.5}, "alpha_as_mask": {"iou": 0.91},
-          "baseline": {}}
+          "alpha_network": {"sad": 0.3, "mse": 0.02, "grad": 0.25, "conn": 0.3}, "baseline": {}}
     (tmp_path / "e.json").write_text(json.dumps(ev))
     (tmp_path / "b.json").write_text(json.dumps({"fg_class": {}}))
     text = results_markdown(tmp_path / "e.json", tmp_path / "b.json")
     assert ("used as an alpha (0 or 1): SAD 0.2000 against 0.5000 (0.40x), Grad 0.1000 against 0.4000 (0.25x). "
-            "The alpha at the mask threshold, used as the mask, scores IoU 0.9100 (the mask head 0.9000).") in text
+            "The alpha at the mask threshold, used as the mask, scores IoU 0.9100 (the mask head 0.9000). Before the "
+            "pair refines it on its soft edge, the network's own alpha scores SAD 0.3000 and Grad 0.2500.") in text
     assert "| alpha | `sad` | 0.2000 | – | lower |" in text

@@ -1,8 +1,9 @@
 """The cut-out: the object's colours recovered where its alpha is soft, on a composite of known colours."""
 
 import numpy as np
+import pytest
 
-from fgbg.core.matting import cutout, foreground, on_checkerboard
+from fgbg.core.matting import FLOOR, PRIOR, REACH, cutout, foreground, on_checkerboard, refine_alpha
 
 
 def test_foreground_by_hand():
@@ -45,3 +46,64 @@ def test_on_checkerboard_by_hand():
     assert shown[0, 1].tolist() == [255] * 3 and shown[1, 0].tolist() == [255] * 3  # the light squares
     assert shown[1, 1].tolist() == [163] * 3  # 0.8 * 204, a dark square
     assert on_checkerboard(half, square=1)[1, 1].tolist() == [102] * 3
+
+
+def _edge_scene(true_alpha_col: float, net_alpha_col: float):
+    """A 5 x 16 scene: bg (50, 50, 50); an object of colour (200, 50, 50) on columns 0-3 (alpha 1), a soft
+    column 4 of alpha `true_alpha_col`, composited exactly; the network says 1 on 0-3 and `net_alpha_col` on 4."""
+    bg = np.full((5, 16, 3), 50, np.uint8)
+    true = np.zeros((5, 16), np.float32)
+    true[:, :4], true[:, 4] = 1, true_alpha_col
+    fg_bg = np.round(true[..., None] * np.float32([200, 50, 50]) + (1 - true[..., None]) * 50).astype(np.uint8)
+    net = true.copy()
+    net[:, 4] = net_alpha_col
+    return bg, fg_bg, net
+
+
+def test_the_soft_edge_is_solved_from_the_pair_by_hand():
+    """Column 4: I - B = (45, 0, 0) (0.3 x 200 + 0.7 x 50 = 95), F - B = (150, 0, 0), the network says 0.6:
+    alpha = (45 x 150 + PRIOR x 0.6) / (150^2 + PRIOR) = 6,810 / 22,600 = 0.30133 (the truth 0.3)."""
+    bg, fg_bg, net = _edge_scene(0.3, 0.6)
+    refined = refine_alpha(bg, fg_bg, net)
+    assert PRIOR == 100.0 and refined[:, 4] == pytest.approx(6810 / 22600, abs=1e-6)
+    assert np.array_equal(refined[:, :4], net[:, :4]) and np.array_equal(refined[:, 5:], net[:, 5:])
+
+
+def test_where_the_object_looks_like_the_bg_the_networks_alpha_stands():
+    """An object of the bg's colour: |F - B|^2 = 0, so alpha = PRIOR x 0.6 / PRIOR = 0.6."""
+    bg = np.full((3, 8, 3), 50, np.uint8)
+    net = np.zeros((3, 8), np.float32)
+    net[:, :3], net[:, 3] = 1, 0.6
+    assert refine_alpha(bg, bg.copy(), net)[:, 3] == pytest.approx(0.6)
+
+
+def test_only_the_soft_edge_near_a_sure_pixel_and_above_the_floor_is_refined():
+    bg, fg_bg, net = _edge_scene(0.3, 0.6)
+    far = 3 + REACH + 1  # beyond the reach of the last sure column, 3: the network's 0.5 stands
+    fg_bg[:, far], net[:, far] = 120, 0.5
+    fg_bg[:, 6], net[:, 6] = 80, FLOOR  # at the floor: "no object" stands (solved, it would be about 0.2)
+    refined = refine_alpha(bg, fg_bg, net)
+    assert (refined[:, far] == 0.5).all() and (refined[:, 6] == FLOOR).all()
+    net[:, far] = 0.5
+    fg_bg[:, far - 1], net[:, far - 1] = 95, 0.6  # within the reach: solved, as column 4
+    assert refined[:, 4] == pytest.approx(6810 / 22600, abs=1e-6)
+    assert refine_alpha(bg, fg_bg, net)[:, far - 1] == pytest.approx(6810 / 22600, abs=1e-6)
+    assert np.array_equal(refine_alpha(bg, fg_bg, net * 0.9), net * 0.9)  # no pixel at or above SURE: unchanged
+
+
+def test_each_edge_pixel_takes_the_colour_of_its_nearest_sure_pixel():
+    """Two objects, red on the left and blue on the right, each with a soft column of alpha 0.5 next to it:
+    each column is solved with its own object's colour, so both come out 0.5 (with the other's colour they
+    would not: red's F - B is orthogonal to blue's, which would give PRIOR x 0.9 / (150^2 + PRIOR))."""
+    bg = np.full((4, 16, 3), 50, np.uint8)
+    true = np.zeros((4, 16), np.float32)
+    colour = np.zeros((4, 16, 3), np.float32)
+    true[:, :3], true[:, 3] = 1, 0.5
+    true[:, 13:], true[:, 12] = 1, 0.5
+    colour[:, :4] = (200, 50, 50)
+    colour[:, 12:] = (50, 50, 200)
+    fg_bg = np.round(true[..., None] * colour + (1 - true[..., None]) * 50).astype(np.uint8)
+    net = np.where(true == 0.5, 0.9, true).astype(np.float32)
+    refined = refine_alpha(bg, fg_bg, net)
+    expected = (75 * 150 + PRIOR * 0.9) / (150**2 + PRIOR)  # I - B = 75 along F - B
+    assert refined[:, 3] == pytest.approx(expected, abs=1e-6) and refined[:, 12] == pytest.approx(expected, abs=1e-6)

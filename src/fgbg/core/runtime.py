@@ -4,7 +4,8 @@
 - the precision: an autocast dtype, or None for fp32;
 - the forward pass under autocast, {head: float32 output} resized to the input's size;
 - a whole (bg, fg_bg) pair of any size and aspect, at native resolution or scaled: what
-  `fgbg predict`, `fgbg score` and evaluate's file round trip all run.
+  `fgbg predict`, `fgbg score` and evaluate's file round trip all run; an alpha head's answer
+  refined on its soft edge by the pair itself (fgbg.core.matting.refine_alpha).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import torch.nn.functional as F
 
 from fgbg.core.contract import Contract
 from fgbg.core.errors import ConfigError
+from fgbg.core.heads import HEADS
+from fgbg.core.matting import refine_alpha
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -90,7 +93,8 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
 def predict_pair(model, contract: Contract, bg: np.ndarray, fg_bg: np.ndarray, device,
                  size: int | None = None) -> dict[str, np.ndarray]:
     """bg, fg_bg: H, W, 3 uint8 of one size -> {head: its answer, H, W}: the mask as bool, depth as
-    float32 in [0, 1] (fgbg.core.contract.HeadKind.answer).
+    float32 in [0, 1] (fgbg.core.contract.HeadKind.answer), an alpha refined at native resolution
+    (`refined_answers`).
 
     At native resolution, or with the shorter side scaled to `size` and the outputs back."""
     h, w = bg.shape[:2]
@@ -98,4 +102,11 @@ def predict_pair(model, contract: Contract, bg: np.ndarray, fg_bg: np.ndarray, d
     x = contract.encode(_resize(bg, sh, sw), _resize(fg_bg, sh, sw))[None]  # 1, 6 or 7, sh, sw
     outputs = {head: F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
                for head, out in predict_padded(model, x.to(device)).items()}  # 1, 1, h, w each
-    return {head: answer[0, 0].cpu().numpy() for head, answer in contract.answers(outputs).items()}
+    return refined_answers({head: answer[0, 0].cpu().numpy() for head, answer in contract.answers(outputs).items()},
+                           bg, fg_bg)
+
+
+def refined_answers(answers: dict[str, np.ndarray], bg: np.ndarray, fg_bg: np.ndarray) -> dict[str, np.ndarray]:
+    """One pair's answers {head: H, W} with each matte head's alpha refined by the pair (fgbg.core.matting)."""
+    return {head: refine_alpha(bg, fg_bg, answer) if HEADS[head] == "matte" else answer
+            for head, answer in answers.items()}

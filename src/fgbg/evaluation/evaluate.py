@@ -51,7 +51,7 @@ from fgbg.core.imageio import atomic_path, atomic_write_json
 from fgbg.core.matting import cutout, on_checkerboard
 from fgbg.core.plots import WORST, sample_columns, sample_rows, save_grid
 from fgbg.core.progress import progress
-from fgbg.core.runtime import predict_padded, predict_pair
+from fgbg.core.runtime import predict_padded, predict_pair, refined_answers
 from fgbg.dataset.data import TARGETS, PairDataset
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.baselines import baseline_answers, choose_threshold, difference
@@ -63,28 +63,41 @@ FILE_QUALITY = 90  # test_files: each bg and fg_bg saved as its own JPEG, as the
 
 
 def _per_image(loaded: LoadedModel, ds: PairDataset, batch_size: int, keys: dict, mask_threshold: int) -> pd.DataFrame:
-    """Each test image's metrics (`keys`), and with a mask and an alpha head, each scored as the other
-    (`_crossed`)."""
+    """Each test image's metrics (`keys`) of the answers a user gets (the alpha refined by its pair, as
+    `predict` writes it), and the crossed blocks (`_crossed`)."""
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
     cols: dict[str, list] = {}
+    done = 0
     for x, targets in progress(loader, desc="evaluate", unit="batch"):
-        outputs = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
-        for k, v in {**score(outputs, targets, keys), **_crossed(outputs, targets, mask_threshold)}.items():
+        network = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
+        pairs = [ds.store.read(i)[:2] for i in ds.ids[done : done + len(x)]]  # (bg, fg_bg) uint8 of each image
+        done += len(x)
+        outputs = _refined(network, pairs)
+        for k, v in {**score(outputs, targets, keys), **_crossed(outputs, network, targets, mask_threshold)}.items():
             cols.setdefault(k, []).extend(v.tolist())
     return pd.DataFrame(cols)
 
 
-CROSSED = {"mask_as_alpha": "alpha", "alpha_as_mask": "mask"}  # block -> the head whose target and metrics it takes
+def _refined(outputs: dict[str, torch.Tensor], pairs: list) -> dict[str, torch.Tensor]:
+    """N, 1, H, W outputs with each matte head's alpha refined by its (bg, fg_bg) pair, as predict_pair does."""
+    answers = [refined_answers({head: out[k, 0].numpy() for head, out in outputs.items()}, *pair)
+               for k, pair in enumerate(pairs)]
+    return {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in outputs}
 
 
-def _crossed(outputs: dict, targets: dict, mask_threshold: int) -> dict[str, torch.Tensor]:
+# block -> the head whose target and metrics it takes
+CROSSED = {"mask_as_alpha": "alpha", "alpha_as_mask": "mask", "alpha_network": "alpha"}
+
+
+def _crossed(outputs: dict, network: dict, targets: dict, mask_threshold: int) -> dict[str, torch.Tensor]:
     """With a mask and an alpha head: the mask head's answer scored as an alpha (0 / 1, what a binary mask
-    gives a cut-out) and the alpha's `>= mask_threshold` scored as a mask, as `<block>/<metric>` columns:
-    which head to take each answer from."""
+    gives a cut-out), the alpha's `>= mask_threshold` scored as a mask, and the network's alpha before it
+    was refined by the pair (`network`), as `<block>/<metric>` columns: which head to take each answer from."""
     if not {"mask", "alpha"} <= set(outputs):
         return {}
     crossed = {"mask_as_alpha": kind_of("mask").answer(outputs["mask"]).float(),
-               "alpha_as_mask": outputs["alpha"] - (mask_threshold - 0.5) / 255}  # logits > 0: rounds to >= threshold
+               "alpha_as_mask": outputs["alpha"] - (mask_threshold - 0.5) / 255,  # logits > 0: rounds to >= threshold
+               "alpha_network": network["alpha"]}
     columns = {}
     for block, output in crossed.items():
         head = CROSSED[block]

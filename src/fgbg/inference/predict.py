@@ -11,7 +11,7 @@ with a preview, a matte head's as 8 bits, and with an alpha head the cut-out:
     <stem>_mask.png           0 / 255
     <stem>_depth.png          16-bit, depth = value / 65535 (0 = nearest, 1 = farthest)
     <stem>_depth_preview.png  colour-mapped depth (magma, near = bright)
-    <stem>_alpha.png          8-bit alpha, value / 255
+    <stem>_alpha.png          8-bit alpha, value / 255, refined on its soft edge by the pair (fgbg.core.matting)
     <stem>_cutout.png         RGBA: the object alone, its colours recovered from the known bg (fgbg.core.matting)
 Folders are paired by file stem; a bg without a fg_bg (or the reverse) is an error.
 """

@@ -591,7 +591,11 @@ def test_loader_worker_processes_draw_each_epochs_crops_and_augmentations(tiny_d
 
     alone, with_worker = run(0), run(1)
     assert len(alone) == len(with_worker) == 9  # 3 epochs of 3 batches
-    assert not torch.equal(alone[0], alone[3])  # the epochs differ
+
+    def drawn(batches):  # the epoch's inputs, whatever their order
+        return sorted(tuple(x.flatten().tolist()) for batch in batches for x in batch)
+
+    assert drawn(alone[:3]) != drawn(alone[3:6]) != drawn(alone[6:])  # each epoch draws its own crops
     for step, (a, b) in enumerate(zip(alone, with_worker)):
         assert torch.equal(a, b), f"step {step} (epoch {step // 3}) trained on other samples in a worker process"
 
@@ -622,8 +626,43 @@ def test_whole_epochs_train_the_last_epochs_on_whole_images_of_a_crop_epochs_pix
     monkeypatch.setattr(train_mod, "_epoch", recording_epoch)
     summary = _train(tiny_dataset, prepared, tmp_path, epochs=3, batch_size=4,
                      train={"crop": 8, "crop_height": 0, "whole_epochs": 1, "scheduler": "cosine"})
-    assert [shape for epoch, shape in seen if epoch == 0] == [(4, 6, 8, 8)] * 6  # 24 crops in batches of 4
+    assert [shape for epoch, shape in seen if epoch in (0, 1)] == [(4, 6, 8, 8)] * 12  # 24 crops in batches of 4
     assert [shape for epoch, shape in seen if epoch == 2] == [(4, 6, 16, 16), (2, 6, 16, 16)]  # 24 x 8 x 8 / 16 x 16
     assert summary["samples"]["train"] == 6 and summary["image_size"] == 16
     assert lrs[0] > lrs[1] > 0 and lrs[2] == pytest.approx(0, abs=1e-12)  # the schedule ends with the run's last step
-    assert train_mod.whole_samples(from_dict(Params, {}), 1920) == 240  # the default strips: 192 x 24 = a 1/8 image
+
+
+def test_whole_samples_have_the_pixels_of_a_crop_epoch_by_hand():
+    default = from_dict(Params, {})  # 192 x 24 strips of 192 px images: an eighth of an image each
+    assert train_mod.whole_samples(default, 1920) == 240
+    assert train_mod.whole_samples(default, 13) == 2 and train_mod.whole_samples(default, 1) == 1  # 1.625; never 0
+    taller = from_dict(Params, {"compose": {"bg_size": 16, "fg_size": 8}, "model": {"levels": 2},
+                                "train": {"crop": 8, "crop_height": 64}})  # strips taller than the image: its height
+    assert train_mod.whole_samples(taller, 24) == 12
+
+
+@pytest.mark.parametrize("world", [1, 4])
+def test_each_pass_draws_each_sample_once_per_epoch_on_every_rank(tiny_dataset, prepared, world):
+    """The crop pass is a new permutation of train each epoch (this rank's share under DDP); the whole pass the
+    first ceil(6 / world) of it per rank, disjoint across ranks, the epoch in every key."""
+    from fgbg.training.distributed import Dist
+
+    params = from_dict(Params, merge(TINY, {"epochs": 3, "train": {"crop": 8, "crop_height": 0, "whole_epochs": 1}}))
+    split = json.loads((prepared / "split.json").read_text())
+    store = ComposedStore(tiny_dataset)
+    the_contract = contract(params.model, heads=tuple(params.heads))
+    whole_keys = []
+    for rank in range(world):
+        loaders = train_mod._loaders(params, store, split, the_contract, Dist(rank, world), torch.device("cpu"))
+        orders = []
+        for epoch in (0, 1):
+            loaders.generator.manual_seed(epoch)
+            loaders.crops.sampler.set_epoch(epoch)
+            keys = list(loaders.crops.sampler)
+            assert {e for e, _ in keys} == {epoch} and len({k for _, k in keys}) == -(-24 // world)
+            orders.append([k for _, k in keys])
+        assert orders[0] != orders[1]  # a new order each epoch, also from DistributedSampler
+        loaders.whole.sampler.set_epoch(2)
+        whole_keys += list(loaders.whole.sampler)
+        assert loaders.whole.samples == min(24, -(-6 // world) * world)
+    assert {e for e, _ in whole_keys} == {2} and len({k for _, k in whole_keys}) == len(whole_keys) == -(-6 // world) * world

@@ -407,8 +407,9 @@ class Params:
                      f"an entry that starts before the last epoch: it would start at epoch {start}, and epochs = "
                      f"{self.epochs}; shorten the schedule or raise epochs")
             start += epochs
-        require(self.train.whole_epochs <= self.epochs, "train.whole_epochs", self.train.whole_epochs,
-                f"at most epochs = {self.epochs} (the last epochs that train on whole images)")
+        require(self.train.whole_epochs < self.epochs, "train.whole_epochs", self.train.whole_epochs,
+                f"fewer than epochs = {self.epochs}: the last epochs of a run on crops train on whole images (to "
+                "train on whole images only, set train.crop: 0 and train.whole_epochs: 0)")
 
     def metric_keys(self) -> dict[tuple[str, str], str]:
         """(head, metric) -> its key in the val metrics (fgbg.core.heads.metric_keys)."""

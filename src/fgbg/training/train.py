@@ -177,17 +177,19 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
         kw.update(persistent_workers=True, prefetch_factor=2)
     gen = torch.Generator()
 
-    def train_pass(ds: PairDataset, samples: int) -> TrainPass:
+    def train_pass(ds: PairDataset, limit: int | None = None) -> TrainPass:
+        """Each epoch a new order of `ds` (this rank's share under DDP), the first `limit` of it per rank."""
         if dist.active:
             order = torch.utils.data.DistributedSampler(ds, dist.world, dist.rank, shuffle=True, seed=params.train.seed)
         else:
             order = torch.utils.data.RandomSampler(ds, generator=gen)
-        sampler = EpochSampler(order, limit=-(-samples // dist.world))
+        sampler = EpochSampler(order, limit)
+        samples = len(ds) if limit is None else min(len(sampler) * dist.world, len(ds))  # each once, over every rank
         return TrainPass(torch.utils.data.DataLoader(ds, sampler=sampler, drop_last=False, **kw), sampler, samples)
 
     whole = any(is_whole_epoch(params, epoch) for epoch in range(params.epochs))
-    return Loaders(train_pass(train_ds, len(train_ds)),
-                   train_pass(whole_ds, whole_samples(params, len(whole_ds))) if whole else None,
+    per_rank = -(-whole_samples(params, len(whole_ds)) // dist.world)  # every rank the same steps
+    return Loaders(train_pass(train_ds), train_pass(whole_ds, per_rank) if whole else None,
                    torch.utils.data.DataLoader(val_ds, shuffle=False, **kw), gen)
 
 

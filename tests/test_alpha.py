@@ -115,3 +115,60 @@ def test_the_report_sets_the_alpha_beside_the_mask_used_as_an_alpha(tmp_path):
             "The alpha at the mask threshold, used as the mask, scores IoU 0.9100 (the mask head 0.9000). Before the "
             "pair refines it on its soft edge, the network's own alpha scores SAD 0.3000 and Grad 0.2500.") in text
     assert "| alpha | `sad` | 0.2000 | – | lower |" in text
+
+
+def _oracle_alpha(h: int, w: int) -> torch.Tensor:
+    """An alpha a network might give, the same for every image: 1 on a central square, 0.5 on the ring around it,
+    0 elsewhere; so every image has sure pixels and a soft edge that its own pair refines."""
+    alpha = torch.zeros(h, w)
+    alpha[h // 2 - 4 : h // 2 + 4, w // 2 - 4 : w // 2 + 4] = 0.5
+    alpha[h // 2 - 3 : h // 2 + 3, w // 2 - 3 : w // 2 + 3] = 1.0
+    return alpha
+
+
+@pytest.fixture
+def oracle(monkeypatch):
+    """predict_padded replaced, in evaluate and in runtime, by a network answering `_oracle_alpha` for the alpha."""
+    import fgbg.core.runtime as runtime
+    import fgbg.evaluation.evaluate as evaluate
+
+    def predict_padded(model, x, dtype=None):
+        n, _, h, w = x.shape
+        out = {head: torch.zeros(n, 1, h, w) for head in ("mask", "depth", "bg_depth")}
+        return {**out, "alpha": _oracle_alpha(h, w).expand(n, 1, h, w).clone()}
+
+    monkeypatch.setattr(runtime, "predict_padded", predict_padded)
+    monkeypatch.setattr(evaluate, "predict_padded", predict_padded)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 64])
+def test_predict_and_evaluate_score_the_alpha_each_pair_refines(tiny_dataset, oracle, batch_size):
+    """Each row of evaluate is the refined alpha of its own pair, as predict_pair gives it, whatever the batches;
+    `alpha_network` the network's own."""
+    from types import SimpleNamespace
+
+    from fgbg.core.matting import refine_alpha
+    from fgbg.core.metrics import matte_metrics
+    from fgbg.dataset.data import PairDataset
+    from fgbg.dataset.store import ComposedStore
+    from fgbg.evaluation.evaluate import _per_image
+    from tests.conftest import contract
+
+    store = ComposedStore(tiny_dataset)
+    ids = list(range(11))[::-1]
+    the_contract = contract(heads=("mask", "depth", "bg_depth", "alpha"))
+    loaded = SimpleNamespace(model=None, device="cpu", contract=the_contract)
+    df = _per_image(loaded, PairDataset(store, ids, the_contract), batch_size, {("alpha", "sad"): "sad"}, 128)
+    network = _oracle_alpha(16, 16).numpy()
+    refined_somewhere = False
+    for row, i in enumerate(ids):
+        sample = store.sample(i)
+        answer = predict_pair(None, the_contract, sample.bg, sample.fg_bg, "cpu")["alpha"]
+        assert np.array_equal(answer, refine_alpha(sample.bg, sample.fg_bg, network))  # predict refines by its pair
+        refined_somewhere |= not np.array_equal(answer, network)
+        target = torch.from_numpy(sample.alpha)[None, None]
+        sad = float(matte_metrics(torch.from_numpy(answer)[None, None], target)["sad"][0])
+        assert df["sad"][row] == pytest.approx(sad), f"row {row} is not sample {i}'s refined alpha"
+        own = float(matte_metrics(torch.from_numpy(network)[None, None], target)["sad"][0])
+        assert df["alpha_network/sad"][row] == pytest.approx(own)
+    assert refined_somewhere and df["sad"].nunique() > 1

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fgbg.core.matting import FLOOR, PRIOR, REACH, cutout, foreground, on_checkerboard, refine_alpha
+from fgbg.core.matting import FLOOR, PRIOR, REACH, SURE, cutout, foreground, on_checkerboard, refine_alpha
 
 
 def test_foreground_by_hand():
@@ -107,3 +107,35 @@ def test_each_edge_pixel_takes_the_colour_of_its_nearest_sure_pixel():
     refined = refine_alpha(bg, fg_bg, net)
     expected = (75 * 150 + PRIOR * 0.9) / (150**2 + PRIOR)  # I - B = 75 along F - B
     assert refined[:, 3] == pytest.approx(expected, abs=1e-6) and refined[:, 12] == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_solution_is_clipped_and_sure_pixels_stand():
+    """bg 100, the object white (F - B = 155 per channel), a soft pixel that is black: I - B = -100 per channel,
+    so the solution (-100 x 155 x 3 + PRIOR x 0.5) / (155^2 x 3 + PRIOR) < 0 is clipped to 0; a pixel of
+    fg_bg at 255 over bg 100 with the network's 0.2 solves to (155^2 x 3 + 20) / (155^2 x 3 + 100) < 1.
+    Pixels at exactly SURE, or above it but below 1, are the object's and stand."""
+    bg = np.full((1, 8, 3), 100, np.uint8)
+    fg_bg = bg.copy()
+    fg_bg[0, :3] = fg_bg[0, 5] = 255
+    fg_bg[0, 3] = 0
+    net = np.float32([[1.0, SURE, 0.97, 0.5, 0.0, 0.2, 0.0, 0.0]])
+    refined = refine_alpha(bg, fg_bg, net)
+    assert refined[0, 3] == 0.0 and refined[0, :3].tolist() == net[0, :3].tolist()
+    assert refined[0, 5] == pytest.approx((155**2 * 3 + PRIOR * 0.2) / (155**2 * 3 + PRIOR), abs=1e-6)
+    beyond = np.uint8([[[150, 150, 150], [255, 255, 255]]])  # the soft pixel is further from the bg than F is
+    over = refine_alpha(np.zeros((1, 2, 3), np.uint8), beyond, np.float32([[1.0, 0.9]]))
+    assert (255 * 150 * 3 + PRIOR * 0.9) / (150**2 * 3 + PRIOR) > 1.6 and over[0, 1] == 1.0  # clipped to 1
+
+
+def test_the_reach_is_euclidean():
+    """A sure pixel at (0, 0): (6, 6) is 8.49 px away, beyond REACH = 8 (a city-block 12, a chessboard 6); (5, 6)
+    is 7.81 px away, within it."""
+    bg = np.zeros((10, 10, 3), np.uint8)
+    fg_bg = np.zeros((10, 10, 3), np.uint8)
+    fg_bg[0, 0] = 200
+    fg_bg[6, 6] = fg_bg[5, 6] = 100
+    net = np.zeros((10, 10), np.float32)
+    net[0, 0], net[6, 6], net[5, 6] = 1.0, 0.9, 0.9
+    refined = refine_alpha(bg, fg_bg, net)
+    assert refined[6, 6] == np.float32(0.9)
+    assert refined[5, 6] == pytest.approx((100 * 200 * 3 + PRIOR * 0.9) / (200**2 * 3 + PRIOR), abs=1e-6)

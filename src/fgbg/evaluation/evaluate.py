@@ -16,8 +16,10 @@ Writes
   and a unit head's |error|); plots/worst.png: the 10 worst the same way; plots/cutouts.png: the
   same samples as a user gets them (the alpha, or the mask where there is no alpha head; the
   cut-out; depth);
-- with a mask and an alpha head, `mask_as_alpha` (the mask's answer scored as an alpha) and
-  `alpha_as_mask` (the alpha at the mask threshold scored as a mask).
+- with a mask and an alpha head, `mask_as_alpha` (the mask's answer scored as an alpha),
+  `alpha_as_mask` (the alpha at the mask threshold scored as a mask) and `alpha_network` (the
+  network's alpha before the pair refined it; the `alpha` block scores the refined one, as
+  `predict` writes it: fgbg.core.matting.refine_alpha).
 "Worst" ranks by the sum of the heads' headline errors, (1 - IoU) + RMSE (+ SAD for an alpha), so a sample is bad
 when any head fails.
 """
@@ -157,8 +159,10 @@ def _depth_rule(depth_mode: str) -> str:
 
 
 def _grid(path: Path, loaded: LoadedModel, ds: PairDataset, positions, labels: list[str] | None = None) -> None:
+    """The samples at `positions` of `ds`: inputs, targets and the answers a user gets (the alpha refined)."""
     x, targets = torch.utils.data.default_collate([ds[int(k)] for k in positions])
-    outputs = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
+    network = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
+    outputs = _refined(network, [ds.store.read(ds.ids[int(k)])[:2] for k in positions])
     save_grid(path, sample_rows(x, targets, outputs, loaded.contract), sample_columns(loaded.contract.heads),
               row_labels=labels)
 

@@ -2,6 +2,8 @@
 
 Input `x` (N, 6 or 7, H, W, normalised as fgbg.core.contract.Contract.encode makes it); one output
 per head, in the checkpoint's order (output_names): mask_logits and depth by default.
+It holds the network alone: `fgbg predict` refines an alpha head's answer by the pair afterwards
+(fgbg.core.matting.refine_alpha, numpy and OpenCV), which an ONNX user runs on its outputs likewise.
 
 The file is written only when onnxruntime's outputs on a random batch match PyTorch's within
 ONNX_ATOL + ONNX_RTOL * |PyTorch| (numpy.allclose); otherwise the export is an InputError.

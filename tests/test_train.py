@@ -53,6 +53,18 @@ def _same(a, b):
     return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def hook_forward(monkeypatch, hook) -> None:
+    """Every model that training builds calls `hook(module, inputs, outputs)` after each forward pass."""
+    real_build = train_mod.build_model
+
+    def hooked_build(cfg):
+        model = real_build(cfg)
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(train_mod, "build_model", hooked_build)
+
+
 def test_train_then_evaluate_writes_every_output(tiny_dataset, prepared, tmp_path):
     summary = _train(tiny_dataset, prepared, tmp_path)
     assert (tmp_path / "models" / "best.pt").is_file() and (tmp_path / "models" / "last.pt").is_file()
@@ -266,14 +278,7 @@ def _losses(out, phase):
 def test_training_variants_learn_in_the_precision_and_shape_under_test(tiny_dataset, prepared, tmp_path, monkeypatch,
                                                                        over, dtype, out_size):
     seen = []  # (training?, logits dtype, logits size) of every forward pass
-    real_build = train_mod.build_model
-
-    def recording_build(cfg):
-        model = real_build(cfg)
-        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, out["mask"].dtype, out["mask"].shape[-1])))
-        return model
-
-    monkeypatch.setattr(train_mod, "build_model", recording_build)
+    hook_forward(monkeypatch, lambda m, inp, out: seen.append((m.training, out["mask"].dtype, out["mask"].shape[-1])))
     _train(tiny_dataset, prepared, tmp_path, **merge(LEARN, over))
     train_passes = [(d, size) for training, d, size in seen if training]
     assert {d for d, _ in train_passes} == {dtype}, "autocast did not run in the dtype under test"
@@ -396,14 +401,7 @@ def test_strips_taller_than_the_image_take_its_whole_height(tiny_dataset):
 
 def test_training_on_crops_sees_crops_and_validates_on_whole_images(tiny_dataset, prepared, tmp_path, monkeypatch):
     seen = []  # (training?, input) of every forward pass
-    real_build = train_mod.build_model
-
-    def recording_build(cfg):
-        model = real_build(cfg)
-        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, inp[0].detach().clone())))
-        return model
-
-    monkeypatch.setattr(train_mod, "build_model", recording_build)
+    hook_forward(monkeypatch, lambda m, inp, out: seen.append((m.training, inp[0].detach().clone())))
     summary = _train(tiny_dataset, prepared, tmp_path, train={"crop": 8, "crop_height": 0, "threads": 1, "val_samples": 10})
     assert {tuple(x.shape[-2:]) for training, x in seen if training} == {(8, 8)} and summary["image_size"] == 8
     assert read_checkpoint(tmp_path / "models" / "best.pt").input_size == 16  # the native scale
@@ -496,14 +494,7 @@ def test_full_height_strips_by_hand():
 
 def test_training_on_strips_sees_strips(tiny_dataset, prepared, tmp_path, monkeypatch):
     seen = []
-    real_build = train_mod.build_model
-
-    def recording_build(cfg):
-        model = real_build(cfg)
-        model.register_forward_hook(lambda m, inp, out: seen.append((m.training, tuple(inp[0].shape[-2:]))))
-        return model
-
-    monkeypatch.setattr(train_mod, "build_model", recording_build)
+    hook_forward(monkeypatch, lambda m, inp, out: seen.append((m.training, tuple(inp[0].shape[-2:]))))
     _train(tiny_dataset, prepared, tmp_path, epochs=1, model={"half_output": True},
            train={"crop": 4, "crop_height": 16, "image_every": 0})
     assert {shape for training, shape in seen if training} == {(16, 4)}  # not squashed to a square
@@ -574,17 +565,10 @@ def test_raw_targets_keep_their_values_and_only_a_binary_one_is_uint8(tiny_datas
 def test_loader_worker_processes_draw_each_epochs_crops_and_augmentations(tiny_dataset, prepared, tmp_path, monkeypatch):
     """Persistent DataLoader workers hold their own copy of the dataset, so the epoch must travel with each
     index: with 1 worker process, every epoch trains on the batches that the main process alone draws."""
-    real_build = train_mod.build_model
-
     def run(workers: int) -> list[torch.Tensor]:
         inputs = []
-
-        def recording_build(cfg):
-            model = real_build(cfg)
-            model.register_forward_hook(lambda m, inp, out: inputs.append(inp[0].detach().clone()) if m.training else None)
-            return model
-
-        monkeypatch.setattr(train_mod, "build_model", recording_build)
+        monkeypatch.undo()  # the real build_model again, hooked afresh
+        hook_forward(monkeypatch, lambda m, inp, out: inputs.append(inp[0].detach().clone()) if m.training else None)
         _train(tiny_dataset, prepared, tmp_path / str(workers), epochs=3,
                train={"crop": 8, "crop_height": 0, "threads": 1, "workers": workers, "image_every": 0})
         return inputs
@@ -605,15 +589,9 @@ def test_whole_epochs_train_the_last_epochs_on_whole_images_of_a_crop_epochs_pix
     """FixRes: with 8 px crops of the 16 px images, the last of 3 epochs trains on whole images, a quarter as many
     (24 train samples -> 6), each once; the cosine schedule counts those steps and ends at lr 0 with the run."""
     seen = []  # (epoch, input shape) of every training forward
-    real_build = train_mod.build_model
     epochs = []
     real_epoch = train_mod._epoch
-
-    def recording_build(cfg):
-        model = real_build(cfg)
-        model.register_forward_hook(lambda m, inp, out: seen.append((epochs[-1], tuple(inp[0].shape))) if m.training
-                                    else None)
-        return model
+    hook_forward(monkeypatch, lambda m, inp, out: seen.append((epochs[-1], tuple(inp[0].shape))) if m.training else None)
 
     def recording_epoch(trainer, loaders, epoch):
         epochs.append(epoch)
@@ -622,7 +600,6 @@ def test_whole_epochs_train_the_last_epochs_on_whole_images_of_a_crop_epochs_pix
         return result
 
     lrs = []
-    monkeypatch.setattr(train_mod, "build_model", recording_build)
     monkeypatch.setattr(train_mod, "_epoch", recording_epoch)
     summary = _train(tiny_dataset, prepared, tmp_path, epochs=3, batch_size=4,
                      train={"crop": 8, "crop_height": 0, "whole_epochs": 1, "scheduler": "cosine"})

@@ -305,9 +305,8 @@ class TrainConfig:
         out of the training fingerprint. OneCycle sets the momentum itself (0.95 down to 0.85 and back)."""
         return ((["momentum"] if self.optimizer != "sgd" or self.scheduler == "onecycle" else [])
                 + (["plateau_patience", "plateau_factor", "plateau_threshold"] if self.scheduler != "plateau" else [])
-                + (["crop_object"] if self.crop_is_whole(image_size) else [])
-                + (["crop_height"] if self.crop == 0 else [])  # a crop of the whole image is the image
-                + (["whole_epochs"] if self.crop_is_whole(image_size) else []))
+                + (["crop_object", "whole_epochs"] if self.crop_is_whole(image_size) else [])
+                + (["crop_height"] if self.crop == 0 else []))  # a crop of the whole image is the image
 
     def crop_is_whole(self, image_size: int) -> bool:
         """Whether the crops are the whole image (or there are none)."""

@@ -71,20 +71,20 @@ def _per_image(loaded: LoadedModel, ds: PairDataset, batch_size: int, keys: dict
     cols: dict[str, list] = {}
     done = 0
     for x, targets in progress(loader, desc="evaluate", unit="batch"):
-        network = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
-        pairs = [ds.store.read(i)[:2] for i in ds.ids[done : done + len(x)]]  # (bg, fg_bg) uint8 of each image
+        network, outputs = _answers(loaded, x, ds.store, ds.ids[done : done + len(x)])
         done += len(x)
-        outputs = _refined(network, pairs)
         for k, v in {**score(outputs, targets, keys), **_crossed(outputs, network, targets, mask_threshold)}.items():
             cols.setdefault(k, []).extend(v.tolist())
     return pd.DataFrame(cols)
 
 
-def _refined(outputs: dict[str, torch.Tensor], pairs: list) -> dict[str, torch.Tensor]:
-    """N, 1, H, W outputs with each matte head's alpha refined by its (bg, fg_bg) pair, as predict_pair does."""
-    answers = [refined_answers({head: out[k, 0].numpy() for head, out in outputs.items()}, *pair)
-               for k, pair in enumerate(pairs)]
-    return {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in outputs}
+def _answers(loaded: LoadedModel, x: torch.Tensor, store: ComposedStore, ids: list[int]):
+    """(the network's outputs, the outputs a user gets), N, 1, H, W each, for the batch `x` of samples `ids`:
+    each matte head's alpha refined by its sample's (bg, fg_bg) pair, as predict_pair does."""
+    network = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
+    answers = [refined_answers({head: out[k, 0].numpy() for head, out in network.items()}, *store.read(i)[:2])
+               for k, i in enumerate(ids)]
+    return network, {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in network}
 
 
 # block -> the head whose target and metrics it takes
@@ -161,8 +161,7 @@ def _depth_rule(depth_mode: str) -> str:
 def _grid(path: Path, loaded: LoadedModel, ds: PairDataset, positions, labels: list[str] | None = None) -> None:
     """The samples at `positions` of `ds`: inputs, targets and the answers a user gets (the alpha refined)."""
     x, targets = torch.utils.data.default_collate([ds[int(k)] for k in positions])
-    network = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
-    outputs = _refined(network, [ds.store.read(ds.ids[int(k)])[:2] for k in positions])
+    _, outputs = _answers(loaded, x, ds.store, [ds.ids[int(k)] for k in positions])
     save_grid(path, sample_rows(x, targets, outputs, loaded.contract), sample_columns(loaded.contract.heads),
               row_labels=labels)
 

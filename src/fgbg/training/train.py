@@ -187,7 +187,7 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
         samples = len(ds) if limit is None else min(len(sampler) * dist.world, len(ds))  # each once, over every rank
         return TrainPass(torch.utils.data.DataLoader(ds, sampler=sampler, drop_last=False, **kw), sampler, samples)
 
-    whole = any(is_whole_epoch(params, epoch) for epoch in range(params.epochs))
+    whole = is_whole_epoch(params, params.epochs - 1)  # the whole-image epochs are the last ones
     per_rank = -(-whole_samples(params, len(whole_ds)) // dist.world)  # every rank the same steps
     return Loaders(train_pass(train_ds), train_pass(whole_ds, per_rank) if whole else None,
                    torch.utils.data.DataLoader(val_ds, shuffle=False, **kw), gen)

@@ -6,8 +6,9 @@ The rule per key (also in params.yaml's comments and the README):
   resize_schedule with crops (it would only upsample them); an unknown model, optimizer,
   scheduler or loss name, at load time.
 - accepted and left out: momentum without sgd, plateau_* without the plateau scheduler,
-  crop_object without crops, jpeg_quality with png, teacher.* with geometry depth, and the
-  compose seed when nothing is drawn (grid layout, fixed scale).
+  crop_object without crops, jpeg_quality with png, teacher.* with geometry depth, the
+  compose seed when nothing is drawn (grid layout, fixed scale), and model.coarse_scale and
+  refine_share but for model.name: two_stage.
 """
 
 import typing
@@ -129,6 +130,8 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
                                ("jpeg", "jpeg_quality", [10, 20])]],
     (_train_id, {"train": {"perturb": {"jpeg": 0.5}}}, {"train": {"perturb": {"blur": 0.5}}},
      {"train": {"perturb": {"where": "device"}}}),
+    *[(_train_id, {}, {"model": {"name": "two_stage"}, "train": {"crop": 0}}, {"model": {key: value}})
+      for key, value in (("coarse_scale", 2), ("refine_share", 0.3))],
     (_compose_id, {"fg_bg_format": "png"}, {"fg_bg_format": "jpeg"}, {"jpeg_quality": 50}),
     (_compose_id, {"depth": "geometry", "teacher": {"model": "depth.onnx"}}, TEACHER, {"teacher": {"batch": 4}}),
     (_compose_id, {"layout": "grid", "positions": 20}, {"layout": "random"}, {"seed": 7}),
@@ -138,7 +141,7 @@ TEACHER = {"depth": "teacher", "teacher": {"model": "depth.onnx"}}
         "crop_object-whole", "crop_object-strips", "crop_height", "whole_epochs-whole", "whole_epochs-square",
         "momentum-onecycle", "shadow_strength", "bg_jitter_strength", "misalign_degrees",
         "misalign_shift", "blur_sigma", "noise_sigma", "perturb-jpeg_quality", "perturb-where",
-        "jpeg_quality", "teacher", "seed-grid", "seed-grid-scaled"])
+        "coarse_scale", "refine_share", "jpeg_quality", "teacher", "seed-grid", "seed-grid-scaled"])
 def test_a_key_that_does_not_apply_changes_no_fingerprint_and_one_that_does_applies(identity, unused_under, used_under,
                                                                                      change):
     def merged(base):

@@ -151,4 +151,4 @@ def test_unet_original_preset_is_the_original_network():
 
 
 def test_every_model_is_covered():
-    assert MODELS.names() == ["unet", "unet_original"]
+    assert MODELS.names() == ["two_stage", "unet", "unet_original"]

@@ -137,6 +137,7 @@ class SplitConfig:
 MODEL_SIZES = {  # each model's own size; a preset is built at its size only
     "unet": {"width": 16, "levels": 3, "half_output": False},  # small enough to train in minutes on a CPU
     "unet_original": {"width": 64, "levels": 4, "half_output": True},  # the original 64-to-1024-channel UNet
+    "two_stage": {"width": 16, "levels": 3, "half_output": False},  # that UNet at 1/coarse_scale, refined at full size
 }
 PRESETS = ("unet_original",)
 
@@ -146,13 +147,17 @@ class ModelConfig:
     """The network by name; a size left at None (null in params.yaml) is the model's own
     (MODEL_SIZES), so the config always holds what is built."""
 
-    name: Literal["unet", "unet_original"] = "unet"
+    name: Literal["unet", "unet_original", "two_stage"] = "unet"
     width: int | None = None
     levels: int | None = None
     half_output: bool | None = None
     rows: bool = False
     depth: Literal["learned", "ground_contact"] = "ground_contact"
     input: Literal["rgb", "gray"] = "rgb"
+    coarse_scale: int = 4
+    refine_share: float = 0.1
+
+    TWO_STAGE_KEYS = ("coarse_scale", "refine_share")  # two_stage only (fgbg.core.two_stage)
 
     def __post_init__(self) -> None:
         require(self.name in MODEL_SIZES, "model.name", self.name, "one of " + ", ".join(map(repr, MODEL_SIZES)))
@@ -168,6 +173,22 @@ class ModelConfig:
                                   f"or use model.name: unet to choose the size")
         require(self.width >= 1, "model.width", self.width, "an int >= 1")
         require(1 <= self.levels <= 6, "model.levels", self.levels, "an int in [1, 6]")
+        require(self.coarse_scale >= 2, "model.coarse_scale", self.coarse_scale,
+                "an int >= 2: the base network sees the pair this many times smaller")
+        require(0 < self.refine_share <= 1, "model.refine_share", self.refine_share,
+                "a share in (0, 1] of the base's cells refined at full resolution")
+        require(self.name != "two_stage" or not self.half_output, "model.half_output", self.half_output,
+                "false or null with model.name: two_stage (its refiner works at full resolution)")
+
+    @property
+    def side_multiple(self) -> int:
+        """What image and crop sides must be a multiple of: 2**levels for the network's poolings, times
+        coarse_scale for two_stage's base (fgbg.core.model's side_multiple, checked before building)."""
+        return 2 ** self.levels * (self.coarse_scale if self.name == "two_stage" else 1)
+
+    def unused(self) -> list[str]:
+        """coarse_scale and refine_share, but for two_stage: accepted, left out of the training fingerprint."""
+        return [] if self.name == "two_stage" else list(self.TWO_STAGE_KEYS)
 
 
 @dataclass(frozen=True)
@@ -391,13 +412,16 @@ class Params:
                     "add -S model.depth=learned -S 'heads.depth.losses={l1: 1, ssim: 0.5}'")
         require(self.train.best_metric == "loss" or self.train.best_metric in keys.values(), "train.best_metric",
                 self.train.best_metric, "loss, or a metric of the heads: " + ", ".join(keys.values()))
-        step = 2 ** self.model.levels
+        step = self.model.side_multiple
+        why = (f"{step} (model.coarse_scale {self.model.coarse_scale} x 2**model.levels {2 ** self.model.levels}: the "
+               "base network sees the image shrunk, then pools)" if self.model.name == "two_stage" else
+               f"2**model.levels = {step} (the network pools {self.model.levels} times)")
         sizes = {"compose.bg_size": self.compose.bg_size, "train.crop": self.train.crop,
                  "train.crop_height": min(self.train.crop_height, self.compose.bg_size),  # taller: the image's height
                  **{f"train.resize_schedule[{i}]": size for i, (size, _) in enumerate(self.train.resize_schedule)}}
         for key, size in sizes.items():
-            require(size % step == 0, key, size, f"a multiple of 2**model.levels = {step} (the network pools "
-                    f"{self.model.levels} times), e.g. {max(step, -(-size // step) * step)}")
+            require(size % step == 0, key, size, f"a multiple of {why}, e.g. {max(step, -(-size // step) * step)}"
+                    + (" (or 0: whole images)" if key == "train.crop" else ""))
         require(self.train.crop <= self.compose.bg_size, "train.crop", self.train.crop,
                 f"at most compose.bg_size = {self.compose.bg_size}")  # crop_height may be more: the image's height
         start = 0

@@ -10,7 +10,9 @@ where the foot is in the scene; a crop alone cannot tell, the row channel can.
 Models are built by name through `MODELS`, at the size that ModelConfig resolved: for `unet`
 the `width` and `levels` given (16 and 3 by default, small enough for a CPU); the
 `unet_original` preset is always width 64, levels 4, half-size output: the original
-64-to-1024-channel UNet (30,895,874 parameters, outputs at 96 px for 192 px inputs).
+64-to-1024-channel UNet (30,895,874 parameters, outputs at 96 px for 192 px inputs);
+`two_stage` is that UNet at low resolution with a refiner at full resolution
+(fgbg.core.two_stage). Every model has `side_multiple`, what its inputs' sides must divide by.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class UNet(nn.Module):
             self.ups.append(nn.ConvTranspose2d(c_hi, c_lo, 2, stride=2))
             self.decoders.append(_double_conv(2 * c_lo, c_lo))
         c_out = ups[-1][1] if ups else chans[-1]
+        self.channels = c_out  # of `features`
         if ground_contact and not {"mask", "bg_depth", "depth"} <= set(heads):
             raise ValueError(f"ground contact derives depth from the mask and bg_depth heads; got the heads {heads}")
         self.order = heads
@@ -66,11 +69,14 @@ class UNet(nn.Module):
         self.heads = nn.ModuleDict({head: nn.Conv2d(c_out, 1, 1) for head in heads
                                     if not (ground_contact and head == "depth")})
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """x: N, 6, H, W with H and W divisible by 2**levels.
+    @property
+    def side_multiple(self) -> int:
+        """What the input's sides must be a multiple of: each pooling halves them."""
+        return 2 ** self.levels
 
-        Returns {head: output}, each N, 1, H, W (H/2, W/2 with half_output): mask logits, depth in [0, 1].
-        """
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: N, C, H, W with H and W divisible by 2**levels -> the last decoder level, N, width, H, W
+        (H/2, W/2 with half_output): what the heads read."""
         skips = []
         for enc in self.encoders:
             x = enc(x)  # N, C, H', W'
@@ -79,6 +85,14 @@ class UNet(nn.Module):
         x = self.bottleneck(x)
         for up, dec, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = dec(torch.cat([up(x), skip], dim=1))  # N, C, H', W'
+        return x
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """x: N, 6, H, W with H and W divisible by 2**levels.
+
+        Returns {head: output}, each N, 1, H, W (H/2, W/2 with half_output): mask logits, depth in [0, 1].
+        """
+        x = self.features(x)
         outputs = {head: kind_of(head).activation(conv(x)) for head, conv in self.heads.items()}  # N, 1, H, W each
         if self.ground_contact:
             outputs["depth"] = ground_contact(outputs["mask"], outputs["bg_depth"])
@@ -111,6 +125,16 @@ def _unet(contract: Contract) -> nn.Module:
     cfg = contract.config
     return UNet(in_channels=contract.input_channels, width=cfg.width, levels=cfg.levels, half_output=cfg.half_output,
                 heads=contract.heads, ground_contact=cfg.depth == "ground_contact")
+
+
+@MODELS.register("two_stage")
+def _two_stage(contract: Contract) -> nn.Module:
+    from fgbg.core.two_stage import TwoStage  # it builds on the UNet above
+
+    cfg = contract.config
+    return TwoStage(in_channels=contract.input_channels, width=cfg.width, levels=cfg.levels, heads=contract.heads,
+                    ground_contact=cfg.depth == "ground_contact", coarse_scale=cfg.coarse_scale,
+                    refine_share=cfg.refine_share)
 
 
 def build_model(contract: Contract) -> nn.Module:

@@ -45,10 +45,12 @@ def upsample_like(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.interpolate(pred, size=target.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def forward(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """x: N, C, H, W -> {head: output} as float32, at the model's output size, under autocast in `dtype`."""
+def forward(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None = None,
+            **kwargs) -> dict[str, torch.Tensor]:
+    """x: N, C, H, W -> {head: output} as float32, at the model's output size, under autocast in `dtype`;
+    `kwargs` go to the model (a two-stage model's `coarse`)."""
     with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        outputs = model(x)  # N, 1, h, w each
+        outputs = model(x, **kwargs)  # N, 1, h, w each
     return {head: out.float() for head, out in outputs.items()}
 
 
@@ -61,10 +63,10 @@ def predict_batch(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | 
 @torch.no_grad()
 def predict_padded(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """x: N, C, H, W of any size -> {head: output}, float32 N, 1, H, W. The network takes sides divisible
-    by 2**levels, so x is padded at the bottom and right (edge pixels repeated) and the outputs are cut
-    back: what evaluate, predict and score all run."""
+    by its `side_multiple`, so x is padded at the bottom and right (edge pixels repeated) and the outputs
+    are cut back: what evaluate, predict and score all run."""
     h, w = x.shape[-2:]
-    step = 2 ** unwrap(model).levels
+    step = unwrap(model).side_multiple
     x = F.pad(x, (0, -w % step, 0, -h % step), mode="replicate")  # N, C, H + pad, W + pad
     return {head: out[..., :h, :w] for head, out in predict_batch(model, x, dtype).items()}
 

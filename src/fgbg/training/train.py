@@ -78,10 +78,11 @@ def epoch_size(params: Params, epoch: int) -> int:
 
 def _training_identity(params: Params) -> dict:
     """The params a checkpoint must share to be resumed: not the runtime keys (workers, device, threads,
-    image_every), and keys the chosen options do not use put back to their defaults (TrainConfig.decisive)."""
+    image_every), keys the chosen options do not use put back to their defaults (TrainConfig.decisive), and
+    the model's keys that its name does not use left out (ModelConfig.unused)."""
     train = identity(params.train.decisive(params.compose.bg_size), TRAIN_RUNTIME_KEYS)
     return {"lr": params.lr, "epochs": params.epochs, "batch_size": params.batch_size,
-            "model": dataclasses.asdict(params.model), "train": train,
+            "model": identity(params.model, tuple(params.model.unused())), "train": train,
             "heads": [[head, cfg.losses] for head, cfg in params.heads.items()]}  # a list: their order builds the model
 
 

@@ -69,11 +69,19 @@ class Heads:
         self.dtype = autocast_dtype(params.train.precision, device)
         self.channels_last = params.train.channels_last
         self.contract = contract
+        derived = {"depth"} if contract.config.depth == "ground_contact" else set()
+        # a two-stage model's base is supervised too, on each head it outputs (not a derived one)
+        self.coarse = [head for head in self.losses if head not in derived] if contract.config.name == "two_stage" \
+            else []
 
     @property
     def term_names(self) -> list[str]:
         """The names of the loss terms that `forward` returns."""
-        return [f"{loss.head}_{name}" for loss in self.losses.values() for name in loss.weights]
+        def names(heads):
+            return [f"{head}_{name}" for head in heads for name in self.losses[head].weights]
+
+        return names(self.losses) + ([f"coarse_{name}" for name in names(self.coarse)] + ["coarse_error"]
+                                     if self.coarse else [])
 
     def to_device(self, x: torch.Tensor, targets: dict[str, torch.Tensor], perturb=None):
         """The batch on the device: x encoded (uint8 from the loader: perturbed first by `perturb`, a
@@ -89,14 +97,34 @@ class Heads:
         return x, targets
 
     def forward(self, model, x: torch.Tensor, targets: dict[str, torch.Tensor]):
-        """({head: output}, loss, {term: value}); targets are pooled to a half-size output."""
-        outputs = forward(model, x, self.dtype)  # N, 1, h, w each
+        """({head: output}, loss, {term: value}); targets are pooled to a half-size output.
+
+        A two-stage model's base is supervised too: each head by its losses at the base's size (terms
+        `coarse_<head>_<loss>`), and its error map by the squared difference from its real error
+        there, the mean over the heads with losses of |probability - target| (`coarse_error`)."""
+        outputs = forward(model, x, self.dtype, coarse=True) if self.coarse else forward(model, x, self.dtype)
+        coarse = {key.removeprefix("coarse/"): outputs.pop(key) for key in list(outputs) if key.startswith("coarse/")}
+        loss, terms = self._losses(outputs, targets, self.losses)
+        if self.coarse:
+            error = coarse.pop("error")  # N, 1, h, w
+            small = resize_targets(targets, error.shape[-2:])
+            coarse_loss, coarse_terms = self._losses(coarse, small, self.coarse)
+            real = torch.stack([(self.losses[head].kind.probability(coarse[head]) - small[head]).abs()
+                                for head in self.coarse]).mean(dim=0).detach()
+            error_loss = F.mse_loss(error, real)
+            loss = loss + coarse_loss + error_loss
+            terms.update({f"coarse_{name}": value for name, value in coarse_terms.items()},
+                         coarse_error=error_loss.detach())
+        return outputs, loss, terms
+
+    def _losses(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor], heads):
+        """(the weighted losses of `heads` summed, {term: value}), targets pooled to the outputs' size."""
         targets = resize_targets(targets, next(iter(outputs.values())).shape[-2:])
         loss, terms = 0, {}
-        for head, head_loss in self.losses.items():
-            head_total, head_terms = head_loss(outputs[head], targets[head])
+        for head in heads:
+            head_total, head_terms = self.losses[head](outputs[head], targets[head])
             loss, terms = loss + head_total, {**terms, **head_terms}
-        return outputs, loss, terms
+        return loss, terms
 
     def metrics(self, outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """{metric key: N values} of each head's listed metrics, outputs upsampled to the targets' size."""

@@ -42,6 +42,7 @@ GC = ("heads={mask: {losses: {bce: 1, dice: 1}}, depth: {losses: {l1: 1}}, "  # 
       "bg_depth: {losses: {l1: 1, ssim: 0.5}}}")
 SQUARES = ["train.crop=64", "train.crop_height=0"]
 PLATEAU = ["train.scheduler=plateau"]
+TWO_STAGE = ["model.name=two_stage", "train.crop=0"]  # the base sees whole images at 48 px
 RECIPES = {
     "depth": {  # what gives the depth its foot: the head, the crops, the schedule, the data
         "learned, 64 px crops, plateau": LEARNED + PLATEAU,
@@ -54,11 +55,20 @@ RECIPES = {
         "strips, cosine, no depth loss": [GC, "heads.depth.losses={}"] + NO_JPEG,
         "strips, cosine, no depth loss, alpha head": NO_JPEG,
         "the default: and JPEG perturbation (default)": [],
+        # two stages at about the default's CPU time: a step on whole images costs 1.7x a strip step at a
+        # refine share of 0.05, 2.6x at 0.1 (fgbg.training.trainer.Heads.forward, batch 16, this machine)
+        "two stage, whole images, refine 0.05, 6 epochs": TWO_STAGE + ["model.refine_share=0.05", "epochs=6"],
+        "two stage, whole images, refine 0.1, 4 epochs": TWO_STAGE + ["model.refine_share=0.1", "epochs=4"],
+        "two stage, whole images, refine 0.05, 18 epochs (3x the CPU time)": TWO_STAGE + ["model.refine_share=0.05",
+                                                                                         "epochs=18"],
         "learned, 64 px crops, plateau, prior-only data": LEARNED + PLATEAU + ["data=prior"],
         "ground contact, 64 px crops, plateau, depth loss l1, prior-only data": [GC] + SQUARES + PLATEAU + NO_JPEG
         + ["data=prior"],
         "ground contact, strips, plateau, depth loss l1, prior-only data": [GC] + PLATEAU + NO_JPEG + ["data=prior"],
         "strips, cosine, no depth loss, alpha head, prior-only data": NO_JPEG + ["data=prior"],
+        "the default, prior-only data": ["data=prior"],
+        "two stage, refine 0.05, 6 epochs, prior-only data": TWO_STAGE + ["model.refine_share=0.05", "epochs=6",
+                                                                        "data=prior"],
     },
     "perturb": {  # each capture perturbation alone, at the recipe's probability, against none
         "none": NO_JPEG,

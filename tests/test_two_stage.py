@@ -187,6 +187,7 @@ def test_params_build_it_and_check_its_sizes():
                       ({"refine_share": 0.0}, "model.refine_share"), ({"refine_share": 1.5}, "model.refine_share")):
         with pytest.raises(ConfigError, match=key):
             ModelConfig(name="two_stage", **over)
+    assert ModelConfig(name="two_stage", refine_share=1.0).refine_share == 1.0  # every cell
 
 
 def test_it_exports_to_onnx(tmp_path):
@@ -196,7 +197,10 @@ def test_it_exports_to_onnx(tmp_path):
 
     the_contract = contract(ModelConfig(name="two_stage", width=4, levels=1, depth="learned"))
     torch.manual_seed(0)
-    write_checkpoint(tmp_path / "two.pt", build_model(the_contract), the_contract, input_size=16)
+    model = build_model(the_contract)
+    with torch.no_grad():  # every cell's error tied: the export must break ties as PyTorch does
+        model.error.weight.zero_()
+    write_checkpoint(tmp_path / "two.pt", model, the_contract, input_size=16)
     assert export_onnx(tmp_path / "two.pt", tmp_path / "two.onnx")["outputs"] == ["mask_logits", "depth"]
     session = ort.InferenceSession(str(tmp_path / "two.onnx"), providers=["CPUExecutionProvider"])
     x = torch.randn(3, 6, 16, 16, generator=torch.Generator().manual_seed(5))
@@ -207,3 +211,96 @@ def test_it_exports_to_onnx(tmp_path):
         want = [t.numpy() for t in model(x).values()]
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)
+
+
+def refined_cells(model: TwoStage, x: torch.Tensor) -> torch.Tensor:
+    """N, h, w bool: the cells that a refiner of bias 2 changes (zero_refiner's bias, on the mask logits)."""
+    zero_refiner(model)
+    with torch.no_grad():
+        before = model(x)["mask"]
+        zero_refiner(model, bias=2.0)
+        changed = model(x)["mask"] - before
+    return F.avg_pool2d(changed, SCALE)[:, 0] > 1
+
+
+@pytest.mark.parametrize("size, share, count", [
+    ((16, 40), 0.14, 6),  # 4 x 10 cells: 0.14 x 40 = 5.6, rounded to 6 (int() would give 5)
+    ((8, 8), 0.1, 1),  # 2 x 2 cells: 0.4 rounds to 0, and at least one cell is refined
+    ((16, 40), 1.0, 40),  # every cell
+])
+def test_the_count_of_refined_cells_is_the_share_rounded_on_a_non_square_input(size, share, count):
+    model = small_model(share=share)
+    assert refined_cells(model, torch.randn(2, 6, *size)).flatten(1).sum(1).tolist() == [count, count]
+
+
+def test_tied_errors_go_to_the_lower_cell_index_as_onnx_breaks_ties():
+    """A flat error map (every cell tied): the first `count` cells in row order, 0 to 3 of 4 x 4, are refined."""
+    model = small_model(share=0.25)
+    model.error = FixedError(torch.zeros(1, 1, 4, 4))
+    cells = refined_cells(model, torch.randn(1, 6, 16, 16))
+    assert cells[0].flatten().nonzero().flatten().tolist() == [0, 1, 2, 3]
+
+
+def test_under_bf16_autocast_the_error_and_the_sampling_grid_stay_fp32(monkeypatch):
+    """bf16 would tie the ranking of cells and move a sampled pixel by up to 1.5 px on a 1024 px image."""
+    seen = {}
+    grid_sample = F.grid_sample
+
+    def spy(context, grid, **kwargs):
+        seen.update(context=context.dtype, grid=grid.dtype)
+        return grid_sample(context, grid, **kwargs)
+
+    monkeypatch.setattr(F, "grid_sample", spy)
+    model = small_model(share=0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(1, 6, 16, 16), coarse=True)
+    assert seen == {"context": torch.float32, "grid": torch.float32}
+    assert out["coarse/error"].dtype == torch.float32
+
+
+def test_ground_contact_keeps_the_heads_order_and_reads_the_refined_mask():
+    """The base sees no mask anywhere; the refiner makes one bottom-row cell surely mask: the outputs keep the
+    heads' order (the ONNX output names follow it), and the depth's foot comes from the refined mask."""
+    model = small_model(share=1 / 16, heads=("mask", "depth", "bg_depth"), ground_contact=True)
+    order = torch.zeros(1, 1, 4, 4)
+    order[0, 0, 3, 1] = 5.0
+    model.error = FixedError(order)
+    zero_refiner(model)
+    with torch.no_grad():
+        model.coarse_heads.bias[0] = -20.0
+        model.refiner[-1].bias[0] = 50.0
+        out = model(torch.randn(1, 6, 16, 16), coarse=True)
+    assert list(out)[:3] == ["mask", "depth", "bg_depth"]
+    assert (out["mask"][0, 0] > 0).nonzero().tolist() == [[r, c] for r in range(12, 16) for c in range(4, 8)]
+    foot = out["bg_depth"][0, 0, 15, 4:8].median()  # an even count: torch's median is the lower middle value
+    values = out["bg_depth"][0, 0, 15, 4:8].sort().values
+    torch.testing.assert_close(out["depth"][0, 0, 12:16, 4:8], ((values[1] + values[2]) / 2).expand(4, 4))
+    assert foot == values[1]
+
+
+def test_the_error_target_passes_no_gradient_on_a_non_square_batch():
+    """The coarse heads reach the error term only through its target, which is detached: their gradient is
+    that of every other term."""
+    from fgbg.training.trainer import Heads
+
+    params = from_dict(Params, {"model": {"name": "two_stage", "width": 4, "levels": 1, "depth": "learned"},
+                                "heads": {"mask": {"losses": {"bce": 1.0}}, "depth": {"losses": {"l1": 1.0}}},
+                                "train": {"crop": 0}})
+    the_contract = contract(params.model, heads=("mask", "depth"))
+    heads = Heads(params, torch.device("cpu"), the_contract)
+    torch.manual_seed(1)
+    model = build_model(the_contract).eval()
+    x = torch.randn(2, 6, 16, 40)
+    targets = {"mask": (torch.rand(2, 1, 16, 40) > 0.5).float(), "depth": torch.rand(2, 1, 16, 40)}
+    _, loss, terms = heads.forward(model, x, targets)
+    out = model(x, coarse=True)
+    small_mask = (F.avg_pool2d(targets["mask"], SCALE) > 0.5).float()
+    small_depth = F.avg_pool2d(targets["depth"], SCALE)
+    without_error = (F.binary_cross_entropy_with_logits(out["mask"], targets["mask"])
+                     + (out["depth"] - targets["depth"]).abs().mean()
+                     + F.binary_cross_entropy_with_logits(out["coarse/mask"], small_mask)
+                     + (out["coarse/depth"] - small_depth).abs().mean())
+    torch.testing.assert_close(terms["coarse_depth_l1"], (out["coarse/depth"] - small_depth).abs().mean())
+    got, = torch.autograd.grad(loss, model.coarse_heads.weight)
+    want, = torch.autograd.grad(without_error, model.coarse_heads.weight)
+    torch.testing.assert_close(got, want)

@@ -3,12 +3,12 @@ refiner at full resolution on the patches the base is least sure of (the shape o
 BackgroundMattingV2, Lin et al. 2021; written here from the paper's description).
 
 - **The base** is the UNet (`width`, `levels`) on the pair shrunk `coarse_scale` times, each
-  cell's mean (192 px -> 48 px at 4). At that size a whole image costs what a 192 x 24 strip does, and
-  the base sees the horizon and the object's foot together, which is what its depth needs.
-  From its last level it gives each learned head at that resolution, an error map (how
-  wrong it thinks its mask and alpha are there, in [0, 1]), and its features.
+  cell's mean (192 px -> 48 px at 4). At that size a whole image has the pixels of a 192 x 12
+  strip, and the base sees the horizon and the object's foot together, which is what its
+  depth needs. From its last level it gives each learned head at that resolution, an error
+  map (how wrong it thinks its heads are there, in [0, 1]), and its features.
 - **The refiner** takes the `refine_share` of the base's cells with the highest predicted
-  error. Each cell is a `coarse_scale` px square at full resolution; the refiner sees it with
+  error (the count rounded half to even, at least 1; ties go to the lower cell index). Each cell is a `coarse_scale` px square at full resolution; the refiner sees it with
   a margin of MARGIN px: the pair at full resolution, and the base's heads and features
   upsampled (bilinear), and gives each head's new value there, as a residual on the
   upsampled one. Everywhere else the heads are the base's, upsampled.
@@ -32,6 +32,7 @@ from fgbg.core.model import UNet, ground_contact
 
 MARGIN = 3  # px of context around a refined cell: what three 3 x 3 convolutions without padding use up
 REFINER_WIDTHS = (24, 16)  # channels of the refiner's first two convolutions
+TIE_STEP = 1e-12  # the tie-break's shift per cell index: it reorders only errors closer than cells x 1e-12
 
 
 def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -71,7 +72,8 @@ class TwoStage(nn.Module):
         small = F.avg_pool2d(x, self.scale)  # the mean of each s x s cell: a shrink without aliasing
         features = self.base.features(small)  # N, F, h, w
         raw = self.coarse_heads(features)  # N, K, h, w: the learned heads' raw outputs
-        error = torch.sigmoid(self.error(features))  # N, 1, h, w
+        with torch.autocast(x.device.type, enabled=False):  # fp32 under autocast too: bf16 would tie the ranking
+            error = torch.sigmoid(self.error(features.float()))  # N, 1, h, w
         upsampled = F.interpolate(raw, size=(height, width), mode="bilinear", align_corners=False)  # N, K, H, W
         final = self._refine(x, torch.cat([raw, features], dim=1), upsampled, error)
         outputs = {head: kind_of(head).activation(final[:, i:i + 1]) for i, head in enumerate(self.learned)}
@@ -91,7 +93,11 @@ class TwoStage(nn.Module):
         n, _, h, w = error.shape
         s, side = self.scale, self.scale + 2 * MARGIN
         count = max(1, round(self.share * int(h) * int(w)))  # int(): a constant in an ONNX trace
-        cells = error.detach().flatten(1).topk(count, dim=1).indices  # N, count: chosen, not learned through
+        # the cells of highest error, chosen, not learned through; ties go to the lower index, by a float64 key
+        # (torch's topk breaks ties in no set order, and ONNX's TopK exports no stable sort)
+        flat = error.detach().flatten(1).double()  # N, h * w
+        key = flat - torch.arange(flat.shape[1], device=flat.device, dtype=flat.dtype) * TIE_STEP
+        cells = key.topk(count, dim=1).indices  # N, count
         top, left = (cells // w) * s, (cells % w) * s  # N, count: each cell's first full-resolution pixel
         span = torch.arange(side, device=x.device) - MARGIN  # the window's offsets from the cell
         rows = (top[..., None] + span).view(n, count, side, 1)  # N, count, side, 1
@@ -104,8 +110,9 @@ class TwoStage(nn.Module):
         height, width = x.shape[-2:]
         grid = torch.stack([((cols + 0.5) / width * 2 - 1).expand(n, count, side, side),
                             ((rows + 0.5) / height * 2 - 1).expand(n, count, side, side)], dim=-1)
-        sampled = F.grid_sample(context, grid.view(n, count * side, side, 2).to(context.dtype), mode="bilinear",
-                                padding_mode="border", align_corners=False)  # N, K + F, count * side, side
+        with torch.autocast(x.device.type, enabled=False):  # the grid in fp32: bf16 would move a pixel by px
+            sampled = F.grid_sample(context.float(), grid.view(n, count * side, side, 2), mode="bilinear",
+                                    padding_mode="border", align_corners=False)  # N, K + F, count * side, side
         sampled = sampled.view(n, -1, count, side, side).permute(0, 2, 1, 3, 4)  # N, count, K + F, side, side
         patches = torch.cat([pixels.permute(0, 1, 4, 2, 3).to(sampled.dtype), sampled], dim=2).flatten(0, 1)
         k = upsampled.shape[1]

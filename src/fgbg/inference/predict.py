@@ -2,7 +2,7 @@
 
 A pair is two images of the same size, turned upright by their EXIF orientation. The
 network is fully convolutional, so it runs on the whole non-square image at its native
-resolution, padded (edge pixels repeated) to a multiple of 2**levels and cropped back.
+resolution, padded (edge pixels repeated) to a multiple of the model's side_multiple and cropped back.
 With `size`, the pair is first scaled (area when shrinking, bilinear when enlarging) so
 that its shorter side is `size`, aspect kept, and the outputs (mask logits and depth,
 bilinear) are resized back: less detail, less time and memory. For each pair it writes a file

@@ -53,7 +53,7 @@ def test_padding_repeats_the_edge_pixels_and_is_cut_back():
     seen = []
 
     class Recorder(torch.nn.Module):
-        levels = 2  # sides padded to a multiple of 4
+        side_multiple = 4  # sides padded to a multiple of 4
 
         def forward(self, x):
             seen.append(x.clone())

@@ -141,7 +141,7 @@ def test_predict_on_a_dataset_sample_gives_evaluates_mask(ckpt, tiny_dataset, tm
 class _Recorder(torch.nn.Module):
     """A stand-in model: mask logits = fg_bg red - bg red (normalised), depth 0.5; records input shapes."""
 
-    levels = 2
+    side_multiple = 4  # 2 poolings
 
     def __init__(self):
         super().__init__()

@@ -62,12 +62,9 @@ class UNet(nn.Module):
             self.decoders.append(_double_conv(2 * c_lo, c_lo))
         c_out = ups[-1][1] if ups else chans[-1]
         self.channels = c_out  # of `features`
-        if ground_contact and not {"mask", "bg_depth", "depth"} <= set(heads):
-            raise ValueError(f"ground contact derives depth from the mask and bg_depth heads; got the heads {heads}")
         self.order = heads
         self.ground_contact = ground_contact  # depth derived from mask and bg_depth, not a conv of its own
-        self.heads = nn.ModuleDict({head: nn.Conv2d(c_out, 1, 1) for head in heads
-                                    if not (ground_contact and head == "depth")})
+        self.heads = nn.ModuleDict({head: nn.Conv2d(c_out, 1, 1) for head in learned_heads(heads, ground_contact)})
 
     @property
     def side_multiple(self) -> int:
@@ -93,10 +90,24 @@ class UNet(nn.Module):
         Returns {head: output}, each N, 1, H, W (H/2, W/2 with half_output): mask logits, depth in [0, 1].
         """
         x = self.features(x)
-        outputs = {head: kind_of(head).activation(conv(x)) for head, conv in self.heads.items()}  # N, 1, H, W each
-        if self.ground_contact:
-            outputs["depth"] = ground_contact(outputs["mask"], outputs["bg_depth"])
-        return {head: outputs[head] for head in self.order}
+        return head_outputs({head: conv(x) for head, conv in self.heads.items()}, self.order, self.ground_contact)
+
+
+def learned_heads(heads: tuple[str, ...], derive_depth: bool) -> tuple[str, ...]:
+    """The heads with an output of their own, in order: all but the depth when it is derived by ground
+    contact (which needs the mask and bg_depth heads)."""
+    if derive_depth and not {"mask", "bg_depth", "depth"} <= set(heads):
+        raise ValueError(f"ground contact derives depth from the mask and bg_depth heads; got the heads {heads}")
+    return tuple(head for head in heads if not (derive_depth and head == "depth"))
+
+
+def head_outputs(raw: dict[str, torch.Tensor], order: tuple[str, ...], derive_depth: bool) -> dict[str, torch.Tensor]:
+    """The learned heads' raw outputs through their kinds' activations, the depth derived by ground contact
+    when `derive_depth`, in the heads' `order`: what a model returns. N, 1, H, W each."""
+    outputs = {head: kind_of(head).activation(out) for head, out in raw.items()}
+    if derive_depth:
+        outputs["depth"] = ground_contact(outputs["mask"], outputs["bg_depth"])
+    return {head: outputs[head] for head in order}
 
 
 def ground_contact(mask_logits: torch.Tensor, bg_depth: torch.Tensor) -> torch.Tensor:

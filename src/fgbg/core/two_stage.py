@@ -8,10 +8,10 @@ BackgroundMattingV2, Lin et al. 2021; written here from the paper's description)
   depth needs. From its last level it gives each learned head at that resolution, an error
   map (how wrong it thinks its heads are there, in [0, 1]), and its features.
 - **The refiner** takes the `refine_share` of the base's cells with the highest predicted
-  error (the count rounded half to even, at least 1; ties go to the lower cell index). Each cell is a `coarse_scale` px square at full resolution; the refiner sees it with
-  a margin of MARGIN px: the pair at full resolution, and the base's heads and features
-  upsampled (bilinear), and gives each head's new value there, as a residual on the
-  upsampled one. Everywhere else the heads are the base's, upsampled.
+  error (the count rounded half to even, at least 1; ties go to the lower cell index). Each
+  cell is a `coarse_scale` px square at full resolution; the refiner sees it with a margin
+  of MARGIN px: the pair at full resolution, and the base's heads and features upsampled
+  (bilinear), and gives each head's new value there, as a residual on the upsampled one. Everywhere else the heads are the base's, upsampled.
 - Under ground contact the depth is derived from the final mask and bg_depth
   (fgbg.core.model.ground_contact), as in the UNet.
 
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fgbg.core.contract import kind_of
-from fgbg.core.model import UNet, ground_contact
+from fgbg.core.model import UNet, head_outputs, learned_heads
 
 MARGIN = 3  # px of context around a refined cell: what three 3 x 3 convolutions without padding use up
 REFINER_WIDTHS = (24, 16)  # channels of the refiner's first two convolutions
@@ -45,11 +45,9 @@ class TwoStage(nn.Module):
     def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3, heads: tuple[str, ...] = ("mask", "depth"),
                  ground_contact: bool = False, coarse_scale: int = 4, refine_share: float = 0.1) -> None:
         super().__init__()
-        if ground_contact and not {"mask", "bg_depth", "depth"} <= set(heads):
-            raise ValueError(f"ground contact derives depth from the mask and bg_depth heads; got the heads {heads}")
         self.order = heads
         self.ground_contact = ground_contact
-        self.learned = tuple(head for head in heads if not (ground_contact and head == "depth"))
+        self.learned = learned_heads(heads, ground_contact)
         self.scale, self.share = coarse_scale, refine_share
         self.base = UNet(in_channels, width, levels, heads=())
         self.coarse_heads = nn.Conv2d(self.base.channels, len(self.learned), 1)  # one raw output per learned head
@@ -76,10 +74,8 @@ class TwoStage(nn.Module):
             error = torch.sigmoid(self.error(features.float()))  # N, 1, h, w
         upsampled = F.interpolate(raw, size=(height, width), mode="bilinear", align_corners=False)  # N, K, H, W
         final = self._refine(x, torch.cat([raw, features], dim=1), upsampled, error)
-        outputs = {head: kind_of(head).activation(final[:, i:i + 1]) for i, head in enumerate(self.learned)}
-        if self.ground_contact:
-            outputs["depth"] = ground_contact(outputs["mask"], outputs["bg_depth"])
-        outputs = {head: outputs[head] for head in self.order}
+        outputs = head_outputs({head: final[:, i:i + 1] for i, head in enumerate(self.learned)}, self.order,
+                               self.ground_contact)
         if coarse:
             outputs.update({f"coarse/{head}": kind_of(head).activation(raw[:, i:i + 1])
                             for i, head in enumerate(self.learned)})

@@ -44,7 +44,7 @@ def main(argv=None) -> None:
     models = {}
     for name in ("unet", "two_stage"):
         torch.manual_seed(0)
-        config = dataclasses.replace(p.model, name=name)
+        config = dataclasses.replace(p.model, name=name, context=None)  # each with its own context
         models[name] = build_model(Contract(config, STATS, tuple(p.heads))).eval()
     x = torch.randn(1, 6 + p.model.rows, args.height, args.width, generator=torch.Generator().manual_seed(0))
     times = {name: [] for name in models}

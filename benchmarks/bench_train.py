@@ -4,7 +4,8 @@
 
 1. Model: training samples/s (forward, the configured losses of the heads, backward,
    optimiser step: what `train` runs) of the default model at the default size,
-   channels-last against plain NCHW fp32 (the baseline). With CUDA also the
+   channels-last against plain NCHW fp32 (the baseline), and with column context against
+   none (model.context). With CUDA also the
    original UNet (unet_original) at 192 px, bf16 autocast + channels-last against fp32 eager.
 2. Loader: samples/s of the training DataLoader (read, augment, normalise) with 0 and 2
    workers, against the model's samples/s: a ratio above 1 means the loader keeps up.
@@ -250,6 +251,12 @@ def main() -> None:
     print(f"CPU, default model ({p.model.width}x{p.model.levels}) at {size} px (h, w), batch {batch}: "
           f"{res['cpu_default_channels_last']:.1f} samples/s channels-last, {res['cpu_default_nchw_baseline']:.1f} NCHW; "
           f"ratio {res['cpu_default_channels_last'] / res['cpu_default_nchw_baseline']:.2f}")
+    if p.model.context == "columns":  # what the column context costs a step
+        without = replace(current, model=replace(p.model, context="none"))
+        res["cpu_default_without_context"], _ = model_rate(without, size, batch, args.steps, cpu)
+        print(f"CPU, default model with column context against none: {res['cpu_default_channels_last']:.1f} against "
+              f"{res['cpu_default_without_context']:.1f} samples/s (ratio "
+              f"{res['cpu_default_channels_last'] / res['cpu_default_without_context']:.2f})")
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
         fast, _ = model_rate(gpu_params(p, "unet_original", "auto", True), 192, 32, args.steps, gpu)

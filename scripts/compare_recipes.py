@@ -36,49 +36,54 @@ from fgbg.evaluation.evaluate import evaluate_model  # noqa: E402
 from fgbg.training.train import train_model  # noqa: E402
 
 NO_JPEG = ["train.perturb.jpeg=0"]  # the default's JPEG perturbation off: how the rows before it were measured
+BEFORE = ["model.context=none"]  # no column context: how every unet row before it was measured
 LEARNED_HEADS = "heads={mask: {losses: {bce: 1, dice: 1}}, depth: {losses: {l1: 1, ssim: 0.5}}}"
-LEARNED = ["model.depth=learned", LEARNED_HEADS, "train.crop=64", "train.crop_height=0"] + NO_JPEG
+LEARNED = ["model.depth=learned", LEARNED_HEADS, "train.crop=64", "train.crop_height=0"] + NO_JPEG + BEFORE
 GC = ("heads={mask: {losses: {bce: 1, dice: 1}}, depth: {losses: {l1: 1}}, "  # ground contact before the alpha head
       "bg_depth: {losses: {l1: 1, ssim: 0.5}}}")
 SQUARES = ["train.crop=64", "train.crop_height=0"]
 PLATEAU = ["train.scheduler=plateau"]
-TWO_STAGE = ["model.name=two_stage", "train.crop=0"]  # the base sees whole images at 48 px
+TWO_STAGE = ["model.name=two_stage", "train.crop=0"]  # the base sees whole images at 48 px (its own context: none)
 RECIPES = {
-    "depth": {  # what gives the depth its foot: the head, the crops, the schedule, the data
+    "depth": {  # what gives the depth its foot: the head, the crops, the schedule, the context, the data
         "learned, 64 px crops, plateau": LEARNED + PLATEAU,
         "learned, 64 px crops, cosine": LEARNED,
-        "ground contact, 64 px crops, plateau, depth loss l1": [GC] + SQUARES + PLATEAU + NO_JPEG,
-        "ground contact, 192 x 24 strips, plateau, depth loss l1": [GC] + PLATEAU + NO_JPEG,
+        "ground contact, 64 px crops, plateau, depth loss l1": [GC] + SQUARES + PLATEAU + NO_JPEG + BEFORE,
+        "ground contact, 192 x 24 strips, plateau, depth loss l1": [GC] + PLATEAU + NO_JPEG + BEFORE,
         "the same, log_l1 0.5 on depth and bg_depth": [GC, "heads.depth.losses.log_l1=0.5",
-                                                       "heads.bg_depth.losses.log_l1=0.5"] + PLATEAU + NO_JPEG,
-        "strips, cosine, depth loss l1": [GC] + NO_JPEG,
-        "strips, cosine, no depth loss": [GC, "heads.depth.losses={}"] + NO_JPEG,
-        "strips, cosine, no depth loss, alpha head": NO_JPEG,
-        "the default: and JPEG perturbation (default)": [],
+                                                       "heads.bg_depth.losses.log_l1=0.5"] + PLATEAU + NO_JPEG + BEFORE,
+        "strips, cosine, depth loss l1": [GC] + NO_JPEG + BEFORE,
+        "strips, cosine, no depth loss": [GC, "heads.depth.losses={}"] + NO_JPEG + BEFORE,
+        "strips, cosine, no depth loss, alpha head": NO_JPEG + BEFORE,
+        "and JPEG perturbation: the default before column context": BEFORE,
         # two stages at about the default's CPU time: a step on whole images costs 1.7x a strip step at a
         # refine share of 0.05, 2.6x at 0.1 (fgbg.training.trainer.Heads.forward, batch 16, this machine)
         "two stage, whole images, refine 0.05, 6 epochs": TWO_STAGE + ["model.refine_share=0.05", "epochs=6"],
         "two stage, whole images, refine 0.1, 4 epochs": TWO_STAGE + ["model.refine_share=0.1", "epochs=4"],
         "two stage, whole images, refine 0.05, 18 epochs (3x the CPU time)": TWO_STAGE + ["model.refine_share=0.05",
                                                                                          "epochs=18"],
+        "the default before, with the row channel (model.rows)": BEFORE + ["model.rows=true"],
+        "column context: the default (default)": [],
         "learned, 64 px crops, plateau, prior-only data": LEARNED + PLATEAU + ["data=prior"],
         "ground contact, 64 px crops, plateau, depth loss l1, prior-only data": [GC] + SQUARES + PLATEAU + NO_JPEG
+        + BEFORE + ["data=prior"],
+        "ground contact, strips, plateau, depth loss l1, prior-only data": [GC] + PLATEAU + NO_JPEG + BEFORE
         + ["data=prior"],
-        "ground contact, strips, plateau, depth loss l1, prior-only data": [GC] + PLATEAU + NO_JPEG + ["data=prior"],
-        "strips, cosine, no depth loss, alpha head, prior-only data": NO_JPEG + ["data=prior"],
+        "strips, cosine, no depth loss, alpha head, prior-only data": NO_JPEG + BEFORE + ["data=prior"],
+        "the default before column context, prior-only data": BEFORE + ["data=prior"],
         "the default, prior-only data": ["data=prior"],
         "two stage, refine 0.05, 6 epochs, prior-only data": TWO_STAGE + ["model.refine_share=0.05", "epochs=6",
                                                                         "data=prior"],
     },
-    "perturb": {  # each capture perturbation alone, at the recipe's probability, against none
-        "none": NO_JPEG,
-        "jpeg 0.5 (default)": [],
-        "noise 0.4": NO_JPEG + ["train.perturb.noise=0.4"],
-        "blur 0.3": NO_JPEG + ["train.perturb.blur=0.3"],
-        "bg_jitter 0.8": NO_JPEG + ["train.perturb.bg_jitter=0.8"],
-        "misalign 0.3": NO_JPEG + ["train.perturb.misalign=0.3"],
-        "shadow 0.3": NO_JPEG + ["train.perturb.shadow=0.3"],
-        "fg_bg composed as JPEG": NO_JPEG + ["compose.fg_bg_format=jpeg"],
+    "perturb": {  # each capture perturbation alone, at the recipe's probability, against none (before column context)
+        "none": NO_JPEG + BEFORE,
+        "jpeg 0.5 (the default before column context)": BEFORE,
+        "noise 0.4": NO_JPEG + BEFORE + ["train.perturb.noise=0.4"],
+        "blur 0.3": NO_JPEG + BEFORE + ["train.perturb.blur=0.3"],
+        "bg_jitter 0.8": NO_JPEG + BEFORE + ["train.perturb.bg_jitter=0.8"],
+        "misalign 0.3": NO_JPEG + BEFORE + ["train.perturb.misalign=0.3"],
+        "shadow 0.3": NO_JPEG + BEFORE + ["train.perturb.shadow=0.3"],
+        "fg_bg composed as JPEG": NO_JPEG + BEFORE + ["compose.fg_bg_format=jpeg"],
     },
 }
 DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")

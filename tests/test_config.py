@@ -57,6 +57,16 @@ def test_bad_values_name_the_key(data, key):
     assert key in str(e.value)
 
 
+@pytest.mark.parametrize("model, expected", [
+    ({"context": "rows"}, "model.context = 'rows' has the wrong type; expected one of 'none', 'columns' or null"),
+    ({"width": "wide"}, "model.width = 'wide' has the wrong type; expected int or null"),
+])
+def test_a_value_that_may_be_null_says_so_in_words(model, expected):
+    with pytest.raises(ConfigError) as e:
+        from_dict(Params, {"model": model})
+    assert str(e.value) == f"params: {expected}"
+
+
 def test_ints_are_accepted_for_floats_and_configs_are_frozen():
     p = from_dict(Params, {"lr": 1, "model": {"width": 8}})
     assert p.lr == 1.0 and isinstance(p.lr, float)

@@ -43,7 +43,8 @@ def test_a_format_1_checkpoint_loads_to_the_predictions_it_gave():
     model, ckpt = load_checkpoint(FIXTURES / "checkpoint_v1.pt")
     want = np.load(FIXTURES / "checkpoint_v1_outputs.npz")
     assert ckpt.contract.heads == ("mask", "depth") and ckpt.contract.config == ModelConfig(width=4, levels=2, rows=True,
-                                                                                                 depth="learned")
+                                                                                                 depth="learned",
+                                                                                                 context="none")
     assert ckpt.contract.stats == NormStats((0.4, 0.5, 0.6), (0.2, 0.25, 0.3), (0.45, 0.5, 0.55), (0.21, 0.22, 0.23))
     assert (ckpt.input_size, ckpt.epoch, ckpt.val) == (32, 3, {"loss": 0.5})
     with torch.no_grad():

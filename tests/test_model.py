@@ -49,3 +49,33 @@ def test_same_seed_same_model():
 def test_unknown_model_lists_valid_names():
     with pytest.raises(ConfigError, match="model.name = 'resnet' is not allowed; expected one of 'unet', 'unet_original'"):
         build_model(contract(ModelConfig(name="resnet")))
+
+
+def test_column_context_adds_each_columns_mean_through_its_mix():
+    from fgbg.core.model import ColumnContext
+
+    context = ColumnContext(1)
+    with torch.no_grad():
+        context.mix.weight.fill_(2.0)
+        context.mix.bias.fill_(-5.0)
+    x = torch.tensor([[1.0, 2.0, 0.0], [3.0, 8.0, 0.0]]).view(1, 1, 2, 3)  # column means 2, 5, 0
+    # by hand: relu(2 * mean - 5) = 0, 5, 0, added to every row of its column
+    assert torch.equal(context(x), torch.tensor([[1.0, 7.0, 0.0], [3.0, 13.0, 0.0]]).view(1, 1, 2, 3))
+
+
+def test_column_context_reaches_the_bottom_row_from_the_top_and_stays_in_its_columns():
+    """Without context, 2 levels see about 30 px: row 63's outputs depend on nothing in row 0. With it, the
+    column's mean carries row 0 down, from no further than the columns that the convolutions reach."""
+    x = torch.randn(1, 6, 64, 64)
+    for context, reaches in (("none", False), ("columns", True)):
+        torch.manual_seed(0)
+        model = UNet(width=4, levels=2, context=context).eval()
+        if context == "columns":
+            with torch.no_grad():
+                model.bottleneck[-1].mix.bias.fill_(1.0)  # every column's context alive, whatever the input
+        x.grad = None
+        x.requires_grad_(True)
+        model(x)["mask"][0, 0, 63, :8].sum().backward()  # the bottom row's first 8 columns
+        top = x.grad[0, :, 0].abs().amax(dim=0)  # 64: how much each column of row 0 moves them
+        assert bool(top.max() > 0) == reaches, context
+        assert top[40:].max() == 0  # 32 columns away: beyond what the context's input reads

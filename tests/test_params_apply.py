@@ -31,10 +31,10 @@ def test_a_preset_resolves_into_the_full_config_it_builds():
     assert from_dict(Params, {"model": {"name": "unet", "width": 8}}).model.width == 8  # unet takes a size
 
 
-@pytest.mark.parametrize("key, value", [("width", 16), ("levels", 3), ("half_output", False)])
+@pytest.mark.parametrize("key, value", [("width", 16), ("levels", 3), ("half_output", False), ("context", "columns")])
 def test_a_preset_refuses_an_override_naming_both_keys(key, value):
     with pytest.raises(ConfigError, match=rf"model.{key} = {value!r} does not apply to model.name = 'unet_original', "
-                                          r"which is built with width 64, levels 4, half_output True; "
+                                          r"which is built with width 64, levels 4, half_output True, context none; "
                                           rf"set model.{key} to null"):
         from_dict(Params, {"model": {"name": "unet_original", key: value}})
 
@@ -43,13 +43,15 @@ def test_a_checkpoint_of_the_old_format_that_recorded_ignored_sizes_still_loads_
     record = {"name": "unet_original", "width": 16, "levels": 3, "half_output": False, "rows": False}  # format 1 did this
     assert model_config_from_record(record) == ModelConfig(name="unet_original", depth="learned")
     assert model_config_from_record({"name": "unet", "width": 4, "levels": 2, "half_output": False, "rows": True}) == \
-        ModelConfig(width=4, levels=2, rows=True, depth="learned")  # recorded before depth: learned, what it was
+        ModelConfig(width=4, levels=2, rows=True, depth="learned", context="none")  # recorded before either: what it was
 
 
 def test_a_record_of_each_model_key_wins_over_what_an_unrecorded_key_meant():
     record = {"name": "unet", "width": 4, "levels": 2, "half_output": False, "rows": False,
               "depth": "ground_contact", "input": "gray"}
-    assert model_config_from_record(record) == ModelConfig(width=4, levels=2, depth="ground_contact", input="gray")
+    assert model_config_from_record(record) == ModelConfig(width=4, levels=2, depth="ground_contact", input="gray",
+                                                           context="none")
+    assert model_config_from_record({**record, "context": "columns"}).context == "columns"
 
 
 @pytest.mark.parametrize("over, key, valid", [
@@ -193,7 +195,7 @@ def test_the_default_fingerprints_are_what_they_were():
 def test_the_default_training_identity_is_what_it_was():
     """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
     that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
-    (last: train.whole_epochs, the whole-image epochs that end a run on crops)."""
+    (last: model.context, when column context became the default)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
                "noise_sigma": 0.03, "jpeg": 0.5, "jpeg_quality": (70, 95), "where": "auto"}
@@ -201,7 +203,7 @@ def test_the_default_training_identity_is_what_it_was():
     assert identity == {
         "lr": 0.003, "epochs": 10, "batch_size": 16,
         "model": {"name": "unet", "width": 16, "levels": 3, "half_output": False, "rows": False,
-                  "depth": "ground_contact", "input": "rgb"},
+                  "context": "columns", "depth": "ground_contact", "input": "rgb"},
         "train": {"optimizer": "adam", "weight_decay": 0.0, "momentum": 0.9, "scheduler": "cosine",
                   "plateau_patience": 1, "plateau_factor": 0.5, "plateau_threshold": 0.0001, "grad_clip": 0.0,
                   "best_metric": "loss", "resize_schedule": (), "crop": 24, "crop_object": 0.8, "crop_height": 192,
@@ -209,4 +211,4 @@ def test_the_default_training_identity_is_what_it_was():
                   "precision": "auto", "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
         "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {}], ["bg_depth", {"l1": 1.0, "ssim": 0.5}],
                   ["alpha", {"l1": 1.0, "sobel": 1.0}]]}  # ordered: the order builds the model
-    assert fingerprint(identity) == "48521c0c93ff0b1593f3dda7c7e654a36bfc275b0ed6800a409f3e4ad3e6e88f"
+    assert fingerprint(identity) == "4e5aab33d8fa26a73f57c7b53fac155e02c8e76b12b7f7130fa15b653ac874a1"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fgbg.core.config import ModelConfig, Params, from_dict
-from fgbg.core.model import MODELS, build_model, count_parameters
+from fgbg.core.model import MODELS, ColumnContext, build_model, count_parameters
 from fgbg.training.losses import LOSSES, HeadLoss
 from fgbg.training.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 from tests.conftest import contract
@@ -107,19 +107,20 @@ def test_loss_weight_scales_its_term(name):
     assert scaled.item() == pytest.approx(2.5 * one.item(), rel=1e-6)
 
 
-MODEL_PARAMS = {"width": 6, "levels": 2, "half_output": True, "rows": True, "input": "gray"}
+MODEL_PARAMS = {"width": 6, "levels": 2, "half_output": True, "rows": True, "input": "gray", "context": "none"}
 
 
 def built_unet(cfg: ModelConfig) -> dict:
     """What a built model does with each param: its first width, its poolings, its output size for
-    a 16 px input (half_output: 8), its input channels (rows: 7 or 3; gray: 2 or 3)."""
+    a 16 px input (half_output: 8), its input channels (rows: 7 or 3; gray: 2 or 3), a column context."""
     model = build_model(contract(cfg))
     channels = model.encoders[0][0].in_channels
     outputs = model(torch.zeros(1, channels, 16, 16))
     logits = outputs["mask"]
     assert outputs["depth"].shape == logits.shape
     return {"width": model.encoders[0][0].out_channels, "levels": len(model.encoders),
-            "half_output": logits.shape[-1] == 8, "rows": channels in (3, 7), "input": "gray" if channels < 6 else "rgb"}
+            "half_output": logits.shape[-1] == 8, "rows": channels in (3, 7), "input": "gray" if channels < 6 else "rgb",
+            "context": "columns" if any(isinstance(m, ColumnContext) for m in model.modules()) else "none"}
 
 
 def test_the_default_model_holds_none_of_the_test_values():

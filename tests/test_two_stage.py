@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from fgbg.core.config import ConfigError, ModelConfig, Params, from_dict
-from fgbg.core.model import build_model
+from fgbg.core.model import ColumnContext, build_model
 from fgbg.core.runtime import predict_padded
 from fgbg.core.two_stage import MARGIN, TwoStage
 from tests.conftest import contract, write_checkpoint
@@ -173,12 +173,13 @@ def test_inference_pads_to_the_side_multiple_and_cuts_back():
 
 def test_params_build_it_and_check_its_sizes():
     p = from_dict(Params, {"model": {"name": "two_stage", "coarse_scale": 2, "refine_share": 0.3, "width": 8,
-                                     "levels": 2, "rows": True}, "train": {"crop": 0}})
+                                     "levels": 2, "rows": True, "context": "columns"}, "train": {"crop": 0}})
     model = build_model(contract(p.model, heads=tuple(p.heads)))
     assert isinstance(model, TwoStage) and (model.scale, model.share) == (2, 0.3) and model.side_multiple == 8
     first = model.base.encoders[0][0]
     assert (first.in_channels, first.out_channels, len(model.base.encoders)) == (7, 8, 2)
     assert model.refiner[0][0].in_channels == 7 + 3 + 8  # the pair and rows, mask, bg_depth and alpha, features
+    assert isinstance(model.base.bottleneck[-1], ColumnContext)
     with pytest.raises(ConfigError, match=r"train.crop = 24 is not allowed; expected a multiple of 32 \(model.coarse_scale "
                                           r"4 x 2\*\*model.levels 8: the base network sees the image shrunk, then pools\), "
                                           r"e.g. 32 \(or 0: whole images\)"):

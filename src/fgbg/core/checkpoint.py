@@ -147,8 +147,9 @@ def load_for_inference(path: str | Path, device: str = "auto") -> LoadedModel:
 
 
 # what a model key meant in a checkpoint that does not record it: the default when the key was added, before
-# the default moved (model.depth was learned until ground contact became the default)
-RECORD_DEFAULTS = {"depth": "learned", "input": "rgb"}
+# the default moved (model.depth was learned until ground contact became the default, model.context none
+# until columns did)
+RECORD_DEFAULTS = {"depth": "learned", "input": "rgb", "context": "none"}
 
 
 def model_config_from_record(record: dict) -> ModelConfig:

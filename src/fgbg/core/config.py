@@ -108,6 +108,11 @@ class ComposeConfig:
         require(self.shard_size >= 1, "compose.shard_size", self.shard_size, "an int >= 1")
         require(self.workers >= 1, "compose.workers", self.workers, "an int >= 1 (processes)")
 
+    @property
+    def derived_heads(self) -> tuple[str, ...]:
+        """The heads computed from the others, not learned: the depth under ground contact."""
+        return ("depth",) if self.depth == "ground_contact" else ()
+
     def unused(self) -> list[str]:
         """The keys that the chosen options do not use: accepted, and left out of the dataset's fingerprint."""
         return ((["jpeg_quality"] if self.fg_bg_format == "png" else [])
@@ -134,17 +139,20 @@ class SplitConfig:
                  f"a float below 1 - val_fraction ({1 - self.val_fraction:g}), so that some groups are left to train on")
 
 
-MODEL_SIZES = {  # each model's own size; a preset is built at its size only
-    "unet": {"width": 16, "levels": 3, "half_output": False},  # small enough to train in minutes on a CPU
-    "unet_original": {"width": 64, "levels": 4, "half_output": True},  # the original 64-to-1024-channel UNet
-    "two_stage": {"width": 16, "levels": 3, "half_output": False},  # that UNet at 1/coarse_scale, refined at full size
+MODEL_SIZES = {  # each model's own size and context; a preset is built with them only
+    # small enough to train in minutes on a CPU; column context for the ground's depth (fgbg.core.model)
+    "unet": {"width": 16, "levels": 3, "half_output": False, "context": "columns"},
+    # the original 64-to-1024-channel UNet
+    "unet_original": {"width": 64, "levels": 4, "half_output": True, "context": "none"},
+    # that UNet at 1/coarse_scale, refined at full size: its base sees the whole image already
+    "two_stage": {"width": 16, "levels": 3, "half_output": False, "context": "none"},
 }
 PRESETS = ("unet_original",)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The network by name; a size left at None (null in params.yaml) is the model's own
+    """The network by name; a size or context left at None (null in params.yaml) is the model's own
     (MODEL_SIZES), so the config always holds what is built."""
 
     name: Literal["unet", "unet_original", "two_stage"] = "unet"
@@ -152,6 +160,7 @@ class ModelConfig:
     levels: int | None = None
     half_output: bool | None = None
     rows: bool = False
+    context: Literal["none", "columns"] | None = None
     depth: Literal["learned", "ground_contact"] = "ground_contact"
     input: Literal["rgb", "gray"] = "rgb"
     coarse_scale: int = 4
@@ -185,6 +194,11 @@ class ModelConfig:
         """What image and crop sides must be a multiple of: 2**levels for the network's poolings, times
         coarse_scale for two_stage's base (fgbg.core.model's side_multiple, checked before building)."""
         return 2 ** self.levels * (self.coarse_scale if self.name == "two_stage" else 1)
+
+    @property
+    def derived_heads(self) -> tuple[str, ...]:
+        """The heads computed from the others, not learned: the depth under ground contact."""
+        return ("depth",) if self.depth == "ground_contact" else ()
 
     def unused(self) -> list[str]:
         """coarse_scale and refine_share, but for two_stage: accepted, left out of the training fingerprint."""
@@ -248,6 +262,11 @@ class PerturbConfig:
     STRENGTHS = {"shadow": ("shadow_strength",), "bg_jitter": ("bg_jitter_strength",),
                  "misalign": ("misalign_degrees", "misalign_shift"), "blur": ("blur_sigma",),
                  "noise": ("noise_sigma",), "jpeg": ("jpeg_quality",)}  # each probability's strengths
+
+    @property
+    def derived_heads(self) -> tuple[str, ...]:
+        """The heads computed from the others, not learned: the depth under ground contact."""
+        return ("depth",) if self.depth == "ground_contact" else ()
 
     def unused(self) -> list[str]:
         """The strengths of perturbations whose probability is 0, and `where` when only JPEG may be on."""
@@ -401,8 +420,8 @@ class Params:
         require(self.epochs >= 1, "epochs", self.epochs, "an int >= 1")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "an int >= 1")
         require(bool(self.heads), "heads", self.heads, "at least one head, e.g. mask")
-        derived = {"depth"} if self.model.depth == "ground_contact" else set()
-        object.__setattr__(self, "heads", {head: cfg.checked(head, head in derived) for head, cfg in self.heads.items()})
+        object.__setattr__(self, "heads", {head: cfg.checked(head, head in self.model.derived_heads)
+                                           for head, cfg in self.heads.items()})
         keys = self.metric_keys()
         if self.model.depth == "ground_contact":
             require({"mask", "bg_depth", "depth"} <= set(self.heads), "heads", list(self.heads),

@@ -7,6 +7,12 @@ With `rows`, a 7th input channel gives each pixel's row in the whole image, -1 a
 1 at the bottom. A pasted object's depth is the ground's depth at its foot, which depends on
 where the foot is in the scene; a crop alone cannot tell, the row channel can.
 
+With `context: columns`, each column of the bottleneck also gets the mean of that column over
+the whole height (`ColumnContext`). The scene's depth at a pixel depends on things far above
+it: the ground's depth at the bottom row is read from where the horizon and the hills' feet
+are, 100 px higher, beyond the receptive field of 3 levels. Full-height strips hold the whole
+column, so training on strips and predicting on whole images see the same context.
+
 Models are built by name through `MODELS`, at the size that ModelConfig resolved: for `unet`
 the `width` and `levels` given (16 and 3 by default, small enough for a CPU); the
 `unet_original` preset is always width 64, levels 4, half-size output: the original
@@ -37,11 +43,24 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+class ColumnContext(nn.Module):
+    """x + relu(conv1x1(the mean of x over its column)): every pixel of a column learns what the
+    whole column holds. Any height; a column's context does not depend on the others."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.mix = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.relu(self.mix(x.mean(dim=2, keepdim=True)))  # N, C, 1, W, broadcast over the height
+
+
 class UNet(nn.Module):
     """Encoder-decoder with skip connections; `levels` poolings, channels double per level."""
 
     def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3, half_output: bool = False,
-                 heads: tuple[str, ...] = ("mask", "depth"), ground_contact: bool = False) -> None:
+                 heads: tuple[str, ...] = ("mask", "depth"), ground_contact: bool = False,
+                 context: str = "none") -> None:
         super().__init__()
         chans = [width * 2**i for i in range(levels + 1)]
         self.levels = levels
@@ -52,6 +71,8 @@ class UNet(nn.Module):
             c_prev = c
         self.pool = nn.MaxPool2d(2)
         self.bottleneck = _double_conv(chans[-2], chans[-1])
+        if context == "columns":
+            self.bottleneck.append(ColumnContext(chans[-1]))
         self.ups = nn.ModuleList()
         self.decoders = nn.ModuleList()
         ups = list(zip(reversed(chans[1:]), reversed(chans[:-1])))
@@ -135,7 +156,7 @@ def ground_contact(mask_logits: torch.Tensor, bg_depth: torch.Tensor) -> torch.T
 def _unet(contract: Contract) -> nn.Module:
     cfg = contract.config
     return UNet(in_channels=contract.input_channels, width=cfg.width, levels=cfg.levels, half_output=cfg.half_output,
-                heads=contract.heads, ground_contact=cfg.depth == "ground_contact")
+                heads=contract.heads, ground_contact=cfg.depth == "ground_contact", context=cfg.context)
 
 
 @MODELS.register("two_stage")
@@ -145,7 +166,7 @@ def _two_stage(contract: Contract) -> nn.Module:
     cfg = contract.config
     return TwoStage(in_channels=contract.input_channels, width=cfg.width, levels=cfg.levels, heads=contract.heads,
                     ground_contact=cfg.depth == "ground_contact", coarse_scale=cfg.coarse_scale,
-                    refine_share=cfg.refine_share)
+                    refine_share=cfg.refine_share, context=cfg.context)
 
 
 def build_model(contract: Contract) -> nn.Module:

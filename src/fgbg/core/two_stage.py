@@ -43,13 +43,14 @@ class TwoStage(nn.Module):
     """Base UNet at 1/coarse_scale of the input, refiner on the top refine_share of its cells."""
 
     def __init__(self, in_channels: int = 6, width: int = 16, levels: int = 3, heads: tuple[str, ...] = ("mask", "depth"),
-                 ground_contact: bool = False, coarse_scale: int = 4, refine_share: float = 0.1) -> None:
+                 ground_contact: bool = False, coarse_scale: int = 4, refine_share: float = 0.1,
+                 context: str = "none") -> None:
         super().__init__()
         self.order = heads
         self.ground_contact = ground_contact
         self.learned = learned_heads(heads, ground_contact)
         self.scale, self.share = coarse_scale, refine_share
-        self.base = UNet(in_channels, width, levels, heads=())
+        self.base = UNet(in_channels, width, levels, heads=(), context=context)
         self.coarse_heads = nn.Conv2d(self.base.channels, len(self.learned), 1)  # one raw output per learned head
         self.error = nn.Conv2d(self.base.channels, 1, 1)
         c_in = in_channels + len(self.learned) + self.base.channels

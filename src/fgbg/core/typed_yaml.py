@@ -26,8 +26,13 @@ def require(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 
 def _type_name(tp: Any) -> str:
+    """What a params.yaml value of annotation `tp` may be, in words: "one of 'a', 'b' or null"."""
     if get_origin(tp) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if get_origin(tp) in (Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in get_args(tp))
+    if tp is type(None):
+        return "null"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -45,7 +50,7 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
                 return _convert(arg, value, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"params: {key} = {value!r} has the wrong type; expected {tp}")
+        raise ConfigError(f"params: {key} = {value!r} has the wrong type; expected {_type_name(tp)}")
     if origin is tuple and len(get_args(tp)) == 2 and get_args(tp)[1] is Ellipsis:
         require(isinstance(value, (list, tuple)), key, value, "a list")
         return tuple(_convert(get_args(tp)[0], v, f"{key}[{i}]") for i, v in enumerate(value))

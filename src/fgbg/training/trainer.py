@@ -69,10 +69,9 @@ class Heads:
         self.dtype = autocast_dtype(params.train.precision, device)
         self.channels_last = params.train.channels_last
         self.contract = contract
-        derived = {"depth"} if contract.config.depth == "ground_contact" else set()
         # a two-stage model's base is supervised too, on each head it outputs (not a derived one)
-        self.coarse = [head for head in self.losses if head not in derived] if contract.config.name == "two_stage" \
-            else []
+        self.coarse = [head for head in self.losses if head not in contract.config.derived_heads] \
+            if contract.config.name == "two_stage" else []
 
     @property
     def term_names(self) -> list[str]:

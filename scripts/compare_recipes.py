@@ -71,7 +71,7 @@ RECIPES = {
         + ["data=prior"],
         "strips, cosine, no depth loss, alpha head, prior-only data": NO_JPEG + BEFORE + ["data=prior"],
         "the default before column context, prior-only data": BEFORE + ["data=prior"],
-        "the default, prior-only data": ["data=prior"],
+        "column context: the default, prior-only data": ["data=prior"],
         "two stage, refine 0.05, 6 epochs, prior-only data": TWO_STAGE + ["model.refine_share=0.05", "epochs=6",
                                                                         "data=prior"],
     },

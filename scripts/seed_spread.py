@@ -24,7 +24,7 @@ from fgbg.core.imageio import atomic_write_json  # noqa: E402
 from fgbg.evaluation.evaluate import evaluate_model  # noqa: E402
 from fgbg.training.train import train_model  # noqa: E402
 
-KEYS = (("mask", "iou"), ("mask", "dice"), ("depth", "rmse"), ("depth", "mae"))
+KEYS = (("mask", "iou"), ("mask", "dice"), ("depth", "rmse"), ("depth", "mae"), ("depth", "delta1"))
 
 
 def main(argv=None) -> None:

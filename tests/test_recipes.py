@@ -20,6 +20,8 @@ def test_every_recipe_is_valid_params_and_only_the_default_is_params_yaml(table,
     assert isinstance(p, Params)
     same = p == from_dict(Params, BASE) and not prior
     assert same == name.endswith("(default)"), name
+    # the rows measured before column context became the default keep measuring without it
+    assert (p.model.context == "columns") == name.startswith("column context"), name
 
 
 def test_a_set_key_reaches_its_param_and_a_mapping_replaces_the_whole():

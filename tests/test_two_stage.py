@@ -180,6 +180,9 @@ def test_params_build_it_and_check_its_sizes():
     assert (first.in_channels, first.out_channels, len(model.base.encoders)) == (7, 8, 2)
     assert model.refiner[0][0].in_channels == 7 + 3 + 8  # the pair and rows, mask, bg_depth and alpha, features
     assert isinstance(model.base.bottleneck[-1], ColumnContext)
+    own = ModelConfig(name="two_stage", width=4, levels=1)  # its own context: none, its base sees whole images
+    assert own.context == "none"
+    assert not any(isinstance(m, ColumnContext) for m in build_model(contract(own)).modules())
     with pytest.raises(ConfigError, match=r"train.crop = 24 is not allowed; expected a multiple of 32 \(model.coarse_scale "
                                           r"4 x 2\*\*model.levels 8: the base network sees the image shrunk, then pools\), "
                                           r"e.g. 32 \(or 0: whole images\)"):

@@ -108,11 +108,6 @@ class ComposeConfig:
         require(self.shard_size >= 1, "compose.shard_size", self.shard_size, "an int >= 1")
         require(self.workers >= 1, "compose.workers", self.workers, "an int >= 1 (processes)")
 
-    @property
-    def derived_heads(self) -> tuple[str, ...]:
-        """The heads computed from the others, not learned: the depth under ground contact."""
-        return ("depth",) if self.depth == "ground_contact" else ()
-
     def unused(self) -> list[str]:
         """The keys that the chosen options do not use: accepted, and left out of the dataset's fingerprint."""
         return ((["jpeg_quality"] if self.fg_bg_format == "png" else [])
@@ -262,11 +257,6 @@ class PerturbConfig:
     STRENGTHS = {"shadow": ("shadow_strength",), "bg_jitter": ("bg_jitter_strength",),
                  "misalign": ("misalign_degrees", "misalign_shift"), "blur": ("blur_sigma",),
                  "noise": ("noise_sigma",), "jpeg": ("jpeg_quality",)}  # each probability's strengths
-
-    @property
-    def derived_heads(self) -> tuple[str, ...]:
-        """The heads computed from the others, not learned: the depth under ground contact."""
-        return ("depth",) if self.depth == "ground_contact" else ()
 
     def unused(self) -> list[str]:
         """The strengths of perturbations whose probability is 0, and `where` when only JPEG may be on."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -251,12 +252,16 @@ def main() -> None:
     print(f"CPU, default model ({p.model.width}x{p.model.levels}) at {size} px (h, w), batch {batch}: "
           f"{res['cpu_default_channels_last']:.1f} samples/s channels-last, {res['cpu_default_nchw_baseline']:.1f} NCHW; "
           f"ratio {res['cpu_default_channels_last'] / res['cpu_default_nchw_baseline']:.2f}")
-    if p.model.context == "columns":  # what the column context costs a step
-        without = replace(current, model=replace(p.model, context="none"))
-        res["cpu_default_without_context"], _ = model_rate(without, size, batch, args.steps, cpu)
-        print(f"CPU, default model with column context against none: {res['cpu_default_channels_last']:.1f} against "
-              f"{res['cpu_default_without_context']:.1f} samples/s (ratio "
-              f"{res['cpu_default_channels_last'] / res['cpu_default_without_context']:.2f})")
+    if p.model.context == "columns":  # what the column context costs a step: alternating rounds, medians
+        variants = {"columns": current, "none": replace(current, model=replace(p.model, context="none"))}
+        rates: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(3):
+            for name, variant in variants.items():
+                rates[name].append(model_rate(variant, size, batch, args.steps, cpu)[0])
+        res["cpu_context_columns"], res["cpu_context_none"] = (statistics.median(rates[n]) for n in variants)
+        print(f"CPU, default model with column context against none (medians of 3 alternating rounds): "
+              f"{res['cpu_context_columns']:.1f} against {res['cpu_context_none']:.1f} samples/s "
+              f"(ratio {res['cpu_context_columns'] / res['cpu_context_none']:.2f})")
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
         fast, _ = model_rate(gpu_params(p, "unet_original", "auto", True), 192, 32, args.steps, gpu)

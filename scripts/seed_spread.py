@@ -1,8 +1,9 @@
 """The run-to-run noise of the default run: train and evaluate it under several seeds.
 
-    python scripts/seed_spread.py --seeds 0 1 2 [--out logs/seed_spread]
+    python scripts/seed_spread.py --seeds 0 1 2 [--set KEY=VALUE ...] [--out logs/seed_spread]
 
-Each seed trains with params.yaml but `train.seed` (weights init, shuffling, augmentation)
+Each seed trains with params.yaml (and the `--set` keys, written as `dvc exp run -S` takes them,
+e.g. `--set model.context=none`) but `train.seed` (weights init, shuffling, augmentation)
 on the committed dataset, stats and split (`dvc repro split stats` first), then is scored
 on the test split as `evaluate` does. It prints the test metrics per seed and their mean
 and standard deviation (n - 1), and writes them to <out>/spread.json. A change in
@@ -18,9 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from fgbg.core.config import load_params  # noqa: E402
-from fgbg.core.errors import run  # noqa: E402
+from compare_recipes import recipe_params  # noqa: E402  (scripts/, beside this one)
+
+from fgbg.core.errors import ConfigError, run  # noqa: E402
 from fgbg.core.imageio import atomic_write_json  # noqa: E402
+from fgbg.core.typed_yaml import read_yaml  # noqa: E402
 from fgbg.evaluation.evaluate import evaluate_model  # noqa: E402
 from fgbg.training.train import train_model  # noqa: E402
 
@@ -31,9 +34,12 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="params changed, as dvc exp run -S")
     ap.add_argument("--out", default="logs/seed_spread")
     args = ap.parse_args(argv)
-    base = load_params(args.params)
+    base, prior = recipe_params(read_yaml(args.params), args.set)
+    if prior:
+        raise ConfigError("--set data=prior: the prior-only data is compare_recipes.py's; this script trains on dataset/")
     out = Path(args.out)
     per_seed = {}
     for seed in args.seeds:

@@ -10,7 +10,7 @@ where the foot is in the scene; a crop alone cannot tell, the row channel can.
 With `context: columns`, each column of the bottleneck also gets the mean of that column over
 the whole height (`ColumnContext`). The scene's depth at a pixel depends on things far above
 it: the ground's depth at the bottom row is read from where the horizon and the hills' feet
-are, 100 px higher, beyond the receptive field of 3 levels. Full-height strips hold the whole
+are, 100 to 135 px higher, beyond the receptive field of 3 levels. Full-height strips hold the whole
 column, so training on strips and predicting on whole images see the same context.
 
 Models are built by name through `MODELS`, at the size that ModelConfig resolved: for `unet`

@@ -160,7 +160,7 @@ def main(argv=None) -> None:
     lines = [HEADER]
     for name in args.only or recipes:
         p, prior = recipe_params(base, recipes[name])
-        work = args.out / args.set / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        work = args.out / args.set / "".join("_" if c == " " else c for c in name if c not in ",:()")
         work.mkdir(parents=True, exist_ok=True)
         if prior or p.compose != default.compose:
             data = prior_data(args.data, args.out) if prior else args.data

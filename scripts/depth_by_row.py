@@ -3,7 +3,7 @@
     python scripts/depth_by_row.py [--checkpoint models/best.pt] [--every 4]
 
 Runs every n-th test pair through `predict`'s code and prints, per band of 16 rows, the share of
-pixels outside delta1 (max(p/t, t/p) >= 1.25, eval.json's clamp), then how well the ground's depth at
+pixels outside delta1 (max(p/t, t/p) >= 1.25, clamped as eval.json is), then how well the ground's depth at
 the bottom of each scene is known: the correlation over the scenes of the predicted and the true median
 depth of the 4 bottom rows (1: it follows every scene; 0: one guess for all).
 """
@@ -16,11 +16,11 @@ import json
 import numpy as np
 
 from fgbg.core.checkpoint import load_for_inference
+from fgbg.core.metrics import DEPTH_EPS
 from fgbg.core.runtime import predict_pair
 from fgbg.dataset.store import ComposedStore
 
 BAND = 16
-CLAMP = 1e-3  # as fgbg.core.metrics' depth ratios
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     for i in json.loads(open(args.split).read())["test"][:: args.every]:
         sample = store.sample(i)
         pred = predict_pair(loaded.model, loaded.contract, sample.bg, sample.fg_bg, loaded.device)["bg_depth"]
-        p, t = np.maximum(pred, CLAMP), np.maximum(sample.bg_depth, CLAMP)
+        p, t = np.maximum(pred, DEPTH_EPS), np.maximum(sample.bg_depth, DEPTH_EPS)  # as eval.json clamps
         missed.append((np.maximum(p / t, t / p) >= 1.25).mean(axis=1))  # H: the share missed in each row
         bottom_true.append(np.median(sample.bg_depth[-4:]))
         bottom_pred.append(np.median(pred[-4:]))

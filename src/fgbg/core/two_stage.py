@@ -11,7 +11,8 @@ BackgroundMattingV2, Lin et al. 2021; written here from the paper's description)
   error (the count rounded half to even, at least 1; ties go to the lower cell index). Each
   cell is a `coarse_scale` px square at full resolution; the refiner sees it with a margin
   of MARGIN px: the pair at full resolution, and the base's heads and features upsampled
-  (bilinear), and gives each head's new value there, as a residual on the upsampled one. Everywhere else the heads are the base's, upsampled.
+  (bilinear), and gives each head's new value there, as a residual on the upsampled one.
+  Everywhere else the heads are the base's, upsampled.
 - Under ground contact the depth is derived from the final mask and bg_depth
   (fgbg.core.model.ground_contact), as in the UNet.
 

@@ -23,7 +23,7 @@ def test_each_head_scored_as_the_other_by_hand():
     """A 1 x 4 image: the alpha target 1, 0.6, 0.2, 0; the mask target (alpha >= 128/255) 1, 1, 0, 0.
     The mask head says 1, 0, 0, 0: as an alpha its SAD is (0.6 + 0.2) / 1000. The alpha head says 0.9, 0.55,
     0.3, 0: at the threshold, 1, 1, 0, 0, the mask exactly (IoU 1). The network's alpha before refining,
-    1, 0.6, 0.2, 0.2, has SAD 0.2 / 1000."""
+    1, 0.6, 0.2, 0.2 (153 and 51 / 255 in 8 bits), has SAD 0.2 / 1000."""
     targets = {"alpha": torch.tensor([1.0, 0.6, 0.2, 0.0]).view(1, 1, 1, 4),
                "mask": torch.tensor([1.0, 1.0, 0.0, 0.0]).view(1, 1, 1, 4)}
     outputs = {"mask": torch.tensor([3.0, -1.0, -2.0, -5.0]).view(1, 1, 1, 4),
@@ -32,7 +32,8 @@ def test_each_head_scored_as_the_other_by_hand():
     assert got["mask_as_alpha/sad"].item() == pytest.approx(0.8 / 1000)
     assert got["mask_as_alpha/mse"].item() == pytest.approx((0.36 + 0.04) / 4)
     assert got["alpha_as_mask/iou"].item() == 1.0
-    assert got["alpha_network/sad"].item() == pytest.approx(0.25 / 1000)  # here the network's is the alpha itself
+    # here the network's is the alpha itself, scored in 8 bits: 230, 140, 76 (76.5 rounds to even) and 0 / 255
+    assert got["alpha_network/sad"].item() == pytest.approx((25 / 255 + 13 / 255 + 25 / 255) / 1000)
     network = {**outputs, "alpha": torch.tensor([1.0, 0.6, 0.2, 0.2]).view(1, 1, 1, 4)}  # as it was before refining
     assert _crossed(outputs, network, targets, 128)["alpha_network/sad"].item() == pytest.approx(0.2 / 1000)
     outputs["alpha"][0, 0, 0, 1] = 127.4 / 255  # rounds to 127: below the threshold
@@ -40,6 +41,27 @@ def test_each_head_scored_as_the_other_by_hand():
     outputs["alpha"][0, 0, 0, 1] = 127.7 / 255  # rounds to 128: at the threshold, in the mask
     assert _crossed(outputs, outputs, targets, mask_threshold=128)["alpha_as_mask/iou"].item() == 1.0
     assert _crossed({"mask": outputs["mask"]}, {"mask": outputs["mask"]}, targets, 128) == {}  # only with both heads
+
+
+def test_the_alpha_a_user_gets_is_the_8_bits_predict_writes_and_is_scored_so():
+    """The network's alpha never reaches 0: a sigmoid's 0.0015 on each of 36,864 background pixels of a 192 px
+    image would add 0.055 to its SAD, though the 8-bit file predict writes holds 0 there (0.0015 x 255 = 0.38
+    rounds to 0). The answer and both alpha blocks are scored as written: 0.0015 -> 0, 0.6 -> 153 / 255,
+    0.0021 -> 1 / 255 (0.54 rounds up)."""
+    from fgbg.core.runtime import refined_answers
+
+    flat = np.zeros((4, 4, 3), np.uint8)  # no sure pixel: nothing to refine, the alpha is the network's
+    network = np.array([[0.0015, 0.6, 0.0021, 1.0]] * 4, np.float32)
+    answer = refined_answers({"alpha": network}, flat, flat)["alpha"]
+    assert answer.dtype == np.float32
+    assert answer[0].tolist() == pytest.approx([0.0, 153 / 255, 1 / 255, 1.0])
+    targets = {"alpha": torch.tensor([0.0, 0.6, 0.0, 1.0]).view(1, 1, 1, 4),
+               "mask": torch.tensor([0.0, 1.0, 0.0, 1.0]).view(1, 1, 1, 4)}
+    outputs = {"mask": torch.tensor([-3.0, 1.0, -2.0, 5.0]).view(1, 1, 1, 4),
+               "alpha": torch.from_numpy(answer[:1, :]).view(1, 1, 1, 4)}
+    raw = {**outputs, "alpha": torch.from_numpy(network[:1, :]).view(1, 1, 1, 4)}
+    written_error = abs(153 / 255 - 0.6) + 1 / 255
+    assert _crossed(outputs, raw, targets, 128)["alpha_network/sad"].item() == pytest.approx(written_error / 1000)
 
 
 def test_the_matte_writer_saves_8_bits(tmp_path):
@@ -147,7 +169,7 @@ def test_predict_and_evaluate_score_the_alpha_each_pair_refines(tiny_dataset, or
     `alpha_network` the network's own."""
     from types import SimpleNamespace
 
-    from fgbg.core.matting import refine_alpha
+    from fgbg.core.matting import as_written, refine_alpha
     from fgbg.core.metrics import matte_metrics
     from fgbg.dataset.data import PairDataset
     from fgbg.dataset.store import ComposedStore
@@ -164,11 +186,12 @@ def test_predict_and_evaluate_score_the_alpha_each_pair_refines(tiny_dataset, or
     for row, i in enumerate(ids):
         sample = store.sample(i)
         answer = predict_pair(None, the_contract, sample.bg, sample.fg_bg, "cpu")["alpha"]
-        assert np.array_equal(answer, refine_alpha(sample.bg, sample.fg_bg, network))  # predict refines by its pair
+        assert np.array_equal(answer, as_written(refine_alpha(sample.bg, sample.fg_bg, network)))  # refined by its pair
+        assert np.array_equal(np.round(answer * 255) / 255, answer)  # in the 8 bits that predict writes
         refined_somewhere |= not np.array_equal(answer, network)
         target = torch.from_numpy(sample.alpha)[None, None]
         sad = float(matte_metrics(torch.from_numpy(answer)[None, None], target)["sad"][0])
         assert df["sad"][row] == pytest.approx(sad), f"row {row} is not sample {i}'s refined alpha"
-        own = float(matte_metrics(torch.from_numpy(network)[None, None], target)["sad"][0])
+        own = float(matte_metrics(torch.from_numpy(as_written(network))[None, None], target)["sad"][0])
         assert df["alpha_network/sad"][row] == pytest.approx(own)
     assert refined_somewhere and df["sad"].nunique() > 1

@@ -14,6 +14,10 @@ I = alpha F + (1 - alpha) B. The bg is known, so F = (I - (1 - alpha) B) / alpha
 [0, 255]: the bg colour that bleeds into a soft edge is taken out. The division multiplies the
 noise of I and B by 1 / alpha, so below RECOVER_FROM F is I itself (a nearly transparent pixel,
 drawn at that alpha); where alpha is 0 there is no object, and F is 0.
+
+The alpha a user gets is written in 8 bits (`as_written`: k / 255), and it is scored so: the network's
+sigmoid never reaches 0, and its residue on the background (0.0015 is common) would add to a sum over the
+image such as SAD what the written file does not hold.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ SURE = 0.95  # alpha from which a pixel is surely the object's: its colour is F
 REACH = 8  # px from a sure pixel within which the alpha is refined (the soft edge)
 FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
 PRIOR = 100.0  # weight of the network's alpha, in squared 8-bit levels summed over RGB (10 levels rms)
+LEVELS = 255  # an alpha is written as 8 bits: k / LEVELS
 CHECKER = 8  # px per square of the checkerboard that shows a cut-out's transparency
 CHECKER_LEVELS = (204, 255)  # its two greys
 
@@ -48,6 +53,11 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray) -> np.nda
     refined = alpha.copy()
     refined[edge] = np.clip(solved, 0, 1)
     return refined
+
+
+def as_written(alpha):
+    """An alpha (numpy array or torch tensor, any shape) at the 8-bit levels predict writes: round(255 a) / 255."""
+    return (alpha.clip(0, 1) * LEVELS).round() / LEVELS
 
 
 def foreground(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:

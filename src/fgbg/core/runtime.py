@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from fgbg.core.contract import Contract
 from fgbg.core.errors import ConfigError
 from fgbg.core.heads import HEADS
-from fgbg.core.matting import refine_alpha
+from fgbg.core.matting import as_written, refine_alpha
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -109,6 +109,7 @@ def predict_pair(model, contract: Contract, bg: np.ndarray, fg_bg: np.ndarray, d
 
 
 def refined_answers(answers: dict[str, np.ndarray], bg: np.ndarray, fg_bg: np.ndarray) -> dict[str, np.ndarray]:
-    """One pair's answers {head: H, W} with each matte head's alpha refined by the pair (fgbg.core.matting)."""
-    return {head: refine_alpha(bg, fg_bg, answer) if HEADS[head] == "matte" else answer
+    """One pair's answers {head: H, W} with each matte head's alpha refined by the pair (fgbg.core.matting), at
+    the 8 bits that predict writes."""
+    return {head: as_written(refine_alpha(bg, fg_bg, answer)) if HEADS[head] == "matte" else answer
             for head, answer in answers.items()}

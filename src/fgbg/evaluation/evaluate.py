@@ -50,7 +50,7 @@ from fgbg.core.heads import (
     metric_keys,
 )
 from fgbg.core.imageio import atomic_path, atomic_write_json
-from fgbg.core.matting import cutout, on_checkerboard
+from fgbg.core.matting import as_written, cutout, on_checkerboard
 from fgbg.core.plots import WORST, sample_columns, sample_rows, save_grid
 from fgbg.core.progress import progress
 from fgbg.core.runtime import predict_padded, predict_pair, refined_answers
@@ -94,12 +94,12 @@ CROSSED = {"mask_as_alpha": "alpha", "alpha_as_mask": "mask", "alpha_network": "
 def _crossed(outputs: dict, network: dict, targets: dict, mask_threshold: int) -> dict[str, torch.Tensor]:
     """With a mask and an alpha head: the mask head's answer scored as an alpha (0 / 1, what a binary mask
     gives a cut-out), the alpha's `>= mask_threshold` scored as a mask, and the network's alpha before it
-    was refined by the pair (`network`), as `<block>/<metric>` columns: which head to take each answer from."""
+    was refined by the pair (`network`; in 8 bits, as the refined one), as `<block>/<metric>` columns: which head to take each answer from."""
     if not {"mask", "alpha"} <= set(outputs):
         return {}
     crossed = {"mask_as_alpha": kind_of("mask").answer(outputs["mask"]).float(),
                "alpha_as_mask": outputs["alpha"] - (mask_threshold - 0.5) / 255,  # logits > 0: rounds to >= threshold
-               "alpha_network": network["alpha"]}
+               "alpha_network": as_written(network["alpha"])}  # scored as the refined one: in 8 bits
     columns = {}
     for block, output in crossed.items():
         head = CROSSED[block]

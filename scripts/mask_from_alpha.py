@@ -3,7 +3,8 @@
     python scripts/mask_from_alpha.py [--checkpoint models/best.pt] [--every 1]
 
 Each pair runs through `predict`'s code (fgbg.core.runtime.predict_pair: the alpha refined by the pair), once
-as stored and once with bg and fg_bg each round-tripped through a JPEG at evaluate's `test_files` quality.
+as stored and once with bg and fg_bg each round-tripped through a JPEG at evaluate's `test_files` quality (PIL's
+default 4:2:0 chroma, so refined as predict refines such files: fgbg.core.matting.HALF_CHROMA).
 Prints the mean mask IoU of each answer: what README "The mask from the refined alpha" reports.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from fgbg.core.checkpoint import load_for_inference
+from fgbg.core.matting import HALF_CHROMA, LOSSLESS
 from fgbg.core.runtime import predict_pair
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.evaluate import FILE_QUALITY
@@ -49,7 +51,8 @@ def main() -> None:
             sample = store.sample(i)
             for files, (bg, fg_bg) in ((False, (sample.bg, sample.fg_bg)),
                                        (True, (as_jpeg_file(sample.bg), as_jpeg_file(sample.fg_bg)))):
-                answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device)
+                answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device,
+                                       trust=HALF_CHROMA if files else LOSSLESS)
                 where = " as files" if files else ""
                 scores.setdefault(f"mask head{where}", []).append(iou(answers["mask"], sample.mask))
                 scores.setdefault(f"refined alpha >= 0.5{where}", []).append(iou(answers["alpha"] >= 0.5, sample.mask))

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fgbg.core.checkpoint import load_checkpoint
+from fgbg.core.checkpoint import load_checkpoint, load_for_inference
 from fgbg.core.config import Params, from_dict
 from fgbg.core.matting import cutout, on_checkerboard
 from fgbg.core.runtime import predict_pair
@@ -195,3 +195,33 @@ def test_predict_and_evaluate_score_the_alpha_each_pair_refines(tiny_dataset, or
         own = float(matte_metrics(torch.from_numpy(as_written(network))[None, None], target)["sad"][0])
         assert df["alpha_network/sad"][row] == pytest.approx(own)
     assert refined_somewhere and df["sad"].nunique() > 1
+
+
+def test_predict_score_and_test_files_refine_a_half_chroma_jpeg_pair_by_its_trust(tiny_dataset, oracle, tmp_path,
+                                                                                   monkeypatch):
+    """The trust of each pair follows its files (fgbg.core.matting.trust_of): two PNGs are LOSSLESS; a pair with a
+    default JPEG, as evaluate's test_files writes, is HALF_CHROMA, in predict and in score alike."""
+    import fgbg.core.runtime as runtime
+    from fgbg.core.config import ModelConfig
+    from fgbg.core.matting import HALF_CHROMA, LOSSLESS, refine_alpha
+    from fgbg.core.model import build_model
+    from fgbg.dataset.store import ComposedStore
+    from fgbg.evaluation.scoring import LabelledPair, score_pairs
+    from fgbg.inference.predict import predict_paths
+    from tests.conftest import contract, write_checkpoint
+
+    seen = []
+    monkeypatch.setattr(runtime, "refine_alpha", lambda *args: seen.append(args[3]) or refine_alpha(*args))
+    the_contract = contract(ModelConfig(width=4, levels=2))
+    checkpoint = write_checkpoint(tmp_path / "m.pt", build_model(the_contract), the_contract)
+    sample = ComposedStore(tiny_dataset).sample(0)
+    for name, image in (("bg", sample.bg), ("fg_bg", sample.fg_bg)):
+        Image.fromarray(image).save(tmp_path / f"{name}.png")
+        Image.fromarray(image).save(tmp_path / f"{name}.jpg", quality=90)
+    predict_paths(checkpoint, tmp_path / "bg.png", tmp_path / "fg_bg.png", tmp_path / "out")
+    predict_paths(checkpoint, tmp_path / "bg.png", tmp_path / "fg_bg.jpg", tmp_path / "out")
+    loaded = load_for_inference(checkpoint, "cpu")
+    targets = {"mask": sample.mask, "alpha": sample.alpha}
+    score_pairs(loaded, [LabelledPair("a", tmp_path / "bg.jpg", tmp_path / "fg_bg.jpg", targets),
+                         LabelledPair("b", tmp_path / "bg.png", tmp_path / "fg_bg.png", targets)], threshold=20)
+    assert seen == [LOSSLESS, HALF_CHROMA, HALF_CHROMA, LOSSLESS]

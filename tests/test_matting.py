@@ -2,8 +2,22 @@
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from fgbg.core.matting import FLOOR, PRIOR, REACH, SURE, cutout, foreground, on_checkerboard, refine_alpha
+from fgbg.core.matting import (
+    FLOOR,
+    HALF_CHROMA,
+    LOSSLESS,
+    PRIOR,
+    REACH,
+    SURE,
+    Trust,
+    cutout,
+    foreground,
+    on_checkerboard,
+    refine_alpha,
+    trust_of,
+)
 
 
 def test_foreground_by_hand():
@@ -139,3 +153,56 @@ def test_the_reach_is_euclidean():
     refined = refine_alpha(bg, fg_bg, net)
     assert refined[6, 6] == np.float32(0.9)
     assert refined[5, 6] == pytest.approx((100 * 200 * 3 + PRIOR * 0.9) / (200**2 * 3 + PRIOR), abs=1e-6)
+
+
+def _chroma_only_scene():
+    """bg grey 100; an object (160, 64, 128) of the bg's luma (F - B = (60, -36, 28): 0.299 x 60 - 0.587 x 36 +
+    0.114 x 28 = 0), so it differs in colour alone; a soft column 4 at the truth 0.5, I = (130, 82, 114); the
+    network says 0.8 there."""
+    bg = np.full((3, 12, 3), 100, np.uint8)
+    fg_bg = bg.copy()
+    fg_bg[:, :4] = (160, 64, 128)
+    fg_bg[:, 4] = (130, 82, 114)
+    net = np.zeros((3, 12), np.float32)
+    net[:, :4], net[:, 4] = 1.0, 0.8
+    return bg, fg_bg, net
+
+
+def test_a_half_chroma_jpeg_trusts_the_colour_that_no_luma_carries_less():
+    """On the chroma-only edge, |F - B|^2 = 60^2 + 36^2 + 28^2 = 5,680 and (I - B) . (F - B) = 2,840, all of it
+    off the luma axis. Lossless: (2,840 + 100 x 0.8) / (5,680 + 100) = 0.50519. A JPEG that stored its colour at
+    half resolution (HALF_CHROMA: that part weighs 0.1, the prior 1,000): (284 + 800) / (568 + 1,000) = 0.69133,
+    nearer the network's. With no weight at all the network's 0.8 stands."""
+    bg, fg_bg, net = _chroma_only_scene()
+    assert LOSSLESS == Trust(chroma=1.0, prior=PRIOR) and HALF_CHROMA == Trust(chroma=0.1, prior=1000.0)
+    assert refine_alpha(bg, fg_bg, net)[:, 4] == pytest.approx(2920 / 5780, abs=1e-5)
+    assert refine_alpha(bg, fg_bg, net, HALF_CHROMA)[:, 4] == pytest.approx(1084 / 1568, abs=1e-5)
+    assert refine_alpha(bg, fg_bg, net, Trust(chroma=0.0, prior=1000.0))[:, 4] == pytest.approx(0.8, abs=1e-5)
+
+
+def test_a_luma_edge_is_solved_alike_at_any_chroma_weight():
+    """A grey object (200, 200, 200) on grey 50 with a soft column at 0.3: I - B = (45, 45, 45). The part of the
+    difference off the luma axis (0.299, 0.587, 0.114) counts less in HALF_CHROMA, yet the luma alone fixes the
+    alpha: with a tiny prior both trusts give 0.3."""
+    bg = np.full((3, 12, 3), 50, np.uint8)
+    fg_bg = bg.copy()
+    fg_bg[:, :4], fg_bg[:, 4] = 200, 95
+    net = np.zeros((3, 12), np.float32)
+    net[:, :4], net[:, 4] = 1.0, 0.6
+    for trust in (Trust(chroma=1.0, prior=1e-3), Trust(chroma=0.1, prior=1e-3)):
+        assert refine_alpha(bg, fg_bg, net, trust)[:, 4] == pytest.approx(0.3, abs=1e-4)
+
+
+@pytest.mark.parametrize(("save", "halved"), [({"format": "JPEG", "quality": 90}, True),
+                                              ({"format": "JPEG", "quality": 90, "subsampling": "4:2:2"}, True),
+                                              ({"format": "JPEG", "quality": 90, "subsampling": "4:4:4"}, False),
+                                              ({"format": "PNG"}, False)])
+def test_the_trust_of_a_pair_of_files_follows_how_they_stored_their_colour(tmp_path, save, halved):
+    """PIL's default JPEG, like most cameras', keeps the colour at half resolution (4:2:0); such a file in a pair
+    makes the pair HALF_CHROMA. A 4:4:4 JPEG or a PNG keeps it whole: LOSSLESS."""
+    image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    lossy, png = tmp_path / "a.img", tmp_path / "b.png"
+    Image.fromarray(image).save(lossy, **save)
+    Image.fromarray(image).save(png)
+    assert trust_of(png, png) == LOSSLESS
+    assert trust_of(png, lossy) == trust_of(lossy, png) == (HALF_CHROMA if halved else LOSSLESS)

@@ -9,6 +9,14 @@ clipped to [0, 1]. Where the object's colour differs from the bg's this is the a
 where they are alike (|F - B|^2 small against PRIOR) it stays the network's. This is known-background
 matting (the difference matting of Smith and Blinn, 1996) with the network's alpha as the prior.
 
+How far the pair's colours are trusted depends on how its files stored them (`trust_of`). Most JPEG
+files, cameras' and PIL's alike, keep the colour at half resolution (4:2:0 or 4:2:2 chroma) and the
+luma whole, so on an object's edge the colour is smeared over about two pixels while the luma is
+not. For such a pair (HALF_CHROMA) the part of each difference that no luma change carries (all but
+its component along the luma axis, BT.601's (0.299, 0.587, 0.114)) weighs 0.1 in the dot products
+above, and the network's alpha weighs more. For pairs stored without loss (LOSSLESS) every
+direction of colour weighs the same. Both were chosen on the val split (README "Using a trained model").
+
 Where the alpha is soft, a pixel of fg_bg mixes the object's colour F with the bg's B:
 I = alpha F + (1 - alpha) B. The bg is known, so F = (I - (1 - alpha) B) / alpha, clipped to
 [0, 255]: the bg colour that bleeds into a soft edge is taken out. The division multiplies the
@@ -22,20 +30,50 @@ image such as SAD what the written file does not hold.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import NamedTuple
+
 import cv2
 import numpy as np
+from PIL import Image, JpegImagePlugin
 
 RECOVER_FROM = 0.1  # the alpha from which F is recovered: noise grows by at most 1 / 0.1 = 10x
 SURE = 0.95  # alpha from which a pixel is surely the object's: its colour is F
 REACH = 8  # px from a sure pixel within which the alpha is refined (the soft edge)
 FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
 PRIOR = 100.0  # weight of the network's alpha, in squared 8-bit levels summed over RGB (10 levels rms)
+LUMA_AXIS = np.float32([0.299, 0.587, 0.114]) / np.linalg.norm([0.299, 0.587, 0.114])  # BT.601, as JPEG's Y
+
+
+class Trust(NamedTuple):
+    """How refine_alpha weighs a pair's colours against the network's alpha."""
+
+    chroma: float  # weight of the colour difference that no luma change carries (1: as much as the luma's)
+    prior: float  # weight of the network's alpha, in squared 8-bit levels
+
+
+LOSSLESS = Trust(chroma=1.0, prior=PRIOR)  # PNG, or a JPEG that kept its colour whole (4:4:4)
+HALF_CHROMA = Trust(chroma=0.1, prior=1000.0)  # a JPEG with its colour at half resolution, as most photos
 LEVELS = 255  # an alpha is written as 8 bits: k / LEVELS
 CHECKER = 8  # px per square of the checkerboard that shows a cut-out's transparency
 CHECKER_LEVELS = (204, 255)  # its two greys
 
 
-def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def trust_of(bg: str | Path, fg_bg: str | Path) -> Trust:
+    """HALF_CHROMA when either file of a pair is a JPEG with its colour at half resolution, else LOSSLESS."""
+    def halved(path) -> bool:
+        with Image.open(path) as img:  # the header alone
+            return img.format == "JPEG" and JpegImagePlugin.get_sampling(img) > 0  # 1: 4:2:2, 2: 4:2:0
+    return HALF_CHROMA if halved(bg) or halved(fg_bg) else LOSSLESS
+
+
+def _dot(a: np.ndarray, b: np.ndarray, chroma: float) -> np.ndarray:
+    """N, 3 each -> N: a . b with the part of a and b off the luma axis weighted by `chroma` (1: a . b)."""
+    la, lb = a @ LUMA_AXIS, b @ LUMA_AXIS
+    return la * lb + chroma * ((a * b).sum(-1) - la * lb)
+
+
+def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Trust = LOSSLESS) -> np.ndarray:
     """H, W, 3 uint8 each and the network's alpha H, W in [0, 1] -> the alpha refined on its soft edge
     (see module doc), float32; unchanged where no pixel is surely the object's."""
     alpha = np.asarray(alpha, np.float32)
@@ -49,7 +87,8 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray) -> np.nda
     image, back = fg_bg[edge].astype(np.float32), bg[edge].astype(np.float32)
     colour = fg_bg[sure][label[edge] - 1].astype(np.float32)  # F: the nearest sure pixel's colour
     mixed, contrast = image - back, colour - back  # I - B, F - B
-    solved = ((mixed * contrast).sum(-1) + PRIOR * alpha[edge]) / ((contrast * contrast).sum(-1) + PRIOR)
+    solved = ((_dot(mixed, contrast, trust.chroma) + trust.prior * alpha[edge])
+              / (_dot(contrast, contrast, trust.chroma) + trust.prior))
     refined = alpha.copy()
     refined[edge] = np.clip(solved, 0, 1)
     return refined

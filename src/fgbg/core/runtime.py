@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from fgbg.core.contract import Contract
 from fgbg.core.errors import ConfigError
 from fgbg.core.heads import HEADS
-from fgbg.core.matting import as_written, refine_alpha
+from fgbg.core.matting import LOSSLESS, Trust, as_written, refine_alpha
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -93,10 +93,10 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
 
 @torch.no_grad()
 def predict_pair(model, contract: Contract, bg: np.ndarray, fg_bg: np.ndarray, device,
-                 size: int | None = None) -> dict[str, np.ndarray]:
+                 size: int | None = None, trust: Trust = LOSSLESS) -> dict[str, np.ndarray]:
     """bg, fg_bg: H, W, 3 uint8 of one size -> {head: its answer, H, W}: the mask as bool, depth as
     float32 in [0, 1] (fgbg.core.contract.HeadKind.answer), an alpha refined at native resolution
-    (`refined_answers`).
+    (`refined_answers`; `trust`: how the pair's files stored its colour, fgbg.core.matting.trust_of).
 
     At native resolution, or with the shorter side scaled to `size` and the outputs back."""
     h, w = bg.shape[:2]
@@ -105,11 +105,12 @@ def predict_pair(model, contract: Contract, bg: np.ndarray, fg_bg: np.ndarray, d
     outputs = {head: F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
                for head, out in predict_padded(model, x.to(device)).items()}  # 1, 1, h, w each
     return refined_answers({head: answer[0, 0].cpu().numpy() for head, answer in contract.answers(outputs).items()},
-                           bg, fg_bg)
+                           bg, fg_bg, trust)
 
 
-def refined_answers(answers: dict[str, np.ndarray], bg: np.ndarray, fg_bg: np.ndarray) -> dict[str, np.ndarray]:
+def refined_answers(answers: dict[str, np.ndarray], bg: np.ndarray, fg_bg: np.ndarray,
+                    trust: Trust = LOSSLESS) -> dict[str, np.ndarray]:
     """One pair's answers {head: H, W} with each matte head's alpha refined by the pair (fgbg.core.matting), at
     the 8 bits that predict writes."""
-    return {head: as_written(refine_alpha(bg, fg_bg, answer)) if HEADS[head] == "matte" else answer
+    return {head: as_written(refine_alpha(bg, fg_bg, answer, trust)) if HEADS[head] == "matte" else answer
             for head, answer in answers.items()}

@@ -32,6 +32,7 @@ from fgbg.core.imageio import (
     read_image,
     uint16_to_depth,
 )
+from fgbg.core.matting import trust_of
 from fgbg.core.plots import WORST, grid_png
 from fgbg.core.progress import progress
 from fgbg.core.runtime import predict_pair
@@ -84,7 +85,8 @@ def score_pairs(loaded: LoadedModel, pairs: list[LabelledPair], threshold: int |
     rows, base_rows = [], []
     for pair in progress(pairs, desc="score", unit="pair"):
         bg, fg_bg = _read_pair(pair)
-        answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device, size)
+        answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device, size,
+                               trust_of(pair.bg, pair.fg_bg))
         rows.append({"name": pair.name, **_scores(answers, pair, keys)})
         diffs.append(difference(bg, fg_bg))
     if threshold is None and all("mask" in p.targets for p in pairs):
@@ -167,7 +169,8 @@ def score_folder(checkpoint: str | Path, pairs_dir: str | Path, out: str | Path,
     for k in worst:
         pair = pairs[k]
         bg, fg_bg = _read_pair(pair)
-        answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device, size)
+        answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device, size,
+                               trust_of(pair.bg, pair.fg_bg))
         row = [bg, fg_bg]
         for head in headlines:
             truth = pair.targets.get(head, np.zeros(bg.shape[:2]))

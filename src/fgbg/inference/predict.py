@@ -11,7 +11,8 @@ with a preview, a matte head's as 8 bits, and with an alpha head the cut-out:
     <stem>_mask.png           0 / 255
     <stem>_depth.png          16-bit, depth = value / 65535 (0 = nearest, 1 = farthest)
     <stem>_depth_preview.png  colour-mapped depth (magma, near = bright)
-    <stem>_alpha.png          8-bit alpha, value / 255, refined on its soft edge by the pair (fgbg.core.matting)
+    <stem>_alpha.png          8-bit alpha, value / 255, refined on its soft edge by the pair, as far as its
+                              files kept their colour (fgbg.core.matting.trust_of)
     <stem>_cutout.png         RGBA: the object alone, its colours recovered from the known bg (fgbg.core.matting)
 Folders are paired by file stem; a bg without a fg_bg (or the reverse) is an error.
 """
@@ -37,7 +38,7 @@ from fgbg.core.imageio import (  # noqa: E402
     paired_stems,
     read_image,
 )
-from fgbg.core.matting import cutout  # noqa: E402
+from fgbg.core.matting import cutout, trust_of  # noqa: E402
 from fgbg.core.progress import progress  # noqa: E402
 from fgbg.core.runtime import predict_pair  # noqa: E402
 
@@ -95,7 +96,8 @@ def predict_paths(checkpoint: str | Path, bg: str | Path, fg_bg: str | Path, out
         if bg_img.shape != fg_bg_img.shape:
             raise InputError(f"{bg_path} is {bg_img.shape[1]}x{bg_img.shape[0]} but {fg_bg_path} is "
                              f"{fg_bg_img.shape[1]}x{fg_bg_img.shape[0]}; a bg and its fg_bg must be the same size")
-        answers = predict_pair(loaded.model, loaded.contract, bg_img, fg_bg_img, loaded.device, size)
+        answers = predict_pair(loaded.model, loaded.contract, bg_img, fg_bg_img, loaded.device, size,
+                               trust_of(bg_path, fg_bg_path))
         write_outputs(out, stem, answers, bg_img, fg_bg_img)
     log.info("wrote predictions for %d pair(s) into %s", len(pairs), out)
     return len(pairs)

@@ -68,19 +68,19 @@ def results_markdown(eval_path: str | Path, by_source_path: str | Path) -> str:
 
 
 def _crossed_lines(ev: dict) -> list[str]:
-    """With a mask and an alpha head: each answer scored as the other (eval.json's mask_as_alpha, alpha_as_mask),
-    and the network's alpha before it was refined (alpha_network)."""
+    """With a mask and an alpha head: the alpha against the mask used as an alpha (eval.json's mask_as_alpha), and
+    the network's own answers before the pair refined them (mask_network, alpha_network)."""
     if "mask_as_alpha" not in ev:
         return []
-    alpha, as_alpha, as_mask = ev["alpha"], ev["mask_as_alpha"], ev["alpha_as_mask"]
+    alpha, as_alpha, head_mask = ev["alpha"], ev["mask_as_alpha"], ev["mask_network"]
     ratios = ", ".join(f"{name} {alpha[k]:.4f} against {as_alpha[k]:.4f} ({alpha[k] / as_alpha[k]:.2f}x)"
                        for k, name in (("sad", "SAD"), ("grad", "Grad")) if as_alpha[k] > 0)
     network = ev.get("alpha_network")
     before = (f" Before the pair refines it on its soft edge, the network's own alpha scores SAD {network['sad']:.4f} "
               f"and Grad {network['grad']:.4f}." if network else "")
-    return ["", f"The alpha head against the mask head's answer used as an alpha (0 or 1): {ratios}. The alpha at "
-                f"the mask threshold, used as the mask, scores IoU {as_mask['iou']:.4f} (the mask head "
-                f"{ev['mask']['iou']:.4f}).{before}"]
+    return ["", f"The alpha against the mask used as an alpha (0 or 1): {ratios}. The mask is the refined alpha at "
+                f"the mask threshold: IoU {ev['mask']['iou']:.4f}, where the mask head's own answer scores "
+                f"{head_mask['iou']:.4f}.{before}"]
 
 
 def update_readme(readme: str | Path, eval_path: str | Path, by_source_path: str | Path) -> bool:

@@ -47,6 +47,7 @@ class Checkpoint:
     def to_dict(self) -> dict:
         return {"format_version": FORMAT_VERSION, "model_config": dataclasses.asdict(self.contract.config),
                 "heads": list(self.contract.heads), "stats": self.contract.stats.to_dict(), "model": self.weights,
+                "mask_threshold": self.contract.mask_threshold,
                 "input_size": self.input_size, "epoch": self.epoch, "val": self.val, "resume": self.resume}
 
     @classmethod
@@ -62,8 +63,11 @@ class Checkpoint:
             raise ValueError("the weights are not a mapping of names to tensors")
         if not (isinstance(size, int) and size > 0):
             raise ValueError(f"input_size {size!r} is not a positive int")
+        threshold = payload.get("mask_threshold", 128)  # not recorded before the mask came from the alpha: 128
+        if not (isinstance(threshold, int) and 1 <= threshold <= 255):
+            raise ValueError(f"mask_threshold {threshold!r} is not an alpha level, an int in [1, 255]")
         contract = Contract(model_config_from_record(payload["model_config"]), NormStats.from_dict(payload["stats"]),
-                            tuple(heads))
+                            tuple(heads), threshold)
         return cls(contract, weights, size, int(payload["epoch"]), dict(payload["val"]), dict(payload["resume"]))
 
     def build(self, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -143,11 +143,14 @@ def kind_of(head: str) -> HeadKind:
 
 @dataclass(frozen=True)
 class Contract:
-    """A trained model's contract: build it from `config` with `heads`, feed it inputs normalised by `stats`."""
+    """A trained model's contract: build it from `config` with `heads`, feed it inputs normalised by `stats`; its
+    mask target was the alpha at `mask_threshold` (compose.mask_threshold), and so is the mask it answers with an
+    alpha head (fgbg.core.runtime.final_answers)."""
 
     config: ModelConfig
     stats: NormStats
     heads: tuple[str, ...]
+    mask_threshold: int = 128
 
     @property
     def gray(self) -> bool:

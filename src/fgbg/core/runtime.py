@@ -4,8 +4,11 @@
 - the precision: an autocast dtype, or None for fp32;
 - the forward pass under autocast, {head: float32 output} resized to the input's size;
 - a whole (bg, fg_bg) pair of any size and aspect, at native resolution or scaled: what
-  `fgbg predict`, `fgbg score` and evaluate's file round trip all run; an alpha head's answer
-  refined on its soft edge by the pair itself (fgbg.core.matting.refine_alpha).
+  `fgbg predict`, `fgbg score` and evaluate's file round trip all run;
+- the answers a user gets (`final_answers`): an alpha head's answer refined on its soft edge by the
+  pair itself (fgbg.core.matting.refine_alpha), in 8 bits; with a mask head too, the mask is that
+  alpha at the mask threshold, which beat the mask head on the val split as stored and as JPEG
+  files (README "The mask from the refined alpha"), and a depth derived by ground contact follows it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from fgbg.core.contract import Contract
 from fgbg.core.errors import ConfigError
 from fgbg.core.heads import HEADS
 from fgbg.core.matting import LOSSLESS, Trust, as_written, refine_alpha
+from fgbg.core.model import ground_contact
 
 
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
@@ -94,9 +98,8 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
 @torch.no_grad()
 def predict_pair(model, contract: Contract, bg: np.ndarray, fg_bg: np.ndarray, device,
                  size: int | None = None, trust: Trust = LOSSLESS) -> dict[str, np.ndarray]:
-    """bg, fg_bg: H, W, 3 uint8 of one size -> {head: its answer, H, W}: the mask as bool, depth as
-    float32 in [0, 1] (fgbg.core.contract.HeadKind.answer), an alpha refined at native resolution
-    (`refined_answers`; `trust`: how the pair's files stored its colour, fgbg.core.matting.trust_of).
+    """bg, fg_bg: H, W, 3 uint8 of one size -> {head: its answer, H, W} as a user gets it (`final_answers`;
+    `trust`: how the pair's files stored its colour, fgbg.core.matting.trust_of).
 
     At native resolution, or with the shorter side scaled to `size` and the outputs back."""
     h, w = bg.shape[:2]
@@ -104,13 +107,29 @@ def predict_pair(model, contract: Contract, bg: np.ndarray, fg_bg: np.ndarray, d
     x = contract.encode(_resize(bg, sh, sw), _resize(fg_bg, sh, sw))[None]  # 1, 6 or 7, sh, sw
     outputs = {head: F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
                for head, out in predict_padded(model, x.to(device)).items()}  # 1, 1, h, w each
-    return refined_answers({head: answer[0, 0].cpu().numpy() for head, answer in contract.answers(outputs).items()},
-                           bg, fg_bg, trust)
+    return final_answers(contract, outputs, bg, fg_bg, trust)
 
 
-def refined_answers(answers: dict[str, np.ndarray], bg: np.ndarray, fg_bg: np.ndarray,
-                    trust: Trust = LOSSLESS) -> dict[str, np.ndarray]:
-    """One pair's answers {head: H, W} with each matte head's alpha refined by the pair (fgbg.core.matting), at
-    the 8 bits that predict writes."""
-    return {head: as_written(refine_alpha(bg, fg_bg, answer, trust)) if HEADS[head] == "matte" else answer
-            for head, answer in answers.items()}
+def mask_of(alpha, threshold: int):
+    """An alpha (numpy or torch) -> the mask at an alpha level (0-255): its 8 bits at or above `threshold`."""
+    return (alpha.clip(0, 1) * 255).round() >= threshold
+
+
+@torch.no_grad()
+def final_answers(contract: Contract, outputs: dict[str, torch.Tensor], bg: np.ndarray, fg_bg: np.ndarray,
+                  trust: Trust = LOSSLESS) -> dict[str, np.ndarray]:
+    """One pair's network outputs {head: 1, 1, H, W} -> {head: its answer, H, W} as a user gets it (module doc):
+    the mask as bool, depth as float32 in [0, 1] (fgbg.core.contract.HeadKind.answer), a matte head's alpha
+    refined by the pair in 8 bits; with an alpha and a mask head, the mask is the alpha at
+    contract.mask_threshold, and a ground-contact depth is derived again from that mask."""
+    answers = {head: answer[0, 0].cpu().numpy() for head, answer in contract.answers(outputs).items()}
+    for head in answers:
+        if HEADS[head] == "matte":
+            answers[head] = as_written(refine_alpha(bg, fg_bg, answers[head], trust))
+    if {"mask", "alpha"} <= set(answers):
+        answers["mask"] = mask_of(answers["alpha"], contract.mask_threshold)
+        if contract.config.depth == "ground_contact":
+            mask_logits = torch.from_numpy(answers["mask"].astype(np.float32) * 2 - 1)[None, None]
+            bg_depth = torch.from_numpy(answers["bg_depth"])[None, None]
+            answers["depth"] = ground_contact(mask_logits, bg_depth)[0, 0].numpy()
+    return answers

@@ -16,10 +16,10 @@ Writes
   and a unit head's |error|); plots/worst.png: the 10 worst the same way; plots/cutouts.png: the
   same samples as a user gets them (the alpha, or the mask where there is no alpha head; the
   cut-out; depth);
-- with a mask and an alpha head, `mask_as_alpha` (the mask's answer scored as an alpha),
-  `alpha_as_mask` (the alpha at the mask threshold scored as a mask) and `alpha_network` (the
-  network's alpha before the pair refined it; the `alpha` block scores the refined one, as
-  `predict` writes it: fgbg.core.matting.refine_alpha).
+- with a mask and an alpha head, `mask_as_alpha` (the mask a user gets scored as an alpha),
+  and the network's own answers before the pair refined them: `mask_network` (the mask head's)
+  and `alpha_network` (the `mask` and `alpha` blocks score what `predict` writes:
+  fgbg.core.runtime.final_answers, the alpha refined and the mask that alpha at the threshold).
 "Worst" ranks by the sum of the heads' headline errors, (1 - IoU) + RMSE (+ SAD for an alpha), so a sample is bad
 when any head fails.
 """
@@ -53,7 +53,7 @@ from fgbg.core.imageio import atomic_path, atomic_write_json
 from fgbg.core.matting import as_written, cutout, on_checkerboard
 from fgbg.core.plots import WORST, sample_columns, sample_rows, save_grid
 from fgbg.core.progress import progress
-from fgbg.core.runtime import predict_padded, predict_pair, refined_answers
+from fgbg.core.runtime import final_answers, predict_padded, predict_pair
 from fgbg.dataset.data import TARGETS, PairDataset
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.baselines import baseline_answers, choose_threshold, difference
@@ -64,42 +64,43 @@ log = logging.getLogger(__name__)
 FILE_QUALITY = 90  # test_files: each bg and fg_bg saved as its own JPEG, as the original dataset was
 
 
-def _per_image(loaded: LoadedModel, ds: PairDataset, batch_size: int, keys: dict, mask_threshold: int) -> pd.DataFrame:
-    """Each test image's metrics (`keys`) of the answers a user gets (the alpha refined by its pair, as
-    `predict` writes it), and the crossed blocks (`_crossed`)."""
+def _per_image(loaded: LoadedModel, ds: PairDataset, batch_size: int, keys: dict) -> pd.DataFrame:
+    """Each test image's metrics (`keys`) of the answers a user gets (fgbg.core.runtime.final_answers, as
+    `predict` writes them), and the crossed blocks (`_crossed`)."""
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
     cols: dict[str, list] = {}
     done = 0
     for x, targets in progress(loader, desc="evaluate", unit="batch"):
         network, outputs = _answers(loaded, x, ds.store, ds.ids[done : done + len(x)])
         done += len(x)
-        for k, v in {**score(outputs, targets, keys), **_crossed(outputs, network, targets, mask_threshold)}.items():
+        for k, v in {**score(outputs, targets, keys), **_crossed(outputs, network, targets)}.items():
             cols.setdefault(k, []).extend(v.tolist())
     return pd.DataFrame(cols)
 
 
 def _answers(loaded: LoadedModel, x: torch.Tensor, store: ComposedStore, ids: list[int]):
-    """(the network's outputs, the outputs a user gets), N, 1, H, W each, for the batch `x` of samples `ids`:
-    each matte head's alpha refined by its sample's (bg, fg_bg) pair, as predict_pair does."""
+    """(the network's outputs, the answers a user gets as outputs that `score` takes), N, 1, H, W each, for the
+    batch `x` of samples `ids`: each sample's final_answers with its own (bg, fg_bg) pair, as predict_pair gives."""
     network = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
-    answers = [refined_answers({head: out[k, 0].numpy() for head, out in network.items()}, *store.read(i)[:2])
-               for k, i in enumerate(ids)]
-    return network, {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in network}
+    answers = [final_answers(loaded.contract, {head: out[k : k + 1] for head, out in network.items()},
+                             *store.read(i)[:2]) for k, i in enumerate(ids)]
+    stacked = {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in network}
+    return network, answers_as_outputs(stacked)
 
 
 # block -> the head whose target and metrics it takes
-CROSSED = {"mask_as_alpha": "alpha", "alpha_as_mask": "mask", "alpha_network": "alpha"}
+CROSSED = {"mask_as_alpha": "alpha", "mask_network": "mask", "alpha_network": "alpha"}
 
 
-def _crossed(outputs: dict, network: dict, targets: dict, mask_threshold: int) -> dict[str, torch.Tensor]:
-    """With a mask and an alpha head: the mask head's answer scored as an alpha (0 / 1, what a binary mask
-    gives a cut-out), the alpha's `>= mask_threshold` scored as a mask, and the network's alpha before it
-    was refined by the pair (`network`; in 8 bits, as the refined one), as `<block>/<metric>` columns: which head to take each answer from."""
+def _crossed(outputs: dict, network: dict, targets: dict) -> dict[str, torch.Tensor]:
+    """With a mask and an alpha head, as `<block>/<metric>` columns: the mask a user gets scored as an alpha
+    (0 / 1, what a binary mask gives a cut-out), and each of the network's own answers before the pair refined
+    them (`network`): the mask head's, and the alpha in 8 bits, as the refined one is scored."""
     if not {"mask", "alpha"} <= set(outputs):
         return {}
     crossed = {"mask_as_alpha": kind_of("mask").answer(outputs["mask"]).float(),
-               "alpha_as_mask": outputs["alpha"] - (mask_threshold - 0.5) / 255,  # logits > 0: rounds to >= threshold
-               "alpha_network": as_written(network["alpha"])}  # scored as the refined one: in 8 bits
+               "mask_network": network["mask"],
+               "alpha_network": as_written(network["alpha"])}
     columns = {}
     for block, output in crossed.items():
         head = CROSSED[block]
@@ -250,8 +251,7 @@ def evaluate_model(
                     "to get those", dataset_dir, size, checkpoint, trained_at, size, trained_at)
     ids = split["test"]
     ds = PairDataset(store, ids, loaded.contract)
-    mask_threshold = int(store.meta["compose"]["mask_threshold"])
-    df = _per_image(loaded, ds, batch_size, all_metric_keys(heads), mask_threshold)
+    df = _per_image(loaded, ds, batch_size, all_metric_keys(heads))
     info = store.index.iloc[ids][["sample", "fg", "bg", "flip", "x", "y"]].reset_index(drop=True)
     df = pd.concat([info, df], axis=1)
     df["fg_class"] = df["fg"].str.split("_").str[0]

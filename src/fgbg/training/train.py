@@ -334,9 +334,9 @@ def train_model(
     same params on the same machine leaves `git status` clean.
     """
     dist, device = _runtime(params)
-    contract = Contract(params.model, _norm_stats(stats_path), tuple(params.heads))
     split = json.loads(Path(split_path).read_text())
     store = ComposedStore(dataset_dir)
+    contract = Contract(params.model, _norm_stats(stats_path), tuple(params.heads), store.mask_threshold)
     store.check_ids(split["train"] + split["val"], str(split_path))
     loaders = _loaders(params, store, split, contract, dist, device)
     fp = fingerprint(_training_identity(params), stats_path, split_path)

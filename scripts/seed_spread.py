@@ -27,7 +27,14 @@ from fgbg.core.typed_yaml import read_yaml  # noqa: E402
 from fgbg.evaluation.evaluate import evaluate_model  # noqa: E402
 from fgbg.training.train import train_model  # noqa: E402
 
-KEYS = (("mask", "iou"), ("mask", "dice"), ("depth", "rmse"), ("depth", "mae"), ("depth", "delta1"))
+KEYS = (("mask", "iou"), ("mask", "dice"), ("depth", "rmse"), ("depth", "mae"), ("depth", "delta1"),
+        ("test_files", "mask", "iou"), ("alpha", "sad"), ("mask_as_alpha", "sad"))  # paths into eval.json
+
+
+def _at(ev: dict, path: tuple[str, ...]):
+    for key in path:
+        ev = ev[key]
+    return ev
 
 
 def main(argv=None) -> None:
@@ -52,7 +59,7 @@ def main(argv=None) -> None:
                             split_path="dataset/split.json", metrics_path=run_dir / "eval.json",
                             plots_dir=run_dir / "plots", by_source_path=run_dir / "eval_by_source.json",
                             params=p)
-        per_seed[seed] = {f"{head}.{k}": ev[head][k] for head, k in KEYS}
+        per_seed[seed] = {".".join(path): _at(ev, path) for path in KEYS if path[0] in ev}
         logging.getLogger("seed_spread").info("seed %d: %s", seed, per_seed[seed])
     spread = {}
     for name in per_seed[args.seeds[0]]:

@@ -1,8 +1,9 @@
 """The alpha refined by the compositing equation, and the cut-out: the object alone, from a pair and its alpha.
 
 Refining (`refine_alpha`): where the network's alpha is soft, near the object, each pixel's alpha is
-solved from the pair itself. I = alpha F + (1 - alpha) B with B known, and F taken as the colour of the
-nearest pixel that is surely the object's (alpha >= SURE, where I = F): per pixel, the least-squares
+solved from the pair itself. I = alpha F + (1 - alpha) B with B known. A pixel the network is sure of
+(alpha >= SURE) is the object's: alpha 1, and I = F there. F is taken as the colour of the nearest sure
+pixel one pixel inside the sure region (its border pixels still mix in some bg): per pixel, the least-squares
 alpha of |I - B - alpha (F - B)|^2 + PRIOR (alpha - alpha_net)^2, that is
     alpha = ((I - B) . (F - B) + PRIOR alpha_net) / (|F - B|^2 + PRIOR),
 clipped to [0, 1]. Where the object's colour differs from the bg's this is the alpha the pixels say;
@@ -38,7 +39,7 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 RECOVER_FROM = 0.1  # the alpha from which F is recovered: noise grows by at most 1 / 0.1 = 10x
-SURE = 0.95  # alpha from which a pixel is surely the object's: its colour is F
+SURE = 0.9  # alpha from which a pixel is surely the object's: alpha 1, and its colour is F
 REACH = 8  # px from a sure pixel within which the alpha is refined (the soft edge)
 FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
 PRIOR = 100.0  # weight of the network's alpha, in squared 8-bit levels summed over RGB (10 levels rms)
@@ -80,16 +81,20 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
     sure = alpha >= SURE
     if not sure.any():
         return alpha
-    # each pixel's distance to the nearest sure pixel, and that pixel's label (1, 2, ... in raster order)
-    dist, label = cv2.distanceTransformWithLabels((~sure).astype(np.uint8), cv2.DIST_L2, 5,
-                                                  labelType=cv2.DIST_LABEL_PIXEL)
+    dist = cv2.distanceTransform((~sure).astype(np.uint8), cv2.DIST_L2, 5)  # to the nearest sure pixel
     edge = ~sure & (dist <= REACH) & (alpha > FLOOR)  # solved there alone: a 12 MP photo's edge is a small share
+    inner = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # off the sure border
+    inner = inner if inner.any() else sure
+    # each pixel's nearest inner pixel, by its label (1, 2, ... in raster order)
+    _, label = cv2.distanceTransformWithLabels((~inner).astype(np.uint8), cv2.DIST_L2, 5,
+                                               labelType=cv2.DIST_LABEL_PIXEL)
     image, back = fg_bg[edge].astype(np.float32), bg[edge].astype(np.float32)
-    colour = fg_bg[sure][label[edge] - 1].astype(np.float32)  # F: the nearest sure pixel's colour
+    colour = fg_bg[inner][label[edge] - 1].astype(np.float32)  # F
     mixed, contrast = image - back, colour - back  # I - B, F - B
     solved = ((_dot(mixed, contrast, trust.chroma) + trust.prior * alpha[edge])
               / (_dot(contrast, contrast, trust.chroma) + trust.prior))
     refined = alpha.copy()
+    refined[sure] = 1.0  # the object's, as F assumes
     refined[edge] = np.clip(solved, 0, 1)
     return refined
 

@@ -2,7 +2,7 @@
 192 px test images (and on them as JPEG files, `test_files`): the README's depth-recipe and
 perturbation tables.
 
-    python scripts/compare_recipes.py depth|perturb [--only NAME ...] [--out logs/recipes]
+    python scripts/compare_recipes.py depth|perturb [--only NAME ...] [--out logs/recipes] [--score-only]
 
 A recipe is params.yaml with some keys set, written as `dvc exp run -S` takes them (a value is
 YAML, and a key given a mapping replaces it whole: `heads={...}` lists every head). Recipes that
@@ -11,6 +11,8 @@ of their own (with its split and stats) under --out; the others train on the pip
 `dataset/` (run `dvc repro split stats` first). Every recipe of a set trains the same epochs on
 crops of about the same area (192 x 24 strips, 64 px squares), so each gets about the same CPU
 time; each prints its training time beside its scores, so that the claim can be checked.
+`--score-only` trains nothing and scores each recipe's best.pt under --out again, after a change to how answers
+are made or scored (its training time is the one recorded).
 """
 
 import argparse
@@ -150,6 +152,9 @@ def main(argv=None) -> None:
     ap.add_argument("--data", default="data", type=Path)
     ap.add_argument("--dataset", default="dataset", type=Path, help="the pipeline's dataset/ (composed, split, stats)")
     ap.add_argument("--out", default="logs/recipes", type=Path)
+    ap.add_argument("--score-only", action="store_true",
+                    help="train nothing: score each recipe's best.pt under --out again (after a change to how answers "
+                         "are made or scored)")
     args = ap.parse_args(argv)
     recipes = RECIPES[args.set]
     unknown = sorted(set(args.only or ()) - set(recipes))
@@ -167,14 +172,20 @@ def main(argv=None) -> None:
             dataset, split, stats = prepared_dataset(p, data, work)
         else:
             dataset, split, stats = args.dataset / "composed", args.dataset / "split.json", args.dataset / "stats.json"
-        start = time.perf_counter()
-        train_model(params=p, dataset_dir=dataset, stats_path=stats, split_path=split, model_dir=work / "models",
-                    live_dir=work / "dvclive", metrics_path=work / "train.json")
-        train_s = time.perf_counter() - start
+        if args.score_only:
+            if not (work / "time.json").is_file():
+                raise ConfigError(f"--score-only: {work} holds no finished run of {name!r}; run it first (leave out "
+                                  "--score-only)")
+            train_s = json.loads((work / "time.json").read_text())["train_s"]
+        else:
+            start = time.perf_counter()
+            train_model(params=p, dataset_dir=dataset, stats_path=stats, split_path=split, model_dir=work / "models",
+                        live_dir=work / "dvclive", metrics_path=work / "train.json")
+            train_s = time.perf_counter() - start
+            atomic_write_json(work / "time.json", {"train_s": train_s})
         ev = evaluate_model(checkpoint=work / "models" / "best.pt", dataset_dir=dataset, split_path=split,
                             metrics_path=work / "eval.json", plots_dir=work / "plots",
                             by_source_path=work / "eval_by_source.json", params=p)
-        atomic_write_json(work / "time.json", {"train_s": train_s})
         lines.append(row(name, ev, train_s))
         print(lines[-1], flush=True)
     print("\n".join(lines))

@@ -1,6 +1,6 @@
 """The run-to-run noise of the default run: train and evaluate it under several seeds.
 
-    python scripts/seed_spread.py --seeds 0 1 2 [--set KEY=VALUE ...] [--out logs/seed_spread]
+    python scripts/seed_spread.py --seeds 0 1 2 [--set KEY=VALUE ...] [--out logs/seed_spread] [--score-only]
 
 Each seed trains with params.yaml (and the `--set` keys, written as `dvc exp run -S` takes them,
 e.g. `--set model.context=none`) but `train.seed` (weights init, shuffling, augmentation)
@@ -8,6 +8,8 @@ on the committed dataset, stats and split (`dvc repro split stats` first), then 
 on the test split as `evaluate` does. It prints the test metrics per seed and their mean
 and standard deviation (n - 1), and writes them to <out>/spread.json. A change in
 `dvc metrics diff` smaller than about two standard deviations is within this noise.
+`--score-only` trains nothing: it scores each seed's <out>/seed_<n>/models/best.pt again, after a change to how
+answers are made or scored.
 """
 
 import argparse
@@ -43,6 +45,7 @@ def main(argv=None) -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="params changed, as dvc exp run -S")
     ap.add_argument("--out", default="logs/seed_spread")
+    ap.add_argument("--score-only", action="store_true", help="score each seed's best.pt again, train nothing")
     args = ap.parse_args(argv)
     base, prior = recipe_params(read_yaml(args.params), args.set)
     if prior:
@@ -52,9 +55,13 @@ def main(argv=None) -> None:
     for seed in args.seeds:
         p = dataclasses.replace(base, train=dataclasses.replace(base.train, seed=seed))
         run_dir = out / f"seed_{seed}"
-        train_model(params=p, dataset_dir="dataset/composed", stats_path="dataset/stats.json",
-                    split_path="dataset/split.json", model_dir=run_dir / "models", live_dir=run_dir / "dvclive",
-                    metrics_path=run_dir / "train.json")
+        if args.score_only and not (run_dir / "models" / "best.pt").is_file():
+            raise ConfigError(f"--score-only: {run_dir / 'models' / 'best.pt'} does not exist; train seed {seed} first "
+                              "(leave out --score-only)")
+        if not args.score_only:
+            train_model(params=p, dataset_dir="dataset/composed", stats_path="dataset/stats.json",
+                        split_path="dataset/split.json", model_dir=run_dir / "models", live_dir=run_dir / "dvclive",
+                        metrics_path=run_dir / "train.json")
         ev = evaluate_model(checkpoint=run_dir / "models" / "best.pt", dataset_dir="dataset/composed",
                             split_path="dataset/split.json", metrics_path=run_dir / "eval.json",
                             plots_dir=run_dir / "plots", by_source_path=run_dir / "eval_by_source.json",

@@ -1,8 +1,9 @@
-"""The mask head against the refined alpha at 0.5 as the mask, on val and test, as stored and as JPEG files.
+"""The mask head against the refined alpha at the mask threshold, on val and test, as stored and as JPEG files.
 
     python scripts/mask_from_alpha.py [--checkpoint models/best.pt] [--every 1]
 
-Each pair runs through `predict`'s code (fgbg.core.runtime.predict_pair: the alpha refined by the pair), once
+Each pair runs through `predict`'s code (fgbg.core.runtime.final_answers: the alpha refined by the pair, and with an
+alpha head the mask that alpha at the threshold), beside the network's own mask head (its logits > 0), once
 as stored and once with bg and fg_bg each round-tripped through a JPEG at evaluate's `test_files` quality (PIL's
 default 4:2:0 chroma, so refined as predict refines such files: fgbg.core.matting.HALF_CHROMA).
 Prints the mean mask IoU of each answer: what README "The mask from the refined alpha" reports.
@@ -19,7 +20,7 @@ from PIL import Image
 
 from fgbg.core.checkpoint import load_for_inference
 from fgbg.core.matting import HALF_CHROMA, LOSSLESS
-from fgbg.core.runtime import predict_pair
+from fgbg.core.runtime import final_answers, predict_padded
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.evaluate import FILE_QUALITY
 
@@ -51,11 +52,12 @@ def main() -> None:
             sample = store.sample(i)
             for files, (bg, fg_bg) in ((False, (sample.bg, sample.fg_bg)),
                                        (True, (as_jpeg_file(sample.bg), as_jpeg_file(sample.fg_bg)))):
-                answers = predict_pair(loaded.model, loaded.contract, bg, fg_bg, loaded.device,
-                                       trust=HALF_CHROMA if files else LOSSLESS)
+                outputs = predict_padded(loaded.model, loaded.contract.encode(bg, fg_bg)[None].to(loaded.device))
+                answers = final_answers(loaded.contract, outputs, bg, fg_bg, HALF_CHROMA if files else LOSSLESS)
                 where = " as files" if files else ""
-                scores.setdefault(f"mask head{where}", []).append(iou(answers["mask"], sample.mask))
-                scores.setdefault(f"refined alpha >= 0.5{where}", []).append(iou(answers["alpha"] >= 0.5, sample.mask))
+                scores.setdefault(f"mask head{where}", []).append(iou(outputs["mask"][0, 0].cpu().numpy() > 0,
+                                                                      sample.mask))
+                scores.setdefault(f"refined alpha at the threshold{where}", []).append(iou(answers["mask"], sample.mask))
         print(name, ", ".join(f"{key} {np.mean(values):.4f}" for key, values in scores.items()))
 
 

@@ -167,6 +167,9 @@ def main(argv=None) -> None:
     for name in args.only or recipes:
         p, prior = recipe_params(base, recipes[name])
         work = args.out / args.set / "".join("_" if c == " " else c for c in name if c not in ",:()")
+        if args.score_only and not (work / "time.json").is_file():
+            raise ConfigError(f"--score-only: {work} holds no finished run of {name!r}; run it first (leave out "
+                              "--score-only)")
         work.mkdir(parents=True, exist_ok=True)
         if prior or p.compose != default.compose:
             data = prior_data(args.data, args.out) if prior else args.data
@@ -174,9 +177,6 @@ def main(argv=None) -> None:
         else:
             dataset, split, stats = args.dataset / "composed", args.dataset / "split.json", args.dataset / "stats.json"
         if args.score_only:
-            if not (work / "time.json").is_file():
-                raise ConfigError(f"--score-only: {work} holds no finished run of {name!r}; run it first (leave out "
-                                  "--score-only)")
             train_s = json.loads((work / "time.json").read_text())["train_s"]
         else:
             start = time.perf_counter()

@@ -41,6 +41,7 @@ def test_each_answer_scored_beside_the_networks_own_by_hand():
     network["alpha"] = torch.tensor([0.9, 0.55, 0.3, 0.0]).view(1, 1, 1, 4)
     got = _crossed(outputs, network, targets)
     assert got["mask_network/iou"].item() == pytest.approx(2 / 3)
+    assert got["mask_as_alpha/sad"].item() == pytest.approx(0.8 / 1000)  # the mask a user gets, not the network's
     assert got["alpha_network/sad"].item() == pytest.approx((25 / 255 + 13 / 255 + 25 / 255) / 1000)
     assert _crossed({"mask": outputs["mask"]}, {"mask": network["mask"]}, targets) == {}  # only with both heads
 
@@ -99,6 +100,33 @@ def test_with_an_alpha_head_the_mask_is_the_refined_alpha_at_the_threshold_and_t
     assert not final_answers(without_alpha, no_alpha, flat, flat)["mask"].any()  # the mask head's own
 
 
+def test_mask_of_takes_the_8_bit_level_at_or_above_the_threshold():
+    """127.4 / 255 rounds to 127, below 128; 127.7 / 255 rounds to 128, at it; values are clipped to [0, 1]."""
+    from fgbg.core.runtime import mask_of
+
+    alpha = np.float32([127.4 / 255, 127.7 / 255, 1.2, -0.1, 200 / 255])
+    assert mask_of(alpha, 128).tolist() == [False, True, True, False, True]
+    assert mask_of(torch.from_numpy(alpha), 201).tolist() == [False, False, True, False, False]
+
+
+def test_an_alpha_without_a_mask_head_gives_no_mask():
+    from tests.conftest import contract
+
+    flat = np.zeros((4, 4, 3), np.uint8)
+    answers = final_answers(contract(heads=("alpha",)), {"alpha": torch.full((1, 1, 4, 4), 0.95)}, flat, flat)
+    assert set(answers) == {"alpha"} and (answers["alpha"] == 1.0).all()
+
+
+def test_evaluate_refines_a_store_of_jpeg_composites_as_half_chroma():
+    from types import SimpleNamespace
+
+    from fgbg.core.matting import HALF_CHROMA, LOSSLESS
+    from fgbg.evaluation.evaluate import _stored_trust
+
+    assert _stored_trust(SimpleNamespace(meta={"compose": {"fg_bg_format": "jpeg"}})) == HALF_CHROMA
+    assert _stored_trust(SimpleNamespace(meta={"compose": {"fg_bg_format": "png"}})) == LOSSLESS
+
+
 def test_a_checkpoint_keeps_the_mask_threshold_and_one_without_it_reads_128(tmp_path):
     from fgbg.core.checkpoint import Checkpoint
     from fgbg.core.model import build_model
@@ -110,8 +138,9 @@ def test_a_checkpoint_keeps_the_mask_threshold_and_one_without_it_reads_128(tmp_
     payload = torch.load(path, weights_only=True)
     del payload["mask_threshold"]
     assert Checkpoint.from_dict(payload).contract.mask_threshold == 128
-    with pytest.raises(ValueError, match="mask_threshold 0 is not an alpha level"):
-        Checkpoint.from_dict({**payload, "mask_threshold": 0})
+    for bad in (0, 256, True, "128", 128.0, None):
+        with pytest.raises(ValueError, match=f"mask_threshold {bad!r} is not an alpha level"):
+            Checkpoint.from_dict({**payload, "mask_threshold": bad})
 
 
 def test_the_matte_writer_saves_8_bits(tmp_path):
@@ -190,11 +219,13 @@ def test_the_report_sets_the_alpha_beside_the_mask_used_as_an_alpha(tmp_path):
     assert "| alpha | `sad` | 0.2000 | – | lower |" in text
 
 
-def _oracle_alpha(h: int, w: int) -> torch.Tensor:
-    """An alpha a network might give, the same for every image: 1 on a central square, 0.5 on the ring around it,
-    0 elsewhere; so every image has sure pixels and a soft edge that its own pair refines."""
+def _oracle_alpha(x: torch.Tensor) -> torch.Tensor:
+    """An alpha a network might give for one input C, H, W: 1 on a central square, 0 far from it, and on the ring
+    around it a value of the image's own (0.3 to 0.7, from its mean), so that answers mixed up between the
+    samples of a batch show; every image has sure pixels and a soft edge that its own pair refines."""
+    _, h, w = x.shape
     alpha = torch.zeros(h, w)
-    alpha[h // 2 - 4 : h // 2 + 4, w // 2 - 4 : w // 2 + 4] = 0.5
+    alpha[h // 2 - 4 : h // 2 + 4, w // 2 - 4 : w // 2 + 4] = 0.3 + 0.4 * abs(np.sin(10 * float(x.mean())))
     alpha[h // 2 - 3 : h // 2 + 3, w // 2 - 3 : w // 2 + 3] = 1.0
     return alpha
 
@@ -208,7 +239,7 @@ def oracle(monkeypatch):
     def predict_padded(model, x, dtype=None):
         n, _, h, w = x.shape
         out = {head: torch.zeros(n, 1, h, w) for head in ("mask", "depth", "bg_depth")}
-        return {**out, "alpha": _oracle_alpha(h, w).expand(n, 1, h, w).clone()}
+        return {**out, "alpha": torch.stack([_oracle_alpha(sample) for sample in x])[:, None]}
 
     monkeypatch.setattr(runtime, "predict_padded", predict_padded)
     monkeypatch.setattr(evaluate, "predict_padded", predict_padded)
@@ -234,10 +265,10 @@ def test_predict_and_evaluate_score_the_alpha_each_pair_refines(tiny_dataset, or
     loaded = SimpleNamespace(model=None, device="cpu", contract=the_contract)
     keys = {("alpha", "sad"): "sad", ("mask", "recall"): "recall"}
     df = _per_image(loaded, PairDataset(store, ids, the_contract), batch_size, keys)
-    network = _oracle_alpha(16, 16).numpy()
     refined_somewhere = False
     for row, i in enumerate(ids):
         sample = store.sample(i)
+        network = _oracle_alpha(the_contract.encode(sample.bg, sample.fg_bg)).numpy()
         answers = predict_pair(None, the_contract, sample.bg, sample.fg_bg, "cpu")
         answer = answers["alpha"]
         assert np.array_equal(answers["mask"], answer >= 127.5 / 255)
@@ -280,5 +311,6 @@ def test_predict_score_and_test_files_refine_a_half_chroma_jpeg_pair_by_its_trus
     loaded = load_for_inference(checkpoint, "cpu")
     targets = {"mask": sample.mask, "alpha": sample.alpha}
     score_pairs(loaded, [LabelledPair("a", tmp_path / "bg.jpg", tmp_path / "fg_bg.jpg", targets),
-                         LabelledPair("b", tmp_path / "bg.png", tmp_path / "fg_bg.png", targets)], threshold=20)
-    assert seen == [LOSSLESS, HALF_CHROMA, HALF_CHROMA, LOSSLESS]
+                         LabelledPair("b", tmp_path / "bg.png", tmp_path / "fg_bg.png", targets),
+                         LabelledPair("c", tmp_path / "bg.png", tmp_path / "fg_bg.jpg", targets)], threshold=20)
+    assert seen == [LOSSLESS, HALF_CHROMA, HALF_CHROMA, LOSSLESS, HALF_CHROMA]

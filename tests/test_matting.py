@@ -1,5 +1,6 @@
 """The cut-out: the object's colours recovered where its alpha is soft, on a composite of known colours."""
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -208,16 +209,74 @@ def test_a_luma_edge_is_solved_alike_at_any_chroma_weight():
         assert refine_alpha(bg, fg_bg, net, trust)[:, 4] == pytest.approx(0.3, abs=1e-4)
 
 
-@pytest.mark.parametrize(("save", "halved"), [({"format": "JPEG", "quality": 90}, True),
-                                              ({"format": "JPEG", "quality": 90, "subsampling": "4:2:2"}, True),
-                                              ({"format": "JPEG", "quality": 90, "subsampling": "4:4:4"}, False),
-                                              ({"format": "PNG"}, False)])
+def _save_with_opencv(path, image, factor):
+    cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor])
+
+
+@pytest.mark.parametrize(("save", "halved"), [
+    ({"format": "JPEG", "quality": 90}, True),
+    ({"format": "JPEG", "quality": 90, "subsampling": "4:2:2"}, True),
+    ({"format": "JPEG", "quality": 90, "subsampling": "4:4:4"}, False),
+    ({"format": "MPO", "quality": 90, "save_all": True}, True),  # a phone's multi-picture JPEG: PIL says MPO
+    ("opencv 4:4:0", True), ("opencv 4:1:1", True),
+    ({"format": "JPEG", "quality": 90, "mode": "L"}, False),  # grey: no colour to halve
+    ({"format": "PNG"}, False)])
 def test_the_trust_of_a_pair_of_files_follows_how_they_stored_their_colour(tmp_path, save, halved):
     """PIL's default JPEG, like most cameras', keeps the colour at half resolution (4:2:0); such a file in a pair
-    makes the pair HALF_CHROMA. A 4:4:4 JPEG or a PNG keeps it whole: LOSSLESS."""
+    (any chroma sampled coarser than the luma: 4:2:2, 4:4:0, 4:1:1 too, and inside an MPO) makes the pair
+    HALF_CHROMA. A 4:4:4 JPEG, a grey one or a PNG keeps it whole: LOSSLESS."""
     image = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
-    lossy, png = tmp_path / "a.img", tmp_path / "b.png"
-    Image.fromarray(image).save(lossy, **save)
+    lossy, png = tmp_path / "a.jpg", tmp_path / "b.png"
+    if isinstance(save, str):
+        factor = {"4:4:0": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_440, "4:1:1": cv2.IMWRITE_JPEG_SAMPLING_FACTOR_411}
+        _save_with_opencv(lossy, image, factor[save.split()[1]])
+    else:
+        options = dict(save)
+        picture = Image.fromarray(image).convert(options.pop("mode", "RGB"))
+        if options.get("save_all"):
+            options["append_images"] = [picture]
+        picture.save(lossy, **options)
     Image.fromarray(image).save(png)
     assert trust_of(png, png) == LOSSLESS
     assert trust_of(png, lossy) == trust_of(lossy, png) == (HALF_CHROMA if halved else LOSSLESS)
+
+
+def test_a_thin_sure_part_keeps_its_own_colour():
+    """A red body (columns 0-7) with a blue handle 2 px thin (rows 5-6 of columns 8-15), which a 3 x 3 erosion
+    removes whole; the handle's soft edge below it (row 7, truth 0.5: I = (50, 50, 125), the network's 0.7) must
+    still take the handle's blue as F: (75 x 150 + 100 x 0.7) / (150^2 + 100) = 0.50088, not the far red body's
+    colour (which solves to about 0)."""
+    bg = np.full((12, 24, 3), 50, np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((12, 24), np.float32)
+    fg_bg[:, :8], net[:, :8] = (200, 50, 50), 1.0
+    fg_bg[5:7, 8:16], net[5:7, 8:16] = (50, 50, 200), 1.0
+    fg_bg[7, 8:16], net[7, 8:16] = (50, 50, 125), 0.7
+    refined = refine_alpha(bg, fg_bg, net)
+    assert refined[7, 10:16] == pytest.approx([(75 * 150 + PRIOR * 0.7) / (150**2 + PRIOR)] * 6, abs=1e-6)
+
+
+def test_sure_starts_at_0_9():
+    """0.9 is sure (the object's: 1); 0.899 is not, and stands where nothing is sure."""
+    flat = np.zeros((3, 3, 3), np.uint8)
+    assert SURE == 0.9
+    assert refine_alpha(flat, flat, np.full((3, 3), 0.9, np.float32)).tolist() == [[1.0] * 3] * 3
+    assert refine_alpha(flat, flat, np.full((3, 3), 0.899, np.float32)) == pytest.approx(np.full((3, 3), 0.899))
+
+
+def test_half_chroma_splits_a_difference_along_the_luma_axis_by_hand():
+    """F - B = (150, 0, 0), I - B = (45, 45, 45): not proportional, so the weighting shows. With u the unit luma
+    axis (0.299, 0.587, 0.114) / 0.66856: (F - B) . u = 67.085, (I - B) . u = 67.309; (I - B) . (F - B) = 6,750
+    and |F - B|^2 = 22,500. HALF_CHROMA: (67.309 x 67.085 + 0.1 x (6,750 - 4,515.4) + 1000 x 0.6)
+    / (67.085^2 + 0.1 x (22,500 - 4,500.4) + 1000) = 5,338.9 / 7,300.4 = 0.73132 (LOSSLESS: 6,810 / 22,600)."""
+    bg = np.full((3, 12, 3), 50, np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((3, 12), np.float32)
+    fg_bg[:, :4], net[:, :4] = (200, 50, 50), 1.0
+    fg_bg[:, 4], net[:, 4] = (95, 95, 95), 0.6
+    norm = np.sqrt(0.299**2 + 0.587**2 + 0.114**2)
+    lc, lm = 150 * 0.299 / norm, 45 * (0.299 + 0.587 + 0.114) / norm
+    assert (lc, lm) == pytest.approx((67.085, 67.309), abs=1e-3)
+    expected = (lm * lc + 0.1 * (6750 - lm * lc) + 600) / (lc**2 + 0.1 * (22500 - lc**2) + 1000)
+    assert expected == pytest.approx(0.73132, abs=1e-5)
+    assert refine_alpha(bg, fg_bg, net, HALF_CHROMA)[:, 4] == pytest.approx(expected, abs=1e-5)

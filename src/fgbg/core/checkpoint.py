@@ -64,7 +64,7 @@ class Checkpoint:
         if not (isinstance(size, int) and size > 0):
             raise ValueError(f"input_size {size!r} is not a positive int")
         threshold = payload.get("mask_threshold", 128)  # not recorded before the mask came from the alpha: 128
-        if not (isinstance(threshold, int) and 1 <= threshold <= 255):
+        if isinstance(threshold, bool) or not (isinstance(threshold, int) and 1 <= threshold <= 255):
             raise ValueError(f"mask_threshold {threshold!r} is not an alpha level, an int in [1, 255]")
         contract = Contract(model_config_from_record(payload["model_config"]), NormStats.from_dict(payload["stats"]),
                             tuple(heads), threshold)

@@ -3,7 +3,8 @@
 Refining (`refine_alpha`): where the network's alpha is soft, near the object, each pixel's alpha is
 solved from the pair itself. I = alpha F + (1 - alpha) B with B known. A pixel the network is sure of
 (alpha >= SURE) is the object's: alpha 1, and I = F there. F is taken as the colour of the nearest sure
-pixel one pixel inside the sure region (its border pixels still mix in some bg): per pixel, the least-squares
+pixel one pixel inside the sure region (its border pixels still mix in some bg), or in a part too thin
+for that, of the part itself (`_inner`): per pixel, the least-squares
 alpha of |I - B - alpha (F - B)|^2 + PRIOR (alpha - alpha_net)^2, that is
     alpha = ((I - B) . (F - B) + PRIOR alpha_net) / (|F - B|^2 + PRIOR),
 clipped to [0, 1]. Where the object's colour differs from the bg's this is the alpha the pixels say;
@@ -64,7 +65,10 @@ def trust_of(bg: str | Path, fg_bg: str | Path) -> Trust:
     """HALF_CHROMA when either file of a pair is a JPEG with its colour at half resolution, else LOSSLESS."""
     def halved(path) -> bool:
         with Image.open(path) as img:  # the header alone
-            return img.format == "JPEG" and JpegImagePlugin.get_sampling(img) > 0  # 1: 4:2:2, 2: 4:2:0
+            if not isinstance(img, JpegImagePlugin.JpegImageFile):  # an MPO (phones' multi-picture JPEG) is one
+                return False
+            (_, *luma, _), *others = img.layer  # each component's (id, horizontal, vertical sampling, table)
+            return any(sampling != luma for _, *sampling, _ in others)  # 4:2:0, 4:2:2, 4:4:0, 4:1:1
     return HALF_CHROMA if halved(bg) or halved(fg_bg) else LOSSLESS
 
 
@@ -72,6 +76,16 @@ def _dot(a: np.ndarray, b: np.ndarray, chroma: float) -> np.ndarray:
     """N, 3 each -> N: a . b with the part of a and b off the luma axis weighted by `chroma` (1: a . b)."""
     la, lb = a @ LUMA_AXIS, b @ LUMA_AXIS
     return la * lb + chroma * ((a * b).sum(-1) - la * lb)
+
+
+def _inner(sure: np.ndarray) -> np.ndarray:
+    """The sure pixels off the sure region's border (a 3 x 3 erosion), and those of parts too thin to have any
+    (no eroded pixel within 1.5 px): each part keeps a colour of its own."""
+    eroded = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if not eroded.any():
+        return sure
+    thin = sure & (cv2.distanceTransform((~eroded).astype(np.uint8), cv2.DIST_L2, 5) > 1.5)
+    return eroded | thin
 
 
 def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Trust = LOSSLESS) -> np.ndarray:
@@ -83,8 +97,7 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
         return alpha
     dist = cv2.distanceTransform((~sure).astype(np.uint8), cv2.DIST_L2, 5)  # to the nearest sure pixel
     edge = ~sure & (dist <= REACH) & (alpha > FLOOR)  # solved there alone: a 12 MP photo's edge is a small share
-    inner = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # off the sure border
-    inner = inner if inner.any() else sure
+    inner = _inner(sure)
     # each pixel's nearest inner pixel, by its label (1, 2, ... in raster order)
     _, label = cv2.distanceTransformWithLabels((~inner).astype(np.uint8), cv2.DIST_L2, 5,
                                                labelType=cv2.DIST_LABEL_PIXEL)

@@ -50,7 +50,7 @@ from fgbg.core.heads import (
     metric_keys,
 )
 from fgbg.core.imageio import atomic_path, atomic_write_json
-from fgbg.core.matting import as_written, cutout, on_checkerboard
+from fgbg.core.matting import HALF_CHROMA, LOSSLESS, Trust, as_written, cutout, on_checkerboard
 from fgbg.core.plots import WORST, sample_columns, sample_rows, save_grid
 from fgbg.core.progress import progress
 from fgbg.core.runtime import final_answers, predict_padded, predict_pair
@@ -78,12 +78,19 @@ def _per_image(loaded: LoadedModel, ds: PairDataset, batch_size: int, keys: dict
     return pd.DataFrame(cols)
 
 
+def _stored_trust(store: ComposedStore) -> Trust:
+    """How the store's pairs keep their colour (fgbg.core.matting.trust_of for files): fg_bg composed as JPEG
+    (OpenCV's, 4:2:0 chroma) halves it."""
+    return HALF_CHROMA if store.meta["compose"]["fg_bg_format"] == "jpeg" else LOSSLESS
+
+
 def _answers(loaded: LoadedModel, x: torch.Tensor, store: ComposedStore, ids: list[int]):
     """(the network's outputs, the answers a user gets as outputs that `score` takes), N, 1, H, W each, for the
     batch `x` of samples `ids`: each sample's final_answers with its own (bg, fg_bg) pair, as predict_pair gives."""
     network = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
+    trust = _stored_trust(store)
     answers = [final_answers(loaded.contract, {head: out[k : k + 1] for head, out in network.items()},
-                             *store.read(i)[:2]) for k, i in enumerate(ids)]
+                             *store.read(i)[:2], trust) for k, i in enumerate(ids)]
     stacked = {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in network}
     return network, answers_as_outputs(stacked)
 
@@ -176,7 +183,8 @@ def _cutouts(path: Path, loaded: LoadedModel, store: ComposedStore, ids: list[in
     rows = []
     for i in ids:
         sample = store.sample(i)
-        answers = predict_pair(loaded.model, loaded.contract, sample.bg, sample.fg_bg, loaded.device)
+        answers = predict_pair(loaded.model, loaded.contract, sample.bg, sample.fg_bg, loaded.device,
+                               trust=_stored_trust(store))
         row = [sample.bg, sample.fg_bg, *(answers[head].astype(np.float32) for head in shown)]
         if alpha_from:
             row.insert(3, on_checkerboard(cutout(sample.bg, sample.fg_bg, answers[alpha_from].astype(np.float32))))
@@ -249,6 +257,10 @@ def evaluate_model(
         log.warning("%s is composed at %d px but %s was trained at %d px: evaluating at %d px as composed (the network "
                     "is fully convolutional), so these are not the figures of its training size; compose at %d px "
                     "to get those", dataset_dir, size, checkpoint, trained_at, size, trained_at)
+    if loaded.contract.mask_threshold != store.mask_threshold:
+        log.warning("%s answers masks at alpha %d but %s was composed at %d: its mask targets are another outline "
+                    "than the one the model answers; compose at %d to compare like with like", checkpoint,
+                    loaded.contract.mask_threshold, dataset_dir, store.mask_threshold, loaded.contract.mask_threshold)
     ids = split["test"]
     ds = PairDataset(store, ids, loaded.contract)
     df = _per_image(loaded, ds, batch_size, all_metric_keys(heads))

@@ -3,8 +3,9 @@
 Refining (`refine_alpha`): where the network's alpha is soft, near the object, each pixel's alpha is
 solved from the pair itself. I = alpha F + (1 - alpha) B with B known. A pixel the network is sure of
 (alpha >= SURE) is the object's: alpha 1, and I = F there. F is taken as the colour of the nearest sure
-pixel one pixel inside the sure region (its border pixels still mix in some bg), or in a part too thin
-for that, of the part itself (`_inner`): per pixel, the least-squares
+pixel one pixel inside the sure region (its border pixels still mix in some bg), unless that is more than
+INNER_SLACK further than the nearest sure pixel, as for a part too thin to have inner pixels: then the
+nearest sure pixel's. Per pixel, the least-squares
 alpha of |I - B - alpha (F - B)|^2 + PRIOR (alpha - alpha_net)^2, that is
     alpha = ((I - B) . (F - B) + PRIOR alpha_net) / (|F - B|^2 + PRIOR),
 clipped to [0, 1]. Where the object's colour differs from the bg's this is the alpha the pixels say;
@@ -41,6 +42,7 @@ from PIL import Image, JpegImagePlugin
 
 RECOVER_FROM = 0.1  # the alpha from which F is recovered: noise grows by at most 1 / 0.1 = 10x
 SURE = 0.9  # alpha from which a pixel is surely the object's: alpha 1, and its colour is F
+INNER_SLACK = 1.5  # px: an inner pixel further than this beyond the nearest sure one belongs to another part
 REACH = 8  # px from a sure pixel within which the alpha is refined (the soft edge)
 FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
 PRIOR = 100.0  # weight of the network's alpha, in squared 8-bit levels summed over RGB (10 levels rms)
@@ -78,14 +80,12 @@ def _dot(a: np.ndarray, b: np.ndarray, chroma: float) -> np.ndarray:
     return la * lb + chroma * ((a * b).sum(-1) - la * lb)
 
 
-def _inner(sure: np.ndarray) -> np.ndarray:
-    """The sure pixels off the sure region's border (a 3 x 3 erosion), and those of parts too thin to have any
-    (no eroded pixel within 1.5 px): each part keeps a colour of its own."""
-    eroded = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    if not eroded.any():
-        return sure
-    thin = sure & (cv2.distanceTransform((~eroded).astype(np.uint8), cv2.DIST_L2, 5) > 1.5)
-    return eroded | thin
+def _nearest(where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An H, W bool region -> each pixel's distance to the region's nearest pixel, and that pixel's index in
+    `image[where]` (raster order), H, W each."""
+    dist, label = cv2.distanceTransformWithLabels((~where).astype(np.uint8), cv2.DIST_L2, 5,
+                                                  labelType=cv2.DIST_LABEL_PIXEL)  # labels 1, 2, ...
+    return dist, label - 1
 
 
 def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Trust = LOSSLESS) -> np.ndarray:
@@ -95,14 +95,15 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
     sure = alpha >= SURE
     if not sure.any():
         return alpha
-    dist = cv2.distanceTransform((~sure).astype(np.uint8), cv2.DIST_L2, 5)  # to the nearest sure pixel
+    dist, nearest = _nearest(sure)
     edge = ~sure & (dist <= REACH) & (alpha > FLOOR)  # solved there alone: a 12 MP photo's edge is a small share
-    inner = _inner(sure)
-    # each pixel's nearest inner pixel, by its label (1, 2, ... in raster order)
-    _, label = cv2.distanceTransformWithLabels((~inner).astype(np.uint8), cv2.DIST_L2, 5,
-                                               labelType=cv2.DIST_LABEL_PIXEL)
+    colour = fg_bg[sure][nearest[edge]].astype(np.float32)  # F: the nearest sure pixel's colour, or
+    inner = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # off the sure border
+    if inner.any():
+        inner_dist, inner_nearest = _nearest(inner)
+        near = inner_dist[edge] <= dist[edge] + INNER_SLACK  # not a part too thin to have inner pixels
+        colour[near] = fg_bg[inner][inner_nearest[edge][near]]  # the nearest inner pixel's
     image, back = fg_bg[edge].astype(np.float32), bg[edge].astype(np.float32)
-    colour = fg_bg[inner][label[edge] - 1].astype(np.float32)  # F
     mixed, contrast = image - back, colour - back  # I - B, F - B
     solved = ((_dot(mixed, contrast, trust.chroma) + trust.prior * alpha[edge])
               / (_dot(contrast, contrast, trust.chroma) + trust.prior))

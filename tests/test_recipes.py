@@ -29,3 +29,48 @@ def test_a_set_key_reaches_its_param_and_a_mapping_replaces_the_whole():
                                             "model.depth=learned"])
     assert p.train.perturb.noise == 0.4 and prior
     assert list(p.heads) == ["mask", "depth"] and p.heads["depth"].losses == {"l1": 1, "ssim": 0.5}
+
+
+def test_score_only_scores_the_recorded_run_and_trains_nothing(tmp_path, monkeypatch):
+    """compare_recipes --score-only: no training, the recorded training time, evaluate on the run's best.pt; a
+    recipe without a finished run is refused before anything is written."""
+    from fgbg.core.errors import ConfigError
+
+    name = "column context: the default (default)"
+    work = tmp_path / "depth" / "column_context_the_default_default"
+    scored = []
+    monkeypatch.setattr(recipes, "train_model", lambda **kw: pytest.fail("--score-only trained"))
+    monkeypatch.setattr(recipes, "evaluate_model", lambda **kw: scored.append(kw["checkpoint"]) or EVAL)
+    with pytest.raises(ConfigError, match="holds no finished run"):
+        recipes.main(["depth", "--only", name, "--out", str(tmp_path), "--score-only"])
+    assert not work.exists()
+    work.mkdir(parents=True)
+    (work / "time.json").write_text('{"train_s": 123.4}')
+    recipes.main(["depth", "--only", name, "--out", str(tmp_path), "--score-only"])
+    assert scored == [work / "models" / "best.pt"]
+
+
+def test_seed_spread_score_only_trains_nothing(tmp_path, monkeypatch):
+    from fgbg.core.errors import ConfigError
+
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # it imports compare_recipes beside it
+    spec = importlib.util.spec_from_file_location("seed_spread", ROOT / "scripts" / "seed_spread.py")
+    spread = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(spread)
+    monkeypatch.setattr(spread, "train_model", lambda **kw: pytest.fail("--score-only trained"))
+    monkeypatch.setattr(spread, "evaluate_model", lambda **kw: EVAL)
+    args = ["--seeds", "1", "2", "--out", str(tmp_path), "--score-only"]
+    with pytest.raises(ConfigError, match="does not exist; train seed 1 first"):
+        spread.main(args)
+    for seed in (1, 2):
+        (tmp_path / f"seed_{seed}" / "models").mkdir(parents=True)
+        (tmp_path / f"seed_{seed}" / "models" / "best.pt").write_bytes(b"")
+    spread.main(args)
+    assert '"mask.iou": 0.98' in (tmp_path / "spread.json").read_text()
+
+
+EVAL = {"mask": {"iou": 0.98, "dice": 0.99}, "depth": {k: 0.5 for k in ("rmse", "mae", "abs_rel", "sq_rel", "delta1",
+                                                                         "delta2", "delta3", "ssim")},
+        "baseline": {"depth": {k: 0.6 for k in ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3",
+                                                "ssim")}},
+        "test_files": {"mask": {"iou": 0.96}}, "alpha": {"sad": 0.1}, "mask_as_alpha": {"sad": 0.2}}

@@ -113,9 +113,15 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
     return refined
 
 
+def alpha_levels(alpha):
+    """An alpha (numpy array or torch tensor, any shape) -> its 8-bit levels as written, round(255 a) (ties to
+    even), as floats: the one rounding of the file, the cut-out's opacity, the score and the mask (runtime.mask_of)."""
+    return (alpha.clip(0, 1) * LEVELS).round()
+
+
 def as_written(alpha):
     """An alpha (numpy array or torch tensor, any shape) at the 8-bit levels predict writes: round(255 a) / 255."""
-    return (alpha.clip(0, 1) * LEVELS).round() / LEVELS
+    return alpha_levels(alpha) / LEVELS
 
 
 def foreground(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -130,7 +136,7 @@ def foreground(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray) -> np.ndarr
 
 def cutout(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """H, W, 4 uint8 RGBA: the object's recovered colours, its alpha as opacity."""
-    a = np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
+    a = alpha_levels(np.asarray(alpha)).astype(np.uint8)
     return np.concatenate([foreground(bg, fg_bg, alpha), a[..., None]], axis=2)
 
 

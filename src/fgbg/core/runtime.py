@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from fgbg.core.contract import Contract
 from fgbg.core.errors import ConfigError
 from fgbg.core.heads import HEADS
-from fgbg.core.matting import LEVELS, LOSSLESS, Trust, as_written, refine_alpha
+from fgbg.core.matting import LOSSLESS, Trust, alpha_levels, as_written, refine_alpha
 from fgbg.core.model import ground_contact
 
 
@@ -112,7 +112,7 @@ def predict_pair(model, contract: Contract, bg: np.ndarray, fg_bg: np.ndarray, d
 
 def mask_of(alpha, threshold: int):
     """An alpha (numpy or torch) -> the mask at an alpha level (0-255): its 8 bits at or above `threshold`."""
-    return (alpha.clip(0, 1) * LEVELS).round() >= threshold
+    return alpha_levels(alpha) >= threshold
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ from fgbg.core.imageio import (  # noqa: E402
     paired_stems,
     read_image,
 )
-from fgbg.core.matting import cutout, trust_of  # noqa: E402
+from fgbg.core.matting import alpha_levels, cutout, trust_of  # noqa: E402
 from fgbg.core.progress import progress  # noqa: E402
 from fgbg.core.runtime import predict_pair  # noqa: E402
 
@@ -56,7 +56,7 @@ def _unit(out: Path, name: str, answer: np.ndarray) -> None:
 
 
 def _matte(out: Path, name: str, answer: np.ndarray) -> None:
-    atomic_save_image(out / f"{name}.png", np.round(answer * 255).astype(np.uint8))
+    atomic_save_image(out / f"{name}.png", alpha_levels(answer).astype(np.uint8))
 
 
 WRITERS = {"binary": _binary, "unit": _unit, "matte": _matte}  # head kind -> (folder, file stem, answer H, W)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from fgbg.core.metrics import (
+    _connectivity,
     connectivity_error,
     depth_metrics,
     gaussian_derivative_filters,
@@ -130,6 +131,28 @@ def test_connectivity_ignores_distances_below_theta_by_hand():
     theta = 0.15, so phi = 1 as the target's: no error. At 0.8 (d = 0.2) phi = 0.8: an error of 0.2."""
     assert connectivity_error(np.array([[0.72]]), np.array([[0.6]])) == 0
     assert connectivity_error(np.array([[0.8]]), np.array([[0.6]])) == pytest.approx(0.2 / 1000)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_connectivity_over_the_object_box_equals_it_over_the_whole_image(seed):
+    """connectivity_error labels only the box where either alpha reaches 0.1; outside it each pixel is below 0.1
+    in both, so phi = 1 in both and the sum is the whole image's. Blobs with soft rims, values just under 0.1
+    around them and two regions of equal size (the tie the label order breaks) are where a wrong box shows."""
+    rng = np.random.default_rng(seed)
+    pred, target = np.zeros((2, 40, 50))
+    for alpha in (pred, target):
+        for _ in range(3):
+            y, x, r = rng.integers(8, 32), rng.integers(8, 42), rng.integers(2, 7)
+            dist = np.hypot(*np.ogrid[-y : 40 - y, -x : 50 - x])
+            alpha[...] = np.maximum(alpha, np.clip((r - dist) / 3, 0, 1) * rng.uniform(0.5, 1))
+    target[3, 5:7] = target[36, 40:42] = 1  # two equal 2 px regions far from the rest
+    pred[3, 5:7] = pred[36, 40:42] = 1
+    pred[2, 2] = target[38, 47] = 0.0999  # just below the first threshold, outside the box
+    pred[39, 0] = 0.17  # a lone pixel in no largest region: d = 0.17 >= theta, so phi = 0.83 against 1
+    whole = _connectivity(pred, target)
+    assert whole > 0
+    assert connectivity_error(pred, target) == pytest.approx(whole, rel=1e-12)
+    assert connectivity_error(np.pad(pred, 5), np.pad(target, 5)) == pytest.approx(whole, rel=1e-12)
 
 
 def test_matte_grad_runs_the_2d_filters_and_compares_magnitudes():

@@ -23,6 +23,35 @@ def ckpt(tmp_path_factory):
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", build_model(the_contract), the_contract)
 
 
+def test_inference_loads_the_model_channels_last_with_the_same_outputs(ckpt):
+    """predict, score and evaluate forward NHWC, which a CPU runs faster (benchmarks/bench_evaluate.py); the
+    outputs are the contiguous model's to float rounding."""
+    from fgbg.core.checkpoint import load_checkpoint, load_for_inference
+    from fgbg.core.runtime import predict_padded
+
+    loaded = load_for_inference(ckpt, "cpu")
+    kernels = [p for p in loaded.model.parameters() if p.dim() == 4]
+    assert kernels and all(k.is_contiguous(memory_format=torch.channels_last) for k in kernels)
+    assert not all(k.is_contiguous() for k in kernels)  # not a layout that both formats share (1 x 1 kernels)
+    plain, _ = load_checkpoint(ckpt, "cpu")
+    x = torch.randn(3, 6, 20, 28, generator=torch.Generator().manual_seed(0))
+    for head, out in predict_padded(loaded.model, x).items():
+        assert torch.allclose(out, predict_padded(plain, x)[head], atol=1e-5)
+
+
+def test_inference_batch_by_hand():
+    """On a CPU at most CPU_BATCH_PIXELS (4 images of 192 px) a batch, at least 1; on a GPU batch_size."""
+    from fgbg.core.runtime import CPU_BATCH_PIXELS, inference_batch
+
+    cpu = torch.device("cpu")
+    assert CPU_BATCH_PIXELS == 147456
+    assert inference_batch(16, cpu, 192 * 192) == 4
+    assert inference_batch(16, cpu, 96 * 96) == 16 and inference_batch(2, cpu, 96 * 96) == 2  # 16 fit: batch_size
+    assert inference_batch(16, cpu, 150 * 150) == 6  # 6.55 images
+    assert inference_batch(16, cpu, 1920 * 1080) == 1
+    assert inference_batch(16, torch.device("cuda"), 1920 * 1080) == 16
+
+
 def _img(path, w, h, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(path)

@@ -618,6 +618,20 @@ def test_whole_samples_have_the_pixels_of_a_crop_epoch_by_hand():
     assert train_mod.whole_samples(taller, 24) == 12
 
 
+def test_validation_batches_whole_images_by_the_cpu_pixel_budget(tiny_dataset, prepared, monkeypatch):
+    """Validation forwards whole 16 px images without gradients: on a CPU as many as CPU_BATCH_PIXELS holds
+    (here 3 images' worth), while training keeps batch_size."""
+    import fgbg.core.runtime as runtime
+    from fgbg.training.distributed import Dist
+
+    monkeypatch.setattr(runtime, "CPU_BATCH_PIXELS", 3 * 16 * 16 + 5)
+    params = from_dict(Params, TINY)
+    split = json.loads((prepared / "split.json").read_text())
+    loaders = train_mod._loaders(params, ComposedStore(tiny_dataset), split,
+                                 contract(params.model, heads=tuple(params.heads)), Dist(0, 1), torch.device("cpu"))
+    assert loaders.val.batch_size == 3 and loaders.crops.loader.batch_size == 8
+
+
 @pytest.mark.parametrize("world", [1, 4])
 def test_each_pass_draws_each_sample_once_per_epoch_on_every_rank(tiny_dataset, prepared, world):
     """The crop pass is a new permutation of train each epoch (this rank's share under DDP); the whole pass the

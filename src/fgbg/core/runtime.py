@@ -75,6 +75,18 @@ def predict_padded(model: torch.nn.Module, x: torch.Tensor, dtype: torch.dtype |
     return {head: out[..., :h, :w] for head, out in predict_batch(model, x, dtype).items()}
 
 
+CPU_BATCH_PIXELS = 4 * 192 * 192  # on a CPU a batch of more pixels outgrows the cache: batch 16 of 192 px images
+# took 36 ms an image, batch 4 25 ms (NHWC, this project's 2 cores; benchmarks/bench_evaluate.py)
+
+
+def inference_batch(batch_size: int, device: torch.device, pixels: int) -> int:
+    """How many images of `pixels` pixels to forward at once without gradients (validation, evaluate):
+    `batch_size` on a GPU; on a CPU at most CPU_BATCH_PIXELS' worth, at least 1."""
+    if device.type != "cpu":
+        return batch_size
+    return max(1, min(batch_size, CPU_BATCH_PIXELS // pixels))
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The plain module under DistributedDataParallel and torch.compile wrappers."""
     model = getattr(model, "module", model)

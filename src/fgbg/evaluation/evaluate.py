@@ -53,7 +53,7 @@ from fgbg.core.imageio import atomic_path, atomic_write_json
 from fgbg.core.matting import HALF_CHROMA, LOSSLESS, Trust, as_written, cutout, on_checkerboard
 from fgbg.core.plots import WORST, sample_columns, sample_rows, save_grid
 from fgbg.core.progress import progress
-from fgbg.core.runtime import final_answers, predict_padded, predict_pair
+from fgbg.core.runtime import final_answers, inference_batch, predict_padded, predict_pair
 from fgbg.dataset.data import TARGETS, PairDataset
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.baselines import baseline_answers, choose_threshold, difference
@@ -263,7 +263,7 @@ def evaluate_model(
                     loaded.contract.mask_threshold, dataset_dir, store.mask_threshold, loaded.contract.mask_threshold)
     ids = split["test"]
     ds = PairDataset(store, ids, loaded.contract)
-    df = _per_image(loaded, ds, batch_size, all_metric_keys(heads))
+    df = _per_image(loaded, ds, inference_batch(batch_size, loaded.device, size * size), all_metric_keys(heads))
     info = store.index.iloc[ids][["sample", "fg", "bg", "flip", "x", "y"]].reset_index(drop=True)
     df = pd.concat([info, df], axis=1)
     df["fg_class"] = df["fg"].str.split("_").str[0]

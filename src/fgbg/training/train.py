@@ -30,7 +30,7 @@ from fgbg.core.heads import HEADLINE, HEADS
 from fgbg.core.imageio import atomic_write_json, remove_stale_temps
 from fgbg.core.model import build_model, count_parameters
 from fgbg.core.plots import grid_image, sample_columns, sample_rows
-from fgbg.core.runtime import pick_device, unwrap, upsample_like
+from fgbg.core.runtime import inference_batch, pick_device, unwrap, upsample_like
 from fgbg.dataset.data import Crop, EpochSampler, PairDataset, SampleView
 from fgbg.dataset.store import ComposedStore
 from fgbg.training import distributed
@@ -190,8 +190,10 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
 
     whole = is_whole_epoch(params, params.epochs - 1)  # the whole-image epochs are the last ones
     per_rank = -(-whole_samples(params, len(whole_ds)) // dist.world)  # every rank the same steps
+    side = store.meta["compose"]["bg_size"]
+    val_kw = {**kw, "batch_size": inference_batch(params.batch_size, device, side * side)}  # whole images, no gradients
     return Loaders(train_pass(train_ds), train_pass(whole_ds, per_rank) if whole else None,
-                   torch.utils.data.DataLoader(val_ds, shuffle=False, **kw), gen)
+                   torch.utils.data.DataLoader(val_ds, shuffle=False, **val_kw), gen)
 
 
 class EpochResult(NamedTuple):

@@ -20,7 +20,7 @@ def test_every_recipe_is_valid_params_and_only_the_default_is_params_yaml(table,
     assert isinstance(p, Params)
     same = p == from_dict(Params, BASE) and not prior
     assert same == name.endswith("(default)"), name
-    # the rows measured before column context became the default keep measuring without it, and likewise log_l1
+    # the rows measured before column context became the default keep measuring without it; log_l1 is named
     assert (p.model.context == "columns") == name.startswith("column context"), name
     bg_depth = p.heads.get("bg_depth")
     assert (bg_depth is not None and "log_l1" in bg_depth.losses) == ("log_l1" in name), name
@@ -38,8 +38,8 @@ def test_score_only_scores_the_recorded_run_and_trains_nothing(tmp_path, monkeyp
     recipe without a finished run is refused before anything is written."""
     from fgbg.core.errors import ConfigError
 
-    name = "column context and log_l1 0.5 on bg_depth: the default (default)"
-    work = tmp_path / "depth" / "column_context_and_log_l1_0.5_on_bg_depth_the_default_default"
+    name = "column context: the default (default)"
+    work = tmp_path / "depth" / "column_context_the_default_default"
     scored = []
     monkeypatch.setattr(recipes, "train_model", lambda **kw: pytest.fail("--score-only trained"))
     monkeypatch.setattr(recipes, "evaluate_model", lambda **kw: scored.append(kw["checkpoint"]) or EVAL)

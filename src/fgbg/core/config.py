@@ -381,7 +381,7 @@ class HeadConfig:
 def _default_heads() -> dict[str, HeadConfig]:
     return {"mask": HeadConfig({"bce": 1.0, "dice": 1.0}, KIND_METRICS["binary"]),
             "depth": HeadConfig({}, KIND_METRICS["unit"]),  # derived by ground contact: no loss of its own
-            "bg_depth": HeadConfig({"l1": 1.0, "ssim": 0.5, "log_l1": 0.5}, KIND_METRICS["unit"]),
+            "bg_depth": HeadConfig({"l1": 1.0, "ssim": 0.5}, KIND_METRICS["unit"]),
             "alpha": HeadConfig({"l1": 1.0, "sobel": 1.0}, KIND_METRICS["matte"])}
 
 

@@ -1,0 +1,36 @@
+"""scripts/jpeg_limit.py: the oracle's true colour and per-pixel alpha, by hand."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from fgbg.core.matting import HALF_CHROMA, LOSSLESS
+from tests.conftest import ROOT
+
+
+@pytest.fixture()
+def limit(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # it imports mask_from_alpha beside it
+    spec = importlib.util.spec_from_file_location("jpeg_limit", ROOT / "scripts" / "jpeg_limit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_true_colour_and_the_oracle_alpha_by_hand(limit):
+    """bg (100, 100, 100), F (200, 50, 100) at alpha 0.25: I = (125, 87.5, 100). F comes back where alpha >= 0.05,
+    the nearest such pixel's elsewhere; the solve is (25 * 100 + 12.5 * 50) / (100^2 + 50^2) = 0.25 at either
+    weight, since the oracle's F is exact; where F = B nothing is said."""
+    bg = np.full((1, 4, 3), 100, np.float32)
+    alpha = np.array([[0.25, 0.0, 0.0, 1.0]], np.float32)
+    colour_f = np.array([200, 50, 100], np.float32)
+    fg_bg = alpha[..., None] * colour_f + (1 - alpha[..., None]) * bg
+    fg_bg[0, 3] = (100, 100, 100)  # an opaque pixel of the bg's own colour
+    colour = limit.true_colour(bg, fg_bg, alpha)
+    assert np.allclose(colour[0, 0], colour_f) and np.allclose(colour[0, 1], colour_f)  # nearest: (0, 0)
+    assert np.allclose(colour[0, 2], (100, 100, 100)) and np.allclose(colour[0, 3], (100, 100, 100))  # (0, 3)
+    for trust in (LOSSLESS, HALF_CHROMA):
+        solved, informative = limit.solved_alpha(bg, fg_bg, colour, trust.chroma)
+        assert solved[0, 0] == pytest.approx(0.25) and informative.tolist() == [[True, True, False, False]]
+        assert solved[0, 1] == 0  # I = B: no object

@@ -20,7 +20,16 @@ from fgbg.evaluation.evaluate import evaluate_model
 from tests.conftest import contract, write_checkpoint
 
 
-def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, tmp_path):
+def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, tmp_path, monkeypatch):
+    """Also: the forward takes batches of the CPU pixel budget (here 3 images of 20 px), not params' batch_size."""
+    import fgbg.core.runtime as runtime
+    import fgbg.evaluation.evaluate as evaluate_mod
+
+    batches = []
+    per_image = evaluate_mod._per_image
+    monkeypatch.setattr(evaluate_mod, "_per_image", lambda loaded, ds, batch, keys: batches.append(batch)
+                        or per_image(loaded, ds, batch, keys))
+    monkeypatch.setattr(runtime, "CPU_BATCH_PIXELS", 3 * 20 * 20 + 5)
     composed = tmp_path / "composed"
     compose_dataset(data_dir=tiny_data, out_dir=composed, cfg=ComposeConfig(bg_size=20, fg_size=8, positions=1,
                                                                             shard_size=10, workers=1))
@@ -43,6 +52,7 @@ def test_evaluate_pads_sizes_the_network_cannot_take_as_predict_does(tiny_data, 
         ious.append((mask_pred & (mask > 0)).sum() / union if union else 1.0)
     ev = json.loads((tmp_path / "eval.json").read_text())
     assert ev["samples"] == len(split["test"]) and ev["image_size"] == 20
+    assert batches == [3]
     assert ev["mask"]["iou"] == pytest.approx(np.mean(ious), abs=1e-9)
 
 

@@ -155,6 +155,17 @@ def test_connectivity_over_the_object_box_equals_it_over_the_whole_image(seed):
     assert connectivity_error(np.pad(pred, 5), np.pad(target, 5)) == pytest.approx(whole, rel=1e-12)
 
 
+@pytest.mark.parametrize("pred, target", [
+    ([[0, 0]], [[0, 0.5]]),  # only the target reaches 0.1: its pixel is in the box
+    ([[0, 0, 0], [0.1, 0.5, 0.1]], [[0, 0, 1], [0.12, 0, 0.5]]),  # 0.1 and 0.12, below theta, in no largest region
+    ([[0, 0.5, 0, 0.9], [0.1, 0, 0.2, 0]], [[0.1, 0, 0.12, 0], [0.1, 0.1, 0.12, 0.12]]),  # exactly 0.1 counts
+])
+def test_connectivity_box_on_small_cases_found_by_review(pred, target):
+    pred, target = np.array(pred, float), np.array(target, float)
+    whole = _connectivity(pred, target)
+    assert whole > 0 and connectivity_error(pred, target) == pytest.approx(whole, rel=1e-12)
+
+
 def test_matte_grad_runs_the_2d_filters_and_compares_magnitudes():
     """The separable float32 passes give the 2-D float64 filters' gradients; Grad compares magnitudes, so
     1 - t (every gradient reversed) scores 0 against t. The filter by hand: d/dx of a Gaussian of sigma 1.4

@@ -619,17 +619,30 @@ def test_whole_samples_have_the_pixels_of_a_crop_epoch_by_hand():
 
 
 def test_validation_batches_whole_images_by_the_cpu_pixel_budget(tiny_dataset, prepared, monkeypatch):
-    """Validation forwards whole 16 px images without gradients: on a CPU as many as CPU_BATCH_PIXELS holds
-    (here 3 images' worth), while training keeps batch_size."""
+    """Validation forwards the dataset's whole 16 px images without gradients: on a CPU as many as
+    CPU_BATCH_PIXELS holds (3 images' worth; batch_size 8 when 20 fit), while training keeps batch_size. The
+    prediction grid still shows 4 val samples when a batch holds 1."""
     import fgbg.core.runtime as runtime
     from fgbg.training.distributed import Dist
 
-    monkeypatch.setattr(runtime, "CPU_BATCH_PIXELS", 3 * 16 * 16 + 5)
-    params = from_dict(Params, TINY)
+    params = from_dict(Params, merge(TINY, {"compose": {"bg_size": 32}}))  # the store's size decides, not params'
     split = json.loads((prepared / "split.json").read_text())
-    loaders = train_mod._loaders(params, ComposedStore(tiny_dataset), split,
-                                 contract(params.model, heads=tuple(params.heads)), Dist(0, 1), torch.device("cpu"))
-    assert loaders.val.batch_size == 3 and loaders.crops.loader.batch_size == 8
+    the_contract = contract(params.model, heads=tuple(params.heads))
+
+    def loaders(images: int):
+        monkeypatch.setattr(runtime, "CPU_BATCH_PIXELS", images * 16 * 16 + 5)
+        return train_mod._loaders(params, ComposedStore(tiny_dataset), split, the_contract, Dist(0, 1),
+                                  torch.device("cpu"))
+
+    three = loaders(3)
+    assert three.val.batch_size == 3 and three.crops.loader.batch_size == 8
+    assert loaders(20).val.batch_size == 8
+    shown = []
+    monkeypatch.setattr(train_mod, "sample_rows", lambda x, *rest: shown.append(len(x)) or [])
+    monkeypatch.setattr(train_mod, "grid_image", lambda *args: None)
+    torch.manual_seed(0)
+    train_mod._prediction_grid(build_model(the_contract), loaders(1).val, Heads(params, torch.device("cpu"), the_contract))
+    assert shown == [4]
 
 
 @pytest.mark.parametrize("world", [1, 4])

@@ -148,7 +148,7 @@ def load_for_inference(path: str | Path, device: str = "auto") -> LoadedModel:
     dev = pick_device(device)
     model, checkpoint = load_checkpoint(path, dev)
     # NHWC: on this project's 2 CPU cores a 192 px forward took 26 ms in place of 34, a 1080p one 2.5 to 3.3 s in
-    # place of 4.9 (benchmarks/bench_evaluate.py); on a GPU the convolutions' fast kernels want it too
+    # place of 4.8 to 5.0 (benchmarks/bench_evaluate.py); training runs it too (train.channels_last)
     return LoadedModel(model.to(memory_format=torch.channels_last), checkpoint, dev)
 
 

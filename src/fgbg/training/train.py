@@ -227,8 +227,10 @@ def _epoch(trainer: Trainer, loaders: Loaders, epoch: int) -> EpochResult:
 
 
 def _prediction_grid(model, val_dl, heads: Heads, n: int = 4):
-    x, targets = next(iter(val_dl))
-    x, targets = x[:n], {head: target[:n] for head, target in targets.items()}
+    """The first `n` val samples (not the first batch: on a CPU a batch of large images may hold fewer),
+    their targets and the model's outputs, as one image for DVCLive."""
+    ds = val_dl.dataset
+    x, targets = torch.utils.data.default_collate([ds[k] for k in range(min(n, len(ds)))])
     model.eval()
     with torch.no_grad():
         x_dev, targets_dev = heads.to_device(x, targets)  # x encoded on the device

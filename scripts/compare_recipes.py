@@ -68,6 +68,7 @@ RECIPES = {
         "column context: the default (default)": [],
         "column context: the default for 30 epochs (3x the CPU time)": ["epochs=30"],
         "column context, log_l1 0.5 on bg_depth": ["heads.bg_depth.losses.log_l1=0.5"],
+        "column context, log_l1 0.1 on bg_depth": ["heads.bg_depth.losses.log_l1=0.1"],
         "learned, 64 px crops, plateau, prior-only data": LEARNED + PLATEAU + ["data=prior"],
         "ground contact, 64 px crops, plateau, depth loss l1, prior-only data": [GC] + SQUARES + PLATEAU + NO_JPEG
         + BEFORE + ["data=prior"],
@@ -77,6 +78,7 @@ RECIPES = {
         "the default before column context, prior-only data": BEFORE + ["data=prior"],
         "column context: the default, prior-only data": ["data=prior"],
         "column context, log_l1 0.5 on bg_depth, prior-only data": ["heads.bg_depth.losses.log_l1=0.5", "data=prior"],
+        "column context, log_l1 0.1 on bg_depth, prior-only data": ["heads.bg_depth.losses.log_l1=0.1", "data=prior"],
         "two stage, refine 0.05, 6 epochs, prior-only data": TWO_STAGE + ["model.refine_share=0.05", "epochs=6",
                                                                         "data=prior"],
     },

@@ -68,7 +68,6 @@ RECIPES = {
         "column context: the default (default)": [],
         "column context: the default for 30 epochs (3x the CPU time)": ["epochs=30"],
         "column context, log_l1 0.5 on bg_depth": ["heads.bg_depth.losses.log_l1=0.5"],
-        "column context, log_l1 0.1 on bg_depth": ["heads.bg_depth.losses.log_l1=0.1"],
         "learned, 64 px crops, plateau, prior-only data": LEARNED + PLATEAU + ["data=prior"],
         "ground contact, 64 px crops, plateau, depth loss l1, prior-only data": [GC] + SQUARES + PLATEAU + NO_JPEG
         + BEFORE + ["data=prior"],

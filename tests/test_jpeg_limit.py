@@ -34,3 +34,19 @@ def test_true_colour_and_the_oracle_alpha_by_hand(limit):
         solved, informative = limit.solved_alpha(bg, fg_bg, colour, trust.chroma)
         assert solved[0, 0] == pytest.approx(0.25) and informative.tolist() == [[True, True, False, False]]
         assert solved[0, 1] == 0  # I = B: no object
+
+
+def test_the_oracle_weighs_colour_off_the_luma_axis_by_hand(limit):
+    """F - B = 10 u + c (u the unit luma axis, c a colour difference of norm 10 orthogonal to it), and I - B =
+    0.5 (F - B) + 0.2 c: noise along the colour. LOSSLESS: (0.5 (100 + 100) + 0.2 * 100) / 200 = 0.6;
+    HALF_CHROMA weighs the colour by 0.1: (0.5 (100 + 10) + 0.1 * 0.2 * 100) / 110 = 57 / 110."""
+    from fgbg.core.matting import LUMA_AXIS
+
+    u = LUMA_AXIS.astype(np.float64)
+    c = np.cross(u, [1.0, 0.0, 0.0])
+    c *= 10 / np.linalg.norm(c)
+    bg = np.full((1, 1, 3), 100.0)
+    colour = bg + 10 * u + c
+    fg_bg = bg + 0.5 * (colour - bg) + 0.2 * c
+    assert limit.solved_alpha(bg, fg_bg, colour, LOSSLESS.chroma)[0][0, 0] == pytest.approx(0.6)
+    assert limit.solved_alpha(bg, fg_bg, colour, HALF_CHROMA.chroma)[0][0, 0] == pytest.approx(57 / 110)

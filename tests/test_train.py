@@ -638,11 +638,13 @@ def test_validation_batches_whole_images_by_the_cpu_pixel_budget(tiny_dataset, p
     assert three.val.batch_size == 3 and three.crops.loader.batch_size == 8
     assert loaders(20).val.batch_size == 8
     shown = []
-    monkeypatch.setattr(train_mod, "sample_rows", lambda x, *rest: shown.append(len(x)) or [])
+    monkeypatch.setattr(train_mod, "sample_rows", lambda x, *rest: shown.append(x) or [])
     monkeypatch.setattr(train_mod, "grid_image", lambda *args: None)
     torch.manual_seed(0)
-    train_mod._prediction_grid(build_model(the_contract), loaders(1).val, Heads(params, torch.device("cpu"), the_contract))
-    assert shown == [4]
+    heads = Heads(params, torch.device("cpu"), the_contract)
+    train_mod._prediction_grid(build_model(the_contract), loaders(1).val, heads)
+    first_four = heads.to_device(*next(iter(loaders(20).val)))[0][:4]  # the first val samples, in order
+    assert len(shown) == 1 and torch.equal(shown[0], first_four)
 
 
 @pytest.mark.parametrize("world", [1, 4])

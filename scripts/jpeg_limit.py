@@ -29,7 +29,7 @@ import numpy as np
 from mask_from_alpha import as_jpeg_file, iou  # scripts/, beside this one
 from scipy import ndimage
 
-from fgbg.core.matting import HALF_CHROMA, LOSSLESS, LUMA_AXIS, alpha_levels
+from fgbg.core.matting import HALF_CHROMA, LOSSLESS, alpha_levels, weighted_dot
 from fgbg.dataset.store import ComposedStore
 
 KNOWN_FROM = 0.05  # alpha from which F is recovered from the stored pair
@@ -49,14 +49,10 @@ def true_colour(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray) -> np.ndar
 
 def solved_alpha(bg: np.ndarray, fg_bg: np.ndarray, colour: np.ndarray, chroma: float) -> tuple[np.ndarray, np.ndarray]:
     """(the least-squares alpha with F = colour, no prior, clipped to [0, 1]; where F and B differ by 1 level or more)."""
-    def dot(a, b):  # weighted as fgbg.core.matting weighs a pair's colours
-        la, lb = a @ LUMA_AXIS, b @ LUMA_AXIS
-        return la * lb + chroma * ((a * b).sum(-1) - la * lb)
-
     mixed, contrast = fg_bg - bg, colour - bg
     informative = (contrast**2).sum(-1) >= 1.0  # unweighted: the same pixels whichever the weighting
-    den = np.where(informative, dot(contrast, contrast), 1.0)
-    return np.clip(dot(mixed, contrast) / np.maximum(den, 1e-6), 0, 1), informative
+    den = np.where(informative, weighted_dot(contrast, contrast, chroma), 1.0)
+    return np.clip(weighted_dot(mixed, contrast, chroma) / np.maximum(den, 1e-6), 0, 1), informative
 
 
 def main() -> None:

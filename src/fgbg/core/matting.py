@@ -74,7 +74,7 @@ def trust_of(bg: str | Path, fg_bg: str | Path) -> Trust:
     return HALF_CHROMA if halved(bg) or halved(fg_bg) else LOSSLESS
 
 
-def _dot(a: np.ndarray, b: np.ndarray, chroma: float) -> np.ndarray:
+def weighted_dot(a: np.ndarray, b: np.ndarray, chroma: float) -> np.ndarray:
     """N, 3 each -> N: a . b with the part of a and b off the luma axis weighted by `chroma` (1: a . b)."""
     la, lb = a @ LUMA_AXIS, b @ LUMA_AXIS
     return la * lb + chroma * ((a * b).sum(-1) - la * lb)
@@ -105,8 +105,8 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
         colour[near] = fg_bg[inner][inner_nearest[edge][near]]  # the nearest inner pixel's
     image, back = fg_bg[edge].astype(np.float32), bg[edge].astype(np.float32)
     mixed, contrast = image - back, colour - back  # I - B, F - B
-    solved = ((_dot(mixed, contrast, trust.chroma) + trust.prior * alpha[edge])
-              / (_dot(contrast, contrast, trust.chroma) + trust.prior))
+    solved = ((weighted_dot(mixed, contrast, trust.chroma) + trust.prior * alpha[edge])
+              / (weighted_dot(contrast, contrast, trust.chroma) + trust.prior))
     refined = alpha.copy()
     refined[sure] = 1.0  # the object's, as F assumes
     refined[edge] = np.clip(solved, 0, 1)

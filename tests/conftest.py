@@ -1,8 +1,9 @@
 """Shared fixtures: tiny sources written by the real generator, and a tiny composed dataset;
 `compose_sample`, one whole sample composed by the library's rules, to check the store against;
 `prepared` (its stats and split), a small model `contract`, `write_checkpoint` and
-`predict_stored_pair` for inference tests."""
+`predict_stored_pair` for inference tests; `load_script`, a module of scripts/."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,15 @@ from fgbg.core.contract import Contract, NormStats
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_COMPOSE = ComposeConfig(bg_size=16, fg_size=8, positions=2, shard_size=10, workers=1)
+
+
+def load_script(name: str):
+    """scripts/<name>.py as a module (scripts/ is no package). A script that imports another beside it needs
+    scripts/ on sys.path first (monkeypatch.syspath_prepend)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -1,21 +1,16 @@
 """scripts/jpeg_limit.py: the oracle's true colour and per-pixel alpha, by hand."""
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 from fgbg.core.matting import HALF_CHROMA, LOSSLESS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 
 
 @pytest.fixture()
 def limit(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # it imports mask_from_alpha beside it
-    spec = importlib.util.spec_from_file_location("jpeg_limit", ROOT / "scripts" / "jpeg_limit.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("jpeg_limit")
 
 
 def test_true_colour_and_the_oracle_alpha_by_hand(limit):

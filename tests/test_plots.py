@@ -4,7 +4,6 @@ A tiny DVC project holds the project's dvc.yaml and templates (.dvc/plots/) besi
 files, and `dvc plots show` renders it as a user's would be.
 """
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -14,11 +13,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 
-spec = importlib.util.spec_from_file_location("check_plots_page", ROOT / "scripts" / "check_plots_page.py")
-check_plots_page = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(check_plots_page)
+check_plots_page = load_script("check_plots_page")
 
 
 def dvc(cwd: Path, *args: str) -> str:

@@ -1,17 +1,14 @@
 """scripts/compare_recipes.py: every recipe of the README's tables is valid params, and sets what it names."""
 
-import importlib.util
 import re
 
 import pytest
 
 from fgbg.core.config import Params, from_dict
 from fgbg.core.typed_yaml import read_yaml
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_script
 
-spec = importlib.util.spec_from_file_location("compare_recipes", ROOT / "scripts" / "compare_recipes.py")
-recipes = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(recipes)
+recipes = load_script("compare_recipes")
 BASE = read_yaml(ROOT / "params.yaml")
 
 
@@ -61,9 +58,7 @@ def test_seed_spread_score_only_trains_nothing(tmp_path, monkeypatch):
     from fgbg.core.errors import ConfigError
 
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # it imports compare_recipes beside it
-    spec = importlib.util.spec_from_file_location("seed_spread", ROOT / "scripts" / "seed_spread.py")
-    spread = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(spread)
+    spread = load_script("seed_spread")
     monkeypatch.setattr(spread, "train_model", lambda **kw: pytest.fail("--score-only trained"))
     monkeypatch.setattr(spread, "evaluate_model", lambda **kw: EVAL)
     args = ["--seeds", "1", "2", "--out", str(tmp_path), "--score-only"]

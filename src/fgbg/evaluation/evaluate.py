@@ -180,11 +180,10 @@ def _cutouts(path: Path, loaded: LoadedModel, store: ComposedStore, ids: list[in
     heads = loaded.contract.heads
     alpha_from = next((head for head in ("alpha", "mask") if head in heads), None)
     shown = [head for head in (alpha_from, "depth") if head in heads]
-    rows = []
+    rows, trust = [], _stored_trust(store)
     for i in ids:
         sample = store.sample(i)
-        answers = predict_pair(loaded.model, loaded.contract, sample.bg, sample.fg_bg, loaded.device,
-                               trust=_stored_trust(store))
+        answers = predict_pair(loaded.model, loaded.contract, sample.bg, sample.fg_bg, loaded.device, trust=trust)
         row = [sample.bg, sample.fg_bg, *(answers[head].astype(np.float32) for head in shown)]
         if alpha_from:
             row.insert(3, on_checkerboard(cutout(sample.bg, sample.fg_bg, answers[alpha_from].astype(np.float32))))

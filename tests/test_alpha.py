@@ -298,8 +298,9 @@ def test_predict_score_and_test_files_refine_a_half_chroma_jpeg_pair_by_its_trus
     from fgbg.inference.predict import predict_paths
     from tests.conftest import contract, write_checkpoint
 
-    seen = []
-    monkeypatch.setattr(runtime, "refine_alpha", lambda *args: seen.append(args[3]) or refine_alpha(*args))
+    seen, kept = [], set()
+    monkeypatch.setattr(runtime, "refine_alpha", lambda *args, keep: seen.append(args[3]) or kept.add(keep)
+                        or refine_alpha(*args, keep=keep))
     the_contract = contract(ModelConfig(width=4, levels=2))
     checkpoint = write_checkpoint(tmp_path / "m.pt", build_model(the_contract), the_contract)
     sample = ComposedStore(tiny_dataset).sample(0)
@@ -314,3 +315,4 @@ def test_predict_score_and_test_files_refine_a_half_chroma_jpeg_pair_by_its_trus
                          LabelledPair("b", tmp_path / "bg.png", tmp_path / "fg_bg.png", targets),
                          LabelledPair("c", tmp_path / "bg.png", tmp_path / "fg_bg.jpg", targets)], threshold=20)
     assert seen == [LOSSLESS, HALF_CHROMA, HALF_CHROMA, LOSSLESS, HALF_CHROMA]
+    assert kept == {the_contract.mask_threshold / 255}  # the sure border stays in the mask at its threshold

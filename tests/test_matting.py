@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from fgbg.core.matting import (
+    BORDER_PRIOR,
     FLOOR,
     HALF_CHROMA,
     LOSSLESS,
@@ -124,37 +125,58 @@ def test_each_edge_pixel_takes_the_colour_of_its_nearest_sure_pixel():
     assert refined[:, 3] == pytest.approx(expected, abs=1e-6) and refined[:, 12] == pytest.approx(expected, abs=1e-6)
 
 
-def test_the_solution_is_clipped_and_sure_pixels_are_the_objects():
+def test_the_solution_is_clipped_and_sure_pixels_inside_the_sure_region_are_the_objects():
     """bg 100, the object white (F - B = 155 per channel), a soft pixel that is black: I - B = -100 per channel,
     so the solution (-100 x 155 x 3 + PRIOR x 0.5) / (155^2 x 3 + PRIOR) < 0 is clipped to 0; a pixel of
     fg_bg at 255 over bg 100 with the network's 0.2 solves to (155^2 x 3 + 20) / (155^2 x 3 + 100) < 1.
-    Pixels at exactly SURE, or above it but below 1, are the object's: alpha 1, as their colour is taken for F."""
+    Pixels at exactly SURE, or above it but below 1, are the object's inside the sure region: alpha 1, as their
+    colour is taken for F. Column 2 is on the sure region's border (column 3 is not sure): solved with BORDER_PRIOR,
+    its own colour that of column 1, (72,075 + 10,000 x 0.97) / (72,075 + 10,000) = 0.99634."""
     bg = np.full((1, 8, 3), 100, np.uint8)
     fg_bg = bg.copy()
     fg_bg[0, :3] = fg_bg[0, 5] = 255
     fg_bg[0, 3] = 0
     net = np.float32([[1.0, SURE, 0.97, 0.5, 0.0, 0.2, 0.0, 0.0]])
     refined = refine_alpha(bg, fg_bg, net)
-    assert refined[0, 3] == 0.0 and refined[0, :3].tolist() == [1.0, 1.0, 1.0]
+    assert refined[0, 3] == 0.0 and refined[0, :2].tolist() == [1.0, 1.0]
+    assert BORDER_PRIOR == 10000.0 and refined[0, 2] == pytest.approx(81775 / 82075, abs=1e-6)
     assert refined[0, 5] == pytest.approx((155**2 * 3 + PRIOR * 0.2) / (155**2 * 3 + PRIOR), abs=1e-6)
     beyond = np.uint8([[[150, 150, 150], [255, 255, 255]]])  # the soft pixel is further from the bg than F is
     over = refine_alpha(np.zeros((1, 2, 3), np.uint8), beyond, np.float32([[1.0, 0.9]]))
     assert (255 * 150 * 3 + PRIOR * 0.9) / (150**2 * 3 + PRIOR) > 1.6 and over[0, 1] == 1.0  # clipped to 1
 
 
-def test_the_objects_colour_comes_from_inside_the_sure_region_not_its_border():
-    """bg 50, an object (200, 50, 50) on columns 0-2; column 3 the network is sure of (0.97) though it is truly
-    0.9 (I = 185, the bg bleeding in, as on a real border); column 4 soft at the truth 0.3 (I = 95), the
-    network's 0.6. F from column 3, F - B = (135, 0, 0), would solve (45 x 135 + 60) / (135^2 + 100) = 0.3348; F
-    from column 2, one pixel inside the sure region, solves (45 x 150 + 60) / (150^2 + 100) = 0.30133."""
+def _border_scene(border: tuple[int, int, int], net_border: float):
+    """bg 50, an object (200, 50, 50) on columns 0-2; column 3, which the network is sure of (`net_border`), has the
+    colour `border`; column 4 soft at the truth 0.3 (I = 95), the network's 0.6."""
     bg = np.full((5, 12, 3), 50, np.uint8)
     fg_bg = bg.copy()
-    fg_bg[:, :3], fg_bg[:, 3], fg_bg[:, 4] = (200, 50, 50), (185, 50, 50), (95, 50, 50)
+    fg_bg[:, :3], fg_bg[:, 3], fg_bg[:, 4] = (200, 50, 50), border, (95, 50, 50)
     net = np.zeros((5, 12), np.float32)
-    net[:, :3], net[:, 3], net[:, 4] = 1.0, 0.97, 0.6
-    refined = refine_alpha(bg, fg_bg, net)
+    net[:, :3], net[:, 3], net[:, 4] = 1.0, net_border, 0.6
+    return bg, fg_bg, net
+
+
+def test_the_objects_colour_comes_from_inside_the_sure_region_and_its_border_is_solved_too():
+    """Column 3 the network is sure of (0.97) though it is truly 0.9 (I = 185, the bg bleeding in, as on a real
+    border). F from column 3, F - B = (135, 0, 0), would solve column 4 to (45 x 135 + 60) / (135^2 + 100) = 0.3348;
+    F from column 2, one pixel inside the sure region, solves (45 x 150 + 60) / (150^2 + 100) = 0.30133. Column 3,
+    on the sure region's border, is solved with that F and the network's alpha weighing BORDER_PRIOR: (135 x 150 +
+    10,000 x 0.97) / (150^2 + 10,000) = 29,950 / 32,500 = 0.92154 (the truth 0.9; before, 1)."""
+    refined = refine_alpha(*_border_scene((185, 50, 50), 0.97))
     assert refined[:, 4] == pytest.approx(6810 / 22600, abs=1e-6)
-    assert (refined[:, 3] == 1.0).all()
+    assert refined[:, 3] == pytest.approx(29950 / 32500, abs=1e-6)
+    assert (refined[:, :3] == 1.0).all()
+
+
+def test_a_sure_border_pixel_keeps_at_least_the_mask_threshold():
+    """Column 3 the network is sure of (0.95) looks like the bg (I - B = 0): solved, (0 + 10,000 x 0.95) / (150^2 +
+    10,000) = 0.29231, below the mask threshold; the network was sure, so it keeps `keep` (0.5 by default; predict
+    passes the mask threshold, 128 / 255). With `keep` 0 the solve stands."""
+    scene = _border_scene((50, 50, 50), 0.95)
+    assert refine_alpha(*scene, keep=0.0)[:, 3] == pytest.approx(9500 / 32500, abs=1e-6)
+    assert (refine_alpha(*scene)[:, 3] == 0.5).all()
+    assert (refine_alpha(*scene, keep=128 / 255)[:, 3] == np.float32(128 / 255)).all()
 
 
 def test_the_reach_is_euclidean():

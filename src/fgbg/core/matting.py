@@ -2,7 +2,7 @@
 
 Refining (`refine_alpha`): where the network's alpha is soft, near the object, each pixel's alpha is
 solved from the pair itself. I = alpha F + (1 - alpha) B with B known. A pixel the network is sure of
-(alpha >= SURE) is the object's: alpha 1, and I = F there. F is taken as the colour of the nearest sure
+(alpha >= SURE) is the object's: inside the sure region its alpha is 1, and I = F there. F is taken as the colour of the nearest sure
 pixel one pixel inside the sure region (its border pixels still mix in some bg), unless that is more than
 INNER_SLACK further than the nearest sure pixel, as for a part too thin to have inner pixels: then the
 nearest sure pixel's. Per pixel, the least-squares
@@ -11,6 +11,10 @@ alpha of |I - B - alpha (F - B)|^2 + PRIOR (alpha - alpha_net)^2, that is
 clipped to [0, 1]. Where the object's colour differs from the bg's this is the alpha the pixels say;
 where they are alike (|F - B|^2 small against PRIOR) it stays the network's. This is known-background
 matting (the difference matting of Smith and Blinn, 1996) with the network's alpha as the prior.
+The sure region's border pixels (those a 3 x 3 erosion removes) are where the object's edge begins to
+soften, so they are solved too, with F from the inner pixels and the network's alpha weighing BORDER_PRIOR:
+an object's alpha there is mostly near 1, and the network was sure. A border pixel keeps at least `keep`,
+the mask threshold: the pair may soften a pixel the network is sure of, but not take it out of the mask.
 
 How far the pair's colours are trusted depends on how its files stored them (`trust_of`). Most JPEG
 files, cameras' and PIL's alike, keep the colour at half resolution (4:2:0 or 4:2:2 chroma) and the
@@ -45,6 +49,7 @@ SURE = 0.9  # alpha from which a pixel is surely the object's: alpha 1, and its 
 INNER_SLACK = 1.5  # px: an inner pixel further than this beyond the nearest sure one belongs to another part
 REACH = 8  # px from a sure pixel within which the alpha is refined (the soft edge)
 FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
+BORDER_PRIOR = 10000.0  # weight of the network's alpha on the sure region's border (100 levels rms), whatever the trust
 PRIOR = 100.0  # weight of the network's alpha, in squared 8-bit levels summed over RGB (10 levels rms)
 LUMA_AXIS = np.float32([0.299, 0.587, 0.114]) / np.linalg.norm([0.299, 0.587, 0.114])  # BT.601, as JPEG's Y
 
@@ -88,28 +93,34 @@ def _nearest(where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dist, label - 1
 
 
-def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Trust = LOSSLESS) -> np.ndarray:
-    """H, W, 3 uint8 each and the network's alpha H, W in [0, 1] -> the alpha refined on its soft edge
-    (see module doc), float32; unchanged where no pixel is surely the object's."""
+def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Trust = LOSSLESS,
+                 keep: float = 0.5) -> np.ndarray:
+    """H, W, 3 uint8 each and the network's alpha H, W in [0, 1] -> the alpha refined on its soft edge and on the
+    sure region's border (see module doc), float32; a border pixel keeps at least `keep` (the mask threshold, so
+    the mask keeps every pixel the network is sure of); unchanged where no pixel is surely the object's."""
     alpha = np.asarray(alpha, np.float32)
     sure = alpha >= SURE
     if not sure.any():
         return alpha
     dist, nearest = _nearest(sure)
-    edge = ~sure & (dist <= REACH) & (alpha > FLOOR)  # solved there alone: a 12 MP photo's edge is a small share
-    colour = fg_bg[sure][nearest[edge]].astype(np.float32)  # F: the nearest sure pixel's colour, or
     inner = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # off the sure border
-    if inner.any():
+    border = sure & ~inner
+    edge = ~sure & (dist <= REACH) & (alpha > FLOOR)  # solved there alone: a 12 MP photo's edge is a small share
+    solve = edge | border
+    colour = fg_bg[sure][nearest[solve]].astype(np.float32)  # F: the nearest sure pixel's colour (a border pixel's
+    if inner.any():  # own), or the nearest inner pixel's, unless it belongs to another part
         inner_dist, inner_nearest = _nearest(inner)
-        near = inner_dist[edge] <= dist[edge] + INNER_SLACK  # not a part too thin to have inner pixels
-        colour[near] = fg_bg[inner][inner_nearest[edge][near]]  # the nearest inner pixel's
-    image, back = fg_bg[edge].astype(np.float32), bg[edge].astype(np.float32)
+        near = inner_dist[solve] <= dist[solve] + INNER_SLACK  # not a part too thin to have inner pixels
+        colour[near] = fg_bg[inner][inner_nearest[solve][near]]
+    image, back = fg_bg[solve].astype(np.float32), bg[solve].astype(np.float32)
     mixed, contrast = image - back, colour - back  # I - B, F - B
-    solved = ((weighted_dot(mixed, contrast, trust.chroma) + trust.prior * alpha[edge])
-              / (weighted_dot(contrast, contrast, trust.chroma) + trust.prior))
+    prior = np.where(border[solve], BORDER_PRIOR, trust.prior).astype(np.float32)
+    solved = ((weighted_dot(mixed, contrast, trust.chroma) + prior * alpha[solve])
+              / (weighted_dot(contrast, contrast, trust.chroma) + prior))
     refined = alpha.copy()
     refined[sure] = 1.0  # the object's, as F assumes
-    refined[edge] = np.clip(solved, 0, 1)
+    refined[solve] = np.clip(solved, 0, 1)
+    refined[border] = np.maximum(refined[border], keep)
     return refined
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from fgbg.core.contract import Contract
 from fgbg.core.errors import ConfigError
 from fgbg.core.heads import HEADS
-from fgbg.core.matting import LOSSLESS, Trust, alpha_levels, as_written, refine_alpha
+from fgbg.core.matting import LEVELS, LOSSLESS, Trust, alpha_levels, as_written, refine_alpha
 from fgbg.core.model import ground_contact
 
 
@@ -137,7 +137,8 @@ def final_answers(contract: Contract, outputs: dict[str, torch.Tensor], bg: np.n
     answers = {head: answer[0, 0].cpu().numpy() for head, answer in contract.answers(outputs).items()}
     for head in answers:
         if HEADS[head] == "matte":
-            answers[head] = as_written(refine_alpha(bg, fg_bg, answers[head], trust))
+            answers[head] = as_written(refine_alpha(bg, fg_bg, answers[head], trust,
+                                                    keep=contract.mask_threshold / LEVELS))
     if {"mask", "alpha"} <= set(answers):
         answers["mask"] = mask_of(answers["alpha"], contract.mask_threshold)
         if contract.config.depth == "ground_contact":

@@ -5,8 +5,9 @@
 - the forward pass under autocast, {head: float32 output} resized to the input's size;
 - a whole (bg, fg_bg) pair of any size and aspect, at native resolution or scaled: what
   `fgbg predict`, `fgbg score` and evaluate's file round trip all run;
-- the answers a user gets (`final_answers`): an alpha head's answer refined on its soft edge by the
-  pair itself (fgbg.core.matting.refine_alpha), in 8 bits; with a mask head too, the mask is that
+- the answers a user gets (`final_answers`): an alpha head's answer refined on its soft edge and the
+  sure region's border by the pair itself (fgbg.core.matting.refine_alpha; the border kept at least at
+  the mask threshold), in 8 bits; with a mask head too, the mask is that
   alpha at the mask threshold, which beat the mask head on the val split as stored and as JPEG
   files (README "The mask from the refined alpha"), and a depth derived by ground contact follows it.
 """

@@ -38,7 +38,7 @@ def refined(bg, fg_bg, network, trust, prior: float | None, keep: float) -> np.n
     """The 8-bit alpha of `refine_alpha` with BORDER_PRIOR = `prior`; None: every sure pixel 1, as before the
     border was solved (the soft edge's solve does not depend on the border's)."""
     default = matting.BORDER_PRIOR
-    matting.BORDER_PRIOR = prior or default
+    matting.BORDER_PRIOR = default if prior is None else prior
     try:
         alpha = refine_alpha(bg, fg_bg, network, trust, keep=keep)
     finally:
@@ -46,6 +46,14 @@ def refined(bg, fg_bg, network, trust, prior: float | None, keep: float) -> np.n
     if prior is None:
         alpha[network >= matting.SURE] = 1.0
     return as_written(alpha)
+
+
+def positive(text: str) -> float:
+    """An argparse type: a prior weight above 0 (at 0 a border pixel of the bg's colour would solve to 0 / 0)."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: a prior weight must be above 0")
+    return value
 
 
 def summary(answers: list[np.ndarray], truths: list[np.ndarray], masks: list[np.ndarray], threshold: int) -> str:
@@ -65,7 +73,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="dataset/composed")
     ap.add_argument("--split-file", default="dataset/split.json")
     ap.add_argument("--split", default="val", choices=("val", "test"))
-    ap.add_argument("--priors", type=float, nargs="+", default=[1000, 3000, 10000, 30000])
+    ap.add_argument("--priors", type=positive, nargs="+", default=[1000, 3000, 10000, 30000])
     ap.add_argument("--every", type=int, default=1, help="take every n-th sample of the split")
     args = ap.parse_args()
     loaded = load_for_inference(args.checkpoint, "cpu")

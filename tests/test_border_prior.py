@@ -18,7 +18,7 @@ def test_each_variant_of_the_border_by_hand(script):
     """bg 50, an object (200, 50, 50) on columns 0-2, its border column 3 truly 0.9 (I = 185), the network 0.97:
     solved with F from column 2 and a prior p, (135 x 150 + 0.97 p) / (150^2 + p): 29,950 / 32,500 = 0.92154 at
     10,000, written as 235 / 255; 21,220 / 23,500 = 0.90298 at 1,000, as 230 / 255. None: 1, as before; NETWORK_ONLY:
-    the network's 0.97, as 247 / 255 (247.35 rounds down)."""
+    the network's 0.97, as 247 / 255 (247.35 rounds down). `keep` 0.95 lifts 0.92154 to 0.95, 242.25: 242 / 255."""
     bg = np.full((5, 12, 3), 50, np.uint8)
     fg_bg = bg.copy()
     fg_bg[:, :3], fg_bg[:, 3] = (200, 50, 50), (185, 50, 50)
@@ -29,4 +29,7 @@ def test_each_variant_of_the_border_by_hand(script):
     assert (script.refined(bg, fg_bg, net, LOSSLESS, 1000.0, 0.5)[:, 3] == np.float32(230 / 255)).all()
     assert (script.refined(bg, fg_bg, net, LOSSLESS, None, 0.5)[:, :4] == 1.0).all()
     assert (script.refined(bg, fg_bg, net, LOSSLESS, script.NETWORK_ONLY, 0.5)[:, 3] == np.float32(247 / 255)).all()
+    assert (script.refined(bg, fg_bg, net, LOSSLESS, 10000.0, 0.95)[:, 3] == np.float32(242 / 255)).all()  # kept
     assert matting.BORDER_PRIOR == 10000.0  # restored
+    with pytest.raises(Exception, match="above 0"):
+        script.positive("0")

@@ -141,9 +141,57 @@ def test_the_solution_is_clipped_and_sure_pixels_inside_the_sure_region_are_the_
     assert refined[0, 3] == 0.0 and refined[0, :2].tolist() == [1.0, 1.0]
     assert BORDER_PRIOR == 10000.0 and refined[0, 2] == pytest.approx(81775 / 82075, abs=1e-6)
     assert refined[0, 5] == pytest.approx((155**2 * 3 + PRIOR * 0.2) / (155**2 * 3 + PRIOR), abs=1e-6)
-    beyond = np.uint8([[[150, 150, 150], [255, 255, 255]]])  # the soft pixel is further from the bg than F is
-    over = refine_alpha(np.zeros((1, 2, 3), np.uint8), beyond, np.float32([[1.0, 0.9]]))
-    assert (255 * 150 * 3 + PRIOR * 0.9) / (150**2 * 3 + PRIOR) > 1.6 and over[0, 1] == 1.0  # clipped to 1
+
+
+def _ringed_square():
+    """A 12 x 12 scene, bg grey 50: a square the network is sure of (1.0) on rows and columns 1-10, the object
+    (200, 50, 50) inside; its outer ring truly 0.9 (I = 185); a hole at (5, 5) truly 0.3 (I = 95, the network's
+    0.6), whose diagonal neighbour (4, 4) is truly 0.9 too; and (1, 5), on the ring, brighter than the object
+    (I = 255)."""
+    bg = np.full((12, 12, 3), 50, np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((12, 12), np.float32)
+    net[1:11, 1:11] = 1.0
+    fg_bg[1:11, 1:11] = (185, 50, 50)
+    fg_bg[2:10, 2:10] = (200, 50, 50)
+    fg_bg[4, 4], fg_bg[5, 5], net[5, 5] = (185, 50, 50), (95, 50, 50), 0.6
+    fg_bg[1, 5] = (255, 50, 50)
+    return bg, fg_bg, net
+
+
+def test_the_border_of_a_square_by_hand():
+    """_ringed_square, F - B = (150, 0, 0) from the inner pixels. The ring and (4, 4), a diagonal neighbour of the
+    hole (a 3 x 3 erosion, not a cross), solve to (135 x 150 + 10,000) / (150^2 + 10,000) = 30,250 / 32,500 =
+    0.93077; so does the corner (1, 1), whose nearest inner pixel, (2, 2), is diagonal (1.41 px, within
+    INNER_SLACK). (1, 5) solves to (205 x 150 + 10,000) / 32,500 = 1.2538, clipped to 1. The hole is the soft edge:
+    6,810 / 22,600. An inner pixel stays 1.
+    HALF_CHROMA: I - B = 0.9 (F - B), so with W = (F - B) weighed, 67.085^2 + 0.1 (150^2 - 67.085^2) = 6,300.4,
+    the ring is (0.9 W + 10,000) / (W + 10,000) = 0.96135: BORDER_PRIOR whatever the trust. `keep` 240 / 255 =
+    0.94118 lifts the ring to it."""
+    scene = _ringed_square()
+    refined = refine_alpha(*scene)
+    ring = 30250 / 32500
+    assert refined[1, 3] == pytest.approx(ring, abs=1e-6) and refined[10, 7] == pytest.approx(ring, abs=1e-6)
+    assert refined[4, 4] == pytest.approx(ring, abs=1e-6) and refined[1, 1] == pytest.approx(ring, abs=1e-6)
+    assert (205 * 150 + 10000) / 32500 > 1.25 and refined[1, 5] == 1.0
+    assert refined[5, 5] == pytest.approx(6810 / 22600, abs=1e-6) and refined[7, 7] == 1.0
+    w = 67.085**2 + 0.1 * (150**2 - 67.085**2)
+    half = refine_alpha(*scene, HALF_CHROMA)
+    assert w == pytest.approx(6300.4, abs=0.1) and half[1, 3] == pytest.approx((0.9 * w + 10000) / (w + 10000), abs=1e-4)
+    assert (refine_alpha(*scene, keep=240 / 255)[1, 3] == np.float32(240 / 255)).all()
+
+
+def test_a_thin_parts_border_has_no_f_and_stays_1_and_keep_is_an_alpha():
+    """A 1 px line the network is sure of (0.92), dimmer than a body would be: no inner pixel, so no F but its own
+    colour, which would solve to a mix of 1 and 0.92; it stays 1, as every sure pixel did before the border was
+    solved. A `keep` outside [0, 1] is refused."""
+    bg = np.full((5, 9, 3), 50, np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((5, 9), np.float32)
+    fg_bg[2, 1:8], net[2, 1:8] = (60, 50, 50), 0.92
+    assert (refine_alpha(bg, fg_bg, net)[2, 1:8] == 1.0).all()
+    with pytest.raises(ValueError, match="keep = 2"):
+        refine_alpha(bg, fg_bg, net, keep=2)
 
 
 def _border_scene(border: tuple[int, int, int], net_border: float):

@@ -11,10 +11,13 @@ alpha of |I - B - alpha (F - B)|^2 + PRIOR (alpha - alpha_net)^2, that is
 clipped to [0, 1]. Where the object's colour differs from the bg's this is the alpha the pixels say;
 where they are alike (|F - B|^2 small against PRIOR) it stays the network's. This is known-background
 matting (the difference matting of Smith and Blinn, 1996) with the network's alpha as the prior.
-The sure region's border pixels (those a 3 x 3 erosion removes) are where the object's edge begins to
-soften, so they are solved too, with F from the inner pixels and the network's alpha weighing BORDER_PRIOR:
-an object's alpha there is mostly near 1, and the network was sure. A border pixel keeps at least `keep`,
-the mask threshold: the pair may soften a pixel the network is sure of, but not take it out of the mask.
+The sure region's border pixels (those a 3 x 3 erosion removes; the image's edge does not erode, so an
+object cut by the frame has no border there) are where the object's edge begins to soften, so they are
+solved too, with F from the nearest inner pixel and the network's alpha weighing BORDER_PRIOR, whatever
+the trust: an object's alpha there is mostly near 1, and the network was sure. A border pixel with no
+inner pixel within INNER_SLACK, a thin part's, has no F but its own colour, and stays 1. A border pixel
+keeps at least `keep`, the mask threshold: the pair may soften a pixel the network is sure of, but not
+take it out of the mask.
 
 How far the pair's colours are trusted depends on how its files stored them (`trust_of`). Most JPEG
 files, cameras' and PIL's alike, keep the colour at half resolution (4:2:0 or 4:2:2 chroma) and the
@@ -45,7 +48,7 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 RECOVER_FROM = 0.1  # the alpha from which F is recovered: noise grows by at most 1 / 0.1 = 10x
-SURE = 0.9  # alpha from which a pixel is surely the object's: alpha 1, and its colour is F
+SURE = 0.9  # alpha from which a pixel is surely the object's: inside the sure region alpha 1, its colour F
 INNER_SLACK = 1.5  # px: an inner pixel further than this beyond the nearest sure one belongs to another part
 REACH = 8  # px from a sure pixel within which the alpha is refined (the soft edge)
 FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
@@ -96,22 +99,26 @@ def _nearest(where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Trust = LOSSLESS,
                  keep: float = 0.5) -> np.ndarray:
     """H, W, 3 uint8 each and the network's alpha H, W in [0, 1] -> the alpha refined on its soft edge and on the
-    sure region's border (see module doc), float32; a border pixel keeps at least `keep` (the mask threshold, so
-    the mask keeps every pixel the network is sure of); unchanged where no pixel is surely the object's."""
+    sure region's border (see module doc), float32; a border pixel keeps at least `keep` in [0, 1] (predict passes
+    the mask threshold, so the mask keeps every pixel the network is sure of; the default 0.5 is written as level
+    128, 127.5 rounding to even); unchanged where no pixel is surely the object's."""
+    if not 0 <= keep <= 1:
+        raise ValueError(f"refine_alpha: keep = {keep} is not an alpha; give one in [0, 1] (the mask threshold / 255)")
     alpha = np.asarray(alpha, np.float32)
     sure = alpha >= SURE
     if not sure.any():
         return alpha
     dist, nearest = _nearest(sure)
-    inner = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # off the sure border
+    inner = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # the image's edge does not erode
     border = sure & ~inner
     edge = ~sure & (dist <= REACH) & (alpha > FLOOR)  # solved there alone: a 12 MP photo's edge is a small share
     solve = edge | border
-    colour = fg_bg[sure][nearest[solve]].astype(np.float32)  # F: the nearest sure pixel's colour (a border pixel's
-    if inner.any():  # own), or the nearest inner pixel's, unless it belongs to another part
+    colour = fg_bg[sure][nearest[solve]].astype(np.float32)  # F: the nearest sure pixel's colour, or
+    near = np.zeros(len(colour), bool)  # an inner pixel near, unless the part is too thin to have any
+    if inner.any():
         inner_dist, inner_nearest = _nearest(inner)
-        near = inner_dist[solve] <= dist[solve] + INNER_SLACK  # not a part too thin to have inner pixels
-        colour[near] = fg_bg[inner][inner_nearest[solve][near]]
+        near = inner_dist[solve] <= dist[solve] + INNER_SLACK
+        colour[near] = fg_bg[inner][inner_nearest[solve][near]]  # the nearest inner pixel's
     image, back = fg_bg[solve].astype(np.float32), bg[solve].astype(np.float32)
     mixed, contrast = image - back, colour - back  # I - B, F - B
     prior = np.where(border[solve], BORDER_PRIOR, trust.prior).astype(np.float32)
@@ -119,7 +126,7 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
               / (weighted_dot(contrast, contrast, trust.chroma) + prior))
     refined = alpha.copy()
     refined[sure] = 1.0  # the object's, as F assumes
-    refined[solve] = np.clip(solved, 0, 1)
+    refined[solve] = np.where(border[solve] & ~near, 1.0, np.clip(solved, 0, 1))  # a thin part's border has no F
     refined[border] = np.maximum(refined[border], keep)
     return refined
 

@@ -2,10 +2,10 @@
 
 Refining (`refine_alpha`): where the network's alpha is soft, near the object, each pixel's alpha is
 solved from the pair itself. I = alpha F + (1 - alpha) B with B known. A pixel the network is sure of
-(alpha >= SURE) is the object's: inside the sure region its alpha is 1, and I = F there. F is taken as the colour of the nearest sure
-pixel one pixel inside the sure region (its border pixels still mix in some bg), unless that is more than
-INNER_SLACK further than the nearest sure pixel, as for a part too thin to have inner pixels: then the
-nearest sure pixel's. Per pixel, the least-squares
+(alpha >= SURE) is the object's: inside the sure region its alpha is 1, and I = F there. F is taken as
+the colour of the nearest sure pixel one pixel inside the sure region (its border pixels still mix in
+some bg), unless that is more than INNER_SLACK further than the nearest sure pixel, as for a part too
+thin to have inner pixels: then the nearest sure pixel's. Per pixel, the least-squares
 alpha of |I - B - alpha (F - B)|^2 + PRIOR (alpha - alpha_net)^2, that is
     alpha = ((I - B) . (F - B) + PRIOR alpha_net) / (|F - B|^2 + PRIOR),
 clipped to [0, 1]. Where the object's colour differs from the bg's this is the alpha the pixels say;

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import cv2
 import numpy as np
 import torch
 from mask_from_alpha import as_jpeg_file, iou  # scripts/, beside this one
@@ -26,7 +25,7 @@ from mask_from_alpha import as_jpeg_file, iou  # scripts/, beside this one
 from fgbg.core import matting
 from fgbg.core.checkpoint import load_for_inference
 from fgbg.core.contract import kind_of
-from fgbg.core.matting import HALF_CHROMA, LEVELS, LOSSLESS, alpha_levels, as_written, refine_alpha
+from fgbg.core.matting import HALF_CHROMA, LEVELS, LOSSLESS, alpha_levels, as_written, refine_alpha, sure_border
 from fgbg.core.metrics import matte_metrics
 from fgbg.core.runtime import predict_padded
 from fgbg.dataset.store import ComposedStore
@@ -35,14 +34,10 @@ NETWORK_ONLY = 1e12  # a prior weight that outweighs any colour: the border solv
 
 
 def refined(bg, fg_bg, network, trust, prior: float | None, keep: float) -> np.ndarray:
-    """The 8-bit alpha of `refine_alpha` with BORDER_PRIOR = `prior`; None: every sure pixel 1, as before the
-    border was solved (the soft edge's solve does not depend on the border's)."""
-    default = matting.BORDER_PRIOR
-    matting.BORDER_PRIOR = default if prior is None else prior
-    try:
-        alpha = refine_alpha(bg, fg_bg, network, trust, keep=keep)
-    finally:
-        matting.BORDER_PRIOR = default
+    """The 8-bit alpha of `refine_alpha` with the border's prior weight `prior`; None: every sure pixel 1, as before
+    the border was solved (the soft edge's solve does not depend on the border's)."""
+    alpha = refine_alpha(bg, fg_bg, network, trust, keep=keep,
+                         border_prior=matting.BORDER_PRIOR if prior is None else prior)
     if prior is None:
         alpha[network >= matting.SURE] = 1.0
     return as_written(alpha)
@@ -96,8 +91,7 @@ def main() -> None:
             outputs = predict_padded(loaded.model, loaded.contract.encode(bg, fg_bg)[None].to(loaded.device))
             network = kind_of("alpha").answer(outputs["alpha"])[0, 0].cpu().numpy()
             if not files:
-                sure = (network >= matting.SURE).astype(np.uint8)
-                border = (sure - cv2.erode(sure, np.ones((3, 3), np.uint8))).astype(bool)
+                _, border = sure_border(network >= matting.SURE)  # the pixels refine_alpha solves as the border
                 border_sad.append((1 - sample.alpha[border]).sum() / 1000)  # the border at 1
                 border_truth.extend(sample.alpha[border].tolist())
             for name, (prior, keep_from) in variants.items():

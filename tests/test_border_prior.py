@@ -1,4 +1,4 @@
-"""scripts/border_prior.py: the border's variants by hand, and BORDER_PRIOR restored after each."""
+"""scripts/border_prior.py: the border's variants by hand, and the module's BORDER_PRIOR left as it is."""
 
 import numpy as np
 import pytest
@@ -30,6 +30,6 @@ def test_each_variant_of_the_border_by_hand(script):
     assert (script.refined(bg, fg_bg, net, LOSSLESS, None, 0.5)[:, :4] == 1.0).all()
     assert (script.refined(bg, fg_bg, net, LOSSLESS, script.NETWORK_ONLY, 0.5)[:, 3] == np.float32(247 / 255)).all()
     assert (script.refined(bg, fg_bg, net, LOSSLESS, 10000.0, 0.95)[:, 3] == np.float32(242 / 255)).all()  # kept
-    assert matting.BORDER_PRIOR == 10000.0  # restored
+    assert matting.BORDER_PRIOR == 10000.0  # the module's own weight, untouched
     with pytest.raises(Exception, match="above 0"):
         script.positive("0")

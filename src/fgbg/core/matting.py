@@ -96,12 +96,20 @@ def _nearest(where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return dist, label - 1
 
 
+def sure_border(sure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An H, W bool sure region -> (its inner pixels, its border): the border is what a 3 x 3 erosion removes (the
+    image's edge does not erode, so an object cut by the frame has no border there)."""
+    inner = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    return inner, sure & ~inner
+
+
 def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Trust = LOSSLESS,
-                 keep: float = 0.5) -> np.ndarray:
+                 keep: float = 0.5, border_prior: float = BORDER_PRIOR) -> np.ndarray:
     """H, W, 3 uint8 each and the network's alpha H, W in [0, 1] -> the alpha refined on its soft edge and on the
     sure region's border (see module doc), float32; a border pixel keeps at least `keep` in [0, 1] (predict passes
     the mask threshold, so the mask keeps every pixel the network is sure of; the default 0.5 is written as level
-    128, 127.5 rounding to even); unchanged where no pixel is surely the object's."""
+    128, 127.5 rounding to even); `border_prior` weighs the network's alpha on the border (scripts/border_prior.py
+    tries others); unchanged where no pixel is surely the object's."""
     if not 0 <= keep <= 1:
         raise ValueError(f"refine_alpha: keep = {keep} is not an alpha; give one in [0, 1] (the mask threshold / 255)")
     alpha = np.asarray(alpha, np.float32)
@@ -109,8 +117,7 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
     if not sure.any():
         return alpha
     dist, nearest = _nearest(sure)
-    inner = cv2.erode(sure.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)  # the image's edge does not erode
-    border = sure & ~inner
+    inner, border = sure_border(sure)
     edge = ~sure & (dist <= REACH) & (alpha > FLOOR)  # solved there alone: a 12 MP photo's edge is a small share
     solve = edge | border
     colour = fg_bg[sure][nearest[solve]].astype(np.float32)  # F: the nearest sure pixel's colour, or
@@ -121,7 +128,7 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
         colour[near] = fg_bg[inner][inner_nearest[solve][near]]  # the nearest inner pixel's
     image, back = fg_bg[solve].astype(np.float32), bg[solve].astype(np.float32)
     mixed, contrast = image - back, colour - back  # I - B, F - B
-    prior = np.where(border[solve], BORDER_PRIOR, trust.prior).astype(np.float32)
+    prior = np.where(border[solve], border_prior, trust.prior).astype(np.float32)
     solved = ((weighted_dot(mixed, contrast, trust.chroma) + prior * alpha[solve])
               / (weighted_dot(contrast, contrast, trust.chroma) + prior))
     refined = alpha.copy()

@@ -109,3 +109,12 @@ def write_checkpoint(path: Path, model: torch.nn.Module, the_contract: Contract,
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     save_checkpoint(path, Checkpoint(the_contract, weights, input_size, epoch))
     return path
+
+
+def grid_columns(grid: Image.Image) -> int:
+    """How many cells wide a grid of fgbg.core.plots without row labels is."""
+    from fgbg.core.plots import CELL, GAP
+
+    columns, rest = divmod(grid.width + GAP, CELL + GAP)
+    assert rest == 0, f"a grid {grid.width} px wide is no whole number of cells"
+    return columns

@@ -16,7 +16,7 @@ from fgbg.core.runtime import final_answers, predict_pair
 from fgbg.evaluation.evaluate import _crossed, evaluate_model
 from fgbg.inference.predict import WRITERS
 from fgbg.training.train import train_model
-from tests.conftest import predict_stored_pair
+from tests.conftest import grid_columns, predict_stored_pair
 from tests.test_train import TINY, merge
 
 
@@ -168,7 +168,7 @@ def test_an_alpha_head_trains_evaluates_and_predicts_a_cutout(tiny_dataset, prep
     assert set(result["mask_network"]) == set(result["mask"])
     assert result["baseline"]["alpha_rule"].startswith("the difference mask")
     assert json.loads((tmp_path / "eval.json").read_text())["mask_as_alpha"] == result["mask_as_alpha"]
-    assert Image.open(tmp_path / "plots" / "cutouts.png").size[0] == 5 * 150  # bg, fg_bg, alpha, cut-out, depth
+    assert grid_columns(Image.open(tmp_path / "plots" / "cutouts.png")) == 5  # bg, fg_bg, alpha, cut-out, depth
 
     bg, fg_bg = predict_stored_pair(tmp_path / "models" / "best.pt", store, 0, tmp_path)
     alpha = np.asarray(Image.open(tmp_path / "out" / "scene_alpha.png"))

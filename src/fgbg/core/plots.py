@@ -1,23 +1,29 @@
-"""Image grids of samples and predictions (matplotlib, headless)."""
+"""Image grids of samples and predictions, drawn with PIL: one cell per image, colour maps by lookup
+table. A matplotlib figure of the same grid cost about 2.5 s (20 ms a subplot), which every logged
+epoch and every evaluate paid; this costs milliseconds."""
 
 from __future__ import annotations
 
 import io
+from functools import cache
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib import colormaps
+from PIL import Image, ImageDraw, ImageFont
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from fgbg.core.contract import Contract, kind_of  # noqa: E402
-from fgbg.core.heads import HEADS  # noqa: E402
-from fgbg.core.imageio import atomic_write_bytes  # noqa: E402
+from fgbg.core.contract import Contract, kind_of
+from fgbg.core.heads import HEADS
+from fgbg.core.imageio import atomic_write_bytes
 
 WORST = 10  # the worst samples (or pairs) that evaluate and `fgbg score` list and draw
+CELL = 192  # px per grid cell: the default bg side, shown 1:1; smaller images enlarge (nearest), larger shrink
+GAP = 4  # px of white between cells
+TITLE_HEIGHT = 18  # px of the column titles above the first row
+LABEL_WIDTH = 120  # px of the row labels' column, where a grid has them
+ERROR_MAX = 0.25  # an |error| map is drawn on [0, ERROR_MAX]: small errors stay visible
+BACKGROUND = (255, 255, 255)
 
 
 def sample_columns(heads: tuple[str, ...]) -> tuple[str, ...]:
@@ -50,34 +56,67 @@ def _cmap(title: str) -> str:
     return kind_of(head).cmap if head in HEADS else "magma_r"
 
 
-def grid_png(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...], row_labels: list[str] | None = None) -> bytes:
-    """A PNG: one row per sample, one column per title. 2-D arrays are shown in [0, 1] (binary
-    heads grey; unit heads magma, for depth near = bright; |errors| inferno, scale [0, 0.25])."""
-    fig, axes = plt.subplots(len(rows), len(titles), figsize=(1.5 * len(titles), 1.5 * len(rows) + 0.2), squeeze=False)
+@cache
+def _lookup(cmap: str) -> np.ndarray:
+    """256, 3 uint8: the colour map's colours for the levels 0 to 255."""
+    return (colormaps[cmap](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+
+
+def as_rgb(img: np.ndarray, title: str) -> np.ndarray:
+    """H, W, 3 uint8 as the grid shows `img`: a 2-D map on [0, 1] (an |error| on [0, ERROR_MAX]) through its
+    colour map (binary heads grey; unit heads magma, for depth near = bright; |errors| inferno); colour as it is."""
+    if img.ndim == 3:
+        return img if img.dtype == np.uint8 else (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    top = ERROR_MAX if title.endswith("error") else 1.0
+    return coloured(np.asarray(img, np.float64) / top, _cmap(title))
+
+
+def coloured(values: np.ndarray, cmap: str) -> np.ndarray:
+    """H, W values on [0, 1] (clipped) -> H, W, 3 uint8 through the colour map `cmap`, in 256 levels (value v
+    in level floor(256 v), as matplotlib bins them)."""
+    levels = np.minimum(np.clip(np.nan_to_num(values), 0, 1) * 256, 255).astype(np.uint8)
+    return _lookup(cmap)[levels]
+
+
+def _fitted(rgb: np.ndarray) -> Image.Image:
+    """The image scaled to fit a CELL x CELL cell, its aspect kept."""
+    h, w = rgb.shape[:2]
+    scale = CELL / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.LANCZOS
+    return Image.fromarray(np.ascontiguousarray(rgb)).resize(size, resample)
+
+
+@cache
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def grid_image(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...],
+               row_labels: list[str] | None = None) -> Image.Image:
+    """One row per sample, one CELL-square cell per title (each image centred in it, GAP px apart), the titles
+    above the first row and each row's label (lines of text) left of it."""
+    left, pitch = LABEL_WIDTH if row_labels else 0, CELL + GAP
+    grid = Image.new("RGB", (left + pitch * len(titles) - GAP, TITLE_HEIGHT + pitch * len(rows) - GAP), BACKGROUND)
+    draw = ImageDraw.Draw(grid)
+    for c, title in enumerate(titles):
+        draw.text((left + pitch * c + CELL / 2, TITLE_HEIGHT / 2), title, fill=(0, 0, 0), font=_font(12), anchor="mm")
     for r, images in enumerate(rows):
+        top = TITLE_HEIGHT + pitch * r
         for c, (img, title) in enumerate(zip(images, titles)):
-            ax = axes[r][c]
-            if img.ndim == 2:
-                vmax = 0.25 if title.endswith("error") else 1.0
-                ax.imshow(img, cmap=_cmap(title), vmin=0, vmax=vmax, interpolation="nearest")
-            else:
-                ax.imshow(img, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(title, fontsize=8)
-            if c == 0 and row_labels:
-                ax.set_ylabel(row_labels[r], fontsize=6)
-    fig.tight_layout(pad=0.2)
+            cell = _fitted(as_rgb(img, title))
+            grid.paste(cell, (left + pitch * c + (CELL - cell.width) // 2, top + (CELL - cell.height) // 2))
+        if row_labels:
+            draw.multiline_text((4, top + CELL / 2), row_labels[r], fill=(0, 0, 0), font=_font(11), anchor="lm")
+    return grid
+
+
+def grid_png(rows, titles: tuple[str, ...], row_labels=None) -> bytes:
+    """grid_image as PNG bytes."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
+    grid_image(rows, titles, row_labels).save(buf, format="png")
     return buf.getvalue()
 
 
 def save_grid(path: str | Path, rows, titles: tuple[str, ...], row_labels=None) -> None:
     atomic_write_bytes(path, grid_png(rows, titles, row_labels))
-
-
-def grid_image(rows, titles: tuple[str, ...], row_labels=None) -> Image.Image:
-    return Image.open(io.BytesIO(grid_png(rows, titles, row_labels))).convert("RGB")

@@ -22,25 +22,22 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
-
-from fgbg.core.checkpoint import load_for_inference  # noqa: E402
-from fgbg.core.contract import kind_of  # noqa: E402
-from fgbg.core.errors import InputError  # noqa: E402
-from fgbg.core.imageio import (  # noqa: E402
+from fgbg.core.checkpoint import load_for_inference
+from fgbg.core.contract import kind_of
+from fgbg.core.errors import InputError
+from fgbg.core.imageio import (
     atomic_save_image,
     depth_to_uint16,
     image_files,
     paired_stems,
     read_image,
 )
-from fgbg.core.matting import alpha_levels, cutout, trust_of  # noqa: E402
-from fgbg.core.progress import progress  # noqa: E402
-from fgbg.core.runtime import predict_pair  # noqa: E402
+from fgbg.core.matting import alpha_levels, cutout, trust_of
+from fgbg.core.plots import coloured
+from fgbg.core.progress import progress
+from fgbg.core.runtime import predict_pair
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +48,7 @@ def _binary(out: Path, name: str, answer: np.ndarray) -> None:
 
 def _unit(out: Path, name: str, answer: np.ndarray) -> None:
     atomic_save_image(out / f"{name}.png", depth_to_uint16(answer))
-    preview = (colormaps["magma_r"](answer)[..., :3] * 255).round().astype(np.uint8)
-    atomic_save_image(out / f"{name}_preview.png", preview)
+    atomic_save_image(out / f"{name}_preview.png", coloured(answer, "magma_r"))
 
 
 def _matte(out: Path, name: str, answer: np.ndarray) -> None:

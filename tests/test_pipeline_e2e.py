@@ -211,7 +211,7 @@ def test_a_sweep_runs_two_at_a_time_on_linked_data_and_a_failed_run_keeps_its_lo
     of copying it, and shows in `dvc exp show` with its own metrics; a run that fails keeps its
     log, which `dvc queue logs NAME` prints."""
     sh(repo, "git", "checkout", "-q", "--", ".")
-    lrs = {"sweep-a": 0.02, "sweep-b": 0.005, "sweep-c": 0.001}
+    lrs = {"sweep-a": 0.02, "sweep-b": 0.005}  # with the failing one, three runs for two workers
     for name, lr in lrs.items():
         sh(repo, "dvc", "exp", "run", "--queue", "-n", name, "-S", f"lr={lr}")
     sh(repo, "dvc", "exp", "run", "--queue", "-n", "sweep-bad", "-S", "lr=-1")
@@ -219,7 +219,7 @@ def test_a_sweep_runs_two_at_a_time_on_linked_data_and_a_failed_run_keeps_its_lo
         status = run_queue(repo, workers=2)
     assert status == {**{name: "Success" for name in lrs}, "sweep-bad": "Failed"}, status
     workspaces = {path.split("/dataset/")[0] for path in links}
-    assert len(workspaces) >= 3, links  # the four runs' workspaces, less any that came and went unseen
+    assert len(workspaces) >= 2, links  # the three runs' workspaces, less any that came and went unseen
     assert set(links.values()) == {expected_link(repo)}, links  # linked from the cache, never copied
     for name in lrs:
         log = sh(repo, "dvc", "queue", "logs", name)

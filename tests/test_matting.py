@@ -107,7 +107,7 @@ def test_only_the_soft_edge_near_a_sure_pixel_and_above_the_floor_is_refined():
     assert np.array_equal(refine_alpha(bg, fg_bg, net * 0.85), net * 0.85)  # no pixel at or above SURE: unchanged
 
 
-def test_each_edge_pixel_takes_the_colour_of_its_nearest_sure_pixel():
+def test_each_edge_pixel_takes_the_colour_of_its_own_object():
     """Two objects, red on the left and blue on the right, each with a soft column of alpha 0.5 next to it:
     each column is solved with its own object's colour, so both come out 0.5 (with the other's colour they
     would not: red's F - B is orthogonal to blue's, which would give PRIOR x 0.8 / (150^2 + PRIOR))."""
@@ -123,6 +123,25 @@ def test_each_edge_pixel_takes_the_colour_of_its_nearest_sure_pixel():
     refined = refine_alpha(bg, fg_bg, net)
     expected = (75 * 150 + PRIOR * 0.8) / (150**2 + PRIOR)  # I - B = 75 along F - B
     assert refined[:, 3] == pytest.approx(expected, abs=1e-6) and refined[:, 12] == pytest.approx(expected, abs=1e-6)
+
+
+def test_f_is_the_candidate_whose_line_from_b_passes_through_the_pixel():
+    """bg 50; a red object (200, 50, 50) on columns 0-7, the network sure of it, with one blue inner pixel (50, 50,
+    200) at (4, 6); column 8 truly 0.5 red (I = 125, 50, 50), the network's 0.8. The blue pixel is (4, 8)'s nearest
+    inner pixel: with its F, F - B = (0, 0, 150) is orthogonal to I - B = (75, 0, 0), and the solve would give
+    (0 + 100 x 0.8) / (150^2 + 100) = 0.00354. Among the candidates, the nearest inner pixels of the points 3 px
+    around, red's line from B passes through I exactly (a = 0.5, nothing left over), so F is red: (75 x 150 + 100 x
+    0.8) / 22,600 = 11,330 / 22,600 = 0.50133, as in every other row of column 8; the border pixel (4, 7) beside
+    the blue one takes red too: (150 x 150 + 10,000) / (150^2 + 10,000) = 1."""
+    bg = np.full((9, 12, 3), 50, np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((9, 12), np.float32)
+    fg_bg[:, :8], net[:, :8] = (200, 50, 50), 1.0
+    fg_bg[4, 6] = (50, 50, 200)
+    fg_bg[:, 8], net[:, 8] = (125, 50, 50), 0.8
+    refined = refine_alpha(bg, fg_bg, net)
+    assert refined[:, 8] == pytest.approx(np.full(9, 11330 / 22600), abs=1e-6)
+    assert refined[4, 7] == 1.0 and refined[4, 6] == 1.0
 
 
 def test_the_solution_is_clipped_and_sure_pixels_inside_the_sure_region_are_the_objects():

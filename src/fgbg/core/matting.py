@@ -2,10 +2,14 @@
 
 Refining (`refine_alpha`): where the network's alpha is soft, near the object, each pixel's alpha is
 solved from the pair itself. I = alpha F + (1 - alpha) B with B known. A pixel the network is sure of
-(alpha >= SURE) is the object's: inside the sure region its alpha is 1, and I = F there. F is taken as
-the colour of the nearest sure pixel one pixel inside the sure region (its border pixels still mix in
-some bg), unless that is more than INNER_SLACK further than the nearest sure pixel, as for a part too
-thin to have inner pixels: then the nearest sure pixel's. Per pixel, the least-squares
+(alpha >= SURE) is the object's: inside the sure region its alpha is 1, and I = F there. F is taken
+from the inner pixels, one pixel or more inside the sure region (its border pixels still mix in some
+bg), unless the nearest is more than INNER_SLACK further than the nearest sure pixel, as for a part too
+thin to have inner pixels: then F is the nearest sure pixel's colour. Of the inner pixels nearest to the
+pixel and to the CANDIDATES' points around it, F is the colour whose line from B passes closest to I:
+on a textured object the nearest inner pixel is often of another colour than the one that mixed into
+the edge (sampling-based matting, as Wang and Cohen's robust matting and Gastal and Oliveira's shared
+sampling choose among sampled colours; here B is known, so one line per candidate). Per pixel, the least-squares
 alpha of |I - B - alpha (F - B)|^2 + PRIOR (alpha - alpha_net)^2, that is
     alpha = ((I - B) . (F - B) + PRIOR alpha_net) / (|F - B|^2 + PRIOR),
 clipped to [0, 1]. Where the object's colour differs from the bg's this is the alpha the pixels say;
@@ -54,6 +58,8 @@ REACH = 8  # px from a sure pixel within which the alpha is refined (the soft ed
 FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
 BORDER_PRIOR = 10000.0  # weight of the network's alpha on the sure region's border (100 levels rms), whatever the trust
 PRIOR = 100.0  # weight of the network's alpha, in squared 8-bit levels summed over RGB (10 levels rms)
+CANDIDATES = ((0, 0), (3, 0), (-3, 0), (0, 3), (0, -3), (2, 2), (2, -2), (-2, 2), (-2, -2))  # (dy, dx): the points
+# whose nearest inner pixels are F's candidates, the pixel itself and 8 around it about 3 px away (chosen on val)
 LUMA_AXIS = np.float32([0.299, 0.587, 0.114]) / np.linalg.norm([0.299, 0.587, 0.114])  # BT.601, as JPEG's Y
 
 
@@ -104,12 +110,13 @@ def sure_border(sure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Trust = LOSSLESS,
-                 keep: float = 0.5, border_prior: float = BORDER_PRIOR) -> np.ndarray:
+                 keep: float = 0.5, border_prior: float = BORDER_PRIOR, candidates=CANDIDATES) -> np.ndarray:
     """H, W, 3 uint8 each and the network's alpha H, W in [0, 1] -> the alpha refined on its soft edge and on the
     sure region's border (see module doc), float32; a border pixel keeps at least `keep` in [0, 1] (predict passes
     the mask threshold, so the mask keeps every pixel the network is sure of; the default 0.5 is written as level
-    128, 127.5 rounding to even); `border_prior` weighs the network's alpha on the border (scripts/border_prior.py
-    tries others); unchanged where no pixel is surely the object's."""
+    128, 127.5 rounding to even); `border_prior` weighs the network's alpha on the border, and `candidates` are
+    the (dy, dx) points whose nearest inner pixels are F's candidates (scripts/refine_variants.py tries others);
+    unchanged where no pixel is surely the object's."""
     if not 0 <= keep <= 1:
         raise ValueError(f"refine_alpha: keep = {keep} is not an alpha; give one in [0, 1] (the mask threshold / 255)")
     alpha = np.asarray(alpha, np.float32)
@@ -120,14 +127,16 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
     inner, border = sure_border(sure)
     edge = ~sure & (dist <= REACH) & (alpha > FLOOR)  # solved there alone: a 12 MP photo's edge is a small share
     solve = edge | border
+    image, back = fg_bg[solve].astype(np.float32), bg[solve].astype(np.float32)
+    mixed = image - back  # I - B
     colour = fg_bg[sure][nearest[solve]].astype(np.float32)  # F: the nearest sure pixel's colour, or
-    near = np.zeros(len(colour), bool)  # an inner pixel near, unless the part is too thin to have any
+    near = np.zeros(len(colour), bool)  # an inner pixel's near, unless the part is too thin to have any
     if inner.any():
         inner_dist, inner_nearest = _nearest(inner)
         near = inner_dist[solve] <= dist[solve] + INNER_SLACK
-        colour[near] = fg_bg[inner][inner_nearest[solve][near]]  # the nearest inner pixel's
-    image, back = fg_bg[solve].astype(np.float32), bg[solve].astype(np.float32)
-    mixed, contrast = image - back, colour - back  # I - B, F - B
+        colour[near] = _best_candidate(fg_bg[inner].astype(np.float32), inner_nearest, solve, near, mixed, back,
+                                       trust.chroma, candidates)
+    contrast = colour - back  # F - B
     prior = np.where(border[solve], border_prior, trust.prior).astype(np.float32)
     solved = ((weighted_dot(mixed, contrast, trust.chroma) + prior * alpha[solve])
               / (weighted_dot(contrast, contrast, trust.chroma) + prior))
@@ -136,6 +145,30 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
     refined[solve] = np.where(border[solve] & ~near, 1.0, np.clip(solved, 0, 1))  # a thin part's border has no F
     refined[border] = np.maximum(refined[border], keep)
     return refined
+
+
+def _best_candidate(inner_colours: np.ndarray, inner_nearest: np.ndarray, solve: np.ndarray, near: np.ndarray,
+                    mixed: np.ndarray, back: np.ndarray, chroma: float, candidates) -> np.ndarray:
+    """F for the solved pixels that have an inner pixel near: of the `candidates`' inner pixels (the nearest inner
+    pixel of each point (dy, dx) from the solved pixel; (0, 0) first), the colour whose line from B passes closest to I,
+    |I - B - a (F - B)|^2 least at its own best a in [0, 1] (the dot products weighted as `weighted_dot`)."""
+    ys, xs = np.nonzero(solve)
+    ys, xs, mixed, back = ys[near], xs[near], mixed[near], back[near]
+    h, w = inner_nearest.shape
+    best, chosen = None, None
+    for dy, dx in candidates:
+        colour = inner_colours[inner_nearest[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)]]
+        contrast = colour - back  # F - B
+        a = np.clip(weighted_dot(mixed, contrast, chroma) / np.maximum(weighted_dot(contrast, contrast, chroma), 1e-6),
+                    0, 1)
+        miss = mixed - a[:, None] * contrast
+        residual = weighted_dot(miss, miss, chroma)
+        if best is None:
+            best, chosen = residual, colour
+        else:
+            better = residual < best  # ties keep the earlier candidate: the pixel's own nearest first
+            best, chosen = np.where(better, residual, best), np.where(better[:, None], colour, chosen)
+    return chosen
 
 
 def alpha_levels(alpha):

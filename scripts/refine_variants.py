@@ -1,16 +1,20 @@
-"""The refinement of the sure region's border, at several weights of the network's alpha there, on a split as
-stored and as JPEG files: what README "The sure region's border" reports.
+"""Variants of the alpha's refinement on a split, as stored and as JPEG files: what README "The sure region's
+border" and "F among candidates" report.
 
-    python scripts/border_prior.py [--split val] [--priors 1000 3000 10000 30000] [--every 1]
+    python scripts/refine_variants.py --study border [--split val] [--priors 1000 3000 10000 30000] [--every 1]
+    python scripts/refine_variants.py --study candidates [--split val] [--radii 2 3 4 6] [--every 1]
 
 The network runs once per pair (as stored, and with bg and fg_bg each round-tripped through a JPEG at evaluate's
 `test_files` quality, refined as predict refines such files: fgbg.core.matting.HALF_CHROMA). Its alpha is then
-refined as `predict` does (fgbg.core.matting.refine_alpha, the mask threshold as `keep`) with each BORDER_PRIOR,
-with the border left at 1 as before (prior "none"), with the border at the network's own alpha (a prior that
-outweighs any colour), and with the default prior but no `keep`; each answer in 8 bits, its mask at the dataset's
-mask threshold. Prints, per variant, the mean mask IoU, and the alpha's SAD and Grad
-(fgbg.core.metrics.matte_metrics) with their ratio to the mask's used as an alpha, as eval.json gives them; and,
-with the border at 1, how much of the SAD lies on the border and the true alpha there.
+refined as `predict` does (fgbg.core.matting.refine_alpha, the mask threshold as `keep`) in each variant, each
+answer in 8 bits, its mask at the dataset's mask threshold.
+- border: the sure region's border with each BORDER_PRIOR, with the border left at 1 as before (prior "none"),
+  with the border at the network's own alpha (a prior that outweighs any colour), and with the default prior but
+  no `keep`; and, with the border at 1, how much of the SAD lies on the border and the true alpha there;
+- candidates: F from the nearest inner pixel alone (as before), from the default CANDIDATES, and from the nearest
+  inner pixels of the pixel and of 8 points on a circle of each radius around it.
+Prints, per variant, the mean mask IoU, and the alpha's SAD and Grad (fgbg.core.metrics.matte_metrics) with their
+ratio to the mask's used as an alpha, as eval.json gives them.
 """
 
 from __future__ import annotations
@@ -33,14 +37,21 @@ from fgbg.dataset.store import ComposedStore
 NETWORK_ONLY = 1e12  # a prior weight that outweighs any colour: the border solves to the network's alpha
 
 
-def refined(bg, fg_bg, network, trust, prior: float | None, keep: float) -> np.ndarray:
-    """The 8-bit alpha of `refine_alpha` with the border's prior weight `prior`; None: every sure pixel 1, as before
-    the border was solved (the soft edge's solve does not depend on the border's)."""
+def refined(bg, fg_bg, network, trust, prior: float | None, keep: float,
+            candidates=matting.CANDIDATES) -> np.ndarray:
+    """The 8-bit alpha of `refine_alpha` with the border's prior weight `prior` and F's `candidates`; prior None:
+    every sure pixel 1, as before the border was solved (the soft edge's solve does not depend on the border's)."""
     alpha = refine_alpha(bg, fg_bg, network, trust, keep=keep,
-                         border_prior=matting.BORDER_PRIOR if prior is None else prior)
+                         border_prior=matting.BORDER_PRIOR if prior is None else prior, candidates=candidates)
     if prior is None:
         alpha[network >= matting.SURE] = 1.0
     return as_written(alpha)
+
+
+def ring(radius: float) -> tuple[tuple[int, int], ...]:
+    """(0, 0) and 8 points on a circle of `radius` px around it, rounded to pixels: F's candidates."""
+    turns = np.arange(8) * np.pi / 4
+    return ((0, 0), *((round(radius * np.sin(t)), round(radius * np.cos(t))) for t in turns))
 
 
 def positive(text: str) -> float:
@@ -68,17 +79,25 @@ def main() -> None:
     ap.add_argument("--dataset", default="dataset/composed")
     ap.add_argument("--split-file", default="dataset/split.json")
     ap.add_argument("--split", default="val", choices=("val", "test"))
+    ap.add_argument("--study", default="border", choices=("border", "candidates"))
     ap.add_argument("--priors", type=positive, nargs="+", default=[1000, 3000, 10000, 30000])
+    ap.add_argument("--radii", type=positive, nargs="+", default=[2, 3, 4, 6])
     ap.add_argument("--every", type=int, default=1, help="take every n-th sample of the split")
     args = ap.parse_args()
     loaded = load_for_inference(args.checkpoint, "cpu")
     store = ComposedStore(args.dataset)
     threshold = store.mask_threshold
     keep = threshold / LEVELS
-    variants = {"none (the border at 1, before)": (None, keep),
-                **{f"{prior:g}": (prior, keep) for prior in args.priors},
-                "the network's own alpha": (NETWORK_ONLY, keep),
-                f"{matting.BORDER_PRIOR:g}, no keep": (matting.BORDER_PRIOR, 0.0)}
+    default = matting.BORDER_PRIOR
+    if args.study == "border":
+        variants = {"none (the border at 1, before)": (None, keep, matting.CANDIDATES),
+                    **{f"{prior:g}": (prior, keep, matting.CANDIDATES) for prior in args.priors},
+                    "the network's own alpha": (NETWORK_ONLY, keep, matting.CANDIDATES),
+                    f"{default:g}, no keep": (default, 0.0, matting.CANDIDATES)}
+    else:
+        variants = {"the nearest inner pixel alone (before)": (default, keep, ((0, 0),)),
+                    "CANDIDATES (the default)": (default, keep, matting.CANDIDATES),
+                    **{f"a ring of radius {radius:g}": (default, keep, ring(radius)) for radius in args.radii}}
     answers: dict[tuple[str, bool], list[np.ndarray]] = {}
     truths, masks = [], []
     border_sad, border_truth = [], []  # with the border at 1: the SAD on it, and its true alpha
@@ -94,11 +113,12 @@ def main() -> None:
                 _, border = sure_border(network >= matting.SURE)  # the pixels refine_alpha solves as the border
                 border_sad.append((1 - sample.alpha[border]).sum() / 1000)  # the border at 1
                 border_truth.extend(sample.alpha[border].tolist())
-            for name, (prior, keep_from) in variants.items():
+            for name, (prior, keep_from, candidates) in variants.items():
                 trust = HALF_CHROMA if files else LOSSLESS
-                answers.setdefault((name, files), []).append(refined(bg, fg_bg, network, trust, prior, keep_from))
+                answers.setdefault((name, files), []).append(
+                    refined(bg, fg_bg, network, trust, prior, keep_from, candidates))
     print(f"{args.split}, {len(truths)} samples; with the border at 1, its SAD {np.mean(border_sad):.4f} an image "
-          f"as stored, its true alpha {np.mean(border_truth):.3f} on average; BORDER_PRIOR:")
+          f"as stored, its true alpha {np.mean(border_truth):.3f} on average; {args.study}:")
     for name in variants:
         print(f"  {name}: as stored {summary(answers[name, False], truths, masks, threshold)}; "
               f"as JPEG files {summary(answers[name, True], truths, masks, threshold)}")

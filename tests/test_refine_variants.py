@@ -1,4 +1,4 @@
-"""scripts/border_prior.py: the border's variants by hand, and the module's BORDER_PRIOR left as it is."""
+"""scripts/refine_variants.py: the border's variants and F's rings by hand, and the module's BORDER_PRIOR left as it is."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from tests.conftest import ROOT, load_script
 @pytest.fixture()
 def script(monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # it imports mask_from_alpha beside it
-    return load_script("border_prior")
+    return load_script("refine_variants")
 
 
 def test_each_variant_of_the_border_by_hand(script):
@@ -33,3 +33,9 @@ def test_each_variant_of_the_border_by_hand(script):
     assert matting.BORDER_PRIOR == 10000.0  # the module's own weight, untouched
     with pytest.raises(Exception, match="above 0"):
         script.positive("0")
+
+
+def test_a_ring_of_candidates_by_hand(script):
+    """Radius 3: (0, 0), then (dy, dx) = (3 sin t, 3 cos t) for t = 0, 45, ... 315 degrees, 2.12 rounded to 2."""
+    assert script.ring(3) == ((0, 0), (0, 3), (2, 2), (3, 0), (2, -2), (0, -3), (-2, -2), (-3, 0), (-2, 2))
+    assert set(script.ring(3)) == set(matting.CANDIDATES)  # the default is the ring of radius 3

@@ -17,7 +17,7 @@ where they are alike (|F - B|^2 small against PRIOR) it stays the network's. Thi
 matting (the difference matting of Smith and Blinn, 1996) with the network's alpha as the prior.
 The sure region's border pixels (those a 3 x 3 erosion removes; the image's edge does not erode, so an
 object cut by the frame has no border there) are where the object's edge begins to soften, so they are
-solved too, with F from the nearest inner pixel and the network's alpha weighing BORDER_PRIOR, whatever
+solved too, with F from the inner pixels as above and the network's alpha weighing BORDER_PRIOR, whatever
 the trust: an object's alpha there is mostly near 1, and the network was sure. A border pixel with no
 inner pixel within INNER_SLACK, a thin part's, has no F but its own colour, and stays 1. A border pixel
 keeps at least `keep`, the mask threshold: the pair may soften a pixel the network is sure of, but not

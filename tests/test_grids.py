@@ -7,7 +7,7 @@ at (0.001, 0.000, 0.014).
 
 import numpy as np
 
-from fgbg.core.plots import CELL, GAP, LABEL_WIDTH, TITLE_HEIGHT, as_rgb, grid_image
+from fgbg.core.plots import CELL, GAP, LABEL_WIDTH, TITLE_HEIGHT, as_rgb, coloured, grid_image
 from tests.conftest import grid_columns
 
 NEAR, FAR = (252, 253, 191), (0, 0, 4)  # magma_r at 0 and 1, in 8 bits
@@ -52,3 +52,53 @@ def test_a_wide_image_shrinks_into_its_cell_centred_and_labels_take_a_column():
 
 def test_the_column_count_of_a_grid():
     assert grid_columns(grid_image([(np.zeros((4, 4)),) * 5], ("a",) * 5)) == 5
+
+
+def _dark_columns(region: np.ndarray) -> np.ndarray:
+    """The x of the columns of an H, W, 3 region where text (a dark pixel) is drawn."""
+    return np.nonzero((region < 128).all(axis=2).any(axis=0))[0]
+
+
+def test_a_long_label_widens_its_column_and_never_covers_the_first_image():
+    """`fgbg score` labels a row with its pair's names, which can be wider than LABEL_WIDTH: the column widens to
+    the widest label, so the first image stays whole and every letter lies left of it."""
+    label = "a_foreground_with_a_long_name_0042.png\nbg_0001.png"
+    image = np.full((CELL, CELL, 3), 7, np.uint8)
+    grid = np.asarray(grid_image([(image,)], ("fg_bg",), row_labels=[label]))
+    left = grid.shape[1] - CELL
+    assert left > LABEL_WIDTH
+    assert (grid[TITLE_HEIGHT:, left:] == 7).all()
+    assert _dark_columns(grid[TITLE_HEIGHT:, :left]).max() < left - 2
+
+
+def test_titles_sit_above_their_columns_and_labels_beside_their_rows():
+    """Each title is centred over its own cell, in the title band; each row's label lies within that row's height."""
+    blank = np.full((CELL, CELL, 3), 255, np.uint8)
+    grid = np.asarray(grid_image([(blank, blank), (blank, blank)], ("bg", "a_title"), row_labels=["one", "two"]))
+    left, pitch = grid.shape[1] - 2 * CELL - GAP, CELL + GAP
+    for c in range(2):
+        ink = _dark_columns(grid[:TITLE_HEIGHT, left + pitch * c : left + pitch * c + CELL])
+        assert len(ink) and abs((ink.min() + ink.max()) / 2 - CELL / 2) <= 3
+    assert not (grid[TITLE_HEIGHT:] < 128).all(axis=2)[:, left:].any()  # no title text below the band
+    for r in range(2):
+        rows = np.nonzero((grid[:, :left] < 128).all(axis=2).any(axis=1))[0]
+        top = TITLE_HEIGHT + pitch * r
+        mine = rows[(rows >= top) & (rows < top + CELL)]
+        assert len(mine) and abs((mine.min() + mine.max()) / 2 - (top + CELL / 2)) <= 4
+    assert not (grid[:TITLE_HEIGHT, :left] < 128).all(axis=2).any()  # labels stay out of the title band
+
+
+def test_an_image_larger_than_its_cell_shrinks_by_averaging():
+    """Stripes of 0 and 255 one pixel wide, twice the cell: shrunk to the cell they average to mid-grey (dropping
+    every other pixel would keep pure black or pure white)."""
+    stripes = np.zeros((2 * CELL, 2 * CELL, 3), np.uint8)
+    stripes[:, ::2] = 255
+    cell = np.asarray(grid_image([(stripes,)], ("fg_bg",)))[TITLE_HEIGHT:].astype(int)
+    assert np.abs(cell[8:-8, 8:-8] - 128).max() <= 8
+
+
+def test_values_fall_in_256_levels_floored_and_clipped():
+    """Through `gray` (level k is k / 255 of white), v lands in level floor(256 v): 0.7 / 256 in level 0 (rounding
+    would give 1), 1.5 / 256 in level 1, 1 and above in 255, below 0 and NaN in 0."""
+    values = np.array([[0.7 / 256, 1.5 / 256, 1.0, 3.0, -0.5, np.nan]])
+    assert coloured(values, "gray")[..., 0].tolist() == [[0, 1, 255, 255, 0, 0]]

@@ -9,6 +9,7 @@ from PIL import Image
 
 from fgbg.cli import main as cli
 from fgbg.core.config import ModelConfig
+from fgbg.core.plots import as_rgb
 from fgbg.core.model import build_model
 from fgbg.inference.onnx import ONNX_ATOL, export_onnx
 from fgbg.inference.predict import predict_paths
@@ -67,6 +68,10 @@ def test_predict_one_pair_of_any_size(ckpt, tmp_path):
     assert mask.shape == (23, 37) and set(np.unique(mask)) <= {0, 255}
     assert depth.size == (37, 23) and np.asarray(depth).dtype == np.uint16
     assert preview.mode == "RGB" and preview.size == (37, 23)
+    # the preview shows the depth in the grids' colours (magma_r, near bright): the same level of the same map,
+    # but where the 16-bit file rounds a value across a level's edge (a few pixels at most)
+    same = (np.asarray(preview) == as_rgb(np.asarray(depth) / 65535, "depth")).all(axis=2)
+    assert same.mean() > 0.97
 
 
 def test_predict_folders_paired_by_name_and_the_errors(ckpt, tmp_path):

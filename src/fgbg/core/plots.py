@@ -21,7 +21,8 @@ WORST = 10  # the worst samples (or pairs) that evaluate and `fgbg score` list a
 CELL = 192  # px per grid cell: the default bg side, shown 1:1; smaller images enlarge (nearest), larger shrink
 GAP = 4  # px of white between cells
 TITLE_HEIGHT = 18  # px of the column titles above the first row
-LABEL_WIDTH = 120  # px of the row labels' column, where a grid has them
+LABEL_WIDTH = 120  # px of the row labels' column at least, where a grid has them; a wider label widens it
+LABEL_MARGIN = 4  # px of white left and right of the widest label
 ERROR_MAX = 0.25  # an |error| map is drawn on [0, ERROR_MAX]: small errors stay visible
 BACKGROUND = (255, 255, 255)
 
@@ -92,11 +93,18 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     return ImageFont.load_default(size=size)
 
 
+def _label_width(row_labels: list[str]) -> int:
+    """px of the labels' column: the widest label (lines of text) between margins, at least LABEL_WIDTH."""
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    widest = max(measure.multiline_textbbox((0, 0), label, font=_font(11))[2] for label in row_labels)
+    return max(LABEL_WIDTH, widest + 2 * LABEL_MARGIN)
+
+
 def grid_image(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...],
                row_labels: list[str] | None = None) -> Image.Image:
     """One row per sample, one CELL-square cell per title (each image centred in it, GAP px apart), the titles
-    above the first row and each row's label (lines of text) left of it."""
-    left, pitch = LABEL_WIDTH if row_labels else 0, CELL + GAP
+    above the first row and each row's label (lines of text) left of it, in a column as wide as the widest."""
+    left, pitch = _label_width(row_labels) if row_labels else 0, CELL + GAP
     grid = Image.new("RGB", (left + pitch * len(titles) - GAP, TITLE_HEIGHT + pitch * len(rows) - GAP), BACKGROUND)
     draw = ImageDraw.Draw(grid)
     for c, title in enumerate(titles):
@@ -107,7 +115,7 @@ def grid_image(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...],
             cell = _fitted(as_rgb(img, title))
             grid.paste(cell, (left + pitch * c + (CELL - cell.width) // 2, top + (CELL - cell.height) // 2))
         if row_labels:
-            draw.multiline_text((4, top + CELL / 2), row_labels[r], fill=(0, 0, 0), font=_font(11), anchor="lm")
+            draw.multiline_text((LABEL_MARGIN, top + CELL / 2), row_labels[r], fill=(0, 0, 0), font=_font(11), anchor="lm")
     return grid
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from fgbg.core.checkpoint import load_for_inference
-from fgbg.core.contract import kind_of
+from fgbg.core.contract import KINDS, kind_of
 from fgbg.core.errors import InputError
 from fgbg.core.imageio import (
     atomic_save_image,
@@ -48,7 +48,7 @@ def _binary(out: Path, name: str, answer: np.ndarray) -> None:
 
 def _unit(out: Path, name: str, answer: np.ndarray) -> None:
     atomic_save_image(out / f"{name}.png", depth_to_uint16(answer))
-    atomic_save_image(out / f"{name}_preview.png", coloured(answer, "magma_r"))
+    atomic_save_image(out / f"{name}_preview.png", coloured(answer, KINDS["unit"].cmap))
 
 
 def _matte(out: Path, name: str, answer: np.ndarray) -> None:

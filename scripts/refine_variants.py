@@ -54,12 +54,15 @@ def ring(radius: float) -> tuple[tuple[int, int], ...]:
     return ((0, 0), *((round(radius * np.sin(t)), round(radius * np.cos(t))) for t in turns))
 
 
-def positive(text: str) -> float:
-    """An argparse type: a prior weight above 0 (at 0 a border pixel of the bg's colour would solve to 0 / 0)."""
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text}: a prior weight must be above 0")
-    return value
+def positive(what: str):
+    """An argparse type: a number above 0, `what` named in the error (a prior weight at 0 would solve a border pixel
+    of the bg's colour to 0 / 0; a ring of radius 0 is the pixel alone)."""
+    def parse(text: str) -> float:
+        value = float(text)
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text}: {what} must be above 0")
+        return value
+    return parse
 
 
 def summary(answers: list[np.ndarray], truths: list[np.ndarray], masks: list[np.ndarray], threshold: int) -> str:
@@ -80,8 +83,8 @@ def main() -> None:
     ap.add_argument("--split-file", default="dataset/split.json")
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--study", default="border", choices=("border", "candidates"))
-    ap.add_argument("--priors", type=positive, nargs="+", default=[1000, 3000, 10000, 30000])
-    ap.add_argument("--radii", type=positive, nargs="+", default=[2, 3, 4, 6])
+    ap.add_argument("--priors", type=positive("a prior weight"), nargs="+", default=[1000, 3000, 10000, 30000])
+    ap.add_argument("--radii", type=positive("a ring's radius in px"), nargs="+", default=[2, 3, 4, 6])
     ap.add_argument("--every", type=int, default=1, help="take every n-th sample of the split")
     args = ap.parse_args()
     loaded = load_for_inference(args.checkpoint, "cpu")

@@ -370,3 +370,54 @@ def test_half_chroma_splits_a_difference_along_the_luma_axis_by_hand():
     expected = (lm * lc + 0.1 * (6750 - lm * lc) + 600) / (lc**2 + 0.1 * (22500 - lc**2) + 1000)
     assert expected == pytest.approx(0.73132, abs=1e-5)
     assert refine_alpha(bg, fg_bg, net, HALF_CHROMA)[:, 4] == pytest.approx(expected, abs=1e-5)
+
+
+def _two_colour_scene(soft: tuple[int, int, int]):
+    """bg 80; an object of colour A = (241, 131, 100) on columns 0-7, the network sure of it, but for one inner pixel
+    of colour C = (93, 106, 85) at (2, 6); one soft pixel (4, 8) of colour `soft`, the network's 0.5. Of (4, 8)'s
+    candidates, the nearest inner pixels of the points (-2, 2) and (-2, -2), the last, are C; the other 7 are A."""
+    bg = np.full((9, 12, 3), 80, np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((9, 12), np.float32)
+    fg_bg[:, :8], net[:, :8] = (241, 131, 100), 1.0
+    fg_bg[2, 6] = (93, 106, 85)
+    fg_bg[4, 8], net[4, 8] = soft, 0.5
+    return bg, fg_bg, net
+
+
+def test_the_candidates_fit_is_weighed_as_the_trust_weighs_colour_at_its_best_alpha_in_0_1():
+    """I - B = (27, 53, 10), A - B = (161, 51, 20), C - B = (13, 26, 5). With u the unit luma axis, a vector v splits
+    into (v . u) u and the rest; HALF_CHROMA weighs the rest's squares 0.1. The least |I - B - a (F - B)|^2 over a
+    in [0, 1]:
+    - lossless: A at a = 7,250 / 28,922 = 0.2507 leaves 3,638 - 7,250^2 / 28,922 = 1,820.6; C would want a = 2.045,
+      clipped to 1 it leaves |(14, 27, 5)|^2 = 950. C fits better: F = C, and the solve clips (1,829 / 970) to 1;
+    - HALF_CHROMA: A leaves 331.3 at a = 0.456; C at a = 1 still 949.9. F = A: (7,749.5) / (16,894.0) = 0.45871.
+    Unclipped, C would fit exactly (at a = 2.045), and with a fixed at 1 A would leave 5,033: either would pick C."""
+    scene = _two_colour_scene((107, 133, 90))
+    assert refine_alpha(*scene)[4, 8] == 1.0
+    u = np.array([0.299, 0.587, 0.114]) / np.linalg.norm([0.299, 0.587, 0.114])
+
+    def dot(a, b):  # HALF_CHROMA's weighted dot product
+        return (a @ u) * (b @ u) + 0.1 * (a @ b - (a @ u) * (b @ u))
+
+    mixed, a_colour, c_colour = np.array([27, 53, 10.0]), np.array([161, 51, 20.0]), np.array([13, 26, 5.0])
+    a_fit = dot(mixed, a_colour) / dot(a_colour, a_colour)
+    assert a_fit == pytest.approx(0.45612, abs=1e-5)
+    assert dot(mixed, mixed) - a_fit * dot(mixed, a_colour) == pytest.approx(331.29, abs=0.01)
+    assert dot(mixed - c_colour, mixed - c_colour) == pytest.approx(949.90, abs=0.01)
+    expected = (dot(mixed, a_colour) + 1000 * 0.5) / (dot(a_colour, a_colour) + 1000)
+    assert expected == pytest.approx(0.45871, abs=1e-5)
+    assert refine_alpha(*scene, HALF_CHROMA)[4, 8] == pytest.approx(expected, abs=1e-5)
+
+
+def test_candidates_that_fit_alike_leave_f_the_pixels_own_nearest():
+    """A soft pixel that looks like the bg (I = B) fits every candidate at a = 0, exactly: a tie, which keeps the
+    first candidate, the pixel's own nearest inner pixel A: 100 x 0.5 / (28,922 + 100) = 0.0017228 (the last, C,
+    would give 50 / 970 = 0.05155)."""
+    assert refine_alpha(*_two_colour_scene((80, 80, 80)))[4, 8] == pytest.approx(50 / 29022, abs=1e-6)
+
+
+def test_refine_refuses_an_empty_set_of_candidates():
+    scene = _two_colour_scene((107, 133, 90))
+    with pytest.raises(ValueError, match=r"candidates = \(\) is empty; give at least \(0, 0\)"):
+        refine_alpha(*scene, candidates=())

@@ -119,6 +119,9 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
     unchanged where no pixel is surely the object's."""
     if not 0 <= keep <= 1:
         raise ValueError(f"refine_alpha: keep = {keep} is not an alpha; give one in [0, 1] (the mask threshold / 255)")
+    if not len(candidates):
+        raise ValueError("refine_alpha: candidates = () is empty; give at least (0, 0), the pixel's own nearest "
+                         "inner pixel (the default is matting.CANDIDATES)")
     alpha = np.asarray(alpha, np.float32)
     sure = alpha >= SURE
     if not sure.any():
@@ -155,7 +158,7 @@ def _best_candidate(inner_colours: np.ndarray, inner_nearest: np.ndarray, solve:
     ys, xs = np.nonzero(solve)
     ys, xs, mixed, back = ys[near], xs[near], mixed[near], back[near]
     h, w = inner_nearest.shape
-    best, chosen = None, None
+    best, chosen = np.full(len(ys), np.inf, np.float32), np.zeros((len(ys), 3), np.float32)
     for dy, dx in candidates:
         colour = inner_colours[inner_nearest[np.clip(ys + dy, 0, h - 1), np.clip(xs + dx, 0, w - 1)]]
         contrast = colour - back  # F - B
@@ -163,11 +166,8 @@ def _best_candidate(inner_colours: np.ndarray, inner_nearest: np.ndarray, solve:
                     0, 1)
         miss = mixed - a[:, None] * contrast
         residual = weighted_dot(miss, miss, chroma)
-        if best is None:
-            best, chosen = residual, colour
-        else:
-            better = residual < best  # ties keep the earlier candidate: the pixel's own nearest first
-            best, chosen = np.where(better, residual, best), np.where(better[:, None], colour, chosen)
+        better = residual < best  # ties keep the earlier candidate: the pixel's own nearest first
+        best, chosen = np.where(better, residual, best), np.where(better[:, None], colour, chosen)
     return chosen
 
 

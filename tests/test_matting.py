@@ -10,7 +10,7 @@ from fgbg.core.matting import (
     FLOOR,
     HALF_CHROMA,
     LOSSLESS,
-    PRIOR,
+    NEAR_CANDIDATES,
     REACH,
     SURE,
     Trust,
@@ -20,6 +20,8 @@ from fgbg.core.matting import (
     refine_alpha,
     trust_of,
 )
+
+PRIOR = LOSSLESS.prior  # the network's alpha's weight on a lossless pair's soft edge
 
 
 def test_foreground_by_hand():
@@ -78,10 +80,10 @@ def _edge_scene(true_alpha_col: float, net_alpha_col: float):
 
 def test_the_soft_edge_is_solved_from_the_pair_by_hand():
     """Column 4: I - B = (45, 0, 0) (0.3 x 200 + 0.7 x 50 = 95), F - B = (150, 0, 0), the network says 0.6:
-    alpha = (45 x 150 + PRIOR x 0.6) / (150^2 + PRIOR) = 6,810 / 22,600 = 0.30133 (the truth 0.3)."""
+    alpha = (45 x 150 + PRIOR x 0.6) / (150^2 + PRIOR) = 6,756 / 22,510 = 0.30013 (the truth 0.3)."""
     bg, fg_bg, net = _edge_scene(0.3, 0.6)
     refined = refine_alpha(bg, fg_bg, net)
-    assert PRIOR == 100.0 and refined[:, 4] == pytest.approx(6810 / 22600, abs=1e-6)
+    assert PRIOR == 10.0 and refined[:, 4] == pytest.approx(6756 / 22510, abs=1e-6)
     assert np.array_equal(refined[:, :4], net[:, :4]) and np.array_equal(refined[:, 5:], net[:, 5:])
 
 
@@ -102,8 +104,8 @@ def test_only_the_soft_edge_near_a_sure_pixel_and_above_the_floor_is_refined():
     assert (refined[:, far] == 0.5).all() and (refined[:, 6] == FLOOR).all()
     net[:, far] = 0.5
     fg_bg[:, far - 1], net[:, far - 1] = 95, 0.6  # within the reach: solved, as column 4
-    assert refined[:, 4] == pytest.approx(6810 / 22600, abs=1e-6)
-    assert refine_alpha(bg, fg_bg, net)[:, far - 1] == pytest.approx(6810 / 22600, abs=1e-6)
+    assert refined[:, 4] == pytest.approx(6756 / 22510, abs=1e-6)
+    assert refine_alpha(bg, fg_bg, net)[:, far - 1] == pytest.approx(6756 / 22510, abs=1e-6)
     assert np.array_equal(refine_alpha(bg, fg_bg, net * 0.85), net * 0.85)  # no pixel at or above SURE: unchanged
 
 
@@ -129,9 +131,9 @@ def test_f_is_the_candidate_whose_line_from_b_passes_through_the_pixel():
     """bg 50; a red object (200, 50, 50) on columns 0-7, the network sure of it, with one blue inner pixel (50, 50,
     200) at (4, 6); column 8 truly 0.5 red (I = 125, 50, 50), the network's 0.8. The blue pixel is (4, 8)'s nearest
     inner pixel: with its F, F - B = (0, 0, 150) is orthogonal to I - B = (75, 0, 0), and the solve would give
-    (0 + 100 x 0.8) / (150^2 + 100) = 0.00354. Among the candidates, the nearest inner pixels of the points 3 px
-    around, red's line from B passes through I exactly (a = 0.5, nothing left over), so F is red: (75 x 150 + 100 x
-    0.8) / 22,600 = 11,330 / 22,600 = 0.50133, as in every other row of column 8; the border pixel (4, 7) beside
+    (0 + 10 x 0.8) / (150^2 + 10) = 0.00036. Among the candidates, the nearest inner pixels of the points 2 to 6 px
+    around, red's line from B passes through I exactly (a = 0.5, nothing left over), so F is red: (75 x 150 + 10 x
+    0.8) / 22,510 = 11,258 / 22,510 = 0.50013, as in every other row of column 8; the border pixel (4, 7) beside
     the blue one takes red too: (150 x 150 + 10,000) / (150^2 + 10,000) = 1."""
     bg = np.full((9, 12, 3), 50, np.uint8)
     fg_bg = bg.copy()
@@ -140,7 +142,7 @@ def test_f_is_the_candidate_whose_line_from_b_passes_through_the_pixel():
     fg_bg[4, 6] = (50, 50, 200)
     fg_bg[:, 8], net[:, 8] = (125, 50, 50), 0.8
     refined = refine_alpha(bg, fg_bg, net)
-    assert refined[:, 8] == pytest.approx(np.full(9, 11330 / 22600), abs=1e-6)
+    assert refined[:, 8] == pytest.approx(np.full(9, 11258 / 22510), abs=1e-6)
     assert refined[4, 7] == 1.0 and refined[4, 6] == 1.0
 
 
@@ -183,7 +185,7 @@ def test_the_border_of_a_square_by_hand():
     hole (a 3 x 3 erosion, not a cross), solve to (135 x 150 + 10,000) / (150^2 + 10,000) = 30,250 / 32,500 =
     0.93077; so does the corner (1, 1), whose nearest inner pixel, (2, 2), is diagonal (1.41 px, within
     INNER_SLACK). (1, 5) solves to (205 x 150 + 10,000) / 32,500 = 1.2538, clipped to 1. The hole is the soft edge:
-    6,810 / 22,600. An inner pixel stays 1.
+    6,756 / 22,510. An inner pixel stays 1.
     HALF_CHROMA: I - B = 0.9 (F - B), so with W = (F - B) weighed, 67.085^2 + 0.1 (150^2 - 67.085^2) = 6,300.4,
     the ring is (0.9 W + 10,000) / (W + 10,000) = 0.96135: BORDER_PRIOR whatever the trust. `keep` 240 / 255 =
     0.94118 lifts the ring to it."""
@@ -193,7 +195,7 @@ def test_the_border_of_a_square_by_hand():
     assert refined[1, 3] == pytest.approx(ring, abs=1e-6) and refined[10, 7] == pytest.approx(ring, abs=1e-6)
     assert refined[4, 4] == pytest.approx(ring, abs=1e-6) and refined[1, 1] == pytest.approx(ring, abs=1e-6)
     assert (205 * 150 + 10000) / 32500 > 1.25 and refined[1, 5] == 1.0
-    assert refined[5, 5] == pytest.approx(6810 / 22600, abs=1e-6) and refined[7, 7] == 1.0
+    assert refined[5, 5] == pytest.approx(6756 / 22510, abs=1e-6) and refined[7, 7] == 1.0
     w = 67.085**2 + 0.1 * (150**2 - 67.085**2)
     half = refine_alpha(*scene, HALF_CHROMA)
     assert w == pytest.approx(6300.4, abs=0.1)
@@ -227,12 +229,12 @@ def _border_scene(border: tuple[int, int, int], net_border: float):
 
 def test_the_objects_colour_comes_from_inside_the_sure_region_and_its_border_is_solved_too():
     """Column 3 the network is sure of (0.97) though it is truly 0.9 (I = 185, the bg bleeding in, as on a real
-    border). F from column 3, F - B = (135, 0, 0), would solve column 4 to (45 x 135 + 60) / (135^2 + 100) = 0.3348;
-    F from column 2, one pixel inside the sure region, solves (45 x 150 + 60) / (150^2 + 100) = 0.30133. Column 3,
+    border). F from column 3, F - B = (135, 0, 0), would solve column 4 to (45 x 135 + 6) / (135^2 + 10) = 0.3334;
+    F from column 2, one pixel inside the sure region, solves (45 x 150 + 6) / (150^2 + 10) = 0.30013. Column 3,
     on the sure region's border, is solved with that F and the network's alpha weighing BORDER_PRIOR: (135 x 150 +
     10,000 x 0.97) / (150^2 + 10,000) = 29,950 / 32,500 = 0.92154 (the truth 0.9; before, 1)."""
     refined = refine_alpha(*_border_scene((185, 50, 50), 0.97))
-    assert refined[:, 4] == pytest.approx(6810 / 22600, abs=1e-6)
+    assert refined[:, 4] == pytest.approx(6756 / 22510, abs=1e-6)
     assert refined[:, 3] == pytest.approx(29950 / 32500, abs=1e-6)
     assert (refined[:, :3] == 1.0).all()
 
@@ -276,14 +278,14 @@ def _chroma_only_scene():
 
 def test_a_half_chroma_jpeg_trusts_the_colour_that_no_luma_carries_less():
     """On the chroma-only edge, |F - B|^2 = 60^2 + 36^2 + 28^2 = 5,680 and (I - B) . (F - B) = 2,840, all of it
-    off the luma axis. Lossless: (2,840 + 100 x 0.8) / (5,680 + 100) = 0.50519. A JPEG that stored its colour at
-    half resolution (HALF_CHROMA: that part weighs 0.1, the prior 1,000): (284 + 800) / (568 + 1,000) = 0.69133,
+    off the luma axis. Lossless: (2,840 + 10 x 0.8) / (5,680 + 10) = 0.50053. A JPEG that stored its colour at
+    half resolution (HALF_CHROMA: that part weighs 0.1, the prior 100): (284 + 80) / (568 + 100) = 0.54491,
     nearer the network's. With no weight at all the network's 0.8 stands."""
     bg, fg_bg, net = _chroma_only_scene()
-    assert LOSSLESS == Trust(chroma=1.0, prior=PRIOR) and HALF_CHROMA == Trust(chroma=0.1, prior=1000.0)
-    assert refine_alpha(bg, fg_bg, net)[:, 4] == pytest.approx(2920 / 5780, abs=1e-5)
-    assert refine_alpha(bg, fg_bg, net, HALF_CHROMA)[:, 4] == pytest.approx(1084 / 1568, abs=1e-5)
-    assert refine_alpha(bg, fg_bg, net, Trust(chroma=0.0, prior=1000.0))[:, 4] == pytest.approx(0.8, abs=1e-5)
+    assert LOSSLESS[:2] == (1.0, PRIOR) and HALF_CHROMA[:2] == (0.1, 100.0)
+    assert refine_alpha(bg, fg_bg, net)[:, 4] == pytest.approx(2848 / 5690, abs=1e-5)
+    assert refine_alpha(bg, fg_bg, net, HALF_CHROMA)[:, 4] == pytest.approx(364 / 668, abs=1e-5)
+    assert refine_alpha(bg, fg_bg, net, HALF_CHROMA._replace(chroma=0.0))[:, 4] == pytest.approx(0.8, abs=1e-5)
 
 
 def test_a_luma_edge_is_solved_alike_at_any_chroma_weight():
@@ -295,7 +297,7 @@ def test_a_luma_edge_is_solved_alike_at_any_chroma_weight():
     fg_bg[:, :4], fg_bg[:, 4] = 200, 95
     net = np.zeros((3, 12), np.float32)
     net[:, :4], net[:, 4] = 1.0, 0.6
-    for trust in (Trust(chroma=1.0, prior=1e-3), Trust(chroma=0.1, prior=1e-3)):
+    for trust in (LOSSLESS._replace(prior=1e-3), HALF_CHROMA._replace(prior=1e-3)):
         assert refine_alpha(bg, fg_bg, net, trust)[:, 4] == pytest.approx(0.3, abs=1e-4)
 
 
@@ -357,8 +359,8 @@ def test_sure_starts_at_0_9():
 def test_half_chroma_splits_a_difference_along_the_luma_axis_by_hand():
     """F - B = (150, 0, 0), I - B = (45, 45, 45): not proportional, so the weighting shows. With u the unit luma
     axis (0.299, 0.587, 0.114) / 0.66856: (F - B) . u = 67.085, (I - B) . u = 67.309; (I - B) . (F - B) = 6,750
-    and |F - B|^2 = 22,500. HALF_CHROMA: (67.309 x 67.085 + 0.1 x (6,750 - 4,515.4) + 1000 x 0.6)
-    / (67.085^2 + 0.1 x (22,500 - 4,500.4) + 1000) = 5,338.9 / 7,300.4 = 0.73132 (LOSSLESS: 6,810 / 22,600)."""
+    and |F - B|^2 = 22,500. HALF_CHROMA: (67.309 x 67.085 + 0.1 x (6,750 - 4,515.4) + 100 x 0.6)
+    / (67.085^2 + 0.1 x (22,500 - 4,500.4) + 100) = 4,798.9 / 6,400.4 = 0.74978 (LOSSLESS: 6,756 / 22,510)."""
     bg = np.full((3, 12, 3), 50, np.uint8)
     fg_bg = bg.copy()
     net = np.zeros((3, 12), np.float32)
@@ -367,15 +369,16 @@ def test_half_chroma_splits_a_difference_along_the_luma_axis_by_hand():
     norm = np.sqrt(0.299**2 + 0.587**2 + 0.114**2)
     lc, lm = 150 * 0.299 / norm, 45 * (0.299 + 0.587 + 0.114) / norm
     assert (lc, lm) == pytest.approx((67.085, 67.309), abs=1e-3)
-    expected = (lm * lc + 0.1 * (6750 - lm * lc) + 600) / (lc**2 + 0.1 * (22500 - lc**2) + 1000)
-    assert expected == pytest.approx(0.73132, abs=1e-5)
+    expected = (lm * lc + 0.1 * (6750 - lm * lc) + 60) / (lc**2 + 0.1 * (22500 - lc**2) + 100)
+    assert expected == pytest.approx(0.74978, abs=1e-5)
     assert refine_alpha(bg, fg_bg, net, HALF_CHROMA)[:, 4] == pytest.approx(expected, abs=1e-5)
 
 
 def _two_colour_scene(soft: tuple[int, int, int]):
     """bg 80; an object of colour A = (241, 131, 100) on columns 0-7, the network sure of it, but for one inner pixel
     of colour C = (93, 106, 85) at (2, 6); one soft pixel (4, 8) of colour `soft`, the network's 0.5. Of (4, 8)'s
-    candidates, the nearest inner pixels of the points (-2, 2) and (-2, -2), the last, are C; the other 7 are A."""
+    NEAR_CANDIDATES, the nearest inner pixels of the points (-2, 2) and (-2, -2), the last, are C; the other 7 are A;
+    of its WIDE_CANDIDATES, that of (-2, 0) is C."""
     bg = np.full((9, 12, 3), 80, np.uint8)
     fg_bg = bg.copy()
     net = np.zeros((9, 12), np.float32)
@@ -390,8 +393,8 @@ def test_the_candidates_fit_is_weighed_as_the_trust_weighs_colour_at_its_best_al
     into (v . u) u and the rest; HALF_CHROMA weighs the rest's squares 0.1. The least |I - B - a (F - B)|^2 over a
     in [0, 1]:
     - lossless: A at a = 7,250 / 28,922 = 0.2507 leaves 3,638 - 7,250^2 / 28,922 = 1,820.6; C would want a = 2.045,
-      clipped to 1 it leaves |(14, 27, 5)|^2 = 950. C fits better: F = C, and the solve clips (1,829 / 970) to 1;
-    - HALF_CHROMA: A leaves 331.3 at a = 0.456; C at a = 1 still 949.9. F = A: (7,749.5) / (16,894.0) = 0.45871.
+      clipped to 1 it leaves |(14, 27, 5)|^2 = 950. C fits better: F = C, and the solve clips (1,784 / 880) to 1;
+    - HALF_CHROMA: A leaves 331.3 at a = 0.456; C at a = 1 still 949.9. F = A: (7,299.5) / (15,994.0) = 0.45639.
     Unclipped, C would fit exactly (at a = 2.045), and with a fixed at 1 A would leave 5,033: either would pick C."""
     scene = _two_colour_scene((107, 133, 90))
     assert refine_alpha(*scene)[4, 8] == 1.0
@@ -405,19 +408,37 @@ def test_the_candidates_fit_is_weighed_as_the_trust_weighs_colour_at_its_best_al
     assert a_fit == pytest.approx(0.45612, abs=1e-5)
     assert dot(mixed, mixed) - a_fit * dot(mixed, a_colour) == pytest.approx(331.29, abs=0.01)
     assert dot(mixed - c_colour, mixed - c_colour) == pytest.approx(949.90, abs=0.01)
-    expected = (dot(mixed, a_colour) + 1000 * 0.5) / (dot(a_colour, a_colour) + 1000)
-    assert expected == pytest.approx(0.45871, abs=1e-5)
+    expected = (dot(mixed, a_colour) + 100 * 0.5) / (dot(a_colour, a_colour) + 100)
+    assert expected == pytest.approx(0.45639, abs=1e-5)
     assert refine_alpha(*scene, HALF_CHROMA)[4, 8] == pytest.approx(expected, abs=1e-5)
 
 
 def test_candidates_that_fit_alike_leave_f_the_pixels_own_nearest():
     """A soft pixel that looks like the bg (I = B) fits every candidate at a = 0, exactly: a tie, which keeps the
-    first candidate, the pixel's own nearest inner pixel A: 100 x 0.5 / (28,922 + 100) = 0.0017228 (the last, C,
-    would give 50 / 970 = 0.05155)."""
-    assert refine_alpha(*_two_colour_scene((80, 80, 80)))[4, 8] == pytest.approx(50 / 29022, abs=1e-6)
+    first candidate, the pixel's own nearest inner pixel A: 10 x 0.5 / (28,922 + 10) = 0.00017282 (the last, C,
+    would give 5 / 880 = 0.0056818)."""
+    own_then_c = LOSSLESS._replace(candidates=((0, 0), (-2, -2)))
+    assert refine_alpha(*_two_colour_scene((80, 80, 80)), own_then_c)[4, 8] == pytest.approx(5 / 28932, abs=1e-7)
 
 
 def test_refine_refuses_an_empty_set_of_candidates():
     scene = _two_colour_scene((107, 133, 90))
-    with pytest.raises(ValueError, match=r"candidates = \(\) is empty; give at least \(0, 0\)"):
-        refine_alpha(*scene, candidates=())
+    with pytest.raises(ValueError, match=r"the trust.s candidates = \(\) is empty; give at least \(0, 0\)"):
+        refine_alpha(*scene, LOSSLESS._replace(candidates=()))
+
+
+def test_a_lossless_pairs_candidates_reach_6_px():
+    """A red object (200, 50, 50) on columns 0-7 of 13 rows, with a blue patch (50, 50, 200) on rows 2-10 of columns
+    3-6; (6, 8) truly 0.5 red (I = (125, 50, 50)), the network's 0.8. The points 3 px around it find blue alone
+    (NEAR_CANDIDATES: blue's line from B misses I, (0 + 10 x 0.8) / 22,510 = 0.00036); 6 px away, (12, 8) and (6, 2),
+    find red, whose line passes through I: LOSSLESS, with WIDE_CANDIDATES, solves (75 x 150 + 10 x 0.8) / 22,510
+    = 0.50013."""
+    bg = np.full((13, 12, 3), 50, np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((13, 12), np.float32)
+    fg_bg[:, :8], net[:, :8] = (200, 50, 50), 1.0
+    fg_bg[2:11, 3:7] = (50, 50, 200)
+    fg_bg[6, 8], net[6, 8] = (125, 50, 50), 0.8
+    assert refine_alpha(bg, fg_bg, net)[6, 8] == pytest.approx(11258 / 22510, abs=1e-6)
+    near = LOSSLESS._replace(candidates=NEAR_CANDIDATES)
+    assert refine_alpha(bg, fg_bg, net, near)[6, 8] == pytest.approx(8 / 22510, abs=1e-6)

@@ -40,18 +40,19 @@ def test_each_variant_of_the_border_by_hand(script):
 def test_a_ring_of_candidates_by_hand(script):
     """Radius 3: (0, 0), then (dy, dx) = (3 sin t, 3 cos t) for t = 0, 45, ... 315 degrees, 2.12 rounded to 2."""
     assert script.ring(3) == ((0, 0), (0, 3), (2, 2), (3, 0), (2, -2), (0, -3), (-2, -2), (-3, 0), (-2, 2))
-    assert set(script.ring(3)) == set(matting.CANDIDATES)  # the default is the ring of radius 3
+    assert set(script.ring(3)) == set(matting.NEAR_CANDIDATES) 
+    assert matting.WIDE_CANDIDATES == tuple(dict.fromkeys(script.ring(2) + script.ring(4) + script.ring(6)))  # the default is the ring of radius 3
 
 
 def test_the_candidates_reach_the_refined_alpha(script):
     """The blue speck beside a red edge (tests/test_matting.py): from the pixel's own nearest inner pixel alone, F is
-    the speck's blue and (4, 8) solves to 80 / 22,600 = 0.00354, written as 1 / 255; among the default candidates F
-    is red and it solves to 11,330 / 22,600 = 0.50133, written as 128 / 255."""
+    the speck's blue and (4, 8) solves to 8 / 22,510 = 0.00036, written as 0; among the default candidates F is red
+    and it solves to 11,258 / 22,510 = 0.50013, written as 128 / 255."""
     bg = np.full((9, 12, 3), 50, np.uint8)
     fg_bg = bg.copy()
     net = np.zeros((9, 12), np.float32)
     fg_bg[:, :8], net[:, :8] = (200, 50, 50), 1.0
     fg_bg[4, 6] = (50, 50, 200)
     fg_bg[:, 8], net[:, 8] = (125, 50, 50), 0.8
-    assert script.refined(bg, fg_bg, net, LOSSLESS, 10000.0, 0.5, candidates=((0, 0),))[4, 8] == np.float32(1 / 255)
+    assert script.refined(bg, fg_bg, net, LOSSLESS._replace(candidates=((0, 0),)), 10000.0, 0.5)[4, 8] == 0.0
     assert script.refined(bg, fg_bg, net, LOSSLESS, 10000.0, 0.5)[4, 8] == np.float32(128 / 255)

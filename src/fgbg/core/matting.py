@@ -6,14 +6,14 @@ solved from the pair itself. I = alpha F + (1 - alpha) B with B known. A pixel t
 from the inner pixels, one pixel or more inside the sure region (its border pixels still mix in some
 bg), unless the nearest is more than INNER_SLACK further than the nearest sure pixel, as for a part too
 thin to have inner pixels: then F is the nearest sure pixel's colour. Of the inner pixels nearest to the
-pixel and to the CANDIDATES' points around it, F is the colour whose line from B passes closest to I:
+pixel and to the trust's candidate points around it, F is the colour whose line from B passes closest to I:
 on a textured object the nearest inner pixel is often of another colour than the one that mixed into
 the edge (sampling-based matting, as Wang and Cohen's robust matting and Gastal and Oliveira's shared
-sampling choose among sampled colours; here B is known, so one line per candidate). Per pixel, the least-squares
-alpha of |I - B - alpha (F - B)|^2 + PRIOR (alpha - alpha_net)^2, that is
-    alpha = ((I - B) . (F - B) + PRIOR alpha_net) / (|F - B|^2 + PRIOR),
-clipped to [0, 1]. Where the object's colour differs from the bg's this is the alpha the pixels say;
-where they are alike (|F - B|^2 small against PRIOR) it stays the network's. This is known-background
+sampling choose among sampled colours; here B is known, so one line per candidate). Per pixel, the
+least-squares alpha of |I - B - alpha (F - B)|^2 + prior (alpha - alpha_net)^2, that is
+    alpha = ((I - B) . (F - B) + prior alpha_net) / (|F - B|^2 + prior),
+clipped to [0, 1], with the trust's prior. Where the object's colour differs from the bg's this is the
+alpha the pixels say; where they are alike (|F - B|^2 small against the prior) it stays the network's. This is known-background
 matting (the difference matting of Smith and Blinn, 1996) with the network's alpha as the prior.
 The sure region's border pixels (those a 3 x 3 erosion removes; the image's edge does not erode, so an
 object cut by the frame has no border there) are where the object's edge begins to soften, so they are
@@ -28,8 +28,9 @@ files, cameras' and PIL's alike, keep the colour at half resolution (4:2:0 or 4:
 luma whole, so on an object's edge the colour is smeared over about two pixels while the luma is
 not. For such a pair (HALF_CHROMA) the part of each difference that no luma change carries (all but
 its component along the luma axis, BT.601's (0.299, 0.587, 0.114)) weighs 0.1 in the dot products
-above, and the network's alpha weighs more. For pairs stored without loss (LOSSLESS) every
-direction of colour weighs the same. Both were chosen on the val split (README "Using a trained model").
+above, the network's alpha weighs more, and F has fewer candidates (more cost such files' mask some
+IoU on val). For pairs stored without loss (LOSSLESS) every direction of colour weighs the
+same. Both were chosen on the val split (README "Each kind of pair its own trust").
 
 Where the alpha is soft, a pixel of fg_bg mixes the object's colour F with the bg's B:
 I = alpha F + (1 - alpha) B. The bg is known, so F = (I - (1 - alpha) B) / alpha, clipped to
@@ -57,9 +58,11 @@ INNER_SLACK = 1.5  # px: an inner pixel further than this beyond the nearest sur
 REACH = 8  # px from a sure pixel within which the alpha is refined (the soft edge)
 FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
 BORDER_PRIOR = 10000.0  # weight of the network's alpha on the sure region's border (100 levels rms), whatever the trust
-PRIOR = 100.0  # weight of the network's alpha, in squared 8-bit levels summed over RGB (10 levels rms)
-CANDIDATES = ((0, 0), (3, 0), (-3, 0), (0, 3), (0, -3), (2, 2), (2, -2), (-2, 2), (-2, -2))  # (dy, dx): the points
-# whose nearest inner pixels are F's candidates, the pixel itself and 8 around it about 3 px away (chosen on val)
+NEAR_CANDIDATES = ((0, 0), (3, 0), (-3, 0), (0, 3), (0, -3), (2, 2), (2, -2), (-2, 2), (-2, -2))  # (dy, dx): points
+# whose nearest inner pixels are F's candidates: the pixel itself and 8 around it about 3 px away
+WIDE_CANDIDATES = ((0, 0), (0, 2), (1, 1), (2, 0), (1, -1), (0, -2), (-1, -1), (-2, 0), (-1, 1),  # and 8 about 2,
+                   (0, 4), (3, 3), (4, 0), (3, -3), (0, -4), (-3, -3), (-4, 0), (-3, 3),  # 4
+                   (0, 6), (4, 4), (6, 0), (4, -4), (0, -6), (-4, -4), (-6, 0), (-4, 4))  # and 6 px away
 LUMA_AXIS = np.float32([0.299, 0.587, 0.114]) / np.linalg.norm([0.299, 0.587, 0.114])  # BT.601, as JPEG's Y
 
 
@@ -67,11 +70,13 @@ class Trust(NamedTuple):
     """How refine_alpha weighs a pair's colours against the network's alpha."""
 
     chroma: float  # weight of the colour difference that no luma change carries (1: as much as the luma's)
-    prior: float  # weight of the network's alpha, in squared 8-bit levels
+    prior: float  # weight of the network's alpha on the soft edge, in squared 8-bit levels summed over RGB
+    candidates: tuple[tuple[int, int], ...]  # (dy, dx): the points whose nearest inner pixels are F's candidates
 
 
-LOSSLESS = Trust(chroma=1.0, prior=PRIOR)  # PNG, or a JPEG that kept its colour whole (4:4:4)
-HALF_CHROMA = Trust(chroma=0.1, prior=1000.0)  # a JPEG with its colour at half resolution, as most photos
+LOSSLESS = Trust(chroma=1.0, prior=10.0, candidates=WIDE_CANDIDATES)  # PNG, or a JPEG that kept its colour whole
+HALF_CHROMA = Trust(chroma=0.1, prior=100.0, candidates=NEAR_CANDIDATES)  # a JPEG with its colour at half
+# resolution (4:2:0, 4:2:2), as most photos: each weight chosen on val (README "Each kind of pair its own trust")
 LEVELS = 255  # an alpha is written as 8 bits: k / LEVELS
 CHECKER = 8  # px per square of the checkerboard that shows a cut-out's transparency
 CHECKER_LEVELS = (204, 255)  # its two greys
@@ -110,18 +115,18 @@ def sure_border(sure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Trust = LOSSLESS,
-                 keep: float = 0.5, border_prior: float = BORDER_PRIOR, candidates=CANDIDATES) -> np.ndarray:
+                 keep: float = 0.5, border_prior: float = BORDER_PRIOR) -> np.ndarray:
     """H, W, 3 uint8 each and the network's alpha H, W in [0, 1] -> the alpha refined on its soft edge and on the
     sure region's border (see module doc), float32; a border pixel keeps at least `keep` in [0, 1] (predict passes
     the mask threshold, so the mask keeps every pixel the network is sure of; the default 0.5 is written as level
-    128, 127.5 rounding to even); `border_prior` weighs the network's alpha on the border, and `candidates` are
-    the (dy, dx) points whose nearest inner pixels are F's candidates (scripts/refine_variants.py tries others);
-    unchanged where no pixel is surely the object's."""
+    128, 127.5 rounding to even); `border_prior` weighs the network's alpha on the border (scripts/refine_variants.py
+    tries others), and the `trust` weighs the pair's colours and names F's candidates; unchanged where no pixel is
+    surely the object's."""
     if not 0 <= keep <= 1:
         raise ValueError(f"refine_alpha: keep = {keep} is not an alpha; give one in [0, 1] (the mask threshold / 255)")
-    if not len(candidates):
-        raise ValueError("refine_alpha: candidates = () is empty; give at least (0, 0), the pixel's own nearest "
-                         "inner pixel (the default is matting.CANDIDATES)")
+    if not trust.candidates:
+        raise ValueError("refine_alpha: the trust's candidates = () is empty; give at least (0, 0), the pixel's own "
+                         "nearest inner pixel (matting.NEAR_CANDIDATES are the 9 points 3 px around it)")
     alpha = np.asarray(alpha, np.float32)
     sure = alpha >= SURE
     if not sure.any():
@@ -138,7 +143,7 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
         inner_dist, inner_nearest = _nearest(inner)
         near = inner_dist[solve] <= dist[solve] + INNER_SLACK
         colour[near] = _best_candidate(fg_bg[inner].astype(np.float32), inner_nearest, solve, near, mixed, back,
-                                       trust.chroma, candidates)
+                                       trust.chroma, trust.candidates)
     contrast = colour - back  # F - B
     prior = np.where(border[solve], border_prior, trust.prior).astype(np.float32)
     solved = ((weighted_dot(mixed, contrast, trust.chroma) + prior * alpha[solve])

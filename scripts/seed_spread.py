@@ -30,7 +30,8 @@ from fgbg.evaluation.evaluate import evaluate_model  # noqa: E402
 from fgbg.training.train import train_model  # noqa: E402
 
 KEYS = (("mask", "iou"), ("mask", "dice"), ("depth", "rmse"), ("depth", "mae"), ("depth", "delta1"),
-        ("test_files", "mask", "iou"), ("alpha", "sad"), ("mask_as_alpha", "sad"))  # paths into eval.json
+        ("test_files", "mask", "iou"), ("alpha", "sad"), ("mask_as_alpha", "sad"), ("alpha", "grad"),
+        ("mask_as_alpha", "grad"))  # paths into eval.json
 
 
 def _at(ev: dict, path: tuple[str, ...]):

@@ -26,4 +26,5 @@ def test_the_synthetic_pair_is_an_exact_composite_with_a_3_px_edge(capsys):
     composite = alpha[..., None] * bench.COLOUR + (1 - alpha[..., None]) * bg
     assert np.abs(fg_bg - composite).max() <= 1.0  # exact up to the rounding of bg (at most 0.5) and of fg_bg (0.5)
     bench.main(["--height", "30", "--width", "40", "--rounds", "1"])
-    assert "the time of solving every pixel" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "the time of solving every pixel; its 25 candidates take" in out and "the time of 9" in out

@@ -107,7 +107,8 @@ def variants(study: str, args, keep: float) -> dict[str, Variant]:
             "25 (2, 4 and 6 px)": matting.WIDE_CANDIDATES}
     return {**{f"lossless: prior {prior:g}, candidates {name}": Variant(default, keep, Trust(1.0, prior, points), None)
                for prior in args.lossless_priors for name, points in sets.items()},
-            **{f"half chroma: prior {prior:g}, candidates {name}": Variant(default, keep, None, Trust(0.1, prior, points))
+            **{f"half chroma: prior {prior:g}, candidates {name}":
+               Variant(default, keep, None, Trust(0.1, prior, points))
                for prior in args.half_chroma_priors for name, points in list(sets.items())[:2]}}  # 25 cost IoU with 17
 
 

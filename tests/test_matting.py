@@ -134,7 +134,7 @@ def test_f_is_the_candidate_whose_line_from_b_passes_through_the_pixel():
     (0 + 10 x 0.8) / (150^2 + 10) = 0.00036. Among the candidates, the nearest inner pixels of the points 2 to 6 px
     around, red's line from B passes through I exactly (a = 0.5, nothing left over), so F is red: (75 x 150 + 10 x
     0.8) / 22,510 = 11,258 / 22,510 = 0.50013, as in every other row of column 8; the border pixel (4, 7) beside
-    the blue one takes red too: (150 x 150 + 10,000) / (150^2 + 10,000) = 1."""
+    the blue one takes red too: (150 x 150 + 1,000) / (150^2 + 1,000) = 1."""
     bg = np.full((9, 12, 3), 50, np.uint8)
     fg_bg = bg.copy()
     net = np.zeros((9, 12), np.float32)
@@ -149,10 +149,10 @@ def test_f_is_the_candidate_whose_line_from_b_passes_through_the_pixel():
 def test_the_solution_is_clipped_and_sure_pixels_inside_the_sure_region_are_the_objects():
     """bg 100, the object white (F - B = 155 per channel), a soft pixel that is black: I - B = -100 per channel,
     so the solution (-100 x 155 x 3 + PRIOR x 0.5) / (155^2 x 3 + PRIOR) < 0 is clipped to 0; a pixel of
-    fg_bg at 255 over bg 100 with the network's 0.2 solves to (155^2 x 3 + 20) / (155^2 x 3 + 100) < 1.
+    fg_bg at 255 over bg 100 with the network's 0.2 solves to (155^2 x 3 + 2) / (155^2 x 3 + 10) < 1.
     Pixels at exactly SURE, or above it but below 1, are the object's inside the sure region: alpha 1, as their
     colour is taken for F. Column 2 is on the sure region's border (column 3 is not sure): solved with BORDER_PRIOR,
-    its own colour that of column 1, (72,075 + 10,000 x 0.97) / (72,075 + 10,000) = 0.99634."""
+    its own colour that of column 1, (72,075 + 1,000 x 0.97) / (72,075 + 1,000) = 0.99959."""
     bg = np.full((1, 8, 3), 100, np.uint8)
     fg_bg = bg.copy()
     fg_bg[0, :3] = fg_bg[0, 5] = 255
@@ -160,7 +160,7 @@ def test_the_solution_is_clipped_and_sure_pixels_inside_the_sure_region_are_the_
     net = np.float32([[1.0, SURE, 0.97, 0.5, 0.0, 0.2, 0.0, 0.0]])
     refined = refine_alpha(bg, fg_bg, net)
     assert refined[0, 3] == 0.0 and refined[0, :2].tolist() == [1.0, 1.0]
-    assert BORDER_PRIOR == 10000.0 and refined[0, 2] == pytest.approx(81775 / 82075, abs=1e-6)
+    assert BORDER_PRIOR == 1000.0 and refined[0, 2] == pytest.approx(73045 / 73075, abs=1e-6)
     assert refined[0, 5] == pytest.approx((155**2 * 3 + PRIOR * 0.2) / (155**2 * 3 + PRIOR), abs=1e-6)
 
 
@@ -182,24 +182,24 @@ def _ringed_square():
 
 def test_the_border_of_a_square_by_hand():
     """_ringed_square, F - B = (150, 0, 0) from the inner pixels. The ring and (4, 4), a diagonal neighbour of the
-    hole (a 3 x 3 erosion, not a cross), solve to (135 x 150 + 10,000) / (150^2 + 10,000) = 30,250 / 32,500 =
-    0.93077; so does the corner (1, 1), whose nearest inner pixel, (2, 2), is diagonal (1.41 px, within
-    INNER_SLACK). (1, 5) solves to (205 x 150 + 10,000) / 32,500 = 1.2538, clipped to 1. The hole is the soft edge:
+    hole (a 3 x 3 erosion, not a cross), solve to (135 x 150 + 1,000) / (150^2 + 1,000) = 21,250 / 23,500 =
+    0.90426; so does the corner (1, 1), whose nearest inner pixel, (2, 2), is diagonal (1.41 px, within
+    INNER_SLACK). (1, 5) solves to (205 x 150 + 1,000) / 23,500 = 1.3511, clipped to 1. The hole is the soft edge:
     6,756 / 22,510. An inner pixel stays 1.
     HALF_CHROMA: I - B = 0.9 (F - B), so with W = (F - B) weighed, 67.085^2 + 0.1 (150^2 - 67.085^2) = 6,300.4,
-    the ring is (0.9 W + 10,000) / (W + 10,000) = 0.96135: BORDER_PRIOR whatever the trust. `keep` 240 / 255 =
+    the ring is (0.9 W + 1,000) / (W + 1,000) = 0.91370: BORDER_PRIOR whatever the trust. `keep` 240 / 255 =
     0.94118 lifts the ring to it."""
     scene = _ringed_square()
     refined = refine_alpha(*scene)
-    ring = 30250 / 32500
+    ring = 21250 / 23500
     assert refined[1, 3] == pytest.approx(ring, abs=1e-6) and refined[10, 7] == pytest.approx(ring, abs=1e-6)
     assert refined[4, 4] == pytest.approx(ring, abs=1e-6) and refined[1, 1] == pytest.approx(ring, abs=1e-6)
-    assert (205 * 150 + 10000) / 32500 > 1.25 and refined[1, 5] == 1.0
+    assert (205 * 150 + 1000) / 23500 > 1.35 and refined[1, 5] == 1.0
     assert refined[5, 5] == pytest.approx(6756 / 22510, abs=1e-6) and refined[7, 7] == 1.0
     w = 67.085**2 + 0.1 * (150**2 - 67.085**2)
     half = refine_alpha(*scene, HALF_CHROMA)
     assert w == pytest.approx(6300.4, abs=0.1)
-    assert half[1, 3] == pytest.approx((0.9 * w + 10000) / (w + 10000), abs=1e-4)
+    assert half[1, 3] == pytest.approx((0.9 * w + 1000) / (w + 1000), abs=1e-4)
     assert (refine_alpha(*scene, keep=240 / 255)[1, 3] == np.float32(240 / 255)).all()
 
 
@@ -232,19 +232,19 @@ def test_the_objects_colour_comes_from_inside_the_sure_region_and_its_border_is_
     border). F from column 3, F - B = (135, 0, 0), would solve column 4 to (45 x 135 + 6) / (135^2 + 10) = 0.3334;
     F from column 2, one pixel inside the sure region, solves (45 x 150 + 6) / (150^2 + 10) = 0.30013. Column 3,
     on the sure region's border, is solved with that F and the network's alpha weighing BORDER_PRIOR: (135 x 150 +
-    10,000 x 0.97) / (150^2 + 10,000) = 29,950 / 32,500 = 0.92154 (the truth 0.9; before, 1)."""
+    1,000 x 0.97) / (150^2 + 1,000) = 21,220 / 23,500 = 0.90298 (the truth 0.9; before, 1)."""
     refined = refine_alpha(*_border_scene((185, 50, 50), 0.97))
     assert refined[:, 4] == pytest.approx(6756 / 22510, abs=1e-6)
-    assert refined[:, 3] == pytest.approx(29950 / 32500, abs=1e-6)
+    assert refined[:, 3] == pytest.approx(21220 / 23500, abs=1e-6)
     assert (refined[:, :3] == 1.0).all()
 
 
 def test_a_sure_border_pixel_keeps_at_least_the_mask_threshold():
-    """Column 3 the network is sure of (0.95) looks like the bg (I - B = 0): solved, (0 + 10,000 x 0.95) / (150^2 +
-    10,000) = 0.29231, below the mask threshold; the network was sure, so it keeps `keep` (0.5 by default; predict
+    """Column 3 the network is sure of (0.95) looks like the bg (I - B = 0): solved, (0 + 1,000 x 0.95) / (150^2 +
+    1,000) = 0.040426, below the mask threshold; the network was sure, so it keeps `keep` (0.5 by default; predict
     passes the mask threshold, 128 / 255). With `keep` 0 the solve stands."""
     scene = _border_scene((50, 50, 50), 0.95)
-    assert refine_alpha(*scene, keep=0.0)[:, 3] == pytest.approx(9500 / 32500, abs=1e-6)
+    assert refine_alpha(*scene, keep=0.0)[:, 3] == pytest.approx(950 / 23500, abs=1e-6)
     assert (refine_alpha(*scene)[:, 3] == 0.5).all()
     assert (refine_alpha(*scene, keep=128 / 255)[:, 3] == np.float32(128 / 255)).all()
 

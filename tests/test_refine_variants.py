@@ -30,7 +30,7 @@ def test_each_variant_of_the_border_by_hand(script):
     assert (script.refined(bg, fg_bg, net, LOSSLESS, None, 0.5)[:, :4] == 1.0).all()
     assert (script.refined(bg, fg_bg, net, LOSSLESS, script.NETWORK_ONLY, 0.5)[:, 3] == np.float32(247 / 255)).all()
     assert (script.refined(bg, fg_bg, net, LOSSLESS, 10000.0, 0.95)[:, 3] == np.float32(242 / 255)).all()  # kept
-    assert matting.BORDER_PRIOR == 10000.0  # the module's own weight, untouched
+    assert matting.BORDER_PRIOR == 1000.0  # the module's own weight, untouched
     with pytest.raises(Exception, match="a prior weight must be above 0"):
         script.positive("a prior weight")("0")
     with pytest.raises(Exception, match="a ring's radius in px must be above 0"):

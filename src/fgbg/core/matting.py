@@ -13,8 +13,9 @@ sampling choose among sampled colours; here B is known, so one line per candidat
 least-squares alpha of |I - B - alpha (F - B)|^2 + prior (alpha - alpha_net)^2, that is
     alpha = ((I - B) . (F - B) + prior alpha_net) / (|F - B|^2 + prior),
 clipped to [0, 1], with the trust's prior. Where the object's colour differs from the bg's this is the
-alpha the pixels say; where they are alike (|F - B|^2 small against the prior) it stays the network's. This is known-background
-matting (the difference matting of Smith and Blinn, 1996) with the network's alpha as the prior.
+alpha the pixels say; where they are alike (|F - B|^2 small against the prior) it stays the network's.
+This is known-background matting (the difference matting of Smith and Blinn, 1996) with the
+network's alpha as the prior.
 The sure region's border pixels (those a 3 x 3 erosion removes; the image's edge does not erode, so an
 object cut by the frame has no border there) are where the object's edge begins to soften, so they are
 solved too, with F from the inner pixels as above and the network's alpha weighing BORDER_PRIOR, whatever
@@ -57,7 +58,7 @@ SURE = 0.9  # alpha from which a pixel is surely the object's: inside the sure r
 INNER_SLACK = 1.5  # px: an inner pixel further than this beyond the nearest sure one belongs to another part
 REACH = 8  # px from a sure pixel within which the alpha is refined (the soft edge)
 FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
-BORDER_PRIOR = 10000.0  # weight of the network's alpha on the sure region's border (100 levels rms), whatever the trust
+BORDER_PRIOR = 1000.0  # weight of the network's alpha on the sure region's border (32 levels rms), whatever the trust
 NEAR_CANDIDATES = ((0, 0), (3, 0), (-3, 0), (0, 3), (0, -3), (2, 2), (2, -2), (-2, 2), (-2, -2))  # (dy, dx): points
 # whose nearest inner pixels are F's candidates: the pixel itself and 8 around it about 3 px away
 WIDE_CANDIDATES = ((0, 0), (0, 2), (1, 1), (2, 0), (1, -1), (0, -2), (-1, -1), (-2, 0), (-1, 1),  # and 8 about 2,

@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +28,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from timing import alternating_medians  # noqa: E402  (benchmarks/, beside this one)
 
 from fgbg.core.checkpoint import Checkpoint, load_for_inference, save_checkpoint  # noqa: E402
 from fgbg.core.config import load_params  # noqa: E402
@@ -52,23 +51,6 @@ def _model(checkpoint: Path, params):
         fresh = Path(tmp) / "fresh.pt"
         save_checkpoint(fresh, Checkpoint(contract, build_model(contract).state_dict(), params.compose.bg_size, 0))
         return load_for_inference(fresh, "cpu")
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _medians(ways: dict, rounds: int) -> dict[str, float]:
-    """Each way run `rounds` times, alternating; {way: median seconds}, printed with the rounds."""
-    times = {name: [] for name in ways}
-    for _ in range(rounds):
-        for name, fn in ways.items():
-            times[name].append(_timed(fn))
-    for name, t in times.items():
-        print(f"  {name}: median {statistics.median(t):.2f} s (rounds {', '.join(f'{v:.2f}' for v in t)})")
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None) -> None:
@@ -96,13 +78,14 @@ def main(argv=None) -> None:
         return lambda: [predict_padded(net, x[k : k + batch]) for k in range(0, len(x), batch)]
 
     print(f"forward of {len(x)} test images of {side} px, {torch.get_num_threads()} threads:")
-    fwd = _medians({f"before: contiguous, batch {params.batch_size}": forward(before, params.batch_size),
-                    f"now: channels_last, batch {now}": forward(loaded.model, now)}, args.rounds)
+    fwd = alternating_medians({f"before: contiguous, batch {params.batch_size}": forward(before, params.batch_size),
+                               f"now: channels_last, batch {now}": forward(loaded.model, now)}, args.rounds, "  ")
     pairs = [(s.alpha.astype(np.float64), np.roll(s.alpha, 1, axis=1).astype(np.float64)) for s in samples]
     assert all(abs(connectivity_error(p, t) - _connectivity(p, t)) < 1e-9 for p, t in pairs)
     print(f"connectivity error of {len(pairs)} alphas:")
-    conn = _medians({"before: whole image": lambda: [_connectivity(p, t) for p, t in pairs],
-                     "now: the object's box": lambda: [connectivity_error(p, t) for p, t in pairs]}, args.rounds)
+    conn = alternating_medians({"before: whole image": lambda: [_connectivity(p, t) for p, t in pairs],
+                                "now: the object's box": lambda: [connectivity_error(p, t) for p, t in pairs]},
+                               args.rounds, "  ")
     (fb, fn), (cb, cn) = fwd.values(), conn.values()
     print(f"forward: now is {fb / fn:.2f}x the speed of before; conn: {cb / cn:.2f}x; both: {(fb + cb) / (fn + cn):.2f}x")
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
+from timing import alternating_medians  # noqa: E402  (benchmarks/, beside this one)
 
 from fgbg.core.config import load_params  # noqa: E402
 from fgbg.core.contract import Contract, NormStats  # noqa: E402
@@ -47,15 +47,8 @@ def main(argv=None) -> None:
         config = dataclasses.replace(p.model, name=name, context=None)  # each with its own context
         models[name] = build_model(Contract(config, STATS, tuple(p.heads))).eval()
     x = torch.randn(1, 6 + p.model.rows, args.height, args.width, generator=torch.Generator().manual_seed(0))
-    times = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name, model in models.items():
-            start = time.perf_counter()
-            predict_padded(model, x)
-            times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(t) for name, t in times.items()}
-    for name, t in times.items():
-        print(f"{name}: median {median[name]:.2f} s (rounds {', '.join(f'{v:.2f}' for v in t)})")
+    median = alternating_medians({name: partial(predict_padded, model, x) for name, model in models.items()},
+                                 args.rounds)
     print(f"{args.width} x {args.height}, {torch.get_num_threads()} threads, refine_share {p.model.refine_share}, "
           f"coarse_scale {p.model.coarse_scale}: two_stage is {median['unet'] / median['two_stage']:.2f}x "
           "the speed of the unet")

@@ -14,14 +14,14 @@ alternate the three; the medians and their ratios are printed.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import numpy as np  # noqa: E402
+from timing import alternating_medians  # noqa: E402  (benchmarks/, beside this one)
 
 from fgbg.core.matting import LOSSLESS, NEAR_CANDIDATES, refine_alpha, weighted_dot  # noqa: E402
 
@@ -57,15 +57,7 @@ def main(argv=None) -> None:
     nine = LOSSLESS._replace(candidates=NEAR_CANDIDATES)
     runs = {"refine_alpha": refine_alpha, "refine_alpha, 9 candidates": lambda *pair: refine_alpha(*pair, nine),
             "every pixel solved": solve_everywhere}
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run(bg, fg_bg, alpha)
-            times[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(t) for name, t in times.items()}
-    for name, t in times.items():
-        print(f"{name}: median {median[name]:.2f} s (rounds {', '.join(f'{v:.2f}' for v in t)})")
+    median = alternating_medians({name: partial(run, bg, fg_bg, alpha) for name, run in runs.items()}, args.rounds)
     soft = ((alpha > 1e-3) & (alpha < 1 - 1e-3)).mean()  # not float32's residues of 0 and 1
     nine_ratio = median["refine_alpha"] / median["refine_alpha, 9 candidates"]
     print(f"{args.width} x {args.height}, {soft:.2%} of the pixels soft: refine_alpha takes "

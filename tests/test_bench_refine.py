@@ -1,6 +1,7 @@
 """benchmarks/bench_refine.py: its synthetic pair, and a run at a small size."""
 
 import importlib.util
+import sys
 
 import numpy as np
 
@@ -8,6 +9,8 @@ from tests.conftest import ROOT
 
 
 def _bench():
+    """benchmarks/bench_refine.py as a module; it imports benchmarks/timing.py beside it, as a script does."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     spec = importlib.util.spec_from_file_location("bench_refine", ROOT / "benchmarks" / "bench_refine.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -13,7 +13,6 @@ from fgbg.core.matting import (
     NEAR_CANDIDATES,
     REACH,
     SURE,
-    Trust,
     cutout,
     foreground,
     on_checkerboard,

@@ -9,8 +9,8 @@ from PIL import Image
 
 from fgbg.cli import main as cli
 from fgbg.core.config import ModelConfig
-from fgbg.core.plots import as_rgb
 from fgbg.core.model import build_model
+from fgbg.core.plots import as_rgb
 from fgbg.inference.onnx import ONNX_ATOL, export_onnx
 from fgbg.inference.predict import predict_paths
 from fgbg.report import END, START, results_markdown, update_readme

@@ -68,11 +68,13 @@ def test_seed_spread_score_only_trains_nothing(tmp_path, monkeypatch):
         (tmp_path / f"seed_{seed}" / "models").mkdir(parents=True)
         (tmp_path / f"seed_{seed}" / "models" / "best.pt").write_bytes(b"")
     spread.main(args)
-    assert '"mask.iou": 0.98' in (tmp_path / "spread.json").read_text()
+    written = (tmp_path / "spread.json").read_text()
+    assert '"mask.iou": 0.98' in written and '"alpha.grad": 0.3' in written and '"mask_as_alpha.grad": 0.6' in written
 
 
 EVAL = {"mask": {"iou": 0.98, "dice": 0.99}, "depth": {k: 0.5 for k in ("rmse", "mae", "abs_rel", "sq_rel", "delta1",
                                                                          "delta2", "delta3", "ssim")},
         "baseline": {"depth": {k: 0.6 for k in ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3",
                                                 "ssim")}},
-        "test_files": {"mask": {"iou": 0.96}}, "alpha": {"sad": 0.1}, "mask_as_alpha": {"sad": 0.2}}
+        "test_files": {"mask": {"iou": 0.96}}, "alpha": {"sad": 0.1, "grad": 0.3},
+        "mask_as_alpha": {"sad": 0.2, "grad": 0.6}}

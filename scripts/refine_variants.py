@@ -60,14 +60,23 @@ def ring(radius: float) -> tuple[tuple[int, int], ...]:
 
 
 def positive(what: str):
-    """An argparse type: a number above 0, `what` named in the error (a prior weight at 0 would solve a border pixel
-    of the bg's colour to 0 / 0; a ring of radius 0 is the pixel alone)."""
+    """An argparse type: a finite number above 0, `what` named in the error (a prior weight at 0 would solve a border
+    pixel of the bg's colour to 0 / 0; an infinite one to inf / inf)."""
     def parse(text: str) -> float:
         value = float(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"{text}: {what} must be above 0")
+        if not (np.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"{text}: {what} must be a finite number above 0")
         return value
     return parse
+
+
+def radius(text: str) -> float:
+    """An argparse type: a ring's radius, a finite number of px, at least 1 (under 1 every point rounds to the pixel
+    itself)."""
+    value = float(text)
+    if not (np.isfinite(value) and value >= 1):
+        raise argparse.ArgumentTypeError(f"{text}: a ring's radius must be a finite number of px, at least 1")
+    return value
 
 
 def summary(answers: list[np.ndarray], truths: list[np.ndarray], masks: list[np.ndarray], threshold: int) -> str:
@@ -125,7 +134,7 @@ def main() -> None:
     ap.add_argument("--split", default="val", choices=("val", "test"))
     ap.add_argument("--study", default="border", choices=("border", "candidates", "trust"))
     ap.add_argument("--priors", type=positive("a prior weight"), nargs="+", default=[1000, 3000, 10000, 30000])
-    ap.add_argument("--radii", type=positive("a ring's radius in px"), nargs="+", default=[2, 3, 4, 6])
+    ap.add_argument("--radii", type=radius, nargs="+", default=[2, 3, 4, 6])
     ap.add_argument("--lossless-priors", type=positive("a prior weight"), nargs="+", default=[100, 30, 10, 3])
     ap.add_argument("--half-chroma-priors", type=positive("a prior weight"), nargs="+", default=[1000, 300, 100, 30])
     ap.add_argument("--noise", type=positive("a noise level"), nargs="*", default=[],

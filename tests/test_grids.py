@@ -6,8 +6,9 @@ at (0.001, 0.000, 0.014).
 """
 
 import numpy as np
+import pytest
 
-from fgbg.core.plots import CELL, GAP, LABEL_WIDTH, TITLE_HEIGHT, as_rgb, coloured, grid_image
+from fgbg.core.plots import CELL, GAP, LABEL_MARGIN, LABEL_WIDTH, TITLE_HEIGHT, as_rgb, coloured, grid_image
 from tests.conftest import grid_columns
 
 NEAR, FAR = (252, 253, 191), (0, 0, 4)  # magma_r at 0 and 1, in 8 bits
@@ -62,13 +63,17 @@ def _dark_columns(region: np.ndarray) -> np.ndarray:
 def test_a_long_label_widens_its_column_and_never_covers_the_first_image():
     """`fgbg score` labels a row with its pair's names, which can be wider than LABEL_WIDTH: the column widens to
     the widest label, so the first image stays whole and every letter lies left of it."""
-    label = "a_foreground_with_a_long_name_0042.png\nbg_0001.png"
+    labels = ["cat_003\nbg_01", "bg_0001.png\na_foreground_with_a_long_name_0042.png"]  # the second's second line
     image = np.full((CELL, CELL, 3), 7, np.uint8)
-    grid = np.asarray(grid_image([(image,)], ("fg_bg",), row_labels=[label]))
+    grid = np.asarray(grid_image([(image,), (image,)], ("fg_bg",), row_labels=labels))
     left = grid.shape[1] - CELL
     assert left > LABEL_WIDTH
-    assert (grid[TITLE_HEIGHT:, left:] == 7).all()
-    assert _dark_columns(grid[TITLE_HEIGHT:, :left]).max() < left - 2
+    assert (grid[TITLE_HEIGHT : TITLE_HEIGHT + CELL, left:] == 7).all()
+    assert (grid[TITLE_HEIGHT + CELL + GAP :, left:] == 7).all()
+    ink = _dark_columns(grid[TITLE_HEIGHT:, :left])
+    assert LABEL_MARGIN <= ink.min() <= LABEL_MARGIN + 1 and left - LABEL_MARGIN - 2 <= ink.max() < left - 2
+    with pytest.raises(ValueError, match="2 row labels for 1 rows"):
+        grid_image([(image,)], ("fg_bg",), row_labels=labels)
 
 
 def test_titles_sit_above_their_columns_and_labels_beside_their_rows():

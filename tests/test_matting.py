@@ -13,6 +13,7 @@ from fgbg.core.matting import (
     NEAR_CANDIDATES,
     REACH,
     SURE,
+    WIDE_CANDIDATES,
     cutout,
     foreground,
     on_checkerboard,
@@ -420,10 +421,29 @@ def test_candidates_that_fit_alike_leave_f_the_pixels_own_nearest():
     assert refine_alpha(*_two_colour_scene((80, 80, 80)), own_then_c)[4, 8] == pytest.approx(5 / 28932, abs=1e-7)
 
 
-def test_refine_refuses_an_empty_set_of_candidates():
+@pytest.mark.parametrize("candidates", [(), None, (0, 0), ((0, 0.5),), ((0, 0, 1),), np.zeros((2, 2), int)])
+def test_refine_refuses_candidates_that_are_not_int_pairs(candidates):
     scene = _two_colour_scene((107, 133, 90))
-    with pytest.raises(ValueError, match=r"the trust.s candidates = \(\) is empty; give at least \(0, 0\)"):
-        refine_alpha(*scene, LOSSLESS._replace(candidates=()))
+    with pytest.raises(ValueError, match=r"are not a non-empty sequence of \(dy, dx\) int pairs; give at least"):
+        refine_alpha(*scene, LOSSLESS._replace(candidates=candidates))
+
+
+@pytest.mark.parametrize(("trust", "border_prior"), [
+    (LOSSLESS._replace(prior=0.0), BORDER_PRIOR), (LOSSLESS._replace(prior=np.inf), BORDER_PRIOR),
+    (LOSSLESS._replace(prior=np.nan), BORDER_PRIOR), (LOSSLESS._replace(chroma=1.5), BORDER_PRIOR),
+    (LOSSLESS, 0.0), (LOSSLESS, np.inf)])
+def test_refine_refuses_weights_that_would_solve_to_nan(trust, border_prior):
+    """A prior of 0 solves a pixel of the bg's colour to 0 / 0, an infinite one to inf / inf."""
+    with pytest.raises(ValueError, match="give a chroma weight in \\[0, 1\\] and finite priors above 0"):
+        refine_alpha(*_two_colour_scene((107, 133, 90)), trust, border_prior=border_prior)
+
+
+def test_each_trusts_candidates_start_with_the_pixels_own_nearest():
+    """A lossless pair's F is sought among 25 points (rings of 2, 4 and 6 px), a JPEG pair's among 9 (3 px); the first
+    is (0, 0), which ties keep."""
+    assert LOSSLESS.candidates == WIDE_CANDIDATES and len(WIDE_CANDIDATES) == 25
+    assert HALF_CHROMA.candidates == NEAR_CANDIDATES and len(NEAR_CANDIDATES) == 9
+    assert WIDE_CANDIDATES[0] == NEAR_CANDIDATES[0] == (0, 0)
 
 
 def test_a_lossless_pairs_candidates_reach_6_px():

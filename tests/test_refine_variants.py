@@ -1,10 +1,12 @@
 """scripts/refine_variants.py: the border's variants and F's rings by hand, and the module's BORDER_PRIOR left as it is."""
 
+import argparse
+
 import numpy as np
 import pytest
 
 from fgbg.core import matting
-from fgbg.core.matting import LOSSLESS
+from fgbg.core.matting import HALF_CHROMA, LOSSLESS
 from tests.conftest import ROOT, load_script
 
 
@@ -31,10 +33,13 @@ def test_each_variant_of_the_border_by_hand(script):
     assert (script.refined(bg, fg_bg, net, LOSSLESS, script.NETWORK_ONLY, 0.5)[:, 3] == np.float32(247 / 255)).all()
     assert (script.refined(bg, fg_bg, net, LOSSLESS, 10000.0, 0.95)[:, 3] == np.float32(242 / 255)).all()  # kept
     assert matting.BORDER_PRIOR == 1000.0  # the module's own weight, untouched
-    with pytest.raises(Exception, match="a prior weight must be above 0"):
-        script.positive("a prior weight")("0")
-    with pytest.raises(Exception, match="a ring's radius in px must be above 0"):
-        script.positive("a ring's radius in px")("-1")
+    for text in ("0", "-1", "nan", "inf", "1e309"):
+        with pytest.raises(Exception, match="a prior weight must be a finite number above 0"):
+            script.positive("a prior weight")(text)
+    for text in ("0.3", "nan", "inf"):
+        with pytest.raises(Exception, match="a ring's radius must be a finite number of px, at least 1"):
+            script.radius(text)
+    assert script.positive("a prior weight")("1e-3") == 1e-3 and script.radius("1") == 1.0
 
 
 def test_a_ring_of_candidates_by_hand(script):
@@ -56,3 +61,38 @@ def test_the_candidates_reach_the_refined_alpha(script):
     fg_bg[:, 8], net[:, 8] = (125, 50, 50), 0.8
     assert script.refined(bg, fg_bg, net, LOSSLESS._replace(candidates=((0, 0),)), 10000.0, 0.5)[4, 8] == 0.0
     assert script.refined(bg, fg_bg, net, LOSSLESS, 10000.0, 0.5)[4, 8] == np.float32(128 / 255)
+
+
+def test_the_trust_study_tries_each_prior_and_candidate_set_on_its_own_kind_of_pair(script):
+    """Lossless rows: chroma 1, each prior with 9, 17 and 25 candidates, not tried on JPEG files; JPEG rows: chroma
+    0.1, each prior with 9 and 17, not tried on lossless pairs; every row with the default border weight and keep."""
+    args = argparse.Namespace(lossless_priors=[10.0, 3.0], half_chroma_priors=[100.0])
+    rows = script.variants("trust", args, keep=0.5)
+    lossless = [v.lossless for v in rows.values() if v.files is None]
+    files = [v.files for v in rows.values() if v.lossless is None]
+    assert len(rows) == 8 and len(lossless) == 6 and len(files) == 2
+    assert [(t.chroma, t.prior, len(t.candidates)) for t in lossless] == [
+        (1.0, 10.0, 9), (1.0, 10.0, 17), (1.0, 10.0, 25), (1.0, 3.0, 9), (1.0, 3.0, 17), (1.0, 3.0, 25)]
+    assert [(t.chroma, t.prior, len(t.candidates)) for t in files] == [(0.1, 100.0, 9), (0.1, 100.0, 17)]
+    assert set(lossless[1].candidates) == set(script.ring(3)) | set(script.ring(6))
+    assert all(v.border_prior == matting.BORDER_PRIOR and v.keep == 0.5 for v in rows.values())
+
+
+def test_the_candidates_and_border_studies_keep_each_kind_of_pairs_trust(script):
+    args = argparse.Namespace(radii=[2.0], priors=[300.0])
+    rings = script.variants("candidates", args, keep=0.5)["a ring of radius 2"]
+    assert rings.lossless == LOSSLESS._replace(candidates=script.ring(2))
+    assert rings.files == HALF_CHROMA._replace(candidates=script.ring(2))
+    border = script.variants("border", args, keep=0.5)
+    assert border["300"] == script.Variant(300.0, 0.5, LOSSLESS, HALF_CHROMA)
+    assert border[f"{matting.BORDER_PRIOR:g}, no keep"].keep == 0.0 and border["none (the border at 1, before)"][0] is None
+
+
+def test_noise_has_its_sigma_and_is_clipped_to_8_bits(script):
+    """Grey 128 with noise of sigma 4: the added noise's standard deviation is 4 within 0.1 over 90,000 values; at
+    255 half the noise is clipped away, so the image stays 8-bit."""
+    rng = np.random.default_rng(0)
+    grey = np.full((100, 300, 3), 128, np.uint8)
+    noisy = script.noisy(grey, 4.0, rng)
+    assert noisy.dtype == np.uint8 and abs(float(noisy.astype(float).std()) - 4.0) < 0.1
+    assert script.noisy(np.full((10, 10, 3), 255, np.uint8), 4.0, rng).max() == 255

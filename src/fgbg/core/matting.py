@@ -125,9 +125,7 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
     surely the object's."""
     if not 0 <= keep <= 1:
         raise ValueError(f"refine_alpha: keep = {keep} is not an alpha; give one in [0, 1] (the mask threshold / 255)")
-    if not trust.candidates:
-        raise ValueError("refine_alpha: the trust's candidates = () is empty; give at least (0, 0), the pixel's own "
-                         "nearest inner pixel (matting.NEAR_CANDIDATES are the 9 points 3 px around it)")
+    _check(trust, border_prior)
     alpha = np.asarray(alpha, np.float32)
     sure = alpha >= SURE
     if not sure.any():
@@ -154,6 +152,22 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
     refined[solve] = np.where(border[solve] & ~near, 1.0, np.clip(solved, 0, 1))  # a thin part's border has no F
     refined[border] = np.maximum(refined[border], keep)
     return refined
+
+
+def _check(trust: Trust, border_prior: float) -> None:
+    """A clear error for weights that would solve to NaN or ignore the colours, and for candidates that are not
+    a non-empty sequence of (dy, dx) int pairs."""
+    if not (0 <= trust.chroma <= 1 and 0 < trust.prior < np.inf and 0 < border_prior < np.inf):
+        raise ValueError(f"refine_alpha: chroma {trust.chroma}, prior {trust.prior}, border prior {border_prior}: give "
+                         "a chroma weight in [0, 1] and finite priors above 0 (at 0 a pixel of the bg's colour solves "
+                         "to 0 / 0)")
+    points = trust.candidates
+    if not (isinstance(points, (tuple, list)) and points
+            and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, (int, np.integer)) for v in p)
+                    for p in points)):
+        raise ValueError(f"refine_alpha: the trust's candidates {points!r} are not a non-empty sequence of (dy, dx) "
+                         "int pairs; give at least ((0, 0),), the pixel's own nearest inner pixel "
+                         "(matting.NEAR_CANDIDATES are the pixel and 8 points 3 px around it)")
 
 
 def _best_candidate(inner_colours: np.ndarray, inner_nearest: np.ndarray, solve: np.ndarray, near: np.ndarray,

@@ -104,6 +104,8 @@ def grid_image(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...],
                row_labels: list[str] | None = None) -> Image.Image:
     """One row per sample, one CELL-square cell per title (each image centred in it, GAP px apart), the titles
     above the first row and each row's label (lines of text) left of it, in a column as wide as the widest."""
+    if row_labels is not None and len(row_labels) != len(rows):
+        raise ValueError(f"grid_image: {len(row_labels)} row labels for {len(rows)} rows; give one label a row")
     left, pitch = _label_width(row_labels) if row_labels else 0, CELL + GAP
     grid = Image.new("RGB", (left + pitch * len(titles) - GAP, TITLE_HEIGHT + pitch * len(rows) - GAP), BACKGROUND)
     draw = ImageDraw.Draw(grid)

@@ -229,7 +229,7 @@ def _border_scene(border: tuple[int, int, int], net_border: float):
 
 def test_the_objects_colour_comes_from_inside_the_sure_region_and_its_border_is_solved_too():
     """Column 3 the network is sure of (0.97) though it is truly 0.9 (I = 185, the bg bleeding in, as on a real
-    border). F from column 3, F - B = (135, 0, 0), would solve column 4 to (45 x 135 + 6) / (135^2 + 10) = 0.3334;
+    border). F from column 3, F - B = (135, 0, 0), would solve column 4 to (45 x 135 + 6) / (135^2 + 10) = 0.3335;
     F from column 2, one pixel inside the sure region, solves (45 x 150 + 6) / (150^2 + 10) = 0.30013. Column 3,
     on the sure region's border, is solved with that F and the network's alpha weighing BORDER_PRIOR: (135 x 150 +
     1,000 x 0.97) / (150^2 + 1,000) = 21,220 / 23,500 = 0.90298 (the truth 0.9; before, 1)."""
@@ -395,7 +395,8 @@ def test_the_candidates_fit_is_weighed_as_the_trust_weighs_colour_at_its_best_al
     - lossless: A at a = 7,250 / 28,922 = 0.2507 leaves 3,638 - 7,250^2 / 28,922 = 1,820.6; C would want a = 2.045,
       clipped to 1 it leaves |(14, 27, 5)|^2 = 950. C fits better: F = C, and the solve clips (1,784 / 880) to 1;
     - HALF_CHROMA: A leaves 331.3 at a = 0.456; C at a = 1 still 949.9. F = A: (7,299.5) / (15,994.0) = 0.45639.
-    Unclipped, C would fit exactly (at a = 2.045), and with a fixed at 1 A would leave 5,033: either would pick C."""
+    Unclipped, C would fit nearly exactly (0.25 left at a = 2.045), and with a fixed at 1 A would leave 5,033: either
+    would pick C."""
     scene = _two_colour_scene((107, 133, 90))
     assert refine_alpha(*scene)[4, 8] == 1.0
     u = np.array([0.299, 0.587, 0.114]) / np.linalg.norm([0.299, 0.587, 0.114])
@@ -449,7 +450,7 @@ def test_each_trusts_candidates_start_with_the_pixels_own_nearest():
 def test_a_lossless_pairs_candidates_reach_6_px():
     """A red object (200, 50, 50) on columns 0-7 of 13 rows, with a blue patch (50, 50, 200) on rows 2-10 of columns
     3-6; (6, 8) truly 0.5 red (I = (125, 50, 50)), the network's 0.8. The points 3 px around it find blue alone
-    (NEAR_CANDIDATES: blue's line from B misses I, (0 + 10 x 0.8) / 22,510 = 0.00036); 6 px away, (12, 8) and (6, 2),
+    (NEAR_CANDIDATES: blue's line from B misses I, (0 + 10 x 0.8) / 22,510 = 0.00036); 6 px away, (12, 8), (0, 8) and (6, 2),
     find red, whose line passes through I: LOSSLESS, with WIDE_CANDIDATES, solves (75 x 150 + 10 x 0.8) / 22,510
     = 0.50013."""
     bg = np.full((13, 12, 3), 50, np.uint8)

@@ -45,8 +45,8 @@ def test_each_variant_of_the_border_by_hand(script):
 def test_a_ring_of_candidates_by_hand(script):
     """Radius 3: (0, 0), then (dy, dx) = (3 sin t, 3 cos t) for t = 0, 45, ... 315 degrees, 2.12 rounded to 2."""
     assert script.ring(3) == ((0, 0), (0, 3), (2, 2), (3, 0), (2, -2), (0, -3), (-2, -2), (-3, 0), (-2, 2))
-    assert set(script.ring(3)) == set(matting.NEAR_CANDIDATES) 
-    assert matting.WIDE_CANDIDATES == tuple(dict.fromkeys(script.ring(2) + script.ring(4) + script.ring(6)))  # the default is the ring of radius 3
+    assert set(script.ring(3)) == set(matting.NEAR_CANDIDATES)  # a JPEG pair's: the ring of radius 3
+    assert matting.WIDE_CANDIDATES == tuple(dict.fromkeys(script.ring(2) + script.ring(4) + script.ring(6)))  # lossless
 
 
 def test_the_candidates_reach_the_refined_alpha(script):

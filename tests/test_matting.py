@@ -13,6 +13,7 @@ from fgbg.core.matting import (
     NEAR_CANDIDATES,
     REACH,
     SURE,
+    Trust,
     WIDE_CANDIDATES,
     cutout,
     foreground,
@@ -462,3 +463,31 @@ def test_a_lossless_pairs_candidates_reach_6_px():
     assert refine_alpha(bg, fg_bg, net)[6, 8] == pytest.approx(11258 / 22510, abs=1e-6)
     near = LOSSLESS._replace(candidates=NEAR_CANDIDATES)
     assert refine_alpha(bg, fg_bg, net, near)[6, 8] == pytest.approx(8 / 22510, abs=1e-6)
+
+
+def test_candidate_points_keep_their_sign_and_order_and_stop_at_the_frame():
+    """The two-colour scene, lossless, I - B = (27, 53, 10), where C fits better than A (1,820.6 against 950 left):
+    - candidates ((0, 0), (-2, 0)): (dy, dx) = (-2, 0) from (4, 8) is (2, 8), whose nearest inner pixel is C's (2, 6):
+      F = C, solved (1,779 + 5) / 880 > 1, clipped to 1 (read as (dx, dy), or as (+2, 0), it would find A:
+      (7,250 + 5) / 28,932 = 0.25076);
+    - C moved to (8, 6), on the bottom row, and the soft pixel to (7, 8), with candidates ((0, 0), (3, 0)): (10, 8) is
+      off the frame and stops at its last row, (8, 8), whose nearest inner pixel is C: 1 again."""
+    bg, fg_bg, net = _two_colour_scene((107, 133, 90))
+    assert refine_alpha(bg, fg_bg, net, LOSSLESS._replace(candidates=((0, 0), (-2, 0))))[4, 8] == 1.0
+    assert refine_alpha(bg, fg_bg, net, LOSSLESS._replace(candidates=((0, 0),)))[4, 8] == pytest.approx(
+        7255 / 28932, abs=1e-6)
+    fg_bg[2, 6], fg_bg[8, 6] = fg_bg[1, 6], (93, 106, 85)
+    fg_bg[7, 8], net[7, 8] = fg_bg[4, 8], net[4, 8]
+    fg_bg[4, 8], net[4, 8] = bg[4, 8], 0.0
+    assert refine_alpha(bg, fg_bg, net, LOSSLESS._replace(candidates=((0, 0), (3, 0))))[7, 8] == 1.0
+
+
+def test_a_candidate_behind_the_bg_fits_at_alpha_0_not_below():
+    """I - B = (-16, -5, -2), about -0.1 (A - B): A's line from B passes through I only at a = -0.0993, outside
+    [0, 1]; at a = 0 both A and C leave |I - B|^2 = 285, a tie, which keeps the first candidate, C (at (-2, -2)).
+    With a prior of 1,000 and the network's 0.85: ((I - B) . (C - B) + 850) / (870 + 1,000) = (-348 + 850) / 1,870
+    = 0.26845. Left unclipped below 0, A would fit (nearly nothing left) and solve below 0, to 0."""
+    bg, fg_bg, net = _two_colour_scene((64, 75, 78))
+    net[4, 8] = 0.85
+    c_first = Trust(chroma=1.0, prior=1000.0, candidates=((-2, -2), (0, 0)))
+    assert refine_alpha(bg, fg_bg, net, c_first)[4, 8] == pytest.approx(502 / 1870, abs=1e-6)

@@ -491,3 +491,15 @@ def test_a_candidate_behind_the_bg_fits_at_alpha_0_not_below():
     net[4, 8] = 0.85
     c_first = Trust(chroma=1.0, prior=1000.0, candidates=((-2, -2), (0, 0)))
     assert refine_alpha(bg, fg_bg, net, c_first)[4, 8] == pytest.approx(502 / 1870, abs=1e-6)
+
+
+def test_a_candidates_best_alpha_weighs_colour_as_the_trust_does():
+    """The chroma-only edge (I - B = (30, -18, 14), half of F - B = (60, -36, 28), all of it off the luma axis),
+    with one inner pixel (1, 1) of I's own colour, D: the candidate of (1, 4)'s point (0, -3). HALF_CHROMA: A fits
+    at a = 0.1 x 2,840 / (0.1 x 5,680) = 0.5 and D at a = 1, each leaving nothing: a tie, which keeps A, the pixel's
+    own nearest: (284 + 100 x 0.8) / (568 + 100) = 0.54491, as in the other rows. Were the chroma weighed in the
+    product with I - B alone, A's a would be 5, clipped to 1, leaving 0.1 x 1,420 = 142, and D would solve to
+    (142 + 80) / (142 + 100) = 0.91736."""
+    bg, fg_bg, net = _chroma_only_scene()
+    fg_bg[1, 1] = fg_bg[1, 4]
+    assert refine_alpha(bg, fg_bg, net, HALF_CHROMA)[:, 4] == pytest.approx([364 / 668] * 3, abs=1e-5)

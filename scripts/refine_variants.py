@@ -4,6 +4,7 @@ border", "F among candidates" and "Each kind of pair its own trust" report.
     python scripts/refine_variants.py --study border [--split val] [--priors 1000 3000 10000 30000] [--every 1]
     python scripts/refine_variants.py --study candidates [--split val] [--radii 2 3 4 6] [--every 1]
     python scripts/refine_variants.py --study trust [--split val] [--noise 2 4] [--every 1]
+    python scripts/refine_variants.py --study edge [--split val] [--noise 2 4] [--every 1]
 
 The network runs once per pair (as stored; with bg and fg_bg each round-tripped through a JPEG at evaluate's
 `test_files` quality, refined as predict refines such files: fgbg.core.matting.HALF_CHROMA; and, with --noise,
@@ -16,7 +17,9 @@ variant, each answer in 8 bits, its mask at the dataset's mask threshold.
 - candidates: F from the nearest inner pixel alone (as before), and from the nearest inner pixels of the pixel and
   of 8 points on a circle of each radius around it, for both trusts;
 - trust: the lossless pairs' prior weight (--lossless-priors) with 9, 17 or 25 candidates, and the JPEG files'
-  (--half-chroma-priors) with 9 or 17.
+  (--half-chroma-priors) with 9 or 17;
+- edge: each trust's sure threshold (0.9, 0.85) and floor (0.02, 0.01, 0.005 for lossless pairs, 0.02, 0.005 for
+  JPEG files).
 Prints, per variant, the mean mask IoU, and the alpha's SAD and Grad (fgbg.core.metrics.matte_metrics) with their
 ratio to the mask's used as an alpha, as eval.json gives them.
 """
@@ -49,7 +52,7 @@ def refined(bg, fg_bg, network, trust, prior: float | None, keep: float) -> np.n
     alpha = refine_alpha(bg, fg_bg, network, trust, keep=keep,
                          border_prior=matting.BORDER_PRIOR if prior is None else prior)
     if prior is None:
-        alpha[network >= matting.SURE] = 1.0
+        alpha[network >= trust.sure] = 1.0
     return as_written(alpha)
 
 
@@ -112,6 +115,13 @@ def variants(study: str, args, keep: float) -> dict[str, Variant]:
                 **{f"a ring of radius {radius:g}": ring(radius) for radius in args.radii}}
         return {name: Variant(default, keep, LOSSLESS._replace(candidates=points),
                               HALF_CHROMA._replace(candidates=points)) for name, points in sets.items()}
+    if study == "edge":
+        return {**{f"lossless: sure {sure:g}, floor {floor:g}":
+                   Variant(default, keep, LOSSLESS._replace(sure=sure, floor=floor), None)
+                   for sure in (0.9, 0.85) for floor in (0.02, 0.01, 0.005)},
+                **{f"half chroma: sure {sure:g}, floor {floor:g}":
+                   Variant(default, keep, None, HALF_CHROMA._replace(sure=sure, floor=floor))
+                   for sure in (0.9, 0.85) for floor in (0.02, 0.005)}}
     sets = {"9 (3 px)": matting.NEAR_CANDIDATES, "17 (3 and 6 px)": tuple(dict.fromkeys(ring(3) + ring(6))),
             "25 (2, 4 and 6 px)": matting.WIDE_CANDIDATES}
     return {**{f"lossless: prior {prior:g}, candidates {name}": Variant(default, keep, Trust(1.0, prior, points), None)
@@ -132,7 +142,7 @@ def main() -> None:
     ap.add_argument("--dataset", default="dataset/composed")
     ap.add_argument("--split-file", default="dataset/split.json")
     ap.add_argument("--split", default="val", choices=("val", "test"))
-    ap.add_argument("--study", default="border", choices=("border", "candidates", "trust"))
+    ap.add_argument("--study", default="border", choices=("border", "candidates", "trust", "edge"))
     ap.add_argument("--priors", type=positive("a prior weight"), nargs="+", default=[1000, 3000, 10000, 30000])
     ap.add_argument("--radii", type=radius, nargs="+", default=[2, 3, 4, 6])
     ap.add_argument("--lossless-priors", type=positive("a prior weight"), nargs="+", default=[100, 30, 10, 3])
@@ -163,7 +173,7 @@ def main() -> None:
             outputs = predict_padded(loaded.model, loaded.contract.encode(bg, fg_bg)[None].to(loaded.device))
             network = kind_of("alpha").answer(outputs["alpha"])[0, 0].cpu().numpy()
             if condition == "as stored":
-                _, border = sure_border(network >= matting.SURE)  # the pixels refine_alpha solves as the border
+                _, border = sure_border(network >= LOSSLESS.sure)  # the pixels refine_alpha solves as the border
                 border_sad.append((1 - sample.alpha[border]).sum() / 1000)  # the border at 1
                 border_truth.extend(sample.alpha[border].tolist())
             for name, variant in tried.items():

@@ -7,12 +7,10 @@ from PIL import Image
 
 from fgbg.core.matting import (
     BORDER_PRIOR,
-    FLOOR,
     HALF_CHROMA,
     LOSSLESS,
     NEAR_CANDIDATES,
     REACH,
-    SURE,
     WIDE_CANDIDATES,
     Trust,
     cutout,
@@ -23,6 +21,7 @@ from fgbg.core.matting import (
 )
 
 PRIOR = LOSSLESS.prior  # the network's alpha's weight on a lossless pair's soft edge
+SURE_LOSSLESS, FLOOR_LOSSLESS = 0.85, 0.005  # a lossless pair's sure threshold and floor
 
 
 def test_foreground_by_hand():
@@ -100,14 +99,15 @@ def test_only_the_soft_edge_near_a_sure_pixel_and_above_the_floor_is_refined():
     bg, fg_bg, net = _edge_scene(0.3, 0.6)
     far = 3 + REACH + 1  # beyond the reach of the last sure column, 3: the network's 0.5 stands
     fg_bg[:, far], net[:, far] = 120, 0.5
-    fg_bg[:, 6], net[:, 6] = 80, FLOOR  # at the floor: "no object" stands (solved, it would be about 0.2)
+    floor = np.float32(LOSSLESS.floor)
+    fg_bg[:, 6], net[:, 6] = 80, floor  # at the floor: "no object" stands (solved, it would be about 0.2)
     refined = refine_alpha(bg, fg_bg, net)
-    assert (refined[:, far] == 0.5).all() and (refined[:, 6] == FLOOR).all()
+    assert (refined[:, far] == 0.5).all() and (refined[:, 6] == floor).all()
     net[:, far] = 0.5
     fg_bg[:, far - 1], net[:, far - 1] = 95, 0.6  # within the reach: solved, as column 4
     assert refined[:, 4] == pytest.approx(6756 / 22510, abs=1e-6)
     assert refine_alpha(bg, fg_bg, net)[:, far - 1] == pytest.approx(6756 / 22510, abs=1e-6)
-    assert np.array_equal(refine_alpha(bg, fg_bg, net * 0.85), net * 0.85)  # no pixel at or above SURE: unchanged
+    assert np.array_equal(refine_alpha(bg, fg_bg, net * 0.8), net * 0.8)  # no pixel at or above the sure: unchanged
 
 
 def test_each_edge_pixel_takes_the_colour_of_its_own_object():
@@ -151,14 +151,14 @@ def test_the_solution_is_clipped_and_sure_pixels_inside_the_sure_region_are_the_
     """bg 100, the object white (F - B = 155 per channel), a soft pixel that is black: I - B = -100 per channel,
     so the solution (-100 x 155 x 3 + PRIOR x 0.5) / (155^2 x 3 + PRIOR) < 0 is clipped to 0; a pixel of
     fg_bg at 255 over bg 100 with the network's 0.2 solves to (155^2 x 3 + 2) / (155^2 x 3 + 10) < 1.
-    Pixels at exactly SURE, or above it but below 1, are the object's inside the sure region: alpha 1, as their
+    Pixels at exactly the trust's sure, or above it but below 1, are the object's inside the sure region: alpha 1, as their
     colour is taken for F. Column 2 is on the sure region's border (column 3 is not sure): solved with BORDER_PRIOR,
     its own colour that of column 1, (72,075 + 1,000 x 0.97) / (72,075 + 1,000) = 0.99959."""
     bg = np.full((1, 8, 3), 100, np.uint8)
     fg_bg = bg.copy()
     fg_bg[0, :3] = fg_bg[0, 5] = 255
     fg_bg[0, 3] = 0
-    net = np.float32([[1.0, SURE, 0.97, 0.5, 0.0, 0.2, 0.0, 0.0]])
+    net = np.float32([[1.0, LOSSLESS.sure, 0.97, 0.5, 0.0, 0.2, 0.0, 0.0]])
     refined = refine_alpha(bg, fg_bg, net)
     assert refined[0, 3] == 0.0 and refined[0, :2].tolist() == [1.0, 1.0]
     assert BORDER_PRIOR == 1000.0 and refined[0, 2] == pytest.approx(73045 / 73075, abs=1e-6)
@@ -349,12 +349,29 @@ def test_a_thin_sure_part_keeps_its_own_colour():
     assert refined[7, 10:16] == pytest.approx([(75 * 150 + PRIOR * 0.7) / (150**2 + PRIOR)] * 6, abs=1e-6)
 
 
-def test_sure_starts_at_0_9():
-    """0.9 is sure (the object's: 1); 0.899 is not, and stands where nothing is sure."""
+@pytest.mark.parametrize(("trust", "sure"), [(LOSSLESS, SURE_LOSSLESS), (HALF_CHROMA, 0.9)])
+def test_each_trust_has_its_sure_threshold(trust, sure):
+    """At the trust's sure a pixel is the object's (1); just below it is not, and stands where nothing is sure."""
     flat = np.zeros((3, 3, 3), np.uint8)
-    assert SURE == 0.9
-    assert refine_alpha(flat, flat, np.full((3, 3), 0.9, np.float32)).tolist() == [[1.0] * 3] * 3
-    assert refine_alpha(flat, flat, np.full((3, 3), 0.899, np.float32)) == pytest.approx(np.full((3, 3), 0.899))
+    assert trust.sure == sure
+    assert refine_alpha(flat, flat, np.full((3, 3), sure, np.float32), trust).tolist() == [[1.0] * 3] * 3
+    below = np.full((3, 3), sure - 0.001, np.float32)
+    assert refine_alpha(flat, flat, below, trust) == pytest.approx(below)
+
+
+@pytest.mark.parametrize(("trust", "floor"), [(LOSSLESS, FLOOR_LOSSLESS), (HALF_CHROMA, 0.02)])
+def test_each_trust_has_its_floor(trust, floor):
+    """A pixel beside the object at the floor keeps the network's alpha; just above it, it is solved: with I = B,
+    to prior x a / (|F - B|^2 + prior), far below."""
+    bg = np.full((3, 8, 3), 50, np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((3, 8), np.float32)
+    fg_bg[:, :3], net[:, :3] = 200, 1.0
+    assert trust.floor == floor
+    net[:, 3] = floor
+    assert (refine_alpha(bg, fg_bg, net, trust)[:, 3] == np.float32(floor)).all()
+    net[:, 3] = floor * 2
+    assert (refine_alpha(bg, fg_bg, net, trust)[:, 3] < floor).all()
 
 
 def test_half_chroma_splits_a_difference_along_the_luma_axis_by_hand():
@@ -503,3 +520,9 @@ def test_a_candidates_best_alpha_weighs_colour_as_the_trust_does():
     bg, fg_bg, net = _chroma_only_scene()
     fg_bg[1, 1] = fg_bg[1, 4]
     assert refine_alpha(bg, fg_bg, net, HALF_CHROMA)[:, 4] == pytest.approx([364 / 668] * 3, abs=1e-5)
+
+
+@pytest.mark.parametrize("change", [{"floor": 0.95}, {"floor": -0.1}, {"sure": 1.5}])
+def test_refine_refuses_a_floor_not_below_the_sure(change):
+    with pytest.raises(ValueError, match="give 0 <= floor < sure <= 1"):
+        refine_alpha(*_two_colour_scene((107, 133, 90)), LOSSLESS._replace(**change))

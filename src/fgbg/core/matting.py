@@ -2,7 +2,8 @@
 
 Refining (`refine_alpha`): where the network's alpha is soft, near the object, each pixel's alpha is
 solved from the pair itself. I = alpha F + (1 - alpha) B with B known. A pixel the network is sure of
-(alpha >= SURE) is the object's: inside the sure region its alpha is 1, and I = F there. F is taken
+(alpha at or above the trust's `sure`) is the object's: inside the sure region its alpha is 1, and
+I = F there. Within REACH px of it, every pixel whose alpha is above the trust's `floor` is solved. F is taken
 from the inner pixels, one pixel or more inside the sure region (its border pixels still mix in some
 bg), unless the nearest is more than INNER_SLACK further than the nearest sure pixel, as for a part too
 thin to have inner pixels: then F is the nearest sure pixel's colour. Of the inner pixels nearest to the
@@ -54,10 +55,8 @@ import numpy as np
 from PIL import Image, JpegImagePlugin
 
 RECOVER_FROM = 0.1  # the alpha from which F is recovered: noise grows by at most 1 / 0.1 = 10x
-SURE = 0.9  # alpha from which a pixel is surely the object's: inside the sure region alpha 1, its colour F
 INNER_SLACK = 1.5  # px: an inner pixel further than this beyond the nearest sure one belongs to another part
 REACH = 8  # px from a sure pixel within which the alpha is refined (the soft edge)
-FLOOR = 0.02  # alpha at or below which the network's "no object" stands: codec noise in I - B would add a halo
 BORDER_PRIOR = 1000.0  # weight of the network's alpha on the sure region's border (32 levels rms), whatever the trust
 NEAR_CANDIDATES = ((0, 0), (3, 0), (-3, 0), (0, 3), (0, -3), (2, 2), (2, -2), (-2, 2), (-2, -2))  # (dy, dx): points
 # whose nearest inner pixels are F's candidates: the pixel itself and 8 around it about 3 px away
@@ -73,9 +72,14 @@ class Trust(NamedTuple):
     chroma: float  # weight of the colour difference that no luma change carries (1: as much as the luma's)
     prior: float  # weight of the network's alpha on the soft edge, in squared 8-bit levels summed over RGB
     candidates: tuple[tuple[int, int], ...]  # (dy, dx): the points whose nearest inner pixels are F's candidates
+    sure: float = 0.9  # the network's alpha from which a pixel is surely the object's: inside the sure region alpha 1,
+    # its colour F
+    floor: float = 0.02  # alpha at or below which the network's "no object" stands: a JPEG's codec noise in I - B
+    # would add a halo
 
 
-LOSSLESS = Trust(chroma=1.0, prior=10.0, candidates=WIDE_CANDIDATES)  # PNG, or a JPEG that kept its colour whole
+LOSSLESS = Trust(chroma=1.0, prior=10.0, candidates=WIDE_CANDIDATES, sure=0.85, floor=0.005)  # PNG, or a JPEG that
+# kept its colour whole
 HALF_CHROMA = Trust(chroma=0.1, prior=100.0, candidates=NEAR_CANDIDATES)  # a JPEG with its colour at half
 # resolution (4:2:0, 4:2:2), as most photos: each weight chosen on val (README "Each kind of pair its own trust")
 LEVELS = 255  # an alpha is written as 8 bits: k / LEVELS
@@ -127,12 +131,12 @@ def refine_alpha(bg: np.ndarray, fg_bg: np.ndarray, alpha: np.ndarray, trust: Tr
         raise ValueError(f"refine_alpha: keep = {keep} is not an alpha; give one in [0, 1] (the mask threshold / 255)")
     _check(trust, border_prior)
     alpha = np.asarray(alpha, np.float32)
-    sure = alpha >= SURE
+    sure = alpha >= trust.sure
     if not sure.any():
         return alpha
     dist, nearest = _nearest(sure)
     inner, border = sure_border(sure)
-    edge = ~sure & (dist <= REACH) & (alpha > FLOOR)  # solved there alone: a 12 MP photo's edge is a small share
+    edge = ~sure & (dist <= REACH) & (alpha > trust.floor)  # solved there alone: a 12 MP photo's edge is a small share
     solve = edge | border
     image, back = fg_bg[solve].astype(np.float32), bg[solve].astype(np.float32)
     mixed = image - back  # I - B
@@ -161,6 +165,9 @@ def _check(trust: Trust, border_prior: float) -> None:
         raise ValueError(f"refine_alpha: chroma {trust.chroma}, prior {trust.prior}, border prior {border_prior}: give "
                          "a chroma weight in [0, 1] and finite priors above 0 (at 0 a pixel of the bg's colour solves "
                          "to 0 / 0)")
+    if not 0 <= trust.floor < trust.sure <= 1:
+        raise ValueError(f"refine_alpha: the trust's floor {trust.floor} and sure {trust.sure}: give 0 <= floor < sure "
+                         "<= 1 (alphas)")
     points = trust.candidates
     if not (isinstance(points, (tuple, list)) and points
             and all(isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(v, (int, np.integer)) for v in p)

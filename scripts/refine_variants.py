@@ -124,10 +124,11 @@ def variants(study: str, args, keep: float) -> dict[str, Variant]:
                    for sure in (0.9, 0.85) for floor in (0.02, 0.005)}}
     sets = {"9 (3 px)": matting.NEAR_CANDIDATES, "17 (3 and 6 px)": tuple(dict.fromkeys(ring(3) + ring(6))),
             "25 (2, 4 and 6 px)": matting.WIDE_CANDIDATES}
-    return {**{f"lossless: prior {prior:g}, candidates {name}": Variant(default, keep, Trust(1.0, prior, points), None)
+    return {**{f"lossless: prior {prior:g}, candidates {name}":
+               Variant(default, keep, LOSSLESS._replace(prior=prior, candidates=points), None)
                for prior in args.lossless_priors for name, points in sets.items()},
             **{f"half chroma: prior {prior:g}, candidates {name}":
-               Variant(default, keep, None, Trust(0.1, prior, points))
+               Variant(default, keep, None, HALF_CHROMA._replace(prior=prior, candidates=points))
                for prior in args.half_chroma_priors for name, points in list(sets.items())[:2]}}  # 25 cost IoU with 17
 
 

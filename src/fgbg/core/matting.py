@@ -32,7 +32,8 @@ not. For such a pair (HALF_CHROMA) the part of each difference that no luma chan
 its component along the luma axis, BT.601's (0.299, 0.587, 0.114)) weighs 0.1 in the dot products
 above, the network's alpha weighs more, and F has fewer candidates (more cost such files' mask some
 IoU on val). For pairs stored without loss (LOSSLESS) every direction of colour weighs the
-same. Both were chosen on the val split (README "Each kind of pair its own trust").
+same, and the sure threshold and the floor are lower: with no codec halo to keep out, more of the
+edge is solved. Both were chosen on the val split (README "Each kind of pair its own trust").
 
 Where the alpha is soft, a pixel of fg_bg mixes the object's colour F with the bg's B:
 I = alpha F + (1 - alpha) B. The bg is known, so F = (I - (1 - alpha) B) / alpha, clipped to
@@ -67,7 +68,8 @@ LUMA_AXIS = np.float32([0.299, 0.587, 0.114]) / np.linalg.norm([0.299, 0.587, 0.
 
 
 class Trust(NamedTuple):
-    """How refine_alpha weighs a pair's colours against the network's alpha."""
+    """How refine_alpha trusts a pair's colours against the network's alpha: their weights, the candidates F is
+    sought among, and where it solves (from the floor up to the sure threshold)."""
 
     chroma: float  # weight of the colour difference that no luma change carries (1: as much as the luma's)
     prior: float  # weight of the network's alpha on the soft edge, in squared 8-bit levels summed over RGB

@@ -151,9 +151,9 @@ def test_the_solution_is_clipped_and_sure_pixels_inside_the_sure_region_are_the_
     """bg 100, the object white (F - B = 155 per channel), a soft pixel that is black: I - B = -100 per channel,
     so the solution (-100 x 155 x 3 + PRIOR x 0.5) / (155^2 x 3 + PRIOR) < 0 is clipped to 0; a pixel of
     fg_bg at 255 over bg 100 with the network's 0.2 solves to (155^2 x 3 + 2) / (155^2 x 3 + 10) < 1.
-    Pixels at exactly the trust's sure, or above it but below 1, are the object's inside the sure region: alpha 1, as their
-    colour is taken for F. Column 2 is on the sure region's border (column 3 is not sure): solved with BORDER_PRIOR,
-    its own colour that of column 1, (72,075 + 1,000 x 0.97) / (72,075 + 1,000) = 0.99959."""
+    Pixels at exactly the trust's sure, or above it but below 1, are the object's inside the sure region: alpha 1,
+    as their colour is taken for F. Column 2 is on the sure region's border (column 3 is not sure): solved with
+    BORDER_PRIOR, its own colour that of column 1, (72,075 + 1,000 x 0.97) / (72,075 + 1,000) = 0.99959."""
     bg = np.full((1, 8, 3), 100, np.uint8)
     fg_bg = bg.copy()
     fg_bg[0, :3] = fg_bg[0, 5] = 255
@@ -466,11 +466,11 @@ def test_each_trusts_candidates_start_with_the_pixels_own_nearest():
 
 
 def test_a_lossless_pairs_candidates_reach_6_px():
-    """A red object (200, 50, 50) on columns 0-7 of 13 rows, with a blue patch (50, 50, 200) on rows 2-10 of columns
-    3-6; (6, 8) truly 0.5 red (I = (125, 50, 50)), the network's 0.8. The points 3 px around it find blue alone
-    (NEAR_CANDIDATES: blue's line from B misses I, (0 + 10 x 0.8) / 22,510 = 0.00036); 6 px away, (12, 8), (0, 8) and (6, 2),
-    find red, whose line passes through I: LOSSLESS, with WIDE_CANDIDATES, solves (75 x 150 + 10 x 0.8) / 22,510
-    = 0.50013."""
+    """A red object (200, 50, 50) on columns 0-7 of 13 rows, with a blue patch (50, 50, 200) on rows 2-10 of columns 3-6;
+    (6, 8) truly 0.5 red (I = (125, 50, 50)), the network's 0.8. The points 3 px around it find blue alone
+    (NEAR_CANDIDATES: blue's line from B misses I, (0 + 10 x 0.8) / 22,510 = 0.00036); 6 px away, (12, 8), (0, 8)
+    and (6, 2), find red, whose line passes through I: LOSSLESS, with WIDE_CANDIDATES, solves (75 x 150 + 10 x 0.8)
+    / 22,510 = 0.50013."""
     bg = np.full((13, 12, 3), 50, np.uint8)
     fg_bg = bg.copy()
     net = np.zeros((13, 12), np.float32)

@@ -85,7 +85,8 @@ def test_the_candidates_and_border_studies_keep_each_kind_of_pairs_trust(script)
     assert rings.files == HALF_CHROMA._replace(candidates=script.ring(2))
     border = script.variants("border", args, keep=0.5)
     assert border["300"] == script.Variant(300.0, 0.5, LOSSLESS, HALF_CHROMA)
-    assert border[f"{matting.BORDER_PRIOR:g}, no keep"].keep == 0.0 and border["none (the border at 1, before)"][0] is None
+    assert border[f"{matting.BORDER_PRIOR:g}, no keep"].keep == 0.0
+    assert border["none (the border at 1, before)"].border_prior is None
 
 
 def test_noise_has_its_sigma_and_is_clipped_to_8_bits(script):

@@ -117,7 +117,8 @@ def grid_image(rows: list[tuple[np.ndarray, ...]], titles: tuple[str, ...],
             cell = _fitted(as_rgb(img, title))
             grid.paste(cell, (left + pitch * c + (CELL - cell.width) // 2, top + (CELL - cell.height) // 2))
         if row_labels:
-            draw.multiline_text((LABEL_MARGIN, top + CELL / 2), row_labels[r], fill=(0, 0, 0), font=_font(11), anchor="lm")
+            draw.multiline_text((LABEL_MARGIN, top + CELL / 2), row_labels[r], fill=(0, 0, 0), font=_font(11),
+                                anchor="lm")
     return grid
 
 

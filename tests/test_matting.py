@@ -522,7 +522,16 @@ def test_a_candidates_best_alpha_weighs_colour_as_the_trust_does():
     assert refine_alpha(bg, fg_bg, net, HALF_CHROMA)[:, 4] == pytest.approx([364 / 668] * 3, abs=1e-5)
 
 
-@pytest.mark.parametrize("change", [{"floor": 0.95}, {"floor": -0.1}, {"sure": 1.5}])
+@pytest.mark.parametrize("change", [{"floor": 0.95}, {"floor": 0.85}, {"floor": -0.1}, {"sure": 1.5}])
 def test_refine_refuses_a_floor_not_below_the_sure(change):
     with pytest.raises(ValueError, match="give 0 <= floor < sure <= 1"):
         refine_alpha(*_two_colour_scene((107, 133, 90)), LOSSLESS._replace(**change))
+
+
+def test_refine_takes_the_limits_of_each_weight():
+    """A floor of 0, a sure of 1, a chroma of 0 and numpy ints as candidates are all allowed; a negative chroma not."""
+    scene = _two_colour_scene((107, 133, 90))
+    for change in ({"floor": 0.0}, {"sure": 1.0}, {"chroma": 0.0}, {"candidates": ((np.int64(0), np.int64(0)),)}):
+        assert refine_alpha(*scene, LOSSLESS._replace(**change)).shape == (9, 12)
+    with pytest.raises(ValueError, match="give a chroma weight in"):
+        refine_alpha(*scene, LOSSLESS._replace(chroma=-0.1))

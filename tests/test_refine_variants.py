@@ -74,6 +74,8 @@ def test_the_trust_study_tries_each_prior_and_candidate_set_on_its_own_kind_of_p
     assert [(t.chroma, t.prior, len(t.candidates)) for t in lossless] == [
         (1.0, 10.0, 9), (1.0, 10.0, 17), (1.0, 10.0, 25), (1.0, 3.0, 9), (1.0, 3.0, 17), (1.0, 3.0, 25)]
     assert [(t.chroma, t.prior, len(t.candidates)) for t in files] == [(0.1, 100.0, 9), (0.1, 100.0, 17)]
+    assert all((t.sure, t.floor) == (LOSSLESS.sure, LOSSLESS.floor) for t in lossless)  # today's, as --study edge chose
+    assert all((t.sure, t.floor) == (HALF_CHROMA.sure, HALF_CHROMA.floor) for t in files)
     assert set(lossless[1].candidates) == set(script.ring(3)) | set(script.ring(6))
     assert all(v.border_prior == matting.BORDER_PRIOR and v.keep == 0.5 for v in rows.values())
 
@@ -97,3 +99,20 @@ def test_noise_has_its_sigma_and_is_clipped_to_8_bits(script):
     noisy = script.noisy(grey, 4.0, rng)
     assert noisy.dtype == np.uint8 and abs(float(noisy.astype(float).std()) - 4.0) < 0.1
     assert script.noisy(np.full((10, 10, 3), 255, np.uint8), 4.0, rng).max() == 255
+
+
+def test_the_edge_study_tries_each_sure_and_floor_on_its_own_kind_of_pair(script):
+    rows = script.variants("edge", argparse.Namespace(), keep=0.5)
+    lossless = [(v.lossless.chroma, v.lossless.sure, v.lossless.floor) for v in rows.values() if v.files is None]
+    files = [(v.files.chroma, v.files.sure, v.files.floor) for v in rows.values() if v.lossless is None]
+    assert lossless == [(1.0, sure, floor) for sure in (0.9, 0.85) for floor in (0.02, 0.01, 0.005)]
+    assert files == [(0.1, sure, floor) for sure in (0.9, 0.85) for floor in (0.02, 0.005)]
+
+
+def test_with_the_border_at_1_the_trusts_sure_pixels_are_1(script):
+    """prior None (the border at 1, as before it was solved): a pixel at 0.87 is sure in a lossless pair (from 0.85),
+    so 1; in a JPEG pair (from 0.9) it is not, and stays the network's (0.87, written as 222 / 255)."""
+    flat = np.zeros((3, 3, 3), np.uint8)
+    net = np.full((3, 3), 0.87, np.float32)
+    assert (script.refined(flat, flat, net, LOSSLESS, None, 0.5) == 1.0).all()
+    assert (script.refined(flat, flat, net, HALF_CHROMA, None, 0.5) == np.float32(222 / 255)).all()

@@ -110,9 +110,12 @@ def test_the_edge_study_tries_each_sure_and_floor_on_its_own_kind_of_pair(script
 
 
 def test_with_the_border_at_1_the_trusts_sure_pixels_are_1(script):
-    """prior None (the border at 1, as before it was solved): a pixel at 0.87 is sure in a lossless pair (from 0.85),
-    so 1; in a JPEG pair (from 0.9) it is not, and stays the network's (0.87, written as 222 / 255)."""
-    flat = np.zeros((3, 3, 3), np.uint8)
-    net = np.full((3, 3), 0.87, np.float32)
-    assert (script.refined(flat, flat, net, LOSSLESS, None, 0.5) == 1.0).all()
-    assert (script.refined(flat, flat, net, HALF_CHROMA, None, 0.5) == np.float32(222 / 255)).all()
+    """prior None (the border at 1, as before it was solved): a 3 x 3 square at 0.87 in a flat 5 x 5 pair is sure in a
+    lossless pair (from 0.85), so all 1, its border too (solved, with I = B = F, it would stay 0.87); in a JPEG pair
+    (from 0.9) it is not sure, and stays the network's (0.87, written as 222 / 255)."""
+    flat = np.zeros((5, 5, 3), np.uint8)
+    net = np.zeros((5, 5), np.float32)
+    net[1:4, 1:4] = 0.87
+    assert (script.refined(flat, flat, net, LOSSLESS, None, 0.5)[1:4, 1:4] == 1.0).all()
+    assert (script.refined(flat, flat, net, LOSSLESS, 1000.0, 0.5)[1, 1:4] == np.float32(222 / 255)).all()
+    assert (script.refined(flat, flat, net, HALF_CHROMA, None, 0.5)[1:4, 1:4] == np.float32(222 / 255)).all()

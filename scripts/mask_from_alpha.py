@@ -19,10 +19,10 @@ import numpy as np
 from PIL import Image
 
 from fgbg.core.checkpoint import load_for_inference
-from fgbg.core.matting import HALF_CHROMA, LOSSLESS
+from fgbg.core.matting import HALF_CHROMA
 from fgbg.core.runtime import final_answers, predict_padded
 from fgbg.dataset.store import ComposedStore
-from fgbg.evaluation.evaluate import FILE_QUALITY
+from fgbg.evaluation.evaluate import FILE_QUALITY, stored_trust
 
 
 def as_jpeg_file(image: np.ndarray) -> np.ndarray:
@@ -46,6 +46,7 @@ def main() -> None:
     loaded = load_for_inference(args.checkpoint, "cpu")
     store = ComposedStore(args.dataset)
     split = json.loads(open(args.split).read())
+    stored = stored_trust(store)  # as evaluate refines the pairs as stored: HALF_CHROMA where fg_bg was composed as JPEG
     for name in ("val", "test"):
         scores: dict[str, list[float]] = {}
         for i in split[name][:: args.every]:
@@ -53,7 +54,7 @@ def main() -> None:
             for files, (bg, fg_bg) in ((False, (sample.bg, sample.fg_bg)),
                                        (True, (as_jpeg_file(sample.bg), as_jpeg_file(sample.fg_bg)))):
                 outputs = predict_padded(loaded.model, loaded.contract.encode(bg, fg_bg)[None].to(loaded.device))
-                answers = final_answers(loaded.contract, outputs, bg, fg_bg, HALF_CHROMA if files else LOSSLESS)
+                answers = final_answers(loaded.contract, outputs, bg, fg_bg, HALF_CHROMA if files else stored)
                 where = " as files" if files else ""
                 scores.setdefault(f"mask head{where}", []).append(iou(outputs["mask"][0, 0].cpu().numpy() > 0,
                                                                       sample.mask))

@@ -41,6 +41,7 @@ from fgbg.core.matting import HALF_CHROMA, LEVELS, LOSSLESS, Trust, alpha_levels
 from fgbg.core.metrics import matte_metrics
 from fgbg.core.runtime import predict_padded
 from fgbg.dataset.store import ComposedStore
+from fgbg.evaluation.evaluate import stored_trust
 
 NETWORK_ONLY = 1e12  # a prior weight that outweighs any colour: the border solves to the network's alpha
 
@@ -156,7 +157,8 @@ def main() -> None:
     store = ComposedStore(args.dataset)
     threshold = store.mask_threshold
     tried = variants(args.study, args, threshold / LEVELS)
-    conditions = {"as stored": "lossless", "as JPEG files": "files",
+    stored = "files" if stored_trust(store) == HALF_CHROMA else "lossless"  # fg_bg composed as JPEG: a JPEG pair
+    conditions = {"as stored": stored, "as JPEG files": "files",
                   **{f"with noise {sigma:g}": "lossless" for sigma in args.noise}}
     rng = np.random.default_rng(0)
     answers: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -174,7 +176,7 @@ def main() -> None:
             outputs = predict_padded(loaded.model, loaded.contract.encode(bg, fg_bg)[None].to(loaded.device))
             network = kind_of("alpha").answer(outputs["alpha"])[0, 0].cpu().numpy()
             if condition == "as stored":
-                _, border = sure_border(network >= LOSSLESS.sure)  # the pixels refine_alpha solves as the border
+                _, border = sure_border(network >= stored_trust(store).sure)  # the pixels solved as the border
                 border_sad.append((1 - sample.alpha[border]).sum() / 1000)  # the border at 1
                 border_truth.extend(sample.alpha[border].tolist())
             for name, variant in tried.items():

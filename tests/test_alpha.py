@@ -121,10 +121,10 @@ def test_evaluate_refines_a_store_of_jpeg_composites_as_half_chroma():
     from types import SimpleNamespace
 
     from fgbg.core.matting import HALF_CHROMA, LOSSLESS
-    from fgbg.evaluation.evaluate import _stored_trust
+    from fgbg.evaluation.evaluate import stored_trust
 
-    assert _stored_trust(SimpleNamespace(meta={"compose": {"fg_bg_format": "jpeg"}})) == HALF_CHROMA
-    assert _stored_trust(SimpleNamespace(meta={"compose": {"fg_bg_format": "png"}})) == LOSSLESS
+    assert stored_trust(SimpleNamespace(meta={"compose": {"fg_bg_format": "jpeg"}})) == HALF_CHROMA
+    assert stored_trust(SimpleNamespace(meta={"compose": {"fg_bg_format": "png"}})) == LOSSLESS
 
 
 def test_a_checkpoint_keeps_the_mask_threshold_and_one_without_it_reads_128(tmp_path):

@@ -78,7 +78,7 @@ def _per_image(loaded: LoadedModel, ds: PairDataset, batch_size: int, keys: dict
     return pd.DataFrame(cols)
 
 
-def _stored_trust(store: ComposedStore) -> Trust:
+def stored_trust(store: ComposedStore) -> Trust:
     """How the store's pairs keep their colour (fgbg.core.matting.trust_of for files): fg_bg composed as JPEG
     (OpenCV's, 4:2:0 chroma) halves it."""
     return HALF_CHROMA if store.meta["compose"]["fg_bg_format"] == "jpeg" else LOSSLESS
@@ -88,7 +88,7 @@ def _answers(loaded: LoadedModel, x: torch.Tensor, store: ComposedStore, ids: li
     """(the network's outputs, the answers a user gets as outputs that `score` takes), N, 1, H, W each, for the
     batch `x` of samples `ids`: each sample's final_answers with its own (bg, fg_bg) pair, as predict_pair gives."""
     network = {head: out.cpu() for head, out in predict_padded(loaded.model, x.to(loaded.device)).items()}
-    trust = _stored_trust(store)
+    trust = stored_trust(store)
     answers = [final_answers(loaded.contract, {head: out[k : k + 1] for head, out in network.items()},
                              *store.read(i)[:2], trust) for k, i in enumerate(ids)]
     stacked = {head: torch.from_numpy(np.stack([a[head] for a in answers]))[:, None] for head in network}
@@ -180,7 +180,7 @@ def _cutouts(path: Path, loaded: LoadedModel, store: ComposedStore, ids: list[in
     heads = loaded.contract.heads
     alpha_from = next((head for head in ("alpha", "mask") if head in heads), None)
     shown = [head for head in (alpha_from, "depth") if head in heads]
-    rows, trust = [], _stored_trust(store)
+    rows, trust = [], stored_trust(store)
     for i in ids:
         sample = store.sample(i)
         answers = predict_pair(loaded.model, loaded.contract, sample.bg, sample.fg_bg, loaded.device, trust=trust)

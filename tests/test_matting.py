@@ -535,3 +535,15 @@ def test_refine_takes_the_limits_of_each_weight():
         assert refine_alpha(*scene, LOSSLESS._replace(**change)).shape == (9, 12)
     with pytest.raises(ValueError, match="give a chroma weight in"):
         refine_alpha(*scene, LOSSLESS._replace(chroma=-0.1))
+
+
+def test_a_candidate_is_chosen_however_badly_it_fits():
+    """bg black, the object red (255, 0, 0); a soft pixel of cyan (0, 255, 255), the network's 0.5: red's line from B
+    misses I by all of |I - B|^2 = 130,050, yet red is the only colour there, so F is red and the solve gives
+    10 x 0.5 / (255^2 + 10) = 0.0000769 (no F at all, F = B, would leave the network's 0.5)."""
+    bg = np.zeros((5, 10, 3), np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((5, 10), np.float32)
+    fg_bg[:, :5], net[:, :5] = (255, 0, 0), 1.0
+    fg_bg[:, 5], net[:, 5] = (0, 255, 255), 0.5
+    assert refine_alpha(bg, fg_bg, net)[:, 5] == pytest.approx([5 / 65035] * 5, abs=1e-7)

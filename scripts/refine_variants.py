@@ -157,8 +157,8 @@ def main() -> None:
     store = ComposedStore(args.dataset)
     threshold = store.mask_threshold
     tried = variants(args.study, args, threshold / LEVELS)
-    stored = "files" if stored_trust(store) == HALF_CHROMA else "lossless"  # fg_bg composed as JPEG: a JPEG pair
-    conditions = {"as stored": stored, "as JPEG files": "files",
+    stored = stored_trust(store)  # as evaluate refines the pairs as stored: HALF_CHROMA where fg_bg was composed as JPEG
+    conditions = {"as stored": "files" if stored == HALF_CHROMA else "lossless", "as JPEG files": "files",
                   **{f"with noise {sigma:g}": "lossless" for sigma in args.noise}}
     rng = np.random.default_rng(0)
     answers: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -176,7 +176,7 @@ def main() -> None:
             outputs = predict_padded(loaded.model, loaded.contract.encode(bg, fg_bg)[None].to(loaded.device))
             network = kind_of("alpha").answer(outputs["alpha"])[0, 0].cpu().numpy()
             if condition == "as stored":
-                _, border = sure_border(network >= stored_trust(store).sure)  # the pixels solved as the border
+                _, border = sure_border(network >= stored.sure)  # the pixels refine_alpha solves as the border
                 border_sad.append((1 - sample.alpha[border]).sum() / 1000)  # the border at 1
                 border_truth.extend(sample.alpha[border].tolist())
             for name, variant in tried.items():

@@ -118,3 +118,16 @@ def grid_columns(grid: Image.Image) -> int:
     columns, rest = divmod(grid.width + GAP, CELL + GAP)
     assert rest == 0, f"a grid {grid.width} px wide is no whole number of cells"
     return columns
+
+
+def speck_scene() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bg, fg_bg, the network's alpha) of a blue speck beside a red edge: bg 50; a red object (200, 50, 50) on
+    columns 0-7 of 9 x 12, the network sure of it, with one blue inner pixel (50, 50, 200) at (4, 6); column 8 truly
+    0.5 red (I = (125, 50, 50)), the network's 0.8. The speck is (4, 8)'s nearest inner pixel, not its colour."""
+    bg = np.full((9, 12, 3), 50, np.uint8)
+    fg_bg = bg.copy()
+    net = np.zeros((9, 12), np.float32)
+    fg_bg[:, :8], net[:, :8] = (200, 50, 50), 1.0
+    fg_bg[4, 6] = (50, 50, 200)
+    fg_bg[:, 8], net[:, 8] = (125, 50, 50), 0.8
+    return bg, fg_bg, net

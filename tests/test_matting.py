@@ -19,6 +19,7 @@ from fgbg.core.matting import (
     refine_alpha,
     trust_of,
 )
+from tests.conftest import speck_scene
 
 PRIOR = LOSSLESS.prior  # the network's alpha's weight on a lossless pair's soft edge
 SURE_LOSSLESS, FLOOR_LOSSLESS = 0.85, 0.005  # a lossless pair's sure threshold and floor
@@ -136,12 +137,7 @@ def test_f_is_the_candidate_whose_line_from_b_passes_through_the_pixel():
     around, red's line from B passes through I exactly (a = 0.5, nothing left over), so F is red: (75 x 150 + 10 x
     0.8) / 22,510 = 11,258 / 22,510 = 0.50013, as in every other row of column 8; the border pixel (4, 7) beside
     the blue one takes red too: (150 x 150 + 1,000) / (150^2 + 1,000) = 1."""
-    bg = np.full((9, 12, 3), 50, np.uint8)
-    fg_bg = bg.copy()
-    net = np.zeros((9, 12), np.float32)
-    fg_bg[:, :8], net[:, :8] = (200, 50, 50), 1.0
-    fg_bg[4, 6] = (50, 50, 200)
-    fg_bg[:, 8], net[:, 8] = (125, 50, 50), 0.8
+    bg, fg_bg, net = speck_scene()
     refined = refine_alpha(bg, fg_bg, net)
     assert refined[:, 8] == pytest.approx(np.full(9, 11258 / 22510), abs=1e-6)
     assert refined[4, 7] == 1.0 and refined[4, 6] == 1.0

@@ -7,7 +7,7 @@ import pytest
 
 from fgbg.core import matting
 from fgbg.core.matting import HALF_CHROMA, LOSSLESS
-from tests.conftest import ROOT, load_script
+from tests.conftest import ROOT, load_script, speck_scene
 
 
 @pytest.fixture()
@@ -53,12 +53,7 @@ def test_the_candidates_reach_the_refined_alpha(script):
     """The blue speck beside a red edge (tests/test_matting.py): from the pixel's own nearest inner pixel alone, F is
     the speck's blue and (4, 8) solves to 8 / 22,510 = 0.00036, written as 0; among the default candidates F is red
     and it solves to 11,258 / 22,510 = 0.50013, written as 128 / 255."""
-    bg = np.full((9, 12, 3), 50, np.uint8)
-    fg_bg = bg.copy()
-    net = np.zeros((9, 12), np.float32)
-    fg_bg[:, :8], net[:, :8] = (200, 50, 50), 1.0
-    fg_bg[4, 6] = (50, 50, 200)
-    fg_bg[:, 8], net[:, 8] = (125, 50, 50), 0.8
+    bg, fg_bg, net = speck_scene()
     assert script.refined(bg, fg_bg, net, LOSSLESS._replace(candidates=((0, 0),)), 10000.0, 0.5)[4, 8] == 0.0
     assert script.refined(bg, fg_bg, net, LOSSLESS, 10000.0, 0.5)[4, 8] == np.float32(128 / 255)
 

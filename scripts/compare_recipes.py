@@ -39,6 +39,9 @@ from fgbg.training.train import train_model  # noqa: E402
 
 NO_JPEG = ["train.perturb.jpeg=0"]  # the default's JPEG perturbation off: how the rows before it were measured
 BEFORE = ["model.context=none"]  # no column context: how every unet row before it was measured
+# each sample's log_l1 on bg_depth or none, where the default takes it on measured bg depth only
+EVERYWHERE = ["heads.bg_depth.measured_only=[]"]
+NO_LOG = ["heads.bg_depth.losses={l1: 1, ssim: 0.5}"] + EVERYWHERE  # how every row with a bg_depth head before was
 LEARNED_HEADS = "heads={mask: {losses: {bce: 1, dice: 1}}, depth: {losses: {l1: 1, ssim: 0.5}}}"
 LEARNED = ["model.depth=learned", LEARNED_HEADS, "train.crop=64", "train.crop_height=0"] + NO_JPEG + BEFORE
 GC = ("heads={mask: {losses: {bce: 1, dice: 1}}, depth: {losses: {l1: 1}}, "  # ground contact before the alpha head
@@ -56,41 +59,45 @@ RECIPES = {
                                                        "heads.bg_depth.losses.log_l1=0.5"] + PLATEAU + NO_JPEG + BEFORE,
         "strips, cosine, depth loss l1": [GC] + NO_JPEG + BEFORE,
         "strips, cosine, no depth loss": [GC, "heads.depth.losses={}"] + NO_JPEG + BEFORE,
-        "strips, cosine, no depth loss, alpha head": NO_JPEG + BEFORE,
-        "and JPEG perturbation: the default before column context": BEFORE,
+        "strips, cosine, no depth loss, alpha head": NO_JPEG + BEFORE + NO_LOG,
+        "and JPEG perturbation: the default before column context": BEFORE + NO_LOG,
         # two stages at about the default's CPU time: a step on whole images costs 1.7x a strip step at a
         # refine share of 0.05, 2.6x at 0.1 (fgbg.training.trainer.Heads.forward, batch 16, this machine)
-        "two stage, whole images, refine 0.05, 6 epochs": TWO_STAGE + ["model.refine_share=0.05", "epochs=6"],
-        "two stage, whole images, refine 0.1, 4 epochs": TWO_STAGE + ["model.refine_share=0.1", "epochs=4"],
+        "two stage, whole images, refine 0.05, 6 epochs": TWO_STAGE + ["model.refine_share=0.05", "epochs=6"] + NO_LOG,
+        "two stage, whole images, refine 0.1, 4 epochs": TWO_STAGE + ["model.refine_share=0.1", "epochs=4"] + NO_LOG,
         "two stage, whole images, refine 0.05, 18 epochs (3x the CPU time)": TWO_STAGE + ["model.refine_share=0.05",
-                                                                                         "epochs=18"],
-        "the default before, with the row channel (model.rows)": BEFORE + ["model.rows=true"],
-        "column context: the default (default)": [],
-        "column context: the default for 30 epochs (3x the CPU time)": ["epochs=30"],
-        "column context, log_l1 0.5 on bg_depth": ["heads.bg_depth.losses.log_l1=0.5"],
+                                                                                         "epochs=18"] + NO_LOG,
+        "the default before, with the row channel (model.rows)": BEFORE + ["model.rows=true"] + NO_LOG,
+        "column context: the default before log_l1": NO_LOG,
+        "column context: the default before log_l1, for 30 epochs (3x the CPU time)": ["epochs=30"] + NO_LOG,
+        "column context, log_l1 0.5 on bg_depth": EVERYWHERE,
+        "column context, log_l1 0.5 on measured bg depth only: the default (default)": [],
+        "column context, log_l1 0.5 on measured bg depth only, for 30 epochs (3x the CPU time)": ["epochs=30"],
         "learned, 64 px crops, plateau, prior-only data": LEARNED + PLATEAU + ["data=prior"],
         "ground contact, 64 px crops, plateau, depth loss l1, prior-only data": [GC] + SQUARES + PLATEAU + NO_JPEG
         + BEFORE + ["data=prior"],
         "ground contact, strips, plateau, depth loss l1, prior-only data": [GC] + PLATEAU + NO_JPEG + BEFORE
         + ["data=prior"],
-        "strips, cosine, no depth loss, alpha head, prior-only data": NO_JPEG + BEFORE + ["data=prior"],
-        "the default before column context, prior-only data": BEFORE + ["data=prior"],
-        "column context: the default, prior-only data": ["data=prior"],
-        "column context, log_l1 0.5 on bg_depth, prior-only data": ["heads.bg_depth.losses.log_l1=0.5", "data=prior"],
-        "column context, log_l1 0.1 on bg_depth, prior-only data": ["heads.bg_depth.losses.log_l1=0.1", "data=prior"],
+        "strips, cosine, no depth loss, alpha head, prior-only data": NO_JPEG + BEFORE + NO_LOG + ["data=prior"],
+        "the default before column context, prior-only data": BEFORE + NO_LOG + ["data=prior"],
+        "column context: the default before log_l1, prior-only data": NO_LOG + ["data=prior"],
+        "column context, log_l1 0.5 on bg_depth, prior-only data": EVERYWHERE + ["data=prior"],
+        "column context, log_l1 0.1 on bg_depth, prior-only data": EVERYWHERE + ["heads.bg_depth.losses.log_l1=0.1",
+                                                                                "data=prior"],
+        "column context, log_l1 0.5 on measured bg depth only: the default, prior-only data": ["data=prior"],
         "two stage, refine 0.05, 6 epochs, prior-only data": TWO_STAGE + ["model.refine_share=0.05", "epochs=6",
-                                                                        "data=prior"],
+                                                                        "data=prior"] + NO_LOG,
     },
     "perturb": {  # each capture perturbation alone, at the recipe's probability, against none (before column context)
-        "none": NO_JPEG + BEFORE,
-        "jpeg 0.5 (the default before column context)": BEFORE,
-        "noise 0.4": NO_JPEG + BEFORE + ["train.perturb.noise=0.4"],
-        "blur 0.3": NO_JPEG + BEFORE + ["train.perturb.blur=0.3"],
-        "bg_jitter 0.8": NO_JPEG + BEFORE + ["train.perturb.bg_jitter=0.8"],
-        "misalign 0.3": NO_JPEG + BEFORE + ["train.perturb.misalign=0.3"],
-        "shadow 0.3": NO_JPEG + BEFORE + ["train.perturb.shadow=0.3"],
-        "fg_bg composed as JPEG": NO_JPEG + BEFORE + ["compose.fg_bg_format=jpeg"],
-        "column context: JPEG on every sample (jpeg 1.0)": ["train.perturb.jpeg=1.0"],  # the default's answers now
+        "none": NO_JPEG + BEFORE + NO_LOG,
+        "jpeg 0.5 (the default before column context)": BEFORE + NO_LOG,
+        "noise 0.4": NO_JPEG + BEFORE + NO_LOG + ["train.perturb.noise=0.4"],
+        "blur 0.3": NO_JPEG + BEFORE + NO_LOG + ["train.perturb.blur=0.3"],
+        "bg_jitter 0.8": NO_JPEG + BEFORE + NO_LOG + ["train.perturb.bg_jitter=0.8"],
+        "misalign 0.3": NO_JPEG + BEFORE + NO_LOG + ["train.perturb.misalign=0.3"],
+        "shadow 0.3": NO_JPEG + BEFORE + NO_LOG + ["train.perturb.shadow=0.3"],
+        "fg_bg composed as JPEG": NO_JPEG + BEFORE + NO_LOG + ["compose.fg_bg_format=jpeg"],
+        "column context: JPEG on every sample (jpeg 1.0)": ["train.perturb.jpeg=1.0"] + NO_LOG,  # the default's answers now
     },
 }
 DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", "ssim")

@@ -180,3 +180,36 @@ def test_rgb_sums_by_hand_and_exact_where_doubles_are_tight():
     for image in (noise, np.full((192, 192, 3), 255, np.uint8), one_bright, noise[3:90, 10:150]):
         flat = image.reshape(-1, 3).astype(np.int64)
         assert rgb_sums(image).tolist() == [*flat.sum(0), *(flat * flat).sum(0)]
+
+
+def test_each_sample_records_whether_its_bg_depth_was_measured(tiny_data, tmp_path):
+    """With data/bg_depth/ for 2 of the 3 bgs, the third's samples are on the prior: bg_measured False, and its
+    stored depth is the prior's; the PairDataset's MEASURED target follows it. The plan's fingerprint tells
+    which bg a depth map belongs to: the same map given to another bg composes again."""
+    import shutil
+
+    from fgbg.composing.build import _fingerprint, compose_dataset
+    from fgbg.dataset.data import MEASURED, PairDataset, SampleView
+    from fgbg.dataset.store import ComposedStore
+    from tests.conftest import TINY_COMPOSE, contract
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    depth_maps = sorted((data / "bg_depth").iterdir())
+    prior_bg = depth_maps[1].stem
+    depth_maps[1].unlink()
+    compose_dataset(data_dir=data, out_dir=tmp_path / "c", cfg=TINY_COMPOSE)
+    store = ComposedStore(tmp_path / "c")
+    on_prior = (store.index.bg == prior_bg).to_numpy()
+    assert on_prior.any() and not on_prior.all()
+    assert [store.measured(i) for i in range(len(store))] == (~on_prior).tolist()
+    assert np.array_equal(store.bg_depth[store.index.bg_idx[on_prior.argmax()]], ground_plane_prior(TINY_COMPOSE.bg_size, 0.4))
+
+    view = SampleView(targets=("mask", MEASURED))
+    ds = PairDataset(store, list(range(len(store))), contract(), view)
+    assert [ds[i][1][MEASURED].tolist() for i in (int(on_prior.argmax()), int((~on_prior).argmax()))] == \
+        [[[[0.0]]], [[[1.0]]]]
+
+    before = _fingerprint(load_sources(data, TINY_COMPOSE.bg_size, TINY_COMPOSE.fg_size), TINY_COMPOSE, None)
+    depth_maps[0].rename(depth_maps[1])  # bg 0's map now belongs to bg 1
+    assert _fingerprint(load_sources(data, TINY_COMPOSE.bg_size, TINY_COMPOSE.fg_size), TINY_COMPOSE, None) != before

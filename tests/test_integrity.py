@@ -46,7 +46,7 @@ def test_a_dataset_of_an_older_format_is_refused_with_the_fix(copy):
     """Format 3 stored mask bits where format 4 stores the alpha: read as alpha they would be garbage."""
     meta = json.loads((copy / META).read_text())
     (copy / META).write_text(json.dumps({**meta, "format_version": 3}))
-    with pytest.raises(InputError, match=r"dataset format 3, this fgbg reads 4; compose it again with `dvc repro compose`"):
+    with pytest.raises(InputError, match=r"dataset format 3, this fgbg reads 5; compose it again with `dvc repro compose`"):
         ComposedStore(copy)
 
 

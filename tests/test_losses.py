@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fgbg.training.losses import LOSSES, HeadLoss
+from fgbg.training.losses import LOSSES, HeadLoss, on_measured
 
 
 def test_dice_loss_by_hand():
@@ -79,3 +79,54 @@ def test_sobel_by_hand():
     assert LOSSES.get("sobel")(target + 0.3, target).item() == pytest.approx(0, abs=1e-6)  # an offset has no edges
     across = target.transpose(-1, -2)  # the step between rows 1 and 2: the y-Sobel sees it alike
     assert LOSSES.get("sobel")(torch.zeros_like(across), across).item() == pytest.approx(8 * 0.5 / 32)
+
+
+def _two_samples():
+    """Sample 0: pred 0.2 against 0.1 everywhere; sample 1: pred 0.5 against 0.25. 4 x 4 maps."""
+    pred = torch.tensor([0.2, 0.5]).view(2, 1, 1, 1).expand(2, 1, 4, 4).clone().requires_grad_()
+    target = torch.tensor([0.1, 0.25]).view(2, 1, 1, 1).expand(2, 1, 4, 4).clone()
+    return pred, target
+
+
+def test_a_measured_only_loss_is_taken_on_the_measured_samples_alone_by_hand():
+    """l1 over both samples is (0.1 + 0.25) / 2; on sample 1 alone, 0.25; log_l1 on sample 0 alone, ln 2. The
+    prior's sample passes no gradient; with none measured the loss is 0."""
+    pred, target = _two_samples()
+    both = torch.ones(2, 1, 1, 1)
+    assert HeadLoss("bg_depth", {"l1": 1.0})(pred, target)[0].item() == pytest.approx(0.175)
+    head = HeadLoss("bg_depth", {"l1": 1.0, "log_l1": 2.0}, measured_only=("l1", "log_l1"))
+    assert head(pred, target, both)[0].item() == pytest.approx(0.175 + 2 * (math.log(2) + math.log(2)) / 2)
+    total, terms = head(pred, target, torch.tensor([0.0, 1.0]).view(2, 1, 1, 1))
+    assert terms["bg_depth_l1"].item() == pytest.approx(0.25)
+    assert terms["bg_depth_log_l1"].item() == pytest.approx(math.log(2), rel=1e-5)
+    total.backward()
+    assert pred.grad[0].abs().sum() == 0 and pred.grad[1].abs().sum() > 0
+    none = head(pred, target, torch.zeros(2, 1, 1, 1))[0]
+    assert none.item() == 0
+
+
+def test_only_the_listed_losses_skip_the_prior_s_samples():
+    pred, target = _two_samples()
+    terms = HeadLoss("bg_depth", {"l1": 1.0, "rmse": 1.0}, measured_only=("rmse",))(
+        pred, target, torch.tensor([1.0, 0.0]).view(2, 1, 1, 1))[1]
+    assert terms["bg_depth_l1"].item() == pytest.approx(0.175)  # both samples
+    assert terms["bg_depth_rmse"].item() == pytest.approx(0.1, abs=2e-6)  # sample 0 only (1e-6 from the other)
+
+
+@pytest.mark.parametrize("name", ["l1", "log_l1", "rmse", "ssim", "grad", "sobel"])
+def test_each_measurable_loss_on_measured_samples_is_the_loss_of_those_samples_alone(name):
+    """on_measured, which keeps the batch's shape, gives what the loss gives on the measured samples sliced out."""
+    g = torch.Generator().manual_seed(3)
+    pred, target = torch.rand(4, 1, 12, 12, generator=g), torch.rand(4, 1, 12, 12, generator=g)
+    measured = torch.tensor([1.0, 0.0, 1.0, 0.0]).view(4, 1, 1, 1)
+    kept = on_measured(LOSSES.get(name), pred, target, measured)
+    assert kept.item() == pytest.approx(LOSSES.get(name)(pred[[0, 2]], target[[0, 2]]).item(), rel=1e-5, abs=2e-6)
+
+
+def test_measured_only_names_a_loss_of_the_head_that_on_measured_is_exact_for():
+    with pytest.raises(KeyError, match="heads.bg_depth.measured_only: 'log_l1' must be one of the head's losses"):
+        HeadLoss("bg_depth", {"l1": 1.0}, measured_only=("log_l1",))
+    with pytest.raises(KeyError, match="'dice' must be one of the head's losses and one of l1, log_l1, rmse"):
+        HeadLoss("bg_depth", {"dice": 1.0}, measured_only=("dice",))
+    with pytest.raises(ValueError, match="heads.bg_depth.measured_only needs the batch's MEASURED target"):
+        HeadLoss("bg_depth", {"l1": 1.0}, measured_only=("l1",))(*_two_samples())

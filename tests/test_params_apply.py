@@ -70,6 +70,15 @@ def test_a_record_of_each_model_key_wins_over_what_an_unrecorded_key_meant():
                                                                  "ground_contact, which derives the depth with none)"),
     ({"heads": {"mask": {"losses": {"bce": 1}}, "depth": {"losses": {"l1": 0}}, "bg_depth": {"losses": {"l1": 1}}}},
      "heads.depth.losses = {'l1': 0.0}", "at least one loss with a weight > 0, or none"),  # derived: none, not zeros
+    ({"heads": {"mask": {"losses": {"l1": 1}, "measured_only": ["l1"]}}}, "heads.mask.measured_only = ['l1']",
+     "[] on a head that is not a depth"),
+    ({"heads": {"bg_depth": {"losses": {"l1": 1}, "measured_only": ["log_l1"]}}},
+     "heads.bg_depth.measured_only = ['log_l1']", "losses of heads.bg_depth.losses (l1) that are one of l1, log_l1"),
+    ({"heads": {"bg_depth": {"losses": {"dice": 1}, "measured_only": ["dice"]}}},
+     "heads.bg_depth.measured_only = ['dice']", "that are one of l1, log_l1, rmse, ssim, grad, sobel"),
+    ({"compose": {"depth": "teacher", "teacher": {"model": "m.onnx"}}, "model": {"depth": "learned"},
+      "heads": {"depth": {"losses": {"l1": 1}, "measured_only": ["l1"]}}},
+     "heads.depth.measured_only = ['l1']", "[] with compose.depth: teacher (every depth label is the teacher's"),
 ])
 def test_names_are_checked_when_params_are_loaded(tmp_path, over, key, valid):
     import yaml
@@ -195,7 +204,7 @@ def test_the_default_fingerprints_are_what_they_were():
 def test_the_default_training_identity_is_what_it_was():
     """The default run's checkpoint fingerprint hashes this dict (then the stats and split files): a refactor
     that moves it makes an interrupted `last.pt` start afresh instead of resuming, so it moves only on purpose
-    (last: model.context, when column context became the default)."""
+    (last: log_l1 on measured bg depth only, when it became the default)."""
     perturb = {"shadow": 0.0, "shadow_strength": 0.3, "bg_jitter": 0.0, "bg_jitter_strength": 0.15, "misalign": 0.0,
                "misalign_degrees": 1.0, "misalign_shift": 0.01, "blur": 0.0, "blur_sigma": 0.8, "noise": 0.0,
                "noise_sigma": 0.03, "jpeg": 0.5, "jpeg_quality": (70, 95), "where": "auto"}
@@ -209,6 +218,6 @@ def test_the_default_training_identity_is_what_it_was():
                   "best_metric": "loss", "resize_schedule": (), "crop": 24, "crop_object": 0.8, "crop_height": 192,
                   "val_samples": 160, "whole_epochs": 0, "augment": {"hflip": 0.5, "affine": 0.0, "color": 0.0}, "perturb": perturb,
                   "precision": "auto", "channels_last": True, "compile": False, "deterministic": False, "seed": 0},
-        "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {}], ["bg_depth", {"l1": 1.0, "ssim": 0.5}],
+        "heads": [["mask", {"bce": 1.0, "dice": 1.0}], ["depth", {}], ["bg_depth", {"l1": 1.0, "ssim": 0.5, "log_l1": 0.5}, ["log_l1"]],
                   ["alpha", {"l1": 1.0, "sobel": 1.0}]]}  # ordered: the order builds the model
-    assert fingerprint(identity) == "4e5aab33d8fa26a73f57c7b53fac155e02c8e76b12b7f7130fa15b653ac874a1"
+    assert fingerprint(identity) == "8020b8196baeded1d78636f34ec5300178dda7b7aea9591e43ffc155378d5d0b"

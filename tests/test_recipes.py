@@ -25,6 +25,8 @@ def test_every_recipe_is_valid_params_and_only_the_default_is_params_yaml(table,
     assert (bg_depth.losses.get("log_l1") if bg_depth else None) == (float(named[1]) if named else None), name
     if bg_depth and "log_l1" in name:
         assert bg_depth.losses["l1"] == 1 and bg_depth.losses["ssim"] == 0.5, name  # added to, not replacing
+    assert (bg_depth.measured_only if bg_depth else ()) == (("log_l1",) if "on measured bg depth only" in name
+                                                           else ()), name
     assert prior == name.endswith("prior-only data"), name
 
 
@@ -40,8 +42,8 @@ def test_score_only_scores_the_recorded_run_and_trains_nothing(tmp_path, monkeyp
     recipe without a finished run is refused before anything is written."""
     from fgbg.core.errors import ConfigError
 
-    name = "column context: the default (default)"
-    work = tmp_path / "depth" / "column_context_the_default_default"
+    name = "column context, log_l1 0.5 on measured bg depth only: the default (default)"
+    work = tmp_path / "depth" / "column_context_log_l1_0.5_on_measured_bg_depth_only_the_default_default"
     scored = []
     monkeypatch.setattr(recipes, "train_model", lambda **kw: pytest.fail("--score-only trained"))
     monkeypatch.setattr(recipes, "evaluate_model", lambda **kw: scored.append(kw["checkpoint"]) or EVAL)

@@ -14,6 +14,7 @@ import fgbg.training.train as train_mod
 from fgbg.core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from fgbg.core.config import Params, from_dict
 from fgbg.core.model import build_model
+from fgbg.dataset.data import MEASURED
 from fgbg.dataset.store import ComposedStore
 from fgbg.evaluation.evaluate import evaluate_model
 from fgbg.training.train import epoch_size, train_model
@@ -25,10 +26,12 @@ TINY = {"epochs": 2, "batch_size": 8, "compose": {"bg_size": 16, "fg_size": 8},
 
 
 def batch_targets(n: int, size: int) -> dict[str, torch.Tensor]:
-    """Random targets of the default heads, n of size x size: a 0/1 mask, maps in [0, 1]."""
+    """Random targets of the default heads, n of size x size: a 0/1 mask, maps in [0, 1]; and MEASURED
+    (the default's log_l1 on bg_depth takes the measured samples only), 1 for every other sample."""
     gen = torch.Generator().manual_seed(n * size)
     return {"mask": (torch.rand(n, 1, size, size, generator=gen) > 0.5).float(),
-            **{head: torch.rand(n, 1, size, size, generator=gen) for head in ("depth", "bg_depth", "alpha")}}
+            **{head: torch.rand(n, 1, size, size, generator=gen) for head in ("depth", "bg_depth", "alpha")},
+            MEASURED: (torch.arange(n) % 2 == 0).float().view(n, 1, 1, 1)}
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -177,7 +180,8 @@ def test_oom_halves_the_micro_batch_and_goes_on(caplog):
     with caplog.at_level(logging.WARNING):
         loss, terms = trainer.train_step(batch, 0, 0)
     assert trainer.state.accum == 4 and "splitting each batch of 8 into 4 micro-batches" in caplog.text
-    assert loss > 0 and set(terms) == {"mask_bce", "mask_dice", "bg_depth_l1", "bg_depth_ssim", "alpha_l1", "alpha_sobel"}
+    assert loss > 0 and set(terms) == {"mask_bce", "mask_dice", "bg_depth_l1", "bg_depth_ssim", "bg_depth_log_l1",
+                                       "alpha_l1", "alpha_sobel"}
 
 
 @pytest.mark.parametrize("bad_step, window", [(3, "between steps 0 and 24"), (30, "between steps 25 and 39")])
@@ -187,7 +191,8 @@ def test_a_nan_loss_stops_the_epoch_naming_its_window_of_steps(bad_step, window)
     assert CHECK_EVERY == 25
     params = from_dict(Params, TINY)
     model = build_model(contract(params.model))
-    good = (torch.zeros(2, 6, 8, 8), {head: torch.zeros(2, 1, 8, 8) for head in params.heads})
+    good = (torch.zeros(2, 6, 8, 8), {**{head: torch.zeros(2, 1, 8, 8) for head in params.heads},
+                                      MEASURED: torch.ones(2, 1, 1, 1)})
     nan = (torch.full((2, 6, 8, 8), float("nan")), good[1])
     loader = [nan if step == bad_step else good for step in range(40)]
     scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -672,3 +677,27 @@ def test_each_pass_draws_each_sample_once_per_epoch_on_every_rank(tiny_dataset, 
         whole_keys += list(loaders.whole.sampler)
         assert loaders.whole.samples == min(24, -(-6 // world) * world)
     assert {e for e, _ in whole_keys} == {2} and len({k for _, k in whole_keys}) == len(whole_keys) == -(-6 // world) * world
+
+
+def test_a_measured_only_loss_skips_the_prior_s_samples_in_training_and_validation(tiny_data, prepared, tmp_path):
+    """On data whose every bg takes the ground-plane prior, log_l1 on measured depth only trains the very
+    weights that no log_l1 does, and validation logs 0 for it; taken on every sample, it trains others."""
+    import shutil
+
+    from fgbg.composing.build import compose_dataset
+    from tests.conftest import TINY_COMPOSE
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data, ignore=shutil.ignore_patterns("bg_depth"))
+    compose_dataset(data_dir=data, out_dir=tmp_path / "prior", cfg=TINY_COMPOSE)
+
+    def run(name, bg_depth):
+        heads = {"mask": {"losses": {"bce": 1.0}}, "depth": {"losses": {}}, "bg_depth": bg_depth}
+        summary = _train(tmp_path / "prior", prepared, tmp_path / name, heads=heads, epochs=1)
+        return summary, _weights(tmp_path / name / "models" / "last.pt")
+
+    _, without = run("without", {"losses": {"l1": 1.0}})
+    summary, measured = run("measured", {"losses": {"l1": 1.0, "log_l1": 1.0}, "measured_only": ["log_l1"]})
+    _, everywhere = run("everywhere", {"losses": {"l1": 1.0, "log_l1": 1.0}})
+    assert _same(without, measured) and not _same(without, everywhere)
+    assert summary["val"]["bg_depth_log_l1"] == 0 and summary["val"]["bg_depth_l1"] > 0

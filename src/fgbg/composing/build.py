@@ -140,7 +140,8 @@ def _fingerprint(sources: Sources, cfg: ComposeConfig, teacher_sha256: str | Non
         digest.update(teacher_sha256.encode())
     for arr in [sources.bg, *sources.fg, *[depth for depth in sources.bg_depth if depth is not None]]:
         digest.update(np.ascontiguousarray(arr).tobytes())
-    digest.update(json.dumps([sources.bg_names, sources.fg_names]).encode())
+    measured = [depth is not None for depth in sources.bg_depth]  # which bg each depth map belongs to
+    digest.update(json.dumps([FORMAT_VERSION, sources.bg_names, sources.fg_names, measured]).encode())
     return digest.hexdigest()
 
 

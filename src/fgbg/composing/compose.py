@@ -123,7 +123,8 @@ def placed_fg(fg: np.ndarray, flip: int, h: int, w: int) -> np.ndarray:
 
 def placements(sources: Sources, cfg: ComposeConfig) -> pd.DataFrame:
     """One row per placement, ordered fg, flip, bg, position: x, y, scale and the visible h, w
-    (the placed fg's size, cropped at the bg's border on the grid layout)."""
+    (the placed fg's size, cropped at the bg's border on the grid layout), and `bg_measured`: whether
+    the bg's depth is a measured map (data/bg_depth/), not the ground-plane prior."""
     size = sources.bg.shape[1]
     lo, hi = cfg.scale_range
     cols: dict[str, list] = {k: [] for k in ("bg_idx", "fg_idx", "flip", "x", "y", "scale", "h", "w")}
@@ -149,4 +150,5 @@ def placements(sources: Sources, cfg: ComposeConfig) -> pd.DataFrame:
     df.insert(0, "fg", np.asarray(sources.fg_names)[df["fg_idx"]])
     df.insert(0, "bg", np.asarray(sources.bg_names)[df["bg_idx"]])
     df.insert(0, "sample", np.arange(len(df)))
+    df["bg_measured"] = np.array([depth is not None for depth in sources.bg_depth], bool)[df["bg_idx"]]
     return df

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from ruamel.yaml.error import YAMLError
 
 from fgbg.core.errors import ConfigError
-from fgbg.core.heads import HEADS, HIGHER_IS_BETTER, KIND_METRICS, LOGIT_LOSSES, metric_keys
+from fgbg.core.heads import HEADS, HIGHER_IS_BETTER, KIND_METRICS, LOGIT_LOSSES, MEASURABLE, metric_keys
 from fgbg.core.typed_yaml import from_dict, read_yaml, require
 
 
@@ -351,11 +351,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """One head of the model (fgbg.core.heads): its losses, name -> weight, and the metrics
-    reported for it (none listed: every metric of its kind)."""
+    """One head of the model (fgbg.core.heads): its losses, name -> weight, the metrics
+    reported for it (none listed: every metric of its kind), and the losses taken only on samples
+    whose bg depth is a measured map (data/bg_depth/), not the ground-plane prior."""
 
     losses: dict[str, float] = field(default_factory=dict)
     metrics: tuple[str, ...] = ()
+    measured_only: tuple[str, ...] = ()
 
     def checked(self, head: str, derived: bool = False) -> "HeadConfig":
         """This config checked for the head `head`, its metrics resolved. A `derived` head (computed
@@ -372,6 +374,12 @@ class HeadConfig:
                 f", e.g. {example}" + (" (or model.depth: ground_contact, which derives the depth with none)"
                                        if head == "depth" else "")
                 + f"; to leave the head out, delete heads.{head} from params.yaml"))
+        for loss in self.measured_only:
+            require(kind == "unit", f"heads.{head}.measured_only", list(self.measured_only),
+                    "[] on a head that is not a depth (only a depth label is measured or the ground-plane prior)")
+            require(loss in self.losses and loss in MEASURABLE, f"heads.{head}.measured_only", list(self.measured_only),
+                    f"losses of heads.{head}.losses ({', '.join(self.losses) or 'none'}) that are one of "
+                    f"{', '.join(MEASURABLE)}")
         for metric in self.metrics:
             require(metric in KIND_METRICS[kind], f"heads.{head}.metrics", list(self.metrics),
                     f"metrics named one of {', '.join(KIND_METRICS[kind])}")
@@ -381,7 +389,7 @@ class HeadConfig:
 def _default_heads() -> dict[str, HeadConfig]:
     return {"mask": HeadConfig({"bce": 1.0, "dice": 1.0}, KIND_METRICS["binary"]),
             "depth": HeadConfig({}, KIND_METRICS["unit"]),  # derived by ground contact: no loss of its own
-            "bg_depth": HeadConfig({"l1": 1.0, "ssim": 0.5}, KIND_METRICS["unit"]),
+            "bg_depth": HeadConfig({"l1": 1.0, "ssim": 0.5, "log_l1": 0.5}, KIND_METRICS["unit"], ("log_l1",)),
             "alpha": HeadConfig({"l1": 1.0, "sobel": 1.0}, KIND_METRICS["matte"])}
 
 
@@ -413,6 +421,10 @@ class Params:
         object.__setattr__(self, "heads", {head: cfg.checked(head, head in self.model.derived_heads)
                                            for head, cfg in self.heads.items()})
         keys = self.metric_keys()
+        if "depth" in self.heads:
+            require(not self.heads["depth"].measured_only or self.compose.depth == "geometry",
+                    "heads.depth.measured_only", list(self.heads["depth"].measured_only),
+                    "[] with compose.depth: teacher (every depth label is the teacher's, none measured)")
         if self.model.depth == "ground_contact":
             require({"mask", "bg_depth", "depth"} <= set(self.heads), "heads", list(self.heads),
                     "mask, bg_depth and depth with model.depth: ground_contact (depth is derived from the other two)")

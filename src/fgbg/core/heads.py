@@ -31,6 +31,9 @@ HEADLINE = {"binary": "iou", "unit": "rmse", "matte": "sad"}  # the metric that 
 HEADLINE_NAMES = {"iou": "IoU", "rmse": "RMSE", "sad": "SAD"}  # how reports write each headline metric
 HIGHER_IS_BETTER = {"iou", "dice", "pixel_acc", "precision", "recall", "delta1", "delta2", "delta3", "ssim"}
 LOGIT_LOSSES = ("bce",)  # take logits, so they suit binary heads only
+# the losses a unit head may take on measured depth only (fgbg.training.losses.on_measured is exact for them:
+# each averages over samples an error that is 0 where pred equals target; dice's is not 0 on a depth map)
+MEASURABLE = ("l1", "log_l1", "rmse", "ssim", "grad", "sobel")
 
 
 def metric_keys(metrics: dict[str, tuple[str, ...]]) -> dict[tuple[str, str], str]:

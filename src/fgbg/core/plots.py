@@ -42,8 +42,8 @@ def sample_rows(x: torch.Tensor, targets: dict[str, torch.Tensor], outputs: dict
     rows = []
     for i in range(x.shape[0]):
         row = list(contract.decode_images(x[i]))
-        for head, target in targets.items():
-            kind, truth = kind_of(head), target[i, 0].numpy()
+        for head in contract.heads:
+            kind, truth = kind_of(head), targets[head][i, 0].numpy()
             pred = kind.answer(outputs[head][i, 0]).float().numpy() if kind.binary else outputs[head][i, 0].float().numpy()
             row += [truth, pred] + ([] if kind.binary else [np.abs(pred - truth)])
         rows.append(tuple(row))

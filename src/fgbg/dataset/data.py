@@ -32,6 +32,9 @@ Perturbation = Callable[..., tuple]
 
 
 TARGETS: Registry = Registry("head target")  # head name -> (Sample -> H, W float32)
+# Not a head's: 1 where the sample's bg depth is a measured map (data/bg_depth/), 0 where it is the
+# ground-plane prior, shaped 1, 1, 1 (N, 1, 1, 1 in a batch). A loss in a head's `measured_only` takes it.
+MEASURED = "measured"
 
 
 @TARGETS.register("mask")
@@ -102,7 +105,8 @@ class SampleView:
     augment: Transform | None = None
     perturb: Perturbation | None = None
     raw: bool = False
-    targets: tuple[str, ...] | None = None  # the heads whose targets to load (None: every head of the contract)
+    targets: tuple[str, ...] | None = None  # the heads whose targets to load (None: every head of the contract),
+    # and MEASURED for losses on measured depth only
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -115,7 +119,7 @@ class PairDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, store: ComposedStore, ids: list[int], contract: Contract, view: SampleView = SampleView()) -> None:
-        for head in contract.heads:
+        for head in contract.heads + tuple(name for name in view.targets or () if name != MEASURED):
             TARGETS.get(head, "heads")
         self.store = store
         self.ids = list(ids)
@@ -152,8 +156,10 @@ class PairDataset(torch.utils.data.Dataset):
         else:
             x = self.contract.encode(bg, fg_bg, top, full_height)
         targets = {head: torch.from_numpy(np.ascontiguousarray(TARGETS.get(head)(sample)[None], dtype=self._dtype(head)))
-                   for head in (self.contract.heads if view.targets is None else view.targets)}  # 1, H, W each
-        return x, targets
+                   for head in (self.contract.heads if view.targets is None else view.targets) if head != MEASURED}
+        if view.targets is not None and MEASURED in view.targets:
+            targets[MEASURED] = torch.full((1, 1, 1), float(self.store.measured(self.ids[k])))
+        return x, targets  # 1, H, W each
 
     def _dtype(self, head: str) -> type:
         return np.uint8 if self.view.raw and kind_of(head).binary else np.float32

@@ -2,7 +2,8 @@
 
 A composed folder:
     index.parquet      one row per placement: sample, bg, fg, bg_idx, fg_idx, flip, x, y,
-                       scale, h, w, obj_depth, shard, offset, patch_len, alpha_len,
+                       scale, h, w, bg_measured (the bg's depth is a map from data/bg_depth/,
+                       not the ground-plane prior), obj_depth, shard, offset, patch_len, alpha_len,
                        depth_len, crc32 of the record, and per-sample sums that `stats` adds up
     shards/NNNNN.bin   records back to back
     bg.npy             N_bg, S, S, 3 uint8: the resized backgrounds
@@ -41,7 +42,7 @@ import pandas as pd
 from fgbg.core.errors import InputError
 from fgbg.core.imageio import decode_image, decode_rgb, depth_to_uint16, encode_image, uint16_to_depth
 
-FORMAT_VERSION = 4  # 4: the alpha in place of the mask bits
+FORMAT_VERSION = 5  # 4: the alpha in place of the mask bits; 5: bg_measured in the index
 INDEX = "index.parquet"
 BG = "bg.npy"
 BG_DEPTH = "bg_depth.npy"
@@ -139,6 +140,7 @@ class ComposedStore:
         cols = ["shard", "offset", "patch_len", "alpha_len", "depth_len", "crc32", "bg_idx", "x", "y", "h", "w"]
         self._cols = self.index[cols].to_numpy(np.int64)
         self._obj_depth = self.index["obj_depth"].to_numpy(np.float32)
+        self._measured = self.index["bg_measured"].to_numpy(bool)
         self._fds: dict[int, int] = {}
         self.verify_records = verify_records
 
@@ -149,6 +151,10 @@ class ComposedStore:
         """(x, y, h, w) of sample i's object box."""
         x, y, h, w = self._cols[i, -4:]
         return int(x), int(y), int(h), int(w)
+
+    def measured(self, i: int) -> bool:
+        """Whether sample i's bg depth is a measured map (data/bg_depth/), not the ground-plane prior."""
+        return bool(self._measured[i])
 
     def check_ids(self, ids, source: str) -> None:
         """Every sample id in `ids` (from `source`, say a split file) exists in this dataset."""

@@ -4,6 +4,9 @@ Each loss takes (pred, target), both N, 1, H, W, with `pred` the head's probabil
 (fgbg.core.contract.HeadKind.probability): sigmoid(logits) for a binary head such as the
 mask, the output itself for a unit head such as depth; `bce` takes a binary head's logits
 (numerically stable).
+
+A head's `measured_only` losses are taken only on the samples whose bg depth is a measured
+map, not the ground-plane prior (`on_measured`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pytorch_msssim import ssim as _ssim
 
 from fgbg.core.contract import kind_of
 from fgbg.core.errors import ChoiceError
-from fgbg.core.heads import LOGIT_LOSSES
+from fgbg.core.heads import LOGIT_LOSSES, MEASURABLE
 from fgbg.core.metrics import DEPTH_EPS, ssim_window
 from fgbg.core.registry import Registry
 
@@ -84,29 +87,53 @@ def sobel(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (g(pred) - g(target)).abs().mean()
 
 
-class HeadLoss:
-    """Weighted sum of named losses for one head."""
+def on_measured(loss, pred: torch.Tensor, target: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
+    """`loss` over the samples whose `measured` (N, 1, 1, 1) is 1, as if the batch held only them; 0 if none.
 
-    def __init__(self, head: str, weights: dict[str, float]) -> None:
+    The other samples' pred is replaced by their target, so their error is 0 and they pass no
+    gradient, and the batch mean is rescaled from N samples to the measured ones. That is exact
+    for a loss that averages, over samples, an error that is 0 where pred equals target (every
+    loss in MEASURABLE), and it keeps the batch's shape: no host-device sync, as boolean
+    indexing would need."""
+    keep = measured.bool()
+    value = loss(torch.where(keep, pred, target), target)
+    return value * keep.shape[0] / keep.sum().clamp(min=1)
+
+
+class HeadLoss:
+    """Weighted sum of named losses for one head; those in `measured_only` on measured depth only."""
+
+    def __init__(self, head: str, weights: dict[str, float], measured_only: tuple[str, ...] = ()) -> None:
         self.kind = kind_of(head)
         for name in weights:
             LOSSES.get(name, f"heads.{head}.losses")
             if name in LOGIT_LOSSES and not self.kind.binary:
                 raise ChoiceError(f"params: heads.{head}.losses: {name!r} needs logits and only suits a binary head "
                                   "such as the mask")
+        for name in measured_only:
+            if name not in weights or name not in MEASURABLE:
+                raise ChoiceError(f"params: heads.{head}.measured_only: {name!r} must be one of the head's losses and "
+                                  f"one of {', '.join(MEASURABLE)}")
         self.head = head
         self.weights = dict(weights)
+        self.measured_only = tuple(measured_only)
 
-    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """output: the head's, N, 1, H, W. Returns (weighted total, {<head>_<loss>: detached 0-d tensor}).
+    def __call__(self, output: torch.Tensor, target: torch.Tensor,
+                 measured: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """output: the head's, N, 1, H, W; measured: N, 1, 1, 1 (fgbg.dataset.data.MEASURED), needed
+        when the head has `measured_only` losses. Returns (weighted total, {<head>_<loss>: detached
+        0-d tensor}).
 
         The terms stay tensors on the device: turning them into Python floats would make the
         host wait for the device at every step."""
+        if self.measured_only and measured is None:
+            raise ValueError(f"heads.{self.head}.measured_only needs the batch's MEASURED target")
         prob = self.kind.probability(output)
         total = output.new_zeros((), dtype=torch.float32)
         terms = {}
         for name, w in self.weights.items():
-            value = LOSSES.get(name)(output if name in LOGIT_LOSSES else prob, target)
+            loss, pred = LOSSES.get(name), output if name in LOGIT_LOSSES else prob
+            value = on_measured(loss, pred, target, measured) if name in self.measured_only else loss(pred, target)
             terms[f"{self.head}_{name}"] = value.detach()
             total = total + w * value.float()
         return total, terms

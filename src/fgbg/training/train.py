@@ -31,7 +31,7 @@ from fgbg.core.imageio import atomic_write_json, remove_stale_temps
 from fgbg.core.model import build_model, count_parameters
 from fgbg.core.plots import grid_image, sample_columns, sample_rows
 from fgbg.core.runtime import inference_batch, pick_device, unwrap, upsample_like
-from fgbg.dataset.data import Crop, EpochSampler, PairDataset, SampleView
+from fgbg.dataset.data import MEASURED, Crop, EpochSampler, PairDataset, SampleView
 from fgbg.dataset.store import ComposedStore
 from fgbg.training import distributed
 from fgbg.training.augment import Augment
@@ -83,7 +83,8 @@ def _training_identity(params: Params) -> dict:
     train = identity(params.train.decisive(params.compose.bg_size), TRAIN_RUNTIME_KEYS)
     return {"lr": params.lr, "epochs": params.epochs, "batch_size": params.batch_size,
             "model": identity(params.model, tuple(params.model.unused())), "train": train,
-            "heads": [[head, cfg.losses] for head, cfg in params.heads.items()]}  # a list: their order builds the model
+            "heads": [[head, cfg.losses, *([list(cfg.measured_only)] if cfg.measured_only else [])]
+                      for head, cfg in params.heads.items()]}  # a list: their order builds the model
 
 
 def _resumable(path: Path, fp: str, epochs: int, dist: distributed.Dist) -> Checkpoint | None:
@@ -150,12 +151,18 @@ def run_steps(params: Params, loaders: Loaders) -> int:
 
 
 def trained_targets(params: Params, device_type: str, perturb: PerturbConfig | None = None) -> tuple[str, ...]:
-    """The targets a training batch carries: those of heads with losses, and the mask for a shadow cast on the
-    device by `perturb` (default: params.train.perturb)."""
+    """The targets a training batch carries: those of heads with losses, the mask for a shadow cast on the
+    device by `perturb` (default: params.train.perturb), and MEASURED for losses on measured depth only."""
     trained = tuple(head for head, cfg in params.heads.items() if cfg.losses)
     perturb = perturb or params.train.perturb
     shadow_on_device = perturb.on_device(device_type) and DevicePerturb(perturb).needs_mask
-    return trained + (("mask",) if shadow_on_device and "mask" not in trained else ())
+    return (trained + (("mask",) if shadow_on_device and "mask" not in trained else ())
+            + measured_target(params))
+
+
+def measured_target(params: Params) -> tuple[str, ...]:
+    """(MEASURED,) where a head takes a loss on measured depth only, else ()."""
+    return (MEASURED,) if any(cfg.measured_only for cfg in params.heads.values()) else ()
 
 
 def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contract, dist: distributed.Dist,
@@ -170,7 +177,8 @@ def _loaders(params: Params, store: ComposedStore, split: dict, contract: Contra
     train_ds = PairDataset(store, split["train"], contract, train_view)
     whole_ds = PairDataset(store, split["train"], contract, dataclasses.replace(train_view, crop=None))
     # validation: whole images, as evaluate and users see them, of a fixed subset of val
-    val_ds = PairDataset(store, val_subset(split["val"], params.train.val_samples), contract, SampleView(raw=True))
+    val_view = SampleView(raw=True, targets=contract.heads + measured_target(params))
+    val_ds = PairDataset(store, val_subset(split["val"], params.train.val_samples), contract, val_view)
     val_ds = torch.utils.data.Subset(val_ds, range(dist.rank, len(val_ds), dist.world))  # disjoint shares
     workers = loader_workers(params.train.workers, device)
     kw = dict(batch_size=params.batch_size, num_workers=workers, pin_memory=device.type == "cuda")

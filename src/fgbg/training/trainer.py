@@ -29,6 +29,7 @@ from fgbg.core.config import Params
 from fgbg.core.contract import Contract, kind_of, score
 from fgbg.core.progress import progress
 from fgbg.core.runtime import autocast_dtype, forward, unwrap, upsample_like
+from fgbg.dataset.data import MEASURED
 from fgbg.training.distributed import Dist, Sums, broadcast, first_rank
 from fgbg.training.losses import HeadLoss
 from fgbg.training.perturb_device import DevicePerturb, batch_generator
@@ -37,8 +38,10 @@ log = logging.getLogger(__name__)
 
 
 def resize_targets(targets: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """N, 1, H, W targets to size (h, w), each as its head's kind resizes (HeadKind.resize_target)."""
-    return {head: kind_of(head).resize_target(target, size) for head, target in targets.items()}
+    """N, 1, H, W targets to size (h, w), each as its head's kind resizes (HeadKind.resize_target);
+    MEASURED, one value per sample, as it is."""
+    return {head: target if head == MEASURED else kind_of(head).resize_target(target, size)
+            for head, target in targets.items()}
 
 
 def resize_batch(x: torch.Tensor, targets: dict[str, torch.Tensor], size: int | None):
@@ -63,7 +66,8 @@ class Heads:
 
     def __init__(self, params: Params, device: torch.device, contract: Contract) -> None:
         """`contract`: encodes uint8 batches on the device (float batches pass as they are)."""
-        self.losses = {head: HeadLoss(head, cfg.losses) for head, cfg in params.heads.items() if cfg.losses}
+        self.losses = {head: HeadLoss(head, cfg.losses, cfg.measured_only)
+                       for head, cfg in params.heads.items() if cfg.losses}
         self.metric_keys = params.metric_keys()  # (head, metric) -> key
         self.device = device
         self.dtype = autocast_dtype(params.train.precision, device)
@@ -121,7 +125,7 @@ class Heads:
         targets = resize_targets(targets, next(iter(outputs.values())).shape[-2:])
         loss, terms = 0, {}
         for head in heads:
-            head_total, head_terms = self.losses[head](outputs[head], targets[head])
+            head_total, head_terms = self.losses[head](outputs[head], targets[head], targets.get(MEASURED))
             loss, terms = loss + head_total, {**terms, **head_terms}
         return loss, terms
 

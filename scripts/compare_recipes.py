@@ -6,7 +6,8 @@ perturbation tables.
 
 A recipe is params.yaml with some keys set, written as `dvc exp run -S` takes them (a value is
 YAML, and a key given a mapping replaces it whole: `heads={...}` lists every head). Recipes that
-change `compose.*`, or that take the data without `bg_depth/` (`data=prior`), compose a dataset
+change `compose.*`, or that take the data without `bg_depth/` (`data=prior`) or with it for every
+other bg only (`data=mixed`, as a user with depth maps for some photos has), compose a dataset
 of their own (with its split and stats) under --out; the others train on the pipeline's
 `dataset/` (run `dvc repro split stats` first). Every recipe of a set trains the same epochs on
 crops of about the same area (192 x 24 strips, 64 px squares), so each gets about the same CPU
@@ -85,6 +86,9 @@ RECIPES = {
         "column context, log_l1 0.1 on bg_depth, prior-only data": EVERYWHERE + ["heads.bg_depth.losses.log_l1=0.1",
                                                                                 "data=prior"],
         "column context, log_l1 0.5 on measured bg depth only: the default, prior-only data": ["data=prior"],
+        "column context: the default before log_l1, mixed data": NO_LOG + ["data=mixed"],
+        "column context, log_l1 0.5 on bg_depth, mixed data": EVERYWHERE + ["data=mixed"],
+        "column context, log_l1 0.5 on measured bg depth only: the default, mixed data": ["data=mixed"],
         "two stage, refine 0.05, 6 epochs, prior-only data": TWO_STAGE + ["model.refine_share=0.05", "epochs=6",
                                                                         "data=prior"] + NO_LOG,
     },
@@ -105,21 +109,24 @@ HIGHER = {"delta1", "delta2", "delta3", "ssim"}
 
 
 def recipe_params(base: dict, sets: list[str]) -> tuple[Params, bool]:
-    """(params.yaml's dict with `sets` applied, as Params; whether it takes the prior-only data)."""
+    """(params.yaml's dict with `sets` applied, as Params; the data it takes: "" the pipeline's, "prior" or
+    "mixed", see `source_data`)."""
     data = json.loads(json.dumps(base))
-    prior = False
+    which = ""
     for item in sets:
         key, _, text = item.partition("=")
         value = YAML(typ="safe").load(text)
         if key == "data":
-            prior = value == "prior"
+            if value not in DATA:
+                raise ConfigError(f"data={value}: the data a recipe takes is one of {', '.join(DATA)}")
+            which = value
             continue
         *parents, leaf = key.split(".")
         node = data
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    return from_dict(Params, data), prior
+    return from_dict(Params, data), which
 
 
 def prepared_dataset(p: Params, data_dir: Path, out: Path) -> tuple[Path, Path, Path]:
@@ -135,12 +142,18 @@ def prepared_dataset(p: Params, data_dir: Path, out: Path) -> tuple[Path, Path, 
     return dataset, out / "split.json", out / "stats.json"
 
 
-def prior_data(data_dir: Path, out: Path) -> Path:
-    """`data_dir` without bg_depth/: every bg takes the ground-plane prior, as a user's photos do."""
-    prior = out / "data_prior"
-    if not prior.is_dir():
-        shutil.copytree(data_dir, prior, ignore=shutil.ignore_patterns("bg_depth"))
-    return prior
+DATA = ("prior", "mixed")
+
+
+def source_data(data_dir: Path, out: Path, which: str) -> Path:
+    """`data_dir` for data=prior without bg_depth/: every bg takes the ground-plane prior, as a user's photos
+    do; for data=mixed with the depth maps of every other bg (sorted by name) only."""
+    copy = out / f"data_{which}"
+    if not copy.is_dir():
+        shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns("bg_depth") if which == "prior" else None)
+        for depth_map in sorted((copy / "bg_depth").iterdir())[1::2] if which == "mixed" else ():
+            depth_map.unlink()
+    return copy
 
 
 def row(name: str, ev: dict, train_s: float) -> str:
@@ -149,6 +162,19 @@ def row(name: str, ev: dict, train_s: float) -> str:
     alpha = f" {ev['alpha']['sad']:.3f} |" if "alpha" in ev else " – |"
     return (f"| {name} | {train_s:.0f} | {ev['mask']['iou']:.4f} | {ev['test_files']['mask']['iou']:.4f} |"
             + "".join(f" {depth[k]:.4f} |" for k in ("rmse", "abs_rel", "delta1")) + f" {beats} of 8 |" + alpha)
+
+
+def by_depth_source(dataset: Path, by_source: dict) -> str:
+    """The depth's mean RMSE and delta1 over the test bgs with a measured depth map, and over those on the
+    prior (each bg holds as many test samples): what data=mixed shows."""
+    index = ComposedStore(dataset).index
+    measured = set(index.bg[index.bg_measured])
+    parts = []
+    for label, keep in (("measured bgs", True), ("prior bgs", False)):
+        rows = [m["depth"] for bg, m in by_source["bg"].items() if (bg in measured) == keep]
+        parts.append(f"{label} ({len(rows)}): depth RMSE {sum(r['rmse'] for r in rows) / len(rows):.4f}, "
+                     f"delta1 {sum(r['delta1'] for r in rows) / len(rows):.3f}")
+    return "; ".join(parts)
 
 
 HEADER = ("| recipe | train s | IoU | test_files IoU | RMSE | abs_rel | delta1 | beats the bg-depth baseline | "
@@ -175,14 +201,14 @@ def main(argv=None) -> None:
     default = from_dict(Params, base)
     lines = [HEADER]
     for name in args.only or recipes:
-        p, prior = recipe_params(base, recipes[name])
+        p, which = recipe_params(base, recipes[name])
         work = args.out / args.set / "".join("_" if c == " " else c for c in name if c not in ",:()")
         if args.score_only and not (work / "time.json").is_file():
             raise ConfigError(f"--score-only: {work} holds no finished run of {name!r}; run it first (leave out "
                               "--score-only)")
         work.mkdir(parents=True, exist_ok=True)
-        if prior or p.compose != default.compose:
-            data = prior_data(args.data, args.out) if prior else args.data
+        if which or p.compose != default.compose:
+            data = source_data(args.data, args.out, which) if which else args.data
             dataset, split, stats = prepared_dataset(p, data, work)
         else:
             dataset, split, stats = args.dataset / "composed", args.dataset / "split.json", args.dataset / "stats.json"
@@ -199,6 +225,9 @@ def main(argv=None) -> None:
                             by_source_path=work / "eval_by_source.json", params=p)
         lines.append(row(name, ev, train_s))
         print(lines[-1], flush=True)
+        if which == "mixed":
+            lines.append(f"  {name}: " + by_depth_source(dataset, json.loads((work / "eval_by_source.json").read_text())))
+            print(lines[-1], flush=True)
     print("\n".join(lines))
 
 

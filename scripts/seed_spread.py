@@ -48,9 +48,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="logs/seed_spread")
     ap.add_argument("--score-only", action="store_true", help="score each seed's best.pt again, train nothing")
     args = ap.parse_args(argv)
-    base, prior = recipe_params(read_yaml(args.params), args.set)
-    if prior:
-        raise ConfigError("--set data=prior: the prior-only data is compare_recipes.py's; this script trains on dataset/")
+    base, which = recipe_params(read_yaml(args.params), args.set)
+    if which:
+        raise ConfigError(f"--set data={which}: that data is compare_recipes.py's; this script trains on dataset/")
     out = Path(args.out)
     per_seed = {}
     for seed in args.seeds:

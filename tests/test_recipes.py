@@ -14,9 +14,9 @@ BASE = read_yaml(ROOT / "params.yaml")
 
 @pytest.mark.parametrize("table, name", [(t, n) for t, names in recipes.RECIPES.items() for n in names])
 def test_every_recipe_is_valid_params_and_only_the_default_is_params_yaml(table, name):
-    p, prior = recipes.recipe_params(BASE, recipes.RECIPES[table][name])
+    p, which = recipes.recipe_params(BASE, recipes.RECIPES[table][name])
     assert isinstance(p, Params)
-    same = p == from_dict(Params, BASE) and not prior
+    same = p == from_dict(Params, BASE) and not which
     assert same == name.endswith("(default)"), name
     # the rows measured before column context became the default keep measuring without it; log_l1 is named
     assert (p.model.context == "columns") == name.startswith("column context"), name
@@ -27,13 +27,13 @@ def test_every_recipe_is_valid_params_and_only_the_default_is_params_yaml(table,
         assert bg_depth.losses["l1"] == 1 and bg_depth.losses["ssim"] == 0.5, name  # added to, not replacing
     assert (bg_depth.measured_only if bg_depth else ()) == (("log_l1",) if "on measured bg depth only" in name
                                                            else ()), name
-    assert prior == name.endswith("prior-only data"), name
+    assert which == ("prior" if name.endswith("prior-only data") else "mixed" if name.endswith("mixed data") else ""), name
 
 
 def test_a_set_key_reaches_its_param_and_a_mapping_replaces_the_whole():
-    p, prior = recipes.recipe_params(BASE, ["train.perturb.noise=0.4", "data=prior", recipes.LEARNED_HEADS,
+    p, which = recipes.recipe_params(BASE, ["train.perturb.noise=0.4", "data=prior", recipes.LEARNED_HEADS,
                                             "model.depth=learned"])
-    assert p.train.perturb.noise == 0.4 and prior
+    assert p.train.perturb.noise == 0.4 and which == "prior"
     assert list(p.heads) == ["mask", "depth"] and p.heads["depth"].losses == {"l1": 1, "ssim": 0.5}
 
 
@@ -80,3 +80,38 @@ EVAL = {"mask": {"iou": 0.98, "dice": 0.99}, "depth": {k: 0.5 for k in ("rmse", 
                                                 "ssim")}},
         "test_files": {"mask": {"iou": 0.96}}, "alpha": {"sad": 0.1, "grad": 0.3},
         "mask_as_alpha": {"sad": 0.2, "grad": 0.6}}
+
+
+def test_the_prior_and_mixed_data_keep_no_depth_map_and_every_other_one(tmp_path):
+    from fgbg.core.errors import ConfigError
+
+    data = tmp_path / "data"
+    for kind in ("bg", "bg_depth", "fg"):
+        (data / kind).mkdir(parents=True)
+    for name in ("a", "b", "c", "d", "e"):
+        (data / "bg" / f"{name}.png").write_bytes(b"bg")
+        (data / "bg_depth" / f"{name}.png").write_bytes(b"depth")
+    (data / "fg" / "x.png").write_bytes(b"fg")
+    mixed = recipes.source_data(data, tmp_path / "out", "mixed")
+    assert sorted(p.name for p in (mixed / "bg_depth").iterdir()) == ["a.png", "c.png", "e.png"]
+    assert len(list((mixed / "bg").iterdir())) == 5 and (mixed / "fg" / "x.png").is_file()
+    prior = recipes.source_data(data, tmp_path / "out", "prior")
+    assert not (prior / "bg_depth").exists() and len(list((prior / "bg").iterdir())) == 5
+    assert len(list((data / "bg_depth").iterdir())) == 5  # the sources are left as they were
+    with pytest.raises(ConfigError, match="data=half: the data a recipe takes is one of prior, mixed"):
+        recipes.recipe_params(BASE, ["data=half"])
+
+
+def test_mixed_data_reports_the_depth_of_measured_and_prior_bgs_apart(tiny_data, tmp_path):
+    """The tiny data's 3 bgs with every other depth map: bgs 0 and 2 measured, 1 on the prior; each group's
+    figure is the mean over its bgs."""
+    from fgbg.composing.build import compose_dataset
+    from tests.conftest import TINY_COMPOSE
+
+    data = recipes.source_data(tiny_data, tmp_path, "mixed")
+    compose_dataset(data_dir=data, out_dir=tmp_path / "c", cfg=TINY_COMPOSE)
+    names = sorted(p.stem for p in (data / "bg").iterdir())
+    by_source = {"bg": {names[0]: {"depth": {"rmse": 0.01, "delta1": 0.9}}, names[1]: {"depth": {"rmse": 0.5, "delta1": 0.1}},
+                        names[2]: {"depth": {"rmse": 0.03, "delta1": 0.7}}}}
+    assert recipes.by_depth_source(tmp_path / "c", by_source) == (
+        "measured bgs (2): depth RMSE 0.0200, delta1 0.800; prior bgs (1): depth RMSE 0.5000, delta1 0.100")

@@ -182,12 +182,13 @@ def test_rgb_sums_by_hand_and_exact_where_doubles_are_tight():
         assert rgb_sums(image).tolist() == [*flat.sum(0), *(flat * flat).sum(0)]
 
 
-def test_each_sample_records_whether_its_bg_depth_was_measured(tiny_data, tmp_path):
+def test_each_sample_records_whether_its_bg_depth_was_measured(tiny_data, tmp_path, monkeypatch):
     """With data/bg_depth/ for 2 of the 3 bgs, the third's samples are on the prior: bg_measured False, and its
     stored depth is the prior's; the PairDataset's MEASURED target follows it. The plan's fingerprint tells
     which bg a depth map belongs to: the same map given to another bg composes again."""
     import shutil
 
+    from fgbg.composing import build
     from fgbg.composing.build import _fingerprint, compose_dataset
     from fgbg.dataset.data import MEASURED, PairDataset, SampleView
     from fgbg.dataset.store import ComposedStore
@@ -206,10 +207,15 @@ def test_each_sample_records_whether_its_bg_depth_was_measured(tiny_data, tmp_pa
     assert np.array_equal(store.bg_depth[store.index.bg_idx[on_prior.argmax()]], ground_plane_prior(TINY_COMPOSE.bg_size, 0.4))
 
     view = SampleView(targets=("mask", MEASURED))
-    ds = PairDataset(store, list(range(len(store))), contract(), view)
-    assert [ds[i][1][MEASURED].tolist() for i in (int(on_prior.argmax()), int((~on_prior).argmax()))] == \
-        [[[[0.0]]], [[[1.0]]]]
+    ids = [int(i) for i in np.random.default_rng(0).permutation(len(store))]  # positions are not sample ids
+    ds = PairDataset(store, ids, contract(), view)
+    assert [float(ds[k][1][MEASURED]) for k in range(len(ids))] == [float(store.measured(i)) for i in ids]
+    assert {float(ds[k][1][MEASURED]) for k in range(len(ids))} == {0.0, 1.0}
 
-    before = _fingerprint(load_sources(data, TINY_COMPOSE.bg_size, TINY_COMPOSE.fg_size), TINY_COMPOSE, None)
+    sources = load_sources(data, TINY_COMPOSE.bg_size, TINY_COMPOSE.fg_size)
+    before = _fingerprint(sources, TINY_COMPOSE, None)
+    monkeypatch.setattr(build, "FORMAT_VERSION", build.FORMAT_VERSION + 1)  # another format: a partial work folder
+    assert _fingerprint(sources, TINY_COMPOSE, None) != before  # of the old one is not resumed
+    monkeypatch.undo()
     depth_maps[0].rename(depth_maps[1])  # bg 0's map now belongs to bg 1
     assert _fingerprint(load_sources(data, TINY_COMPOSE.bg_size, TINY_COMPOSE.fg_size), TINY_COMPOSE, None) != before

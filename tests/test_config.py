@@ -86,7 +86,8 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_defaults_in_code_match_params_yaml():
     assert load_params(ROOT / "params.yaml") == Params()
-    assert Params().heads["bg_depth"].losses == {"l1": 1.0, "ssim": 0.5}
+    assert Params().heads["bg_depth"].losses == {"l1": 1.0, "ssim": 0.5, "log_l1": 0.5}
+    assert Params().heads["bg_depth"].measured_only == ("log_l1",)
 
 
 def test_stages_import_the_src_beside_them(tmp_path):

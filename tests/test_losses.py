@@ -88,19 +88,20 @@ def _two_samples():
     return pred, target
 
 
-def test_a_measured_only_loss_is_taken_on_the_measured_samples_alone_by_hand():
-    """l1 over both samples is (0.1 + 0.25) / 2; on sample 1 alone, 0.25; log_l1 on sample 0 alone, ln 2. The
-    prior's sample passes no gradient; with none measured the loss is 0."""
+def test_a_measured_only_loss_counts_the_prior_s_samples_as_0_by_hand():
+    """l1 over both samples is (0.1 + 0.25) / 2; with sample 0 on the prior, (0 + 0.25) / 2; log_l1 with sample 1
+    on the prior, ln 2 / 2. The prior's sample passes no gradient; with none measured the loss is 0."""
     pred, target = _two_samples()
     both = torch.ones(2, 1, 1, 1)
     assert HeadLoss("bg_depth", {"l1": 1.0})(pred, target)[0].item() == pytest.approx(0.175)
     head = HeadLoss("bg_depth", {"l1": 1.0, "log_l1": 2.0}, measured_only=("l1", "log_l1"))
     assert head(pred, target, both)[0].item() == pytest.approx(0.175 + 2 * (math.log(2) + math.log(2)) / 2)
     total, terms = head(pred, target, torch.tensor([0.0, 1.0]).view(2, 1, 1, 1))
-    assert terms["bg_depth_l1"].item() == pytest.approx(0.25)
-    assert terms["bg_depth_log_l1"].item() == pytest.approx(math.log(2), rel=1e-5)
+    assert terms["bg_depth_l1"].item() == pytest.approx(0.125)
+    assert terms["bg_depth_log_l1"].item() == pytest.approx(math.log(2) / 2, rel=1e-5)
     total.backward()
     assert pred.grad[0].abs().sum() == 0 and pred.grad[1].abs().sum() > 0
+    assert head(pred, target, torch.tensor([1.0, 0.0]).view(2, 1, 1, 1))[1]["bg_depth_l1"].item() == pytest.approx(0.05)
     none = head(pred, target, torch.zeros(2, 1, 1, 1))[0]
     assert none.item() == 0
 
@@ -110,17 +111,21 @@ def test_only_the_listed_losses_skip_the_prior_s_samples():
     terms = HeadLoss("bg_depth", {"l1": 1.0, "rmse": 1.0}, measured_only=("rmse",))(
         pred, target, torch.tensor([1.0, 0.0]).view(2, 1, 1, 1))[1]
     assert terms["bg_depth_l1"].item() == pytest.approx(0.175)  # both samples
-    assert terms["bg_depth_rmse"].item() == pytest.approx(0.1, abs=2e-6)  # sample 0 only (1e-6 from the other)
+    assert terms["bg_depth_rmse"].item() == pytest.approx(0.05, abs=1e-6)  # sample 0's 0.1, and 1e-6 for the other
 
 
 @pytest.mark.parametrize("name", ["l1", "log_l1", "rmse", "ssim", "grad", "sobel"])
-def test_each_measurable_loss_on_measured_samples_is_the_loss_of_those_samples_alone(name):
-    """on_measured, which keeps the batch's shape, gives what the loss gives on the measured samples sliced out."""
+def test_each_measurable_loss_on_measured_samples_is_their_loss_weighed_by_their_share(name):
+    """on_measured, which keeps the batch's shape, gives what the loss gives on the measured samples sliced out,
+    times their share of the batch; and a batch's value is the mean of its halves' (micro-batches, ranks)."""
     g = torch.Generator().manual_seed(3)
     pred, target = torch.rand(4, 1, 12, 12, generator=g), torch.rand(4, 1, 12, 12, generator=g)
-    measured = torch.tensor([1.0, 0.0, 1.0, 0.0]).view(4, 1, 1, 1)
-    kept = on_measured(LOSSES.get(name), pred, target, measured)
-    assert kept.item() == pytest.approx(LOSSES.get(name)(pred[[0, 2]], target[[0, 2]]).item(), rel=1e-5, abs=2e-6)
+    measured = torch.tensor([1.0, 1.0, 1.0, 0.0]).view(4, 1, 1, 1)
+    loss = LOSSES.get(name)
+    kept = on_measured(loss, pred, target, measured)
+    assert kept.item() == pytest.approx(0.75 * loss(pred[:3], target[:3]).item(), rel=1e-5, abs=2e-6)
+    halves = [on_measured(loss, pred[h], target[h], measured[h]) for h in (slice(0, 2), slice(2, 4))]
+    assert kept.item() == pytest.approx(sum(v.item() for v in halves) / 2, rel=1e-5, abs=2e-6)
 
 
 def test_measured_only_names_a_loss_of_the_head_that_on_measured_is_exact_for():

@@ -88,16 +88,16 @@ def sobel(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def on_measured(loss, pred: torch.Tensor, target: torch.Tensor, measured: torch.Tensor) -> torch.Tensor:
-    """`loss` over the samples whose `measured` (N, 1, 1, 1) is 1, as if the batch held only them; 0 if none.
+    """`loss` of the samples whose `measured` (N, 1, 1, 1) is 1, each prior sample counting 0, over all N.
 
-    The other samples' pred is replaced by their target, so their error is 0 and they pass no
-    gradient, and the batch mean is rescaled from N samples to the measured ones. That is exact
-    for a loss that averages, over samples, an error that is 0 where pred equals target (every
-    loss in MEASURABLE), and it keeps the batch's shape: no host-device sync, as boolean
-    indexing would need."""
-    keep = measured.bool()
-    value = loss(torch.where(keep, pred, target), target)
-    return value * keep.shape[0] / keep.sum().clamp(min=1)
+    The prior's samples get their target as the prediction, so their error is 0 and they pass no
+    gradient. Each sample keeps the weight 1 / N it has in any loss, so the batch's value is the mean
+    of its micro-batches' (a batch split after an out-of-memory error), of its ranks' under DDP, and
+    of an epoch's batches, as for every other loss; on data where a share s of the samples is measured
+    the loss weighs s times its weight. Exact for a loss that averages, over samples, an error that
+    is 0 where pred equals target (MEASURABLE; rmse adds 1e-6 per prior sample), and it keeps the
+    batch's shape: no host-device sync, as boolean indexing would need."""
+    return loss(torch.where(measured.bool(), pred, target), target)
 
 
 class HeadLoss:

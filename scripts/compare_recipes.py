@@ -108,7 +108,7 @@ DEPTH_KEYS = ("rmse", "mae", "abs_rel", "sq_rel", "delta1", "delta2", "delta3", 
 HIGHER = {"delta1", "delta2", "delta3", "ssim"}
 
 
-def recipe_params(base: dict, sets: list[str]) -> tuple[Params, bool]:
+def recipe_params(base: dict, sets: list[str]) -> tuple[Params, str]:
     """(params.yaml's dict with `sets` applied, as Params; the data it takes: "" the pipeline's, "prior" or
     "mixed", see `source_data`)."""
     data = json.loads(json.dumps(base))
@@ -172,6 +172,9 @@ def by_depth_source(dataset: Path, by_source: dict) -> str:
     parts = []
     for label, keep in (("measured bgs", True), ("prior bgs", False)):
         rows = [m["depth"] for bg, m in by_source["bg"].items() if (bg in measured) == keep]
+        if not rows:
+            parts.append(f"{label}: none in test")
+            continue
         parts.append(f"{label} ({len(rows)}): depth RMSE {sum(r['rmse'] for r in rows) / len(rows):.4f}, "
                      f"delta1 {sum(r['delta1'] for r in rows) / len(rows):.3f}")
     return "; ".join(parts)

@@ -115,3 +115,5 @@ def test_mixed_data_reports_the_depth_of_measured_and_prior_bgs_apart(tiny_data,
                         names[2]: {"depth": {"rmse": 0.03, "delta1": 0.7}}}}
     assert recipes.by_depth_source(tmp_path / "c", by_source) == (
         "measured bgs (2): depth RMSE 0.0200, delta1 0.800; prior bgs (1): depth RMSE 0.5000, delta1 0.100")
+    del by_source["bg"][names[1]]
+    assert recipes.by_depth_source(tmp_path / "c", by_source).endswith("prior bgs: none in test")

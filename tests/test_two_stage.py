@@ -308,3 +308,26 @@ def test_the_error_target_passes_no_gradient_on_a_non_square_batch():
     got, = torch.autograd.grad(loss, model.coarse_heads.weight)
     want, = torch.autograd.grad(without_error, model.coarse_heads.weight)
     torch.testing.assert_close(got, want)
+
+
+def test_the_base_takes_a_measured_only_loss_on_the_measured_samples_too():
+    """A two-stage model's base is supervised at its size with the batch's MEASURED flags: with sample 1 on
+    the prior, its coarse log_l1 is sample 0's alone, weighed by its share (1 of 2)."""
+    from fgbg.dataset.data import MEASURED
+    from fgbg.training.trainer import Heads
+
+    params = from_dict(Params, {"model": {"name": "two_stage", "width": 4, "levels": 1, "depth": "learned"},
+                                "heads": {"mask": {"losses": {"bce": 1.0}},
+                                          "depth": {"losses": {"log_l1": 1.0}, "measured_only": ["log_l1"]}},
+                                "train": {"crop": 0}})
+    the_contract = contract(params.model, heads=("mask", "depth"))
+    torch.manual_seed(1)
+    model = build_model(the_contract).eval()
+    x = torch.randn(2, 6, 16, 16)
+    targets = {"mask": (torch.rand(2, 1, 16, 16) > 0.5).float(), "depth": torch.rand(2, 1, 16, 16) + 0.01,
+               MEASURED: torch.tensor([1.0, 0.0]).view(2, 1, 1, 1)}
+    _, _, terms = Heads(params, torch.device("cpu"), the_contract).forward(model, x, targets)
+    out = model(x, coarse=True)
+    small = F.avg_pool2d(targets["depth"], SCALE)
+    log_error = (out["coarse/depth"][:1].clamp(min=1e-3).log() - small[:1].log()).abs().mean()
+    torch.testing.assert_close(terms["coarse_depth_log_l1"], log_error / 2)

@@ -72,6 +72,8 @@ def test_a_record_of_each_model_key_wins_over_what_an_unrecorded_key_meant():
      "heads.depth.losses = {'l1': 0.0}", "at least one loss with a weight > 0, or none"),  # derived: none, not zeros
     ({"heads": {"mask": {"losses": {"l1": 1}, "measured_only": ["l1"]}}}, "heads.mask.measured_only = ['l1']",
      "[] on a head that is not a depth"),
+    ({"heads": {"bg_depth": {"losses": {"l1": 1}, "measured_only": ["l1", "l1"]}}},
+     "heads.bg_depth.measured_only = ['l1', 'l1']", "each loss once"),
     ({"heads": {"alpha": {"losses": {"l1": 1}, "measured_only": ["l1"]}}}, "heads.alpha.measured_only = ['l1']",
      "[] on a head that is not a depth"),
     ({"heads": {"bg_depth": {"losses": {"l1": 1}, "measured_only": ["log_l1"]}}},

@@ -374,6 +374,8 @@ class HeadConfig:
                 f", e.g. {example}" + (" (or model.depth: ground_contact, which derives the depth with none)"
                                        if head == "depth" else "")
                 + f"; to leave the head out, delete heads.{head} from params.yaml"))
+        require(len(set(self.measured_only)) == len(self.measured_only), f"heads.{head}.measured_only",
+                list(self.measured_only), "each loss once")
         for loss in self.measured_only:
             require(kind == "unit", f"heads.{head}.measured_only", list(self.measured_only),
                     "[] on a head that is not a depth (only a depth label is measured or the ground-plane prior)")

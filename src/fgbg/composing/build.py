@@ -140,7 +140,7 @@ def _fingerprint(sources: Sources, cfg: ComposeConfig, teacher_sha256: str | Non
         digest.update(teacher_sha256.encode())
     for arr in [sources.bg, *sources.fg, *[depth for depth in sources.bg_depth if depth is not None]]:
         digest.update(np.ascontiguousarray(arr).tobytes())
-    measured = [depth is not None for depth in sources.bg_depth]  # which bg each depth map belongs to
+    measured = sources.measured.tolist()  # which bg each depth map belongs to
     digest.update(json.dumps([FORMAT_VERSION, sources.bg_names, sources.fg_names, measured]).encode())
     return digest.hexdigest()
 
@@ -256,7 +256,7 @@ def compose_dataset(
     d64 = depths.reshape(len(depths), -1).astype(np.float64)
     job = ShardJob(
         cfg=cfg, plan=plan, sources=sources, depths=depths,
-        foot_caps=np.array([1.0 if depth is not None else PRIOR_FAR for depth in sources.bg_depth]),
+        foot_caps=np.where(sources.measured, 1.0, PRIOR_FAR),
         bg_sums=np.stack([rgb_sums(bg) for bg in sources.bg]),
         depth_sums=np.stack([d64.sum(1), (d64 * d64).sum(1)], axis=1),
         threads=1 if cfg.workers > 1 or scheduler else 0, teacher_model=teacher_model, teacher_sha256=teacher_sha256,

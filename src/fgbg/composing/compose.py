@@ -150,5 +150,5 @@ def placements(sources: Sources, cfg: ComposeConfig) -> pd.DataFrame:
     df.insert(0, "fg", np.asarray(sources.fg_names)[df["fg_idx"]])
     df.insert(0, "bg", np.asarray(sources.bg_names)[df["bg_idx"]])
     df.insert(0, "sample", np.arange(len(df)))
-    df["bg_measured"] = np.array([depth is not None for depth in sources.bg_depth], bool)[df["bg_idx"]]
+    df["bg_measured"] = sources.measured[df["bg_idx"]]
     return df

@@ -50,6 +50,11 @@ class Sources:
     fg_names: list[str]
     fg: list[np.ndarray]  # each h, w, 4 uint8 with max(h, w) == fg_size
 
+    @property
+    def measured(self) -> np.ndarray:
+        """N_bg bool: whether each bg's depth is a map from data/bg_depth/ (else the ground-plane prior)."""
+        return np.array([depth is not None for depth in self.bg_depth], bool)
+
 
 def _open(entry: Entry, problems: list[str]) -> Image.Image | None:
     """The image, upright by its EXIF orientation; None (and a problem) when it cannot be used."""

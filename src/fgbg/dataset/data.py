@@ -155,9 +155,10 @@ class PairDataset(torch.utils.data.Dataset):
             x = torch.from_numpy(cv2.merge([bg, fg_bg, *rows]))  # H, W, C uint8 (numpy's concatenate: 6x slower)
         else:
             x = self.contract.encode(bg, fg_bg, top, full_height)
+        names = self.contract.heads if view.targets is None else view.targets
         targets = {head: torch.from_numpy(np.ascontiguousarray(TARGETS.get(head)(sample)[None], dtype=self._dtype(head)))
-                   for head in (self.contract.heads if view.targets is None else view.targets) if head != MEASURED}
-        if view.targets is not None and MEASURED in view.targets:
+                   for head in names if head != MEASURED}
+        if MEASURED in names:
             targets[MEASURED] = torch.full((1, 1, 1), float(self.store.measured(self.ids[k])))
         return x, targets  # 1, H, W each
 
